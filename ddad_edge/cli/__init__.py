@@ -1,0 +1,52 @@
+"""The `ddad-edge` command line: a thin typer app. Parse, call, print.
+
+Each module in this package registers the commands of one part of the job on the shared `app`
+(see `ddad_edge.cli.app`). Commands import torch and the other heavy libraries inside their bodies,
+so the device-side commands start on a machine that has no torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+
+from ddad_edge.errors import DdadError
+
+
+def _register_commands() -> None:
+    for info in pkgutil.iter_modules(__path__):
+        if info.name != "app":
+            importlib.import_module(f"{__name__}.{info.name}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `ddad-edge` script; a DdadError becomes one line on stderr and exit status 2."""
+    from ddad_edge.cli.app import app
+
+    _register_commands()
+    try:
+        app(args=argv, standalone_mode=False)
+    except DdadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    except Exception as exc:  # click's usage errors arrive here with standalone_mode=False
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return exc.exit_code
+        if isinstance(exc, click.exceptions.Abort):
+            print("aborted", file=sys.stderr)
+            return 1
+        raise
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Device-side inference: the Runner protocol and its backends. Never imports torch."""
