@@ -177,7 +177,7 @@ def load_mask(path: Path | str, size: int | None, image_shape: tuple[int, int] |
     """A ground-truth mask as bool of shape (size, size): True where the defect is (any non-zero pixel).
 
     `image_shape` is the (height, width) of the image the mask belongs to; a mask of another size is an
-    error rather than silently stretched. Resizing uses nearest neighbour so the mask stays binary.
+    error rather than silently stretched. The result stays binary (see the comment on resizing).
     """
     cv2 = _cv2()
     mask = _to_uint8(_read_raw(Path(path), cv2.IMREAD_UNCHANGED))
@@ -189,9 +189,13 @@ def load_mask(path: Path | str, size: int | None, image_shape: tuple[int, int] |
         owner = f"image {image_path}" if image_path is not None else "its image"
         raise DdadError(f"mask {path} is {mw}x{mh} pixels but {owner} is {iw}x{ih}: "
                         "a mask must have the size of its image")
-    if size is not None:
-        mask = cv2.resize(mask, (size, size), interpolation=cv2.INTER_NEAREST)
-    return mask > 0
+    mask = (mask > 0).astype(np.float32)
+    if size is not None and mask.shape != (size, size):
+        # Shrinking: a pixel is defect when at least half of it was (centred, unlike INTER_NEAREST, which
+        # shifts by half a source pixel). Enlarging: exact nearest neighbour.
+        shrinking = size < mask.shape[0] or size < mask.shape[1]
+        mask = cv2.resize(mask, (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_NEAREST_EXACT)
+    return mask >= 0.5
 
 
 def load_images(paths: list[Path], size: int) -> np.ndarray:
