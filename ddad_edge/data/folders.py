@@ -166,12 +166,6 @@ def load_image(path: Path | str, size: int | None) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
-def image_shape(path: Path | str) -> tuple[int, int]:
-    """(height, width) of an image file in pixels, read from the file."""
-    cv2 = _cv2()
-    return tuple(_read_raw(Path(path), cv2.IMREAD_UNCHANGED).shape[:2])  # type: ignore[return-value]
-
-
 def load_mask(path: Path | str, size: int | None, image_shape: tuple[int, int] | None = None,
               image_path: Path | str | None = None) -> np.ndarray:
     """A ground-truth mask as bool of shape (size, size): True where the defect is (any non-zero pixel).
