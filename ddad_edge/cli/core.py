@@ -1,0 +1,177 @@
+"""Commands of the workstation half: train, adapt, evaluate, model-info."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ddad_edge.cli.app import app
+from ddad_edge.config import MODEL_PRESETS, RatioMode, ScoringMode
+from ddad_edge.errors import DdadError
+
+
+def _print_json_or_table(data: dict, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+        return
+    width = max(len(k) for k in data)
+    for k, v in data.items():
+        typer.echo(f"{k:<{width}}  {v:.4f}" if isinstance(v, float) else f"{k:<{width}}  {v}")
+
+
+@app.command()
+def train(
+    data: Path = typer.Option(..., "--data", help="Dataset root in MVTec layout (or a category folder)."),
+    category: str = typer.Option("", help="Category folder under --data (MVTec/VisA name picks DDAD's preset)."),
+    preset: str = typer.Option("ddad-s", help=f"UNet preset: {', '.join(MODEL_PRESETS)}."),
+    image_size: Optional[int] = typer.Option(None, help="Image size (default: the preset's)."),
+    out: Optional[Path] = typer.Option(None, help="Run folder (default: runs/<category or dataset name>)."),
+    config: Optional[Path] = typer.Option(None, help="A RunConfig YAML; command-line options override it."),
+    max_steps: Optional[int] = typer.Option(None, help="Stop after this many optimiser steps."),
+    max_minutes: Optional[float] = typer.Option(None, help="Stop after this many minutes."),
+    epochs: Optional[int] = typer.Option(None, help="Training epochs (default: the preset's)."),
+    batch_size: Optional[int] = typer.Option(None),
+    seed: Optional[int] = typer.Option(None),
+    ema: Optional[bool] = typer.Option(None, "--ema/--no-ema", help="Keep an EMA of the weights."),
+    backbone: Optional[str] = typer.Option(None, help="Feature extractor for scoring and adaptation."),
+    backbone_weights: Optional[str] = typer.Option(
+        None, help="torchvision .pth of the backbone; 'none' for random weights."),
+    w: Optional[float] = typer.Option(None, help="Conditioning weight w (default: DDAD's for the category)."),
+    resume: bool = typer.Option(False, help="Continue the run in --out from its last checkpoint."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+) -> None:
+    """Train the DDAD-S denoising UNet on the nominal images of train/good."""
+    from ddad_edge.config import load_run_config, run_config_for
+    from ddad_edge.train.diffusion import train_diffusion
+
+    name = category or data.resolve().name
+    out = out or Path("runs") / name
+    if resume and not (out / "config.yaml").is_file():
+        raise DdadError(f"nothing to resume in {out}: it has no config.yaml")
+    if config is not None:
+        cfg = load_run_config(config)
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=str(data), category=category))
+    else:
+        cfg = run_config_for(preset, image_size, category, str(data))
+    tr = {k: v for k, v in dict(max_steps=max_steps, max_minutes=max_minutes, epochs=epochs,
+                                 batch_size=batch_size, seed=seed, ema=ema).items() if v is not None}
+    sc = {k: v for k, v in dict(backbone=backbone, backbone_weights=backbone_weights).items() if v is not None}
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **tr),
+                              scoring=dataclasses.replace(cfg.scoring, **sc))
+    if w is not None:
+        cfg = dataclasses.replace(cfg, sampler=dataclasses.replace(cfg.sampler, w=w))
+    result = train_diffusion(cfg, out, resume=resume, device=device)
+    typer.echo(f"trained {result.steps} steps ({result.epochs:.1f} epochs) in {result.seconds:.0f} s, "
+               f"final loss {result.final_loss:.4g}; checkpoint {result.checkpoint}")
+
+
+@app.command()
+def adapt(
+    run: Optional[Path] = typer.Option(None, help="Run folder (default: the latest under ./runs)."),
+    epochs: Optional[int] = typer.Option(None, help="Adaptation epochs (default: DDAD's FE epochs)."),
+    max_steps: Optional[int] = typer.Option(None),
+    device: str = typer.Option("auto"),
+) -> None:
+    """Adapt the feature extractor to the domain of the run's nominal images."""
+    from ddad_edge.model.checkpoint import latest_run, open_run
+    from ddad_edge.train.adapt import adapt_extractor
+
+    r = open_run(run or latest_run())
+    changes = {k: v for k, v in dict(epochs=epochs, max_steps=max_steps).items() if v is not None}
+    if changes:
+        r.cfg = dataclasses.replace(r.cfg, adapt=dataclasses.replace(r.cfg.adapt, **changes))
+    res = adapt_extractor(r, device=device)
+    typer.echo(f"adapted {r.cfg.scoring.backbone} for {res.steps} steps in {res.seconds:.0f} s "
+               f"(loss {res.first_loss:.4g} → {res.final_loss:.4g}); saved {res.path}")
+
+
+@app.command()
+def evaluate(
+    run: Optional[Path] = typer.Option(None, help="Run folder (default: the latest under ./runs)."),
+    bundle: Optional[Path] = typer.Option(None, help="Evaluate a bundle through its runner instead of a run."),
+    data: Optional[Path] = typer.Option(None, help="Dataset root (default: the run's)."),
+    category: Optional[str] = typer.Option(None),
+    steps: Optional[int] = typer.Option(None, help="Sampler steps: a distilled student's K (default: teacher)."),
+    naive: bool = typer.Option(False, help="With --steps: the teacher itself on a K-step grid."),
+    scoring: Optional[ScoringMode] = typer.Option(None, help="fused, pixel or feature."),
+    ratio: Optional[RatioMode] = typer.Option(None, help="per_image or fixed pixel/feature ratio."),
+    eta: Optional[float] = typer.Option(None, help="DDIM eta (DDAD: 1; deployment: 0)."),
+    w: Optional[float] = typer.Option(None, help="Conditioning weight (default: the run's)."),
+    backend: str = typer.Option("onnxruntime", help="With --bundle: onnxruntime, tensorrt or torch."),
+    out: Optional[Path] = typer.Option(None, help="Folder for scores.csv, overlays and metrics.json."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the metrics to this JSON file."),
+    batch: int = typer.Option(8),
+) -> None:
+    """Image AUROC, pixel AUROC, AUPRO and F1-max on the test split, with overlays and per-image scores."""
+    from ddad_edge.evaluate import evaluate_runner, write_evaluation
+
+    if bundle is not None:
+        from ddad_edge.bundle import read_bundle
+        from ddad_edge.runtime.base import open_runner
+
+        b = read_bundle(bundle)
+        src = b.manifest.get("source", {})
+        root = data or Path(src.get("data", ""))
+        cat = category if category is not None else src.get("category", "")
+        runner = open_runner(b, backend)
+        extra = {"bundle": str(bundle), "backend": backend, "precision": b.precision.value}
+        out = out or bundle / "eval"
+    else:
+        from ddad_edge.model.checkpoint import latest_run, open_run
+        from ddad_edge.model.runner import TorchRunner, build_pipeline
+
+        r = open_run(run or latest_run())
+        root = data or Path(r.cfg.data.root)
+        cat = category if category is not None else r.cfg.data.category
+        fixed = None
+        if ratio is RatioMode.FIXED:
+            fixed = _fixed_ratio(r, steps, naive, eta, w)
+        pipe = build_pipeline(r, steps=steps, eta=eta, mode=scoring, w=w, naive=naive, ratio=ratio,
+                              fixed_ratio=fixed)
+        runner = TorchRunner(pipe)
+        extra = {"run": str(r.path), "steps": len(pipe.timesteps), "timesteps": pipe.timesteps, "w": pipe.w,
+                 "eta": pipe.eta, "scoring": pipe.scorer.cfg.mode.value, "ratio": pipe.scorer.cfg.ratio.value,
+                 "naive": naive}
+        out = out or r.path / "eval" / f"steps{len(pipe.timesteps)}{'-naive' if naive else ''}"
+    with runner:
+        ev, images, maps, _ = evaluate_runner(runner, root, cat, batch=batch)
+    path = write_evaluation(ev, out, images, maps, extra=extra, json_path=json_path)
+    summary = {k: v for k, v in ev.summary().items()}
+    _print_json_or_table({**summary, "written": str(path)}, as_json=False)
+
+
+def _fixed_ratio(r, steps, naive, eta, w) -> float:
+    """max D_f / max D_p over the run's held-out nominal images, for the fixed-ratio scoring mode."""
+    import torch
+
+    from ddad_edge.model.pipeline import frames_to_tensor
+    from ddad_edge.model.runner import build_pipeline
+    from ddad_edge.model.scoring import measure_fixed_ratio
+    from ddad_edge.train.diffusion import load_val_images
+
+    pipe = build_pipeline(r, steps=steps, eta=eta, w=w, naive=naive, mode=ScoringMode.FUSED)
+    x = frames_to_tensor(load_val_images(r.cfg, r.val_files))
+    with torch.no_grad():
+        pairs = [(x[i:i + 8], pipe.reconstruct(x[i:i + 8])) for i in range(0, len(x), 8)]
+    return measure_fixed_ratio(pipe.scorer, pairs)
+
+
+@app.command("model-info")
+def model_info(
+    preset: str = typer.Option("ddad-s", help=f"UNet preset: {', '.join(MODEL_PRESETS)}."),
+    image_size: Optional[int] = typer.Option(None),
+    backbone: str = typer.Option("wide_resnet101_2", help="Feature extractor to count as well."),
+    steps: int = typer.Option(10, help="Network calls per frame, for the per-frame total."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Parameters and GFLOP of the UNet per call, of the feature extractor, and per frame."""
+    from ddad_edge.model.flops import model_costs
+
+    _print_json_or_table(model_costs(preset, image_size, backbone, steps), as_json)
+
+

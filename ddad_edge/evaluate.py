@@ -1,0 +1,134 @@
+"""Evaluation of any runner on a dataset's test split: image AUROC, pixel AUROC, AUPRO, F1-max.
+
+The same code measures a training run (through the torch runner) and a bundle (through the runner that
+will be deployed), so a user measures exactly what goes to the line. Never imports torch itself.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ddad_edge.data.folders import TestSample, list_test, load_test_arrays
+from ddad_edge.errors import DdadError
+from ddad_edge.metrics import aupro, f1_max, image_auroc, pixel_auroc
+from ddad_edge.overlay import heatmap_overlay
+from ddad_edge.progress import Progress
+from ddad_edge.runtime.base import Runner
+
+
+@dataclass
+class Evaluation:
+    """Metrics of one evaluation (NaN where the test split cannot give them, e.g. no masks)."""
+
+    image_auroc: float
+    pixel_auroc: float
+    aupro: float
+    f1_max: float
+    f1_threshold: float
+    n_images: int
+    n_defective: int
+    paths: list[str] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+
+    def summary(self) -> dict[str, float]:
+        keys = ("image_auroc", "pixel_auroc", "aupro", "f1_max", "f1_threshold", "n_images", "n_defective")
+        return {k: getattr(self, k) for k in keys}
+
+
+def infer_all(runner: Runner, images: np.ndarray, batch: int = 8, label: str = "inference",
+              show_progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Run uint8 images (N, S, S, 3) through a runner in batches → maps (N, S, S) float32, scores (N,)."""
+    maps, scores = [], []
+    with Progress(label, total=len(images), enabled=show_progress) as bar:
+        for i in range(0, len(images), batch):
+            out = runner.infer(images[i:i + batch])
+            maps.append(out.maps[:, 0])
+            scores.append(out.scores)
+            bar.update(min(i + batch, len(images)))
+    return np.concatenate(maps), np.concatenate(scores)
+
+
+def metrics_of(labels: np.ndarray, scores: np.ndarray, masks: np.ndarray, has_mask: np.ndarray,
+               maps: np.ndarray) -> dict[str, float]:
+    """Image- and pixel-level metrics; pixel metrics use only images whose mask is known."""
+    out = {"image_auroc": image_auroc(labels, scores)}
+    f1, thr = f1_max(labels, scores)
+    out.update(f1_max=f1, f1_threshold=thr)
+    sel = has_mask.astype(bool)
+    if masks[sel].any():
+        out["pixel_auroc"] = pixel_auroc(masks[sel], maps[sel])
+        out["aupro"] = aupro(masks[sel], maps[sel], max_fpr=0.3)
+    else:
+        out["pixel_auroc"] = out["aupro"] = math.nan
+    return out
+
+
+def evaluate_runner(runner: Runner, data_root: str | Path, category: str = "", batch: int = 8,
+                    show_progress: bool = True) -> tuple[Evaluation, np.ndarray, np.ndarray, list[TestSample]]:
+    """Evaluate a runner on the test split of an MVTec-layout dataset.
+
+    Returns the Evaluation, the test images (N, S, S, 3) uint8, their maps (N, S, S) and the samples.
+    """
+    samples = list_test(data_root, category)
+    labels = np.array([s.label for s in samples])
+    if labels.min() == labels.max():
+        raise DdadError(f"the test split of {data_root} has only {'defective' if labels[0] else 'good'} images: "
+                        "AUROC needs both good and defective ones")
+    images, labels, masks, has_mask = load_test_arrays(samples, runner.image_size)
+    maps, scores = infer_all(runner, images, batch, "evaluate", show_progress)
+    m = metrics_of(labels, scores, masks, has_mask, maps)
+    ev = Evaluation(
+        image_auroc=m["image_auroc"], pixel_auroc=m["pixel_auroc"], aupro=m["aupro"], f1_max=m["f1_max"],
+        f1_threshold=m["f1_threshold"], n_images=len(samples), n_defective=int(labels.sum()),
+        paths=[str(s.path) for s in samples], kinds=[s.kind for s in samples], labels=[int(v) for v in labels],
+        scores=[float(v) for v in scores],
+    )
+    return ev, images, maps, samples
+
+
+def write_evaluation(ev: Evaluation, out_dir: Path, images: np.ndarray, maps: np.ndarray,
+                     extra: dict | None = None, n_overlays: int = 6, json_path: Path | None = None) -> Path:
+    """Write scores.csv, metrics.json and a few heatmap overlays (the highest-scoring defects and good images).
+
+    Returns the metrics.json path (or `json_path` when given, which then also receives the metrics).
+    """
+    import cv2
+
+    out_dir = Path(out_dir)
+    (out_dir / "overlays").mkdir(parents=True, exist_ok=True)
+    with open(out_dir / "scores.csv", "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["path", "kind", "label", "score"])
+        for row in zip(ev.paths, ev.kinds, ev.labels, ev.scores):
+            writer.writerow([row[0], row[1], row[2], f"{row[3]:.6g}"])
+    scores = np.asarray(ev.scores)
+    labels = np.asarray(ev.labels)
+    vmax = float(np.percentile(scores, 99)) if len(scores) else None
+    picks = [i for i in np.argsort(-scores) if labels[i] == 1][: n_overlays // 2]
+    picks += [i for i in np.argsort(-scores) if labels[i] == 0][: n_overlays - len(picks)]
+    for i in picks:
+        pair = np.concatenate([images[i], heatmap_overlay(images[i], maps[i], vmax=vmax)], axis=1)
+        name = f"{ev.kinds[i]}_{Path(ev.paths[i]).stem}_score{scores[i]:.3f}.png"
+        cv2.imwrite(str(out_dir / "overlays" / name), pair[:, :, ::-1])
+    payload = {**ev.summary(), **(extra or {})}
+    payload = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in payload.items()}
+    text = json.dumps(payload, indent=2)
+    (out_dir / "metrics.json").write_text(text)
+    if json_path is not None:
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_path).write_text(text)
+        return Path(json_path)
+    return out_dir / "metrics.json"
+
+
+def evaluation_dict(ev: Evaluation) -> dict:
+    """All fields of an Evaluation as a plain dict."""
+    return asdict(ev)

@@ -1,0 +1,120 @@
+"""The torch reference runner, and the builder of a run's inference pipeline.
+
+`TorchRunner` implements the same Runner protocol as the ONNX Runtime and TensorRT runners, so the
+parity suite compares every backend against it. `build_pipeline` assembles a run's UNet (teacher or a
+distilled student), feature extractor and scoring into one `DDADPipeline`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ddad_edge.bundle import Bundle
+from ddad_edge.config import RatioMode, ScoringMode
+from ddad_edge.errors import DdadError
+from ddad_edge.model.checkpoint import (Run, load_checkpoint, load_run_extractor, load_run_unet, open_run,
+                                        unet_from)
+from ddad_edge.model.pipeline import DDADPipeline, frames_to_tensor
+from ddad_edge.model.schedule import alphas_cumprod, ddim_timesteps
+from ddad_edge.model.scoring import AnomalyScorer
+from ddad_edge.runtime.base import Inspection, RunnerBase, check_frames
+
+
+def teacher_grid(run: Run) -> list[int]:
+    """The run's full conditioned DDIM grid (DDAD: 225, 200, …, 0)."""
+    return ddim_timesteps(run.cfg.sampler.t_prime, run.cfg.sampler.skip)
+
+
+def build_pipeline(run: Run, steps: int | None = None, eta: float | None = None, mode: ScoringMode | None = None,
+                   w: float | None = None, naive: bool = False, ratio: RatioMode | None = None,
+                   fixed_ratio: float | None = None) -> DDADPipeline:
+    """The inference pipeline of a run.
+
+    `steps`: None or the teacher's number of steps → the teacher on its own grid; another K → the student
+    distilled to K steps (refused in one line when none was), or with `naive` the teacher itself run on a
+    K-step grid. `eta`, `mode`, `w`, `ratio` override the run's config (w of a student: warned about).
+    """
+    cfg = run.cfg
+    abar = alphas_cumprod(cfg.diffusion)
+    t_prime = cfg.sampler.t_prime
+    grid = teacher_grid(run)
+    w_used = cfg.sampler.w if w is None else w
+    if steps is None or (steps == len(grid) and not run.student_path(steps).is_file()):
+        unet = load_run_unet(run)
+    elif naive:
+        if steps <= 0 or t_prime % steps:
+            raise DdadError(f"a naive {steps}-step grid needs T'={t_prime} divisible by {steps}")
+        unet = load_run_unet(run)
+        grid = ddim_timesteps(t_prime, t_prime // steps)
+    else:
+        path = run.student_path(steps)
+        if not path.is_file():
+            have = ", ".join(str(k) for k in [len(grid), *run.students()])
+            raise DdadError(f"no sampler with {steps} steps in {run.path} (available: {have}); "
+                            f"make one with `ddad-edge distill --run {run.path} --to-steps {steps}`")
+        payload = load_checkpoint(path)
+        unet = unet_from(payload, path, cfg.model)
+        grid = [int(t) for t in payload["timesteps"]]
+        t_prime = int(payload["t_prime"])
+        if w is not None and abs(w - float(payload["w"])) > 1e-9:
+            warnings.warn(f"the {steps}-step student was distilled for w={payload['w']}, not w={w}: "
+                          "its reconstructions will be off; distill again for this w", stacklevel=2)
+        else:
+            w_used = float(payload["w"])
+    scoring = cfg.scoring
+    changes = {}
+    if mode is not None:
+        changes["mode"] = mode
+    if ratio is not None:
+        changes["ratio"] = ratio
+    if fixed_ratio is not None:
+        changes["fixed_ratio"] = fixed_ratio
+    scoring = dataclasses.replace(scoring, **changes)
+    extractor = load_run_extractor(run) if scoring.mode is not ScoringMode.PIXEL else None
+    scorer = AnomalyScorer(scoring, extractor)
+    return DDADPipeline(unet, scorer, abar, grid, t_prime, w_used, cfg.sampler.eta if eta is None else eta,
+                        cfg.sampler.noise_seed).eval()
+
+
+class TorchRunner(RunnerBase):
+    """Runs a DDADPipeline in torch (FP32, eager) on uint8 frames, behind the Runner protocol."""
+
+    def __init__(self, pipeline: DDADPipeline | Bundle, device: str = "cpu", batch_size: int = 8) -> None:
+        if isinstance(pipeline, Bundle):
+            pipeline = pipeline_of_bundle(pipeline)
+        self.pipeline = pipeline.to(device).eval()
+        self.device = torch.device(device)
+        self.image_size = pipeline.unet.cfg.image_size
+        self.batch_size = batch_size
+
+    @classmethod
+    def from_run(cls, run_dir: Path, **pipeline_options) -> "TorchRunner":
+        return cls(build_pipeline(open_run(run_dir), **pipeline_options))
+
+    @torch.no_grad()
+    def infer(self, frames: np.ndarray) -> Inspection:
+        frames = check_frames(frames, self.image_size)
+        maps, scores = [], []
+        for i in range(0, frames.shape[0], self.batch_size):
+            x = frames_to_tensor(frames[i:i + self.batch_size]).to(self.device)
+            m, s = self.pipeline(x)
+            maps.append(m.float().cpu().numpy())
+            scores.append(s.float().cpu().numpy())
+        return Inspection(np.concatenate(maps), np.concatenate(scores))
+
+
+def pipeline_of_bundle(bundle: Bundle) -> DDADPipeline:
+    """Rebuild the torch pipeline a bundle was exported from (its manifest names the run and the variant)."""
+    source = bundle.manifest.get("source", {})
+    run_dir = source.get("run")
+    if not run_dir or not Path(run_dir).is_dir():
+        raise DdadError(f"bundle {bundle.path} was exported from run {run_dir!r}, which is not here: "
+                        "the torch backend needs that run folder")
+    graph = bundle.manifest["graph"]
+    return build_pipeline(open_run(Path(run_dir)), steps=graph.get("steps"), eta=0.0,
+                          mode=ScoringMode(graph.get("scoring", "fused")), naive=bool(graph.get("naive", False)))
