@@ -1,0 +1,113 @@
+"""TensorRT build profiles: one frozen dataclass per target, loaded strictly from export/NAME.yaml.
+
+A profile says how to build an engine on one kind of device (workspace, optimisation level, batch
+range, DLA, precision). Precision normally follows the bundle (the ONNX file carries it); a profile can
+ask for a different one only where TensorRT still has the builder flags for it (8.6-10.x).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+import yaml
+
+from ddad_edge.config import from_dict
+from ddad_edge.errors import DdadError
+
+PROFILE_DIR = "export"
+JETSON_MODEL_FILE = Path("/proc/device-tree/model")
+
+
+class ProfilePrecision(str, Enum):
+    """The precision a profile builds at. BUNDLE: whatever the bundle's ONNX file carries."""
+
+    BUNDLE = "bundle"
+    FP32 = "fp32"
+    FP16 = "fp16"
+    INT8 = "int8"  # on an FP32 bundle: TensorRT's legacy implicit calibration (8.6-10.x only)
+
+
+class HardwareCompatibility(str, Enum):
+    """TensorRT's hardware compatibility level (x86 Ampere+ only; not on Jetson)."""
+
+    NONE = "none"
+    AMPERE_PLUS = "ampere_plus"
+
+
+@dataclass(frozen=True)
+class BuildProfile:
+    """How to build an engine for one target. Sizes in MiB; batch is the engine's dynamic batch range."""
+
+    name: str = "default"
+    description: str = ""
+    precision: ProfilePrecision = ProfilePrecision.BUNDLE
+    workspace_mib: int = 1024  # builder scratch memory limit (MemoryPoolType.WORKSPACE)
+    optimization_level: int = 3  # builder_optimization_level 0-5: higher builds longer, may run faster
+    opt_batch: int = 1  # batch the kernels are tuned for
+    max_batch: int = 1  # largest batch the engine accepts (minimum is always 1)
+    dla_core: int = -1  # -1: GPU only; 0/1: run on that DLA core, layers it cannot run fall back to the GPU
+    hardware_compatibility: HardwareCompatibility = HardwareCompatibility.NONE
+    timing_cache: bool = True  # keep kernel timings in the bundle so a rebuild takes seconds
+    calibration_batch: int = 8  # batch size of the legacy INT8 calibrator
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.optimization_level <= 5:
+            raise DdadError(f"build profile {self.name}: optimization_level must be 0-5, "
+                            f"got {self.optimization_level}")
+        if self.workspace_mib < 16:
+            raise DdadError(f"build profile {self.name}: workspace_mib must be at least 16")
+        if not 1 <= self.opt_batch <= self.max_batch:
+            raise DdadError(f"build profile {self.name}: need 1 <= opt_batch <= max_batch, "
+                            f"got opt_batch={self.opt_batch}, max_batch={self.max_batch}")
+        if self.dla_core < -1:
+            raise DdadError(f"build profile {self.name}: dla_core is -1 (none) or a core index")
+        if self.calibration_batch < 1:
+            raise DdadError(f"build profile {self.name}: calibration_batch must be at least 1")
+
+
+def _profile_dirs() -> list[Path]:
+    """Where profile names are looked up: ./export, then the export/ folder of a source checkout."""
+    here = Path.cwd() / PROFILE_DIR
+    checkout = Path(__file__).resolve().parents[2] / PROFILE_DIR
+    return [here] if here.resolve() == checkout.resolve() else [here, checkout]
+
+
+def load_build_profile(name_or_path: str | Path) -> BuildProfile:
+    """A profile from a YAML path, or by name from export/NAME.yaml. Unknown keys are errors."""
+    text = str(name_or_path)
+    path = Path(text)
+    if not path.is_file():
+        if path.suffix or "/" in text:
+            raise DdadError(f"build profile not found: {text}")
+        candidates = [d / f"{text}.yaml" for d in _profile_dirs()]
+        found = [c for c in candidates if c.is_file()]
+        if not found:
+            known = sorted({p.stem for d in _profile_dirs() if d.is_dir() for p in d.glob("*.yaml")})
+            raise DdadError(f"no build profile named '{text}' (looked in "
+                            f"{', '.join(str(d) for d in _profile_dirs())}); known: {', '.join(known) or 'none'}")
+        path = found[0]
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise DdadError(f"build profile {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise DdadError(f"build profile {path} must be a mapping of keys to values")
+    data.setdefault("name", path.stem)
+    return from_dict(BuildProfile, data)
+
+
+def detect_profile_name(model_file: Path = JETSON_MODEL_FILE) -> str:
+    """The profile for this machine from the Jetson model string; 'x86-gpu' when not a Jetson."""
+    try:
+        model = model_file.read_bytes().decode(errors="replace").rstrip("\x00").lower()
+    except OSError:
+        return "x86-gpu"
+    if "orin" in model and "agx" in model:
+        return "agx-orin"
+    if "orin" in model and "nx" in model:
+        return "orin-nx"
+    if "orin" in model and "nano" in model:
+        return "orin-nano"
+    return "agx-orin" if "orin" in model else "x86-gpu"

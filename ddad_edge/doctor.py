@@ -1,0 +1,224 @@
+"""`ddad-edge doctor`: what this machine has for running an inspection line, and what to fix.
+
+It reports and never fails: Python, numpy, OpenCV (and whether it was built with GStreamer and V4L2),
+ONNX Runtime and its providers, TensorRT, the CUDA device and its compute capability, pycuda /
+cuda-python, the Jetson model and power mode, GPIO chips and cameras with their permissions. Each
+problem comes with its fix, and a summary says what is missing for TensorRT.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import platform
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+from ddad_edge.runtime.trt_compat import INSTALL_HINT, TrtVersion
+
+JETSON_MODEL = Path("/proc/device-tree/model")
+SYSTEM_OPENCV_FIX = ("use JetPack's OpenCV (built with GStreamer): make the venv with --system-site-packages and "
+                     "pip uninstall opencv-python opencv-python-headless inside it")
+
+
+class Status(str, Enum):
+    """How a check came out."""
+
+    OK = "ok"
+    INFO = "info"  # absent but optional here
+    WARN = "warn"  # present but limited
+    MISSING = "missing"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One line of the doctor's report."""
+
+    name: str
+    status: Status
+    detail: str
+    fix: str = ""
+
+
+def opencv_capabilities(build_info: str) -> dict[str, bool]:
+    """GStreamer and V4L2 support from cv2.getBuildInformation() text."""
+    def flag(pattern: str) -> bool:
+        match = re.search(pattern + r"\s*:\s*(\S+)", build_info, flags=re.IGNORECASE | re.MULTILINE)
+        return bool(match) and match.group(1).upper().startswith("YES")
+
+    return {"gstreamer": flag(r"^\s*GStreamer"), "v4l2": flag(r"^\s*v4l/v4l2")}
+
+
+def check_python() -> list[Finding]:
+    import numpy
+
+    py = platform.python_version()
+    found = [Finding("python", Status.OK, f"{py} ({platform.machine()})")]
+    found.append(Finding("numpy", Status.OK, numpy.__version__))
+    return found
+
+
+def check_opencv() -> Finding:
+    try:
+        import cv2
+    except ImportError:
+        return Finding("opencv", Status.MISSING, "not installed",
+                       "on a Jetson: " + SYSTEM_OPENCV_FIX + "; elsewhere: pip install opencv-python-headless")
+    caps = opencv_capabilities(cv2.getBuildInformation())
+    detail = (f"{cv2.__version__}, GStreamer {'yes' if caps['gstreamer'] else 'no'}, "
+              f"V4L2 {'yes' if caps['v4l2'] else 'no'}")
+    if not caps["gstreamer"]:
+        return Finding("opencv", Status.WARN, detail + " (no CSI cameras or GStreamer pipelines)", SYSTEM_OPENCV_FIX)
+    return Finding("opencv", Status.OK, detail)
+
+
+def check_onnxruntime() -> Finding:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return Finding("onnxruntime", Status.MISSING, "not installed",
+                       "pip install onnxruntime (on a Jetson: the onnxruntime-gpu wheel for your JetPack)")
+    return Finding("onnxruntime", Status.OK, f"{ort.__version__}, providers {', '.join(ort.get_available_providers())}")
+
+
+def check_tensorrt() -> Finding:
+    try:
+        import tensorrt as trt
+    except ImportError:
+        return Finding("tensorrt", Status.MISSING, "not installed", INSTALL_HINT)
+    try:
+        version = TrtVersion.parse(trt.__version__)
+        family = version.family.value
+    except Exception as exc:  # a too-old or odd version is reported, not raised
+        return Finding("tensorrt", Status.WARN, f"{getattr(trt, '__version__', '?')}: {exc}",
+                       "use TensorRT 8.6+ (JetPack 6.0 or newer)")
+    return Finding("tensorrt", Status.OK, f"{version} (API family {family}, DLA "
+                   f"{'yes' if version.has_dla else 'no'}, legacy INT8 calibration "
+                   f"{'yes' if version.has_legacy_calibration else 'no'})")
+
+
+def check_cuda_bindings() -> list[Finding]:
+    found = []
+    try:
+        import pycuda  # noqa: F401
+        import pycuda.driver  # noqa: F401
+
+        found.append(Finding("pycuda", Status.OK, getattr(pycuda, "VERSION_TEXT", "installed")))
+    except ImportError:
+        found.append(Finding("pycuda", Status.MISSING, "not installed", "pip install pycuda (with CUDA on PATH)"))
+    except Exception as exc:  # pycuda imports but its driver library fails to load
+        found.append(Finding("pycuda", Status.WARN, f"installed but broken: {str(exc).splitlines()[0]}",
+                             "check the NVIDIA driver / CUDA libraries"))
+    try:
+        try:
+            from cuda.bindings import runtime  # noqa: F401
+        except ImportError:
+            from cuda import cudart  # noqa: F401
+        found.append(Finding("cuda-python", Status.OK, "installed (CUDA-graph replay available)"))
+    except ImportError:
+        found.append(Finding("cuda-python", Status.INFO, "not installed (optional: CUDA-graph replay)",
+                             "pip install cuda-python"))
+    return found
+
+
+def check_cuda_device() -> Finding:
+    from ddad_edge.errors import DdadError
+    from ddad_edge.runtime.cuda_api import query_gpu
+
+    try:
+        gpu = query_gpu()
+        return Finding("cuda device", Status.OK, f"{gpu.name}, compute capability {gpu.compute_capability}")
+    except DdadError as binding_error:
+        reason = str(binding_error)
+    smi = shutil.which("nvidia-smi")
+    if smi:
+        try:
+            out = subprocess.run([smi, "--query-gpu=name,compute_cap", "--format=csv,noheader"],
+                                 capture_output=True, text=True, timeout=10)
+            line = out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else ""
+        except (OSError, subprocess.TimeoutExpired):
+            line = ""
+        if line:
+            return Finding("cuda device", Status.OK, f"{line} (nvidia-smi; Python bindings: {reason})")
+    return Finding("cuda device", Status.MISSING, "no CUDA device found",
+                   "TensorRT needs an NVIDIA GPU (a Jetson or a CUDA PC) with its driver")
+
+
+def check_jetson(model_file: Path = JETSON_MODEL) -> list[Finding]:
+    try:
+        model = model_file.read_bytes().decode(errors="replace").rstrip("\x00").strip()
+    except OSError:
+        return [Finding("jetson", Status.INFO, "not a Jetson (no /proc/device-tree/model)")]
+    found = [Finding("jetson", Status.OK, model)]
+    nvpmodel = shutil.which("nvpmodel")
+    if not nvpmodel:
+        found.append(Finding("power mode", Status.INFO, "nvpmodel not found", "it comes with JetPack (nvidia-l4t-tools)"))
+        return found
+    try:
+        out = subprocess.run([nvpmodel, "-q"], capture_output=True, text=True, timeout=10)
+        text = " ".join(out.stdout.split()) or out.stderr.strip()
+        found.append(Finding("power mode", Status.OK if out.returncode == 0 else Status.WARN, text[:120],
+                             "" if out.returncode == 0 else "run `sudo nvpmodel -q` to read it"))
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        found.append(Finding("power mode", Status.WARN, f"nvpmodel -q failed: {exc}"))
+    return found
+
+
+def check_devices(pattern: str, label: str, fix_group: str, absent: str) -> list[Finding]:
+    """Device nodes matching `pattern`, each with whether this user can read and write it."""
+    paths = sorted(glob.glob(pattern))
+    if not paths:
+        return [Finding(label, Status.INFO, absent)]
+    found = []
+    for path in paths:
+        if os.access(path, os.R_OK | os.W_OK):
+            found.append(Finding(label, Status.OK, f"{path} (read/write)"))
+        else:
+            found.append(Finding(label, Status.WARN, f"{path} (no read/write permission for this user)",
+                                 f"sudo usermod -aG {fix_group} $USER, then log in again"))
+    return found
+
+
+def run_doctor() -> list[Finding]:
+    """Every check, in report order."""
+    findings = check_python()
+    findings += [check_opencv(), check_onnxruntime(), check_tensorrt()]
+    findings += check_cuda_bindings()
+    findings.append(check_cuda_device())
+    findings += check_jetson()
+    findings += check_devices("/dev/gpiochip*", "gpio", "gpio",
+                              "no /dev/gpiochip* (not a Jetson?): use reject output 'simulated' or 'none'")
+    findings += check_devices("/dev/video*", "camera", "video", "no /dev/video* cameras (files and URLs still work)")
+    return findings
+
+
+def tensorrt_summary(findings: list[Finding]) -> str:
+    """One line: ready for TensorRT, or exactly what is missing."""
+    by_name = {f.name: f for f in findings}
+    missing = []
+    if by_name.get("tensorrt") is None or by_name["tensorrt"].status is not Status.OK:
+        missing.append("tensorrt")
+    cuda_ok = any(by_name.get(n) is not None and by_name[n].status is Status.OK for n in ("pycuda", "cuda-python"))
+    if not cuda_ok:
+        missing.append("pycuda (or cuda-python)")
+    if by_name.get("cuda device") is None or by_name["cuda device"].status is not Status.OK:
+        missing.append("a CUDA device")
+    if not missing:
+        return "TensorRT: ready (ddad-edge build, then ddad-edge selftest --backend tensorrt)"
+    return (f"TensorRT: not available here, missing {', '.join(missing)}; the ONNX Runtime backend works "
+            "(ddad-edge selftest --backend onnxruntime)")
+
+
+def format_findings(findings: list[Finding]) -> list[str]:
+    """Report lines: status, name, detail, and the fix indented under a problem."""
+    lines = []
+    for f in findings:
+        lines.append(f"[{f.status.value:>7}] {f.name:<12} {f.detail}")
+        if f.fix and f.status is not Status.OK:
+            lines.append(f"{'':>10} fix: {f.fix}")
+    lines.append(tensorrt_summary(findings))
+    return lines

@@ -1,0 +1,176 @@
+"""The TensorRT runner: a bundle's engine behind the Runner interface, with no torch anywhere.
+
+The engine for this GPU and TensorRT version is picked from the bundle's manifest; an engine built
+elsewhere is one line that says to rebuild it with `ddad-edge build`. Inference uses the named-tensor
+API (8.5 through 11): tensor addresses are set once on fixed device buffers of the engine's largest
+batch, frames go through pinned host buffers on one CUDA stream, and `execute_async_v3` runs the graph.
+With `cuda_graph=True` (cuda-python) the copy-in, execution and copy-out of each batch size are captured
+once and replayed, which removes most of the per-frame launch overhead on a Jetson.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ddad_edge.bundle import Bundle
+from ddad_edge.errors import DdadError
+from ddad_edge.runtime.base import INPUT_NAME, OUTPUT_NAMES, Inspection, RunnerBase, check_frames
+from ddad_edge.runtime.cuda_api import CudaApi, CudaKind, open_cuda
+from ddad_edge.runtime.trt_compat import GpuInfo, TrtVersion, import_tensorrt, slug, tensorrt_version
+
+
+@dataclass
+class _Tensor:
+    """One I/O tensor: its pinned host buffer and device buffer, both sized for the largest batch."""
+
+    name: str
+    is_input: bool
+    host: np.ndarray  # (max_batch, *frame_shape)
+    device: int
+
+    def rows(self, n: int) -> np.ndarray:
+        return self.host[:n]
+
+
+def select_engine(bundle: Bundle, gpu: GpuInfo, version: TrtVersion, requested: str | None = None) -> str:
+    """The bundle's engine file for this GPU and TensorRT version, or one line that says to rebuild."""
+    engines = bundle.engines
+    rebuild = f"rebuild it here with `ddad-edge build --bundle {bundle.path}`"
+    if not engines:
+        raise DdadError(f"bundle {bundle.path} has no TensorRT engine: build one here with "
+                        f"`ddad-edge build --bundle {bundle.path}`")
+    if requested is not None:
+        if requested not in engines:
+            raise DdadError(f"bundle {bundle.path} has no engine {requested} (it has: {', '.join(sorted(engines))})")
+        candidates = {requested: engines[requested]}
+    else:
+        candidates = engines
+    for name, entry in sorted(candidates.items()):
+        if (str(entry.get("compute_capability")) == gpu.compute_capability
+                and slug(str(entry.get("gpu", ""))) == slug(gpu.name)
+                and TrtVersion.parse(str(entry.get("tensorrt"))) == version):
+            return name
+    name, entry = sorted(candidates.items())[0]
+    raise DdadError(f"engine {name} was built for {entry.get('gpu')} (sm {entry.get('compute_capability')}) with "
+                    f"TensorRT {entry.get('tensorrt')}, this is {gpu.name} (sm {gpu.compute_capability}) with "
+                    f"TensorRT {version}: {rebuild}")
+
+
+class TensorRTRunner(RunnerBase):
+    """Runs a bundle's TensorRT engine. Options: `engine` (file name, default: the one for this device),
+    `cuda` (auto | pycuda | cuda-python), `cuda_graph` (capture and replay per batch size).
+
+    `trt` and `cuda_api` are seams for tests; by default the real `tensorrt` module and device 0.
+    """
+
+    def __init__(self, bundle: Bundle, engine: str | None = None, cuda: CudaKind | str = CudaKind.AUTO,
+                 cuda_graph: bool = False, trt: Any = None, cuda_api: CudaApi | None = None) -> None:
+        self.bundle = bundle
+        self.image_size = bundle.image_size
+        self._trt = trt if trt is not None else import_tensorrt()
+        self.version = tensorrt_version(self._trt)
+        self._cuda = cuda_api if cuda_api is not None else open_cuda(cuda, need_graphs=cuda_graph)
+        self._tensors: dict[str, _Tensor] = {}
+        self._graphs: dict[int, Any] = {}
+        self._engine = None
+        self._context = None
+        try:
+            if cuda_graph and not self._cuda.supports_graphs:
+                raise DdadError("CUDA-graph replay needs cuda-python: pip install cuda-python, or run without it")
+            self.cuda_graph = cuda_graph
+            self.engine_name = select_engine(bundle, self._cuda.gpu, self.version, engine)
+            self.max_batch = int(bundle.engines[self.engine_name].get("max_batch", 1))
+            self._load(bundle.file(self.engine_name).read_bytes())
+        except BaseException:
+            self.close()
+            raise
+        self._batch = 0
+
+    def _load(self, plan: bytes) -> None:
+        trt = self._trt
+        self._logger = trt.Logger(trt.Logger.WARNING)
+        self._runtime = trt.Runtime(self._logger)
+        self._engine = self._runtime.deserialize_cuda_engine(plan)
+        if self._engine is None:
+            raise DdadError(f"TensorRT {self.version} cannot load {self.engine_name} (damaged, or built by another "
+                            f"TensorRT): rebuild it with `ddad-edge build --bundle {self.bundle.path}`")
+        self._context = self._engine.create_execution_context()
+        if self._context is None:
+            raise DdadError(f"TensorRT cannot create an execution context for {self.engine_name} (GPU memory?)")
+        frame = (self.image_size, self.image_size, 3)
+        for i in range(self._engine.num_io_tensors):
+            name = self._engine.get_tensor_name(i)
+            is_input = self._engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
+            dtype = np.dtype(trt.nptype(self._engine.get_tensor_dtype(name)))
+            dims = tuple(self._engine.get_tensor_shape(name))
+            shape = (self.max_batch, *frame) if is_input else (self.max_batch, *dims[1:])
+            if any(d < 0 for d in shape):
+                raise DdadError(f"engine {self.engine_name}: tensor {name} has dynamic dimensions {dims} "
+                                "beyond the batch; export the graph with a fixed image size")
+            host = self._cuda.pinned_empty(shape, dtype)
+            tensor = _Tensor(name, is_input, host, self._cuda.device_alloc(host.nbytes))
+            self._context.set_tensor_address(name, tensor.device)
+            self._tensors[name] = tensor
+        missing = {INPUT_NAME, *OUTPUT_NAMES} - set(self._tensors)
+        if missing:
+            raise DdadError(f"engine {self.engine_name} lacks tensors {sorted(missing)}: it is not a ddad-edge "
+                            "graph; rebuild it from the bundle")
+        if self._tensors[INPUT_NAME].host.dtype != np.uint8:
+            raise DdadError(f"engine {self.engine_name} takes {self._tensors[INPUT_NAME].host.dtype} frames, "
+                            "expected uint8: rebuild it from this bundle")
+
+    def _enqueue(self, n: int) -> None:
+        """Copy n frames in, run, copy n results out: all queued on the one stream."""
+        for tensor in self._tensors.values():
+            if tensor.is_input:
+                self._cuda.copy_to_device(tensor.device, tensor.rows(n))
+        if not self._context.execute_async_v3(self._cuda.stream_handle):
+            raise DdadError(f"TensorRT failed to run {self.engine_name} (its log above says why)")
+        for tensor in self._tensors.values():
+            if not tensor.is_input:
+                self._cuda.copy_to_host(tensor.rows(n), tensor.device)
+
+    def _set_batch(self, n: int) -> None:
+        if n != self._batch:
+            if not self._context.set_input_shape(INPUT_NAME, (n, self.image_size, self.image_size, 3)):
+                raise DdadError(f"engine {self.engine_name} refuses batch {n} (built for 1..{self.max_batch})")
+            self._batch = n
+
+    def _run_chunk(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n = len(frames)
+        self._set_batch(n)
+        self._tensors[INPUT_NAME].rows(n)[...] = frames
+        if not self.cuda_graph:
+            self._enqueue(n)
+        elif n in self._graphs:
+            self._cuda.launch_graph(self._graphs[n])
+        else:
+            self._enqueue(n)  # TensorRT finishes shape-dependent setup on a first run, outside capture
+            self._cuda.synchronize()
+            self._cuda.begin_capture()
+            self._enqueue(n)
+            self._graphs[n] = self._cuda.end_capture()
+            self._cuda.launch_graph(self._graphs[n])
+        self._cuda.synchronize()
+        maps, scores = (self._tensors[name].rows(n) for name in OUTPUT_NAMES)
+        return np.array(maps, dtype=np.float32), np.array(scores, dtype=np.float32).reshape(n)
+
+    def infer(self, frames: np.ndarray) -> Inspection:
+        """Frames (N, H, W, 3) uint8 → maps (N, 1, H, W) float32, scores (N,) float32; N above the engine's
+        max_batch is run in chunks."""
+        frames = check_frames(frames, self.image_size)
+        parts = [self._run_chunk(frames[i:i + self.max_batch]) for i in range(0, len(frames), self.max_batch)]
+        return Inspection(maps=np.concatenate([p[0] for p in parts]),
+                          scores=np.concatenate([p[1] for p in parts]))
+
+    def close(self) -> None:
+        self._graphs.clear()
+        self._tensors.clear()
+        self._context = None
+        self._engine = None
+        if self._cuda is not None:
+            self._cuda.close()
+            self._cuda = None
