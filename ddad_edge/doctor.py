@@ -90,12 +90,13 @@ def check_tensorrt() -> Finding:
         import tensorrt as trt
     except ImportError:
         return Finding("tensorrt", Status.MISSING, "not installed", INSTALL_HINT)
+    raw = "?"
     try:
-        version = TrtVersion.parse(trt.__version__)
+        raw = str(trt.__version__)
+        version = TrtVersion.parse(raw)
         family = version.family.value
     except Exception as exc:  # a too-old or odd version is reported, not raised
-        return Finding("tensorrt", Status.WARN, f"{getattr(trt, '__version__', '?')}: {exc}",
-                       "use TensorRT 8.6+ (JetPack 6.0 or newer)")
+        return Finding("tensorrt", Status.WARN, f"{raw}: {exc}", "use TensorRT 8.6+ (JetPack 6.0 or newer)")
     return Finding("tensorrt", Status.OK, f"{version} (API family {family}, DLA "
                    f"{'yes' if version.has_dla else 'no'}, legacy INT8 calibration "
                    f"{'yes' if version.has_legacy_calibration else 'no'})")

@@ -72,8 +72,8 @@ class PycudaApi:
         except cuda.Error as exc:
             raise DdadError(f"no CUDA device {device_index} ({str(exc).splitlines()[0]}): "
                             "check the driver with `ddad-edge doctor`") from None
-        self._context = device.retain_primary_context()
-        self._context.push()
+        self._cuda_context = device.retain_primary_context()
+        self._cuda_context.push()
         major, minor = device.compute_capability()
         self.gpu = GpuInfo(device.name(), f"{major}.{minor}")
         self._stream = cuda.Stream()
@@ -110,9 +110,9 @@ class PycudaApi:
         for allocation in self._allocations:
             allocation.free()
         self._allocations.clear()
-        if self._context is not None:
-            self._context.pop()
-            self._context = None
+        if self._cuda_context is not None:
+            self._cuda_context.pop()
+            self._cuda_context = None
 
 
 def _import_cudart() -> Any:
