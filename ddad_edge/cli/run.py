@@ -1,0 +1,167 @@
+"""`ddad-edge run`: the inspection loop on the line (camera → runner → decision → GPIO reject)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ddad_edge.cli.app import app
+from ddad_edge.errors import DdadError
+
+EXIT_FAULT_STOP = 3  # the loop stopped itself on a fault (--on-fault stop)
+
+
+def _source_spec(camera, csi, gst, url, video, images, width, height, fps, realtime, keep, stall_s):
+    from ddad_edge.inspect.grabber import Backoff
+    from ddad_edge.inspect.sources import SourceKind, SourceSpec
+
+    given = [(kind, value) for kind, value in ((SourceKind.CAMERA, camera), (SourceKind.CSI, csi),
+                                                 (SourceKind.GST, gst), (SourceKind.URL, url),
+                                                 (SourceKind.VIDEO, video), (SourceKind.IMAGES, images))
+             if value is not None]
+    if len(given) != 1:
+        raise DdadError("give exactly one frame source: --camera, --csi, --gst, --url, --video or --images")
+    (kind, target), = given
+    if realtime and kind is not SourceKind.VIDEO:
+        raise DdadError("--realtime applies to --video only (cameras and streams are live already)")
+    return SourceSpec(kind, str(target), width=width, height=height, fps=fps, realtime=realtime, keep=keep,
+                      stall_s=stall_s, backoff=Backoff())
+
+
+@app.command("run")
+def run_command(
+    bundle: Path = typer.Option(Path("bundle"), "--bundle", help="bundle folder (from ddad-edge export)"),
+    backend: str = typer.Option("auto", "--backend", help="auto | tensorrt | onnxruntime"),
+    camera: Optional[str] = typer.Option(None, "--camera", help="V4L2 camera: /dev/videoN or N"),
+    csi: Optional[str] = typer.Option(None, "--csi", help="Jetson CSI camera sensor id (needs GStreamer)"),
+    gst: Optional[str] = typer.Option(None, "--gst", help="GStreamer pipeline ending in appsink"),
+    url: Optional[str] = typer.Option(None, "--url", help="stream: rtsp://... or http://... (MJPEG)"),
+    video: Optional[Path] = typer.Option(None, "--video", help="video file: every frame, in order"),
+    images: Optional[Path] = typer.Option(None, "--images", help="image folder (recursive): every image"),
+    realtime: bool = typer.Option(False, "--realtime", help="replay --video at its frame rate, like a camera"),
+    width: int = typer.Option(0, "--width", help="camera frame width (0: device default)"),
+    height: int = typer.Option(0, "--height", help="camera frame height (0: device default)"),
+    fps: float = typer.Option(0.0, "--fps", help="camera frame rate (0: device default)"),
+    stall_s: float = typer.Option(3.0, "--stall-s", help="a live source silent this long counts as lost"),
+    roi: Optional[str] = typer.Option(None, "--roi", help="x,y,w,h crop of the frame in pixels"),
+    batch: int = typer.Option(1, "--batch", min=1, help="frames per inference call"),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="image threshold (default: bundle's)"),
+    debounce: str = typer.Option("1/1", "--debounce", help="k/n: NG when k of the last n frames are above"),
+    deadline_ms: float = typer.Option(0.0, "--deadline-ms", help="inference slower than this is a FAULT (0: none)"),
+    on_fault: str = typer.Option("reject", "--on-fault", help="reject | stop | ignore"),
+    gpio: str = typer.Option("none", "--gpio", help="none | sim | jetson:BOARD:18 | gpiod:/dev/gpiochip0:17"),
+    ready_gpio: Optional[str] = typer.Option(None, "--ready-gpio", help="READY line, same forms as --gpio"),
+    active_low: bool = typer.Option(False, "--active-low", help="lines are active low (idle high)"),
+    pulse_ms: float = typer.Option(50.0, "--pulse-ms", help="reject pulse width"),
+    delay_ms: float = typer.Option(0.0, "--delay-ms", help="travel time capture → ejector (0: fire at once)"),
+    max_late_ms: float = typer.Option(10.0, "--max-late-ms", help="latest a pulse may still start"),
+    out: Optional[Path] = typer.Option(None, "--out", help="output folder (default runs/inspect-<time>)"),
+    events: Optional[Path] = typer.Option(None, "--events", help="event log (default OUT/events.jsonl)"),
+    events_max_mb: float = typer.Option(0.0, "--events-max-mb", help="rotate the event log at this size (0: never)"),
+    ng_images: bool = typer.Option(True, "--ng-images/--no-ng-images", help="save NG frames with heatmaps"),
+    ng_max_images: int = typer.Option(10_000, "--ng-max-images", help="NG image quota (count)"),
+    ng_max_mb: float = typer.Option(1024.0, "--ng-max-mb", help="NG image quota (MB)"),
+    preview: bool = typer.Option(False, "--preview", help="show frames in a window (needs a GUI OpenCV)"),
+    http_port: int = typer.Option(0, "--http-port", help="serve a status page and MJPEG stream (0: off)"),
+    http_host: str = typer.Option("127.0.0.1", "--http-host", help="address the status page binds to"),
+    max_frames: int = typer.Option(0, "--max-frames", help="stop after this many frames (0: no limit)"),
+) -> None:
+    """Inspect frames on the line: verdicts OK/NG/FAULT, reject pulses, events.jsonl and NG images."""
+    from ddad_edge.inspect.decide import Debounce, FaultPolicy
+    from ddad_edge.inspect.gpio_lines import GpioSpec
+    from ddad_edge.inspect.preprocess import Roi
+    from ddad_edge.inspect.sources import check_source
+
+    # Everything a user can mistype is checked before the model loads: one line, at once.
+    spec = _source_spec(camera, csi, gst, url, video, images, width, height, fps, realtime, batch, stall_s)
+    check_source(spec)
+    try:
+        policy = FaultPolicy(on_fault)
+    except ValueError:
+        raise DdadError(f"--on-fault {on_fault!r}: choose reject, stop or ignore") from None
+    gpio_spec = GpioSpec.parse(gpio)
+    ready_spec = GpioSpec.parse(ready_gpio) if ready_gpio else None
+    region = Roi.parse(roi) if roi else None
+    window = Debounce.parse(debounce)
+    _run(spec, bundle, backend, threshold, window, policy, region, batch, deadline_ms, gpio_spec, ready_spec,
+         active_low, pulse_ms, delay_ms, max_late_ms, out, events, events_max_mb, ng_images, ng_max_images,
+         ng_max_mb, preview, http_port, http_host, max_frames)
+
+
+def _run(spec, bundle, backend, threshold, window, policy, region, batch, deadline_ms, gpio_spec, ready_spec,
+         active_low, pulse_ms, delay_ms, max_late_ms, out, events, events_max_mb, ng_images, ng_max_images,
+         ng_max_mb, preview, http_port, http_host, max_frames) -> None:
+    import threading
+
+    from ddad_edge.bundle import read_bundle
+    from ddad_edge.inspect.decide import threshold_from_bundle
+    from ddad_edge.inspect.loop import LoopConfig, install_stop_signals, run_loop
+    from ddad_edge.inspect.ng_images import NgImageSink, NgQuota
+    from ddad_edge.inspect.reject import RejectTiming, open_reject_output
+    from ddad_edge.inspect.sinks import EventLog, EventLogSink
+    from ddad_edge.inspect.sources import open_source
+    from ddad_edge.inspect.summary import StopReason
+    from ddad_edge.runtime.base import open_runner
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    logger = logging.getLogger("ddad_edge.inspect")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+    loaded = read_bundle(bundle)
+    config = LoopConfig(threshold=threshold_from_bundle(loaded.manifest, threshold), debounce=window, batch=batch,
+                        deadline_ms=deadline_ms, on_fault=policy, roi=region, max_frames=max_frames)
+    out = out or Path("runs") / time.strftime("inspect-%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+    timing = RejectTiming(pulse_s=pulse_ms / 1e3, delay_s=delay_ms / 1e3, max_late_s=max_late_ms / 1e3)
+    opened: list = []  # closed in reverse if anything fails before the loop owns them
+    try:
+        runner = open_runner(loaded, backend)
+        opened.append(runner)
+        sinks = []
+        if ng_images:
+            sinks.append(NgImageSink(out / "ng", NgQuota(ng_max_images, int(ng_max_mb * 1e6)), config.threshold))
+            opened.append(sinks[-1])
+        if http_port:
+            from ddad_edge.inspect.status_server import StatusServer
+
+            sinks.append(StatusServer(http_host, http_port))
+            opened.append(sinks[-1])
+            typer.echo(f"status page: {sinks[-1].url}", err=True)
+        if preview:
+            from ddad_edge.inspect.preview import PreviewSink
+
+            sinks.append(PreviewSink())
+            opened.append(sinks[-1])
+        sinks.append(EventLogSink(EventLog(events or out / "events.jsonl", max_bytes=int(events_max_mb * 1e6))))
+        opened.append(sinks[-1])
+        reject = open_reject_output(gpio_spec, timing, ready_spec, active_high=not active_low,
+                                    sim_log=out / "gpio-sim.jsonl")
+        opened.append(reject)
+        source = open_source(spec)
+    except BaseException:
+        for thing in reversed(opened):
+            thing.close()
+        raise
+    stop = threading.Event()
+    restore = install_stop_signals(stop)
+    try:
+        with runner:
+            summary = run_loop(runner, source, config, reject, sinks, stop,
+                               info={"bundle": str(bundle), "backend": backend, "out": str(out),
+                                     "gpio": gpio_spec.kind.value, "delay_ms": delay_ms, "pulse_ms": pulse_ms})
+    finally:
+        restore()
+    typer.echo(summary.text())
+    for sink in sinks:
+        if isinstance(sink, NgImageSink):
+            typer.echo(f"NG images: {sink.saved} saved in {sink.folder}, {sink.skipped + sink.failed} not saved")
+    typer.echo(f"events: {sinks[-1].log.path}")
+    if summary.stop_reason is StopReason.FAULT:
+        sys.exit(EXIT_FAULT_STOP)

@@ -1,0 +1,89 @@
+"""The decision: score against the image threshold, k-of-n debounce, and the verdict of a frame.
+
+The threshold stays outside the graph so it can change without rebuilding an engine. The debounce makes
+a part NG only when at least k of the last n inspected frames scored at or above the threshold, which
+rides out a single noisy frame when several frames see the same part. FAULT frames (no score) do not
+enter the window.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from ddad_edge.errors import DdadError
+
+
+class Verdict(str, Enum):
+    """What the loop concluded about a frame."""
+
+    OK = "OK"
+    NG = "NG"  # no good: reject the part
+    FAULT = "FAULT"  # the loop could not inspect it (inference error, too slow, camera lost)
+
+
+class FaultPolicy(str, Enum):
+    """What a FAULT frame does to the line (`--on-fault`)."""
+
+    REJECT = "reject"  # treat the uninspected part as bad: fire a reject pulse
+    STOP = "stop"  # stop the loop (READY stays low): the line must stop
+    IGNORE = "ignore"  # log it and go on
+
+
+@dataclass(frozen=True)
+class Debounce:
+    """NG when at least `k` of the last `n` scored frames are at or above the threshold."""
+
+    k: int = 1
+    n: int = 1
+
+    @classmethod
+    def parse(cls, text: str) -> "Debounce":
+        """`k/n` as given to `--debounce` (for example 2/3)."""
+        try:
+            k, n = (int(v) for v in text.split("/"))
+        except ValueError:
+            raise DdadError(f"--debounce must be k/n (for example 2/3), got {text!r}") from None
+        if not 1 <= k <= n:
+            raise DdadError(f"--debounce {text}: need 1 <= k <= n")
+        return cls(k, n)
+
+
+def threshold_from_bundle(manifest: dict[str, Any], override: float | None = None) -> float:
+    """The image threshold: `override` (from `--threshold`) or manifest['thresholds']['image']."""
+    if override is not None:
+        return float(override)
+    value = (manifest.get("thresholds") or {}).get("image")
+    if value is None:
+        raise DdadError("the bundle has no image threshold (thresholds.image in manifest.yaml): "
+                        "calibrate it, or pass --threshold")
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise DdadError(f"the bundle's image threshold {value!r} is not a number; calibrate it again") from None
+    if not math.isfinite(value):
+        raise DdadError(f"the bundle's image threshold is {value}; calibrate it again")
+    return value
+
+
+class Decider:
+    """Turns image scores into verdicts, remembering the last n above/below results."""
+
+    def __init__(self, threshold: float, debounce: Debounce = Debounce()) -> None:
+        self.threshold = threshold
+        self.debounce = debounce
+        self._window: deque[bool] = deque(maxlen=debounce.n)
+
+    def decide(self, score: float) -> tuple[Verdict, bool]:
+        """The verdict for one score, and whether this score alone was at or above the threshold.
+
+        A score that is not finite (NaN, inf) is a FAULT: the graph misbehaved, and NaN compares False.
+        """
+        if not math.isfinite(score):
+            return Verdict.FAULT, False
+        above = score >= self.threshold
+        self._window.append(above)
+        return (Verdict.NG if sum(self._window) >= self.debounce.k else Verdict.OK), above

@@ -1,0 +1,143 @@
+"""Reject outputs: one interface for Jetson.GPIO, libgpiod, the simulated output and none.
+
+A reject is a pulse of `pulse_s` seconds that begins when the part reaches the ejector: the frame's
+capture time plus the travel delay (`delay_s`; 0 means "as soon as the verdict is known"). A verdict that
+arrives after that moment (more than `max_late_s` late) fires nothing: the part has passed, and a late
+pulse would hit the next, good part; the ticket says so and the loop counts the frame as a FAULT.
+
+READY is a second line that is active only while the loop is healthy; a PLC can stop the line when it
+drops. Both lines return to their inactive (safe) level on close.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from ddad_edge.inspect.frame import Frame
+from ddad_edge.inspect.gpio_lines import GpioKind, GpioLine, GpioSpec, open_line
+from ddad_edge.inspect.pulses import PulseScheduler
+
+
+@dataclass(frozen=True)
+class RejectTiming:
+    """Pulse width, travel delay from capture to the ejector, and how late a pulse may still start (s)."""
+
+    pulse_s: float = 0.05
+    delay_s: float = 0.0
+    max_late_s: float = 0.01
+
+
+@dataclass(frozen=True)
+class RejectTicket:
+    """What became of a reject request: `start` (time.monotonic() s) of the pulse, or None and why not."""
+
+    start: float | None
+    note: str = ""
+
+    @property
+    def late(self) -> bool:
+        return self.start is None and self.note.startswith("late")
+
+
+class RejectOutput(Protocol):
+    """Where reject pulses and the READY level go."""
+
+    def reject(self, frame: Frame) -> RejectTicket:
+        """Plan a reject pulse for the part seen in `frame` (at capture time + travel delay)."""
+        ...
+
+    def set_ready(self, ready: bool) -> None: ...
+
+    def close(self) -> None:
+        """Fire the pulses already due for parts on their way, then put every line in its safe state."""
+        ...
+
+    @property
+    def pulses_requested(self) -> int: ...
+
+    @property
+    def pulses_fired(self) -> int: ...
+
+
+class NoReject:
+    """`--gpio none`: verdicts are logged, nothing is driven."""
+
+    pulses_requested = 0
+    pulses_fired = 0
+
+    def reject(self, frame: Frame) -> RejectTicket:
+        return RejectTicket(None, "no reject output (--gpio none)")
+
+    def set_ready(self, ready: bool) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class GpioReject:
+    """A reject line driven by a PulseScheduler and an optional READY line, on any GpioLine driver."""
+
+    def __init__(self, reject_line: GpioLine, ready_line: GpioLine | None, timing: RejectTiming,
+                 active_high: bool = True, drain_s: float = 2.0) -> None:
+        self.reject_line = reject_line
+        self.ready_line = ready_line
+        self.timing = timing
+        self.active_high = active_high
+        self._drain_s = drain_s
+        self._scheduler = PulseScheduler(reject_line, active_high)
+        self._ready: bool | None = None
+        self.set_ready(False)
+
+    def reject(self, frame: Frame) -> RejectTicket:
+        now = time.monotonic()
+        start = frame.t_capture + self.timing.delay_s if self.timing.delay_s > 0 else now
+        if start < now - self.timing.max_late_s:
+            return RejectTicket(None, f"late by {(now - start) * 1e3:.1f} ms: the part has passed the ejector")
+        start = max(start, now)
+        self._scheduler.schedule(start, start + self.timing.pulse_s)
+        return RejectTicket(start)
+
+    def set_ready(self, ready: bool) -> None:
+        if self.ready_line is not None and ready != self._ready:
+            self.ready_line.write(ready == self.active_high)
+        self._ready = ready
+
+    @property
+    def pulses_requested(self) -> int:
+        return self._scheduler.requested
+
+    @property
+    def pulses_fired(self) -> int:
+        return self._scheduler.fired
+
+    def close(self) -> None:
+        self.set_ready(False)
+        self._scheduler.close(self._drain_s)
+        for line in (self.reject_line, self.ready_line):
+            if line is not None:
+                line.close()
+
+
+def open_reject_output(spec: GpioSpec, timing: RejectTiming, ready: GpioSpec | None = None,
+                       active_high: bool = True, sim_log: Path | None = None) -> NoReject | GpioReject:
+    """The reject output for `--gpio` (and `--ready-gpio`); `sim` always has a simulated READY line.
+
+    Lines start at their inactive level; `sim_log` mirrors simulated level changes to a JSON-lines file.
+    """
+    if spec.kind is GpioKind.NONE:
+        return NoReject()
+    reject_line = open_line(spec, "reject", initial_high=not active_high, sim_log=sim_log)
+    if ready is None and spec.kind is GpioKind.SIM:
+        ready = GpioSpec(GpioKind.SIM)
+    ready_line = None
+    if ready is not None and ready.kind is not GpioKind.NONE:
+        try:
+            ready_line = open_line(ready, "ready", initial_high=not active_high, sim_log=sim_log)
+        except BaseException:
+            reject_line.close()
+            raise
+    return GpioReject(reject_line, ready_line, timing, active_high)
