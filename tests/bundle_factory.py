@@ -28,8 +28,8 @@ TOLERANCES = {
 }
 
 
-def make_toy_model(precision: Precision | str = Precision.FP32) -> bytes:
-    """The serialized toy ONNX model at a precision."""
+def make_toy_model(precision: Precision | str = Precision.FP32, image_size: int = 32) -> bytes:
+    """The serialized toy ONNX model at a precision, for frames of image_size x image_size (batch dynamic)."""
     from onnx import TensorProto, helper, numpy_helper
 
     precision = Precision(precision)
@@ -66,8 +66,8 @@ def make_toy_model(precision: Precision | str = Precision.FP32) -> bytes:
                   numpy_helper.from_array(np.array(0, dtype=np.int8), "q_zero")]
     graph = helper.make_graph(
         nodes, "ddad_edge_toy",
-        [helper.make_tensor_value_info("frames", TensorProto.UINT8, ["N", None, None, 3])],
-        [helper.make_tensor_value_info("anomaly_map", TensorProto.FLOAT, ["N", 1, None, None]),
+        [helper.make_tensor_value_info("frames", TensorProto.UINT8, ["N", image_size, image_size, 3])],
+        [helper.make_tensor_value_info("anomaly_map", TensorProto.FLOAT, ["N", 1, image_size, image_size]),
          helper.make_tensor_value_info("score", TensorProto.FLOAT, ["N"])],
         inits,
     )
@@ -95,9 +95,9 @@ def make_toy_bundle(root: Path, image_size: int = 32, precision: Precision | str
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    (root / MODEL_NAME).write_bytes(make_toy_model(precision))
+    (root / MODEL_NAME).write_bytes(make_toy_model(precision, image_size))
     frames = rng.integers(0, 256, size=(probe_frames, image_size, image_size, 3), dtype=np.uint8)
-    maps, scores = run_model(make_toy_model(Precision.FP32), frames)
+    maps, scores = run_model(make_toy_model(Precision.FP32, image_size), frames)
     np.savez(root / PROBE_NAME, frames=frames, maps=maps, scores=scores)
     manifest = {
         "model_file": MODEL_NAME,

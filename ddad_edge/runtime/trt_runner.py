@@ -28,7 +28,7 @@ class _Tensor:
 
     name: str
     is_input: bool
-    host: np.ndarray  # (max_batch, *frame_shape)
+    host: np.ndarray  # (max_batch, ...) as the engine reports it for the largest batch
     device: int
 
     def rows(self, n: int) -> np.ndarray:
@@ -75,6 +75,7 @@ class TensorRTRunner(RunnerBase):
         self._cuda = cuda_api if cuda_api is not None else open_cuda(cuda, need_graphs=cuda_graph)
         self._tensors: dict[str, _Tensor] = {}
         self._graphs: dict[int, Any] = {}
+        self._batch = 0
         self._engine = None
         self._context = None
         try:
@@ -87,7 +88,6 @@ class TensorRTRunner(RunnerBase):
         except BaseException:
             self.close()
             raise
-        self._batch = 0
 
     def _load(self, plan: bytes) -> None:
         trt = self._trt
@@ -100,21 +100,25 @@ class TensorRTRunner(RunnerBase):
         self._context = self._engine.create_execution_context()
         if self._context is None:
             raise DdadError(f"TensorRT cannot create an execution context for {self.engine_name} (GPU memory?)")
-        frame = (self.image_size, self.image_size, 3)
-        for i in range(self._engine.num_io_tensors):
-            name = self._engine.get_tensor_name(i)
-            is_input = self._engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
+        names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
+        inputs = [n for n in names if self._engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        if inputs != [INPUT_NAME]:
+            raise DdadError(f"engine {self.engine_name} has inputs {inputs}, a ddad-edge graph has one "
+                            f"({INPUT_NAME}): rebuild it from the bundle")
+        # Buffers are sized for the largest batch; output shapes follow from the input shape.
+        self._set_batch(self.max_batch)
+        for name in names:
             dtype = np.dtype(trt.nptype(self._engine.get_tensor_dtype(name)))
-            dims = tuple(self._engine.get_tensor_shape(name))
-            shape = (self.max_batch, *frame) if is_input else (self.max_batch, *dims[1:])
+            shape = tuple(int(d) for d in self._context.get_tensor_shape(name))
             if any(d < 0 for d in shape):
-                raise DdadError(f"engine {self.engine_name}: tensor {name} has dynamic dimensions {dims} "
-                                "beyond the batch; export the graph with a fixed image size")
+                raise DdadError(f"engine {self.engine_name}: tensor {name} has unresolved dimensions {shape}; "
+                                "export the graph with a fixed image size")
+            is_input = name == INPUT_NAME
             host = self._cuda.pinned_empty(shape, dtype)
             tensor = _Tensor(name, is_input, host, self._cuda.device_alloc(host.nbytes))
             self._context.set_tensor_address(name, tensor.device)
             self._tensors[name] = tensor
-        missing = {INPUT_NAME, *OUTPUT_NAMES} - set(self._tensors)
+        missing = set(OUTPUT_NAMES) - set(self._tensors)
         if missing:
             raise DdadError(f"engine {self.engine_name} lacks tensors {sorted(missing)}: it is not a ddad-edge "
                             "graph; rebuild it from the bundle")

@@ -1,0 +1,75 @@
+"""Build profiles: the committed export/*.yaml load strictly, and bad values are one line naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ddad_edge.deploy.tensorrt_profile import (
+    BuildProfile,
+    HardwareCompatibility,
+    ProfilePrecision,
+    detect_profile_name,
+    load_build_profile,
+)
+from ddad_edge.errors import DdadError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("name", ["agx-orin", "orin-nx", "orin-nano", "x86-gpu"])
+def test_committed_profiles_load_by_name_and_path(name, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    by_name = load_build_profile(name)
+    by_path = load_build_profile(ROOT / "export" / f"{name}.yaml")
+    assert by_name == by_path and by_name.name == name
+    assert by_name.precision is ProfilePrecision.BUNDLE
+    assert by_name.description
+    text = (ROOT / "export" / f"{name}.yaml").read_text()
+    assert text.count("#") >= 5, "profiles are commented"
+
+
+def test_profile_facts_per_device(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    nano, agx, pc = load_build_profile("orin-nano"), load_build_profile("agx-orin"), load_build_profile("x86-gpu")
+    assert nano.max_batch == 1 and nano.dla_core == -1 and nano.workspace_mib <= agx.workspace_mib
+    assert pc.max_batch >= agx.max_batch and pc.hardware_compatibility is HardwareCompatibility.NONE
+
+
+def test_unknown_key_and_bad_values_are_one_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("workspace_mb: 100\n")
+    with pytest.raises(DdadError, match="unknown config key 'workspace_mb'"):
+        load_build_profile(bad)
+    bad.write_text("precision: fp8\n")
+    with pytest.raises(DdadError, match="precision"):
+        load_build_profile(bad)
+    bad.write_text("opt_batch: 4\nmax_batch: 2\n")
+    with pytest.raises(DdadError, match="opt_batch"):
+        load_build_profile(bad)
+    bad.write_text("optimization_level: 7\n")
+    with pytest.raises(DdadError, match="optimization_level"):
+        load_build_profile(bad)
+    with pytest.raises(DdadError, match="no build profile named 'jetson-tx2'"):
+        load_build_profile("jetson-tx2")
+
+
+def test_profile_is_frozen():
+    with pytest.raises(AttributeError):
+        BuildProfile().max_batch = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("model,expected", [
+    ("NVIDIA Jetson AGX Orin Developer Kit", "agx-orin"),
+    ("NVIDIA Jetson Orin NX Engineering Reference Developer Kit", "orin-nx"),
+    ("NVIDIA Jetson Orin Nano Developer Kit", "orin-nano"),
+])
+def test_detect_profile_from_jetson_model(tmp_path, model, expected):
+    path = tmp_path / "model"
+    path.write_bytes(model.encode() + b"\x00")
+    assert detect_profile_name(path) == expected
+
+
+def test_detect_profile_off_jetson(tmp_path):
+    assert detect_profile_name(tmp_path / "absent") == "x86-gpu"

@@ -1,0 +1,410 @@
+"""FakeTensorRT: a stand-in `tensorrt` module for one version's API surface, where TensorRT cannot run.
+
+Built from that version's real binding names (tests/tensorrt_names/): every public attribute of the
+module and of its objects is refused with AttributeError when the version's bindings lack it (so the 11
+surface has no EXPLICIT_BATCH, no BuilderFlag.FP16/INT8, no int8_calibrator, no IInt8EntropyCalibrator2;
+10.x has no execute_async_v2). It records what the code asked for (`calls`) and behaves enough like
+TensorRT to exercise the builder and runner end to end: the "engine" is the ONNX model behind a header,
+executed by ONNX Runtime on the FakeCuda device memory at the addresses the runner bound.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tests.fakes.fake_cuda import FakeCuda
+from tests.trt_names import TrtNames, load_trt_names
+
+VERSIONS = {"8.6": "8.6.1", "10.3": "10.3.0", "10.16": "10.16.1.11", "11.4": "11.4.0.106"}
+MAGIC = b"FAKEPLAN"
+
+
+class _Gated:
+    """Public attributes exist only where the version's bindings have them (owner: qualified lookups)."""
+
+    _names: TrtNames
+    _owner: str | None = None
+    _own: frozenset[str] = frozenset()  # the fake's own test-facing attributes
+
+    def _gate(self, name: str) -> None:
+        if not name.startswith("_") and name not in object.__getattribute__(self, "_own"):
+            names = object.__getattribute__(self, "_names")
+            owner = object.__getattribute__(self, "_owner")
+            if not names.has_attribute(name, owner):
+                where = f"{owner}." if owner else ""
+                raise AttributeError(f"TensorRT {names.label} has no attribute {where}{name}")
+
+    def __getattribute__(self, name: str) -> Any:
+        object.__getattribute__(self, "_gate")(name)
+        return object.__getattribute__(self, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self._gate(name)
+        object.__setattr__(self, name, value)
+
+
+class _Member:
+    def __init__(self, owner: str, name: str, value: int) -> None:
+        self.owner, self.name, self.value = owner, name, value
+
+    def __int__(self) -> int:
+        return self.value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Member) and (other.owner, other.name) == (self.owner, self.name)
+
+    def __hash__(self) -> int:
+        return hash((self.owner, self.name))
+
+    def __repr__(self) -> str:
+        return f"{self.owner}.{self.name}"
+
+
+class _Enum(_Gated):
+    def __init__(self, names: TrtNames, owner: str, members: list[str]) -> None:
+        object.__setattr__(self, "_names", names)
+        object.__setattr__(self, "_owner", owner)
+        for value, member in enumerate(members):
+            object.__setattr__(self, member, _Member(owner, member, value))
+
+
+class _HostMemory:
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def __bytes__(self) -> bytes:
+        return self._data
+
+
+class _Object(_Gated):
+    """A TensorRT object of the fake module; `_trt` is the module (for names, calls, device)."""
+
+    def __init__(self, trt: "FakeTensorRT") -> None:
+        object.__setattr__(self, "_names", trt._names)
+        object.__setattr__(self, "_trt", trt)
+
+
+class _Tensor(_Object):
+    def __init__(self, trt: "FakeTensorRT", name: str) -> None:
+        super().__init__(trt)
+        object.__setattr__(self, "name", name)
+
+
+class _Network(_Object):
+    def __init__(self, trt: "FakeTensorRT", flags: int) -> None:
+        super().__init__(trt)
+        object.__setattr__(self, "_flags", flags)
+        object.__setattr__(self, "_model", None)
+        object.__setattr__(self, "_inputs", [])
+
+    @property
+    def num_inputs(self) -> int:
+        return len(self._inputs)
+
+    def get_input(self, index: int) -> _Tensor:
+        return _Tensor(self._trt, self._inputs[index])
+
+
+class _ParserError(_Object):
+    def __init__(self, trt: "FakeTensorRT", text: str) -> None:
+        super().__init__(trt)
+        object.__setattr__(self, "_text", text)
+
+    def desc(self) -> str:
+        return self._text
+
+
+class _OnnxParser(_Object):
+    def __init__(self, trt: "FakeTensorRT", network: _Network, logger: Any) -> None:
+        super().__init__(trt)
+        object.__setattr__(self, "_network", network)
+        object.__setattr__(self, "_errors", [])
+
+    def parse_from_file(self, path: str) -> bool:
+        import onnxruntime as ort
+
+        trt = self._trt
+        if trt._major < 10 and not self._network._flags & 1:
+            self._errors.append("network must be created with the EXPLICIT_BATCH flag (TensorRT 8)")
+            return False
+        data = Path(path).read_bytes()
+        try:
+            session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            self._errors.append(f"ONNX model could not be parsed: {str(exc).splitlines()[0]}")
+            return False
+        object.__setattr__(self._network, "_model", data)
+        object.__setattr__(self._network, "_inputs", [i.name for i in session.get_inputs()])
+        object.__setattr__(self._network, "_frame_shape", tuple(session.get_inputs()[0].shape[1:]))
+        trt.calls.append(("parse_from_file", Path(path).name))
+        return True
+
+    @property
+    def num_errors(self) -> int:
+        return len(self._errors)
+
+    def get_error(self, index: int) -> _ParserError:
+        return _ParserError(self._trt, self._errors[index])
+
+
+class _Profile(_Object):
+    def set_shape(self, name: str, min: tuple, opt: tuple, max: tuple) -> None:  # noqa: A002 - TensorRT's names
+        object.__setattr__(self, "_shape", (name, tuple(min), tuple(opt), tuple(max)))
+        self._trt.calls.append(("set_shape", name, tuple(min), tuple(opt), tuple(max)))
+
+
+class _TimingCache(_Object):
+    def __init__(self, trt: "FakeTensorRT", data: bytes) -> None:
+        super().__init__(trt)
+        object.__setattr__(self, "_entries", json.loads(data)["entries"] if data else 0)
+
+    def serialize(self) -> _HostMemory:
+        return _HostMemory(json.dumps({"entries": self._entries}).encode())
+
+
+class _Config(_Object):
+    def __init__(self, trt: "FakeTensorRT") -> None:
+        super().__init__(trt)
+        object.__setattr__(self, "_flags", set())
+        object.__setattr__(self, "_profiles", [])
+        object.__setattr__(self, "_timing_cache", None)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        self._trt.calls.append((name, value if isinstance(value, (int, str, _Member)) else type(value).__name__))
+
+    def set_memory_pool_limit(self, pool: _Member, size: int) -> None:
+        self._trt.calls.append(("set_memory_pool_limit", pool.name, size))
+
+    def set_flag(self, flag: _Member) -> None:
+        self._flags.add(flag.name)
+        self._trt.calls.append(("set_flag", flag.name))
+
+    def create_timing_cache(self, data: bytes) -> _TimingCache:
+        self._trt.calls.append(("create_timing_cache", len(data)))
+        return _TimingCache(self._trt, data)
+
+    def set_timing_cache(self, cache: _TimingCache, ignore_mismatch: bool) -> bool:
+        object.__setattr__(self, "_timing_cache", cache)
+        self._trt.calls.append(("set_timing_cache", ignore_mismatch))
+        return True
+
+    def add_optimization_profile(self, profile: _Profile) -> int:
+        self._profiles.append(profile)
+        self._trt.calls.append(("add_optimization_profile",))
+        return len(self._profiles) - 1
+
+    def set_calibration_profile(self, profile: _Profile) -> bool:
+        self._trt.calls.append(("set_calibration_profile", profile._shape[1]))
+        return True
+
+
+class _Builder(_Object):
+    def __init__(self, trt: "FakeTensorRT", logger: Any) -> None:
+        super().__init__(trt)
+
+    @property
+    def num_DLA_cores(self) -> int:  # noqa: N802 - TensorRT's name
+        return self._trt.dla_cores
+
+    def create_network(self, flags: int = 0) -> _Network:
+        self._trt.calls.append(("create_network", flags))
+        return _Network(self._trt, flags)
+
+    def create_builder_config(self) -> _Config:
+        return _Config(self._trt)
+
+    def create_optimization_profile(self) -> _Profile:
+        return _Profile(self._trt)
+
+    def build_serialized_network(self, network: _Network, config: _Config) -> _HostMemory | None:
+        trt = self._trt
+        if network._model is None or not config._profiles:
+            return None
+        calibrator = config.__dict__.get("int8_calibrator")
+        if calibrator is not None:
+            self._calibrate(calibrator, network._inputs[0], network._frame_shape)
+        if config._timing_cache is not None:
+            object.__setattr__(config._timing_cache, "_entries", config._timing_cache._entries + 1)
+        _, _, _, max_shape = config._profiles[0]._shape
+        header = json.dumps({"tensorrt": trt.__version__, "max_batch": max_shape[0], "flags": network._flags,
+                             "builder_flags": sorted(config._flags)}).encode()
+        trt.calls.append(("build_serialized_network",))
+        return _HostMemory(MAGIC + struct.pack("<I", len(header)) + header + network._model)
+
+    def _calibrate(self, calibrator: Any, input_name: str, frame_shape: tuple[int, ...]) -> None:
+        """What TensorRT does with a calibrator: batches through device memory, then the cache."""
+        trt = self._trt
+        if calibrator.read_calibration_cache() is not None:
+            trt.calls.append(("calibration_cache_reused",))
+            return
+        batch = calibrator.get_batch_size()
+        peaks = []
+        while True:
+            pointers = calibrator.get_batch([input_name])
+            if not pointers:
+                break
+            frame_bytes = int(np.prod(frame_shape))
+            peaks.append(int(trt.cuda.read(pointers[0], batch * frame_bytes).max()))
+        trt.calls.append(("calibrated", len(peaks)))
+        calibrator.write_calibration_cache(json.dumps({"batches": len(peaks), "peaks": peaks}).encode())
+
+
+class _Context(_Object):
+    def __init__(self, trt: "FakeTensorRT", engine: "_Engine") -> None:
+        super().__init__(trt)
+        object.__setattr__(self, "_engine", engine)
+        object.__setattr__(self, "_shapes", {})
+        object.__setattr__(self, "_addresses", {})
+
+    def set_input_shape(self, name: str, shape: tuple) -> bool:
+        if not 1 <= shape[0] <= self._engine._header["max_batch"]:
+            return False
+        self._shapes[name] = tuple(shape)
+        return True
+
+    def get_tensor_shape(self, name: str) -> tuple:
+        if name in self._shapes:
+            return self._shapes[name]
+        (input_name,) = self._shapes
+        probe = np.zeros(self._shapes[input_name], np.uint8)
+        return tuple(self._engine._session.run([name], {input_name: probe})[0].shape)
+
+    def set_tensor_address(self, name: str, address: int) -> bool:
+        self._addresses[name] = address
+        return True
+
+    def execute_async_v3(self, stream_handle: int) -> bool:
+        trt, engine = self._trt, self._engine
+        (input_name,) = self._shapes
+        shape = self._shapes[input_name]
+        addresses = dict(self._addresses)
+
+        def work() -> None:
+            frames = trt.cuda.read(addresses[input_name], int(np.prod(shape))).reshape(shape)
+            outputs = engine._session.run(engine._outputs, {input_name: frames})
+            for name, value in zip(engine._outputs, outputs):
+                trt.cuda.write(addresses[name], value.astype(np.float32))
+            trt.executions += 1
+
+        trt.cuda.enqueue(stream_handle, work)
+        return True
+
+
+class _Engine(_Object):
+    def __init__(self, trt: "FakeTensorRT", header: dict, model: bytes) -> None:
+        import onnxruntime as ort
+
+        super().__init__(trt)
+        session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+        object.__setattr__(self, "_header", header)
+        object.__setattr__(self, "_session", session)
+        object.__setattr__(self, "_inputs", [i.name for i in session.get_inputs()])
+        object.__setattr__(self, "_outputs", [o.name for o in session.get_outputs()])
+
+    @property
+    def num_io_tensors(self) -> int:
+        return len(self._inputs) + len(self._outputs)
+
+    def get_tensor_name(self, index: int) -> str:
+        return (self._inputs + self._outputs)[index]
+
+    def get_tensor_mode(self, name: str) -> _Member:
+        return self._trt.TensorIOMode.INPUT if name in self._inputs else self._trt.TensorIOMode.OUTPUT
+
+    def get_tensor_dtype(self, name: str) -> _Member:
+        return self._trt.DataType.UINT8 if name in self._inputs else self._trt.DataType.FLOAT
+
+    def create_execution_context(self) -> _Context:
+        return _Context(self._trt, self)
+
+
+class _Runtime(_Object):
+    def __init__(self, trt: "FakeTensorRT", logger: Any) -> None:
+        super().__init__(trt)
+
+    def deserialize_cuda_engine(self, data: bytes) -> _Engine | None:
+        if not data.startswith(MAGIC):
+            return None
+        (size,) = struct.unpack_from("<I", data, len(MAGIC))
+        start = len(MAGIC) + 4
+        header = json.loads(data[start:start + size])
+        if header["tensorrt"] != self._trt.__version__:
+            return None  # TensorRT refuses a plan serialised by another version
+        return _Engine(self._trt, header, data[start + size:])
+
+
+class _Logger(_Object):
+    def __init__(self, trt: "FakeTensorRT", severity: _Member) -> None:
+        super().__init__(trt)
+        object.__setattr__(self, "_severity", severity)
+
+
+class _LoggerClass(_Enum):
+    def __init__(self, trt: "FakeTensorRT") -> None:
+        super().__init__(trt._names, "Logger", ["INTERNAL_ERROR", "ERROR", "WARNING", "INFO", "VERBOSE"])
+        object.__setattr__(self, "_trt", trt)
+
+    def __call__(self, severity: _Member) -> _Logger:
+        return _Logger(self._trt, severity)
+
+
+class FakeTensorRT(_Gated):
+    """The `tensorrt` module of TensorRT `label` (8.6, 10.3, 10.16, 11.4); `version` overrides its __version__.
+
+    Test-facing: `calls` (what was asked for, in order), `executions`, `dla_cores`, `cuda` (the FakeCuda).
+    """
+
+    _own = frozenset({"calls", "executions", "dla_cores", "cuda"})
+
+    def __init__(self, label: str, cuda: FakeCuda | None = None, version: str | None = None,
+                 dla_cores: int = 0) -> None:
+        names = load_trt_names(label)
+        setattr_ = object.__setattr__
+        setattr_(self, "_names", names)
+        setattr_(self, "_owner", None)
+        setattr_(self, "__version__", version or VERSIONS[label])
+        setattr_(self, "_major", int((version or VERSIONS[label]).split(".")[0]))
+        setattr_(self, "calls", [])
+        setattr_(self, "executions", 0)
+        setattr_(self, "dla_cores", dla_cores)
+        setattr_(self, "cuda", cuda or FakeCuda())
+        enums = {
+            "NetworkDefinitionCreationFlag": ["EXPLICIT_BATCH", "STRONGLY_TYPED"],
+            "BuilderFlag": ["FP16", "INT8", "DEBUG", "GPU_FALLBACK", "REFIT", "TF32"],
+            "MemoryPoolType": ["WORKSPACE", "DLA_MANAGED_SRAM", "DLA_LOCAL_DRAM", "DLA_GLOBAL_DRAM"],
+            "DeviceType": ["GPU", "DLA"],
+            "HardwareCompatibilityLevel": ["NONE", "AMPERE_PLUS"],
+            "TensorIOMode": ["NONE", "INPUT", "OUTPUT"],
+            "DataType": ["FLOAT", "HALF", "INT8", "INT32", "BOOL", "UINT8"],
+        }
+        for owner, members in enums.items():
+            setattr_(self, owner, _Enum(names, owner, members))
+        setattr_(self, "Logger", _LoggerClass(self))
+
+    # The classes of the module, bound to this fake.
+    def Builder(self, logger: Any) -> _Builder:  # noqa: N802 - TensorRT's names
+        return _Builder(self, logger)
+
+    def OnnxParser(self, network: _Network, logger: Any) -> _OnnxParser:  # noqa: N802
+        return _OnnxParser(self, network, logger)
+
+    def Runtime(self, logger: Any) -> _Runtime:  # noqa: N802
+        return _Runtime(self, logger)
+
+    @property
+    def IInt8EntropyCalibrator2(self) -> type:  # noqa: N802
+        class EntropyCalibrator2Base:
+            def __init__(self) -> None:
+                pass
+
+        return EntropyCalibrator2Base
+
+    def nptype(self, dtype: _Member) -> type:
+        return {"FLOAT": np.float32, "HALF": np.float16, "INT8": np.int8, "INT32": np.int32, "BOOL": np.bool_,
+                "UINT8": np.uint8}[dtype.name]
