@@ -11,3 +11,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+@app.callback()
+def _root() -> None:
+    """DDAD-S anomaly detection: train, distill, export, and inspect on the line."""

@@ -28,7 +28,7 @@ def _print_json_or_table(data: dict, as_json: bool) -> None:
 def train(
     data: Path = typer.Option(..., "--data", help="Dataset root in MVTec layout (or a category folder)."),
     category: str = typer.Option("", help="Category folder under --data (MVTec/VisA name picks DDAD's preset)."),
-    preset: str = typer.Option("ddad-s", help=f"UNet preset: {', '.join(MODEL_PRESETS)}."),
+    preset: Optional[str] = typer.Option(None, help=f"UNet preset: {', '.join(MODEL_PRESETS)} (default ddad-s)."),
     image_size: Optional[int] = typer.Option(None, help="Image size (default: the preset's)."),
     out: Optional[Path] = typer.Option(None, help="Run folder (default: runs/<category or dataset name>)."),
     config: Optional[Path] = typer.Option(None, help="A RunConfig YAML; command-line options override it."),
@@ -51,8 +51,13 @@ def train(
 
     name = category or data.resolve().name
     out = out or Path("runs") / name
-    if resume and not (out / "config.yaml").is_file():
-        raise DdadError(f"nothing to resume in {out}: it has no config.yaml")
+    if resume:
+        if not (out / "config.yaml").is_file():
+            raise DdadError(f"nothing to resume in {out}: it has no config.yaml")
+        saved = load_run_config(out / "config.yaml")
+        preset = preset or saved.model.preset
+        image_size = image_size or (saved.model.image_size if preset == saved.model.preset else None)
+    preset = preset or "ddad-s"
     if config is not None:
         cfg = load_run_config(config)
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=str(data), category=category))

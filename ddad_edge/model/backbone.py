@@ -138,7 +138,11 @@ def load_backbone(name: str, weights: str = "") -> FeatureExtractor:
     else:
         state = _torchvision_weights(name)
     state = {k: v for k, v in state.items() if not k.startswith(("layer4.", "fc."))}
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shapes that do not match
+        raise DdadError(f"backbone weights do not fit {name}: {str(exc).splitlines()[1].strip()[:160]}; "
+                        f"use the torchvision weights of {name}") from None
     if missing or unexpected:
         raise DdadError(f"backbone weights do not fit {name}: missing {list(missing)[:3]}, "
                         f"unexpected {list(unexpected)[:3]}; use the torchvision weights of {name}")

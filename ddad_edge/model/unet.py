@@ -23,8 +23,9 @@ from ddad_edge.config import ModelConfig
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
     """Sinusoidal embedding of timesteps t (B,) float → (B, dim): [sin(t·f_k), cos(t·f_k)], f_k = 10000^(-k/half)."""
     half = dim // 2
-    freqs = torch.exp(torch.arange(half, device=t.device, dtype=torch.float32) * (-math.log(10000.0) / half))
-    args = t.float()[:, None] * freqs[None, :]
+    dtype = t.dtype if t.is_floating_point() else torch.float32
+    freqs = torch.exp(torch.arange(half, device=t.device, dtype=dtype) * (-math.log(10000.0) / half))
+    args = t.to(dtype)[:, None] * freqs[None, :]
     return torch.cat([torch.sin(args), torch.cos(args)], dim=-1)
 
 

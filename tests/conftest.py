@@ -1,0 +1,40 @@
+"""Shared fixtures: a small synthetic dataset and a tiny run trained on it, made once per test session.
+
+The tiny run is self-trained (32 px, a few dozen steps) with a randomly initialised resnet18 as feature
+extractor: enough for tests of shapes, files and arithmetic, not for accuracy claims.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def synth_root(tmp_path_factory) -> Path:
+    """An MVTec-layout synthetic dataset at 32 px: root/widget/{train,test,ground_truth}."""
+    from ddad_edge.data.synth import make_synthetic_dataset
+
+    root = tmp_path_factory.mktemp("synth")
+    make_synthetic_dataset(root, category="widget", size=32, n_train=40, n_test_good=8, n_test_defect=8, seed=0)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_run(synth_root, tmp_path_factory) -> Path:
+    """A tiny-preset run trained for 40 steps at 32 px on `synth_root`; returns the run folder."""
+    import warnings
+
+    from ddad_edge.config import run_config_for
+    from ddad_edge.train.diffusion import train_diffusion
+
+    cfg = run_config_for("tiny", 32, "widget", str(synth_root))
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, max_steps=40, batch_size=8,
+                                                             checkpoint_every=20, val_fraction=0.2))
+    out = tmp_path_factory.mktemp("runs") / "widget"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        train_diffusion(cfg, out, show_progress=False)
+    return out

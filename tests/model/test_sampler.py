@@ -1,0 +1,116 @@
+"""The conditioned DDIM sampler against a plain, independent transcription of DDAD's equations."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ddad_edge.config import DiffusionConfig, model_preset
+from ddad_edge.model.pipeline import DDADPipeline
+from ddad_edge.model.sampler import reconstruct
+from ddad_edge.model.schedule import alphas_cumprod, ddim_timesteps, halve_grid
+from ddad_edge.model.scoring import AnomalyScorer
+from ddad_edge.config import ScoringConfig, ScoringMode
+from ddad_edge.model.unet import UNet
+
+
+def plain_reconstruction(eps_fn, x, y, z, step_noise, w, eta, t_prime=250, skip=25):
+    """Written straight from the equations, in float64 numpy, with its own schedule and loop."""
+    betas = np.linspace(1e-4, 0.02, 1000)
+    abar = np.cumprod(1.0 - betas)
+
+    def a(t):
+        return 1.0 if t < 0 else abar[t]
+
+    xt = math.sqrt(a(t_prime)) * x + math.sqrt(1 - a(t_prime)) * z
+    ts = list(range(0, t_prime, skip))[::-1]  # 225, 200, ..., 0
+    x0 = None
+    for i, t in enumerate(ts):
+        t_next = ts[i + 1] if i + 1 < len(ts) else -1
+        e = eps_fn(xt, t)
+        yt = math.sqrt(a(t)) * y + math.sqrt(1 - a(t)) * e
+        e_hat = e - w * math.sqrt(1 - a(t)) * (yt - xt)
+        x0 = (xt - math.sqrt(1 - a(t)) * e_hat) / math.sqrt(a(t))
+        c1 = eta * math.sqrt((1 - a(t) / a(t_next)) * (1 - a(t_next)) / (1 - a(t)))
+        c2 = math.sqrt(1 - a(t_next) - c1 ** 2)
+        xt = math.sqrt(a(t_next)) * x0 + c1 * step_noise[i] + c2 * e_hat
+    return x0
+
+
+@pytest.fixture(scope="module")
+def eps_model():
+    # A randomly initialised tiny UNet with its zero-initialised output layers perturbed, so ε_θ is a
+    # non-trivial function of x_t and t.
+    torch.manual_seed(0)
+    unet = UNet(model_preset("tiny", 32)).double().eval()
+    with torch.no_grad():
+        for p in unet.parameters():
+            if not p.abs().sum():
+                p.normal_(0, 0.05)
+    return unet
+
+
+@pytest.mark.parametrize("eta", [0.0, 1.0])
+def test_sampler_matches_plain_equations(eps_model, eta):
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(2, 3, 32, 32, generator=g, dtype=torch.float64) * 2 - 1
+    y = torch.rand(2, 3, 32, 32, generator=g, dtype=torch.float64) * 2 - 1
+    z = torch.randn(2, 3, 32, 32, generator=g, dtype=torch.float64)
+    noise = [torch.randn(2, 3, 32, 32, generator=g, dtype=torch.float64) for _ in range(10)]
+    w = 3.0
+
+    def eps_np(xt, t):
+        with torch.no_grad():
+            return eps_model(torch.from_numpy(xt), torch.full((2,), float(t), dtype=torch.float64)).numpy()
+
+    expected = plain_reconstruction(eps_np, x.numpy(), y.numpy(), z.numpy(), [n.numpy() for n in noise], w, eta)
+    abar = alphas_cumprod(DiffusionConfig())
+    with torch.no_grad():
+        got = reconstruct(eps_model, x, y, abar, ddim_timesteps(250, 25), 250, w, eta=eta, z=z, step_noise=noise)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-9, atol=1e-9)
+
+
+def test_eta_changes_the_result(eps_model):
+    g = torch.Generator().manual_seed(2)
+    x = torch.rand(1, 3, 32, 32, generator=g, dtype=torch.float64)
+    abar = alphas_cumprod(DiffusionConfig())
+    z = torch.randn(1, 3, 32, 32, generator=g, dtype=torch.float64)
+    noise = [torch.randn(1, 3, 32, 32, generator=g, dtype=torch.float64) for _ in range(10)]
+    with torch.no_grad():
+        a = reconstruct(eps_model, x, x, abar, ddim_timesteps(250, 25), 250, 3.0, 0.0, z=z, step_noise=noise)
+        b = reconstruct(eps_model, x, x, abar, ddim_timesteps(250, 25), 250, 3.0, 1.0, z=z, step_noise=noise)
+    assert (a - b).abs().max() > 1e-4
+
+
+def test_grid_is_ddads():
+    assert ddim_timesteps(250, 25) == [225, 200, 175, 150, 125, 100, 75, 50, 25, 0]
+    assert ddim_timesteps(248, 31) == [217, 186, 155, 124, 93, 62, 31, 0]
+
+
+def test_grids_halve_onto_teacher_points():
+    g8 = ddim_timesteps(248, 31)
+    g4 = halve_grid(g8)
+    g2 = halve_grid(g4)
+    g1 = halve_grid(g2)
+    assert g4 == [217, 155, 93, 31]
+    assert g2 == [217, 93]
+    assert g1 == [217]
+    assert set(g4) <= set(g8) and set(g2) <= set(g4)
+    with pytest.raises(ValueError):
+        halve_grid(ddim_timesteps(250, 50))  # 5 steps
+
+
+def test_pipeline_reconstruction_equals_sampler(eps_model):
+    """The exportable pipeline unrolls exactly the sampler's steps with its fixed noise constant."""
+    unet = eps_model.float()
+    scorer = AnomalyScorer(ScoringConfig(mode=ScoringMode.PIXEL), None)
+    abar = alphas_cumprod(DiffusionConfig())
+    grid = ddim_timesteps(250, 25)
+    pipe = DDADPipeline(unet, scorer, abar, grid, 250, w=2.0, eta=0.0, noise_seed=7).eval()
+    x = torch.rand(3, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        got = pipe.reconstruct(x)
+        want = reconstruct(unet, x, x, abar, grid, 250, 2.0, eta=0.0, z=pipe.z.expand_as(x))
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    eps_model.double()

@@ -1,0 +1,57 @@
+"""Config dataclasses: strict YAML, presets of DDAD's published settings."""
+
+import dataclasses
+
+import pytest
+
+from ddad_edge.config import (CATEGORY_PRESETS, RunConfig, dump_run_config, from_dict, load_run_config,
+                              model_preset, run_config_for, to_dict)
+from ddad_edge.errors import DdadError
+
+
+def test_round_trip_through_yaml(tmp_path):
+    cfg = run_config_for("tiny", 32, "bottle")
+    path = tmp_path / "c.yaml"
+    path.write_text(dump_run_config(cfg))
+    assert load_run_config(path) == cfg
+
+
+def test_unknown_key_is_named(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  lrr: 0.1\n")
+    with pytest.raises(DdadError, match=r"unknown config key 'train\.lrr'"):
+        load_run_config(path)
+
+
+@pytest.mark.parametrize("text,key", [("train:\n  lr: fast\n", "train.lr"), ("model:\n  image_size: 1.5\n", "model.image_size"),
+                                      ("train:\n  ema: 3\n", "train.ema"), ("scoring:\n  mode: magic\n", "scoring.mode"),
+                                      ("model: 4\n", "model")])
+def test_wrong_types_are_named(tmp_path, text, key):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(DdadError, match=key.replace(".", r"\.")):
+        load_run_config(path)
+
+
+def test_ddad_presets():
+    assert len([p for p in CATEGORY_PRESETS.values() if p.dataset == "mvtec"]) == 15
+    assert len([p for p in CATEGORY_PRESETS.values() if p.dataset == "visa"]) == 12
+    cfg = run_config_for("ddad-s", 256, "leather")
+    assert (cfg.sampler.w, cfg.train.epochs, cfg.adapt.epochs, cfg.scoring.v, cfg.adapt.lam) == (11, 2000, 8, 1.0, 0.1)
+    pcb1 = run_config_for("ddad-s", 256, "pcb1")
+    assert (pcb1.sampler.w, pcb1.scoring.v, pcb1.adapt.lam, pcb1.train.batch_size) == (9, 7.0, 0.01, 16)
+    assert run_config_for("ddad-s", 256, "cashew").scoring.v == 1.5
+    ds = model_preset("ddad-s", 256)
+    assert (ds.base_channels, ds.num_heads, ds.dropout, ds.channel_mults) == (32, 2, 0.3, (1, 1, 2, 2, 4, 4))
+    assert model_preset("ddad", 128).channel_mults == (1, 1, 2, 3, 4)
+    with pytest.raises(DdadError, match="unknown model preset"):
+        model_preset("huge")
+    with pytest.raises(DdadError, match="image size 100"):
+        model_preset("ddad-s", 100)
+
+
+def test_from_dict_fills_defaults():
+    cfg = from_dict(RunConfig, {"sampler": {"w": 5}})
+    assert cfg.sampler.w == 5.0 and cfg.sampler.t_prime == 250
+    assert dataclasses.asdict(cfg.model) == dataclasses.asdict(RunConfig().model)
+    assert to_dict(cfg)["scoring"]["mode"] == "fused"
