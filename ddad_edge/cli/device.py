@@ -47,4 +47,6 @@ def selftest_command(
     for line in format_report(report):
         typer.echo(line)
     if not report.passed:
-        raise typer.Exit(1)
+        # SystemExit, not typer.Exit: ddad_edge.cli.main runs the app with standalone_mode=False,
+        # where click hands typer.Exit's code back as a return value that main does not pass on.
+        raise SystemExit(1)

@@ -1,0 +1,86 @@
+"""`ddad-edge doctor` on this machine (no GPU, no TensorRT) and its parsers on given inputs."""
+
+from __future__ import annotations
+
+import os
+import platform
+
+from ddad_edge.doctor import (
+    Finding,
+    Status,
+    check_devices,
+    check_jetson,
+    format_findings,
+    opencv_capabilities,
+    run_doctor,
+    tensorrt_summary,
+)
+
+JETSON_BUILD_INFO = """
+  Video I/O:
+    DC1394:                      NO
+    FFMPEG:                      YES
+    GStreamer:                   YES (1.20.3)
+    v4l/v4l2:                    YES (linux/videodev2.h)
+"""
+PIP_BUILD_INFO = """
+  Video I/O:
+    FFMPEG:                      YES
+    GStreamer:                   NO
+    v4l/v4l2:                    YES (linux/videodev2.h)
+"""
+
+
+def test_opencv_capabilities_from_build_information():
+    assert opencv_capabilities(JETSON_BUILD_INFO) == {"gstreamer": True, "v4l2": True}
+    assert opencv_capabilities(PIP_BUILD_INFO) == {"gstreamer": False, "v4l2": True}
+    assert opencv_capabilities("") == {"gstreamer": False, "v4l2": False}
+
+
+def test_doctor_here_reports_and_names_what_tensorrt_lacks():
+    findings = run_doctor()
+    by_name = {f.name: f for f in findings}
+    assert by_name["python"].detail.startswith(platform.python_version())
+    assert by_name["onnxruntime"].status is Status.OK and "CPUExecutionProvider" in by_name["onnxruntime"].detail
+    for name in ("numpy", "opencv", "tensorrt", "pycuda", "cuda device", "jetson", "gpio", "camera"):
+        assert name in by_name, name
+    try:
+        import tensorrt  # noqa: F401
+        has_trt = True
+    except ImportError:
+        has_trt = False
+    if not has_trt:  # this project's CI machines: the summary must say so, and how to fix it
+        assert by_name["tensorrt"].status is Status.MISSING and "--system-site-packages" in by_name["tensorrt"].fix
+        assert "missing tensorrt" in tensorrt_summary(findings)
+    lines = format_findings(findings)
+    assert lines[-1].startswith("TensorRT:")
+    assert all(f"fix: {f.fix}" in "\n".join(lines) for f in findings if f.fix and f.status is not Status.OK)
+
+
+def test_summary_ready_only_with_tensorrt_binding_and_device():
+    ok = [Finding("tensorrt", Status.OK, "10.3.0"), Finding("pycuda", Status.OK, "x"),
+          Finding("cuda-python", Status.INFO, "absent"), Finding("cuda device", Status.OK, "Orin")]
+    assert tensorrt_summary(ok).startswith("TensorRT: ready")
+    no_device = ok[:3] + [Finding("cuda device", Status.MISSING, "none")]
+    assert tensorrt_summary(no_device).endswith("(ddad-edge selftest --backend onnxruntime)")
+    assert "a CUDA device" in tensorrt_summary(no_device) and "pycuda" not in tensorrt_summary(no_device)
+
+
+def test_jetson_model_read_from_device_tree(tmp_path):
+    model = tmp_path / "model"
+    model.write_bytes(b"NVIDIA Jetson Orin Nano Developer Kit\x00")
+    found = check_jetson(model)
+    assert found[0] == Finding("jetson", Status.OK, "NVIDIA Jetson Orin Nano Developer Kit")
+    assert check_jetson(tmp_path / "absent")[0].status is Status.INFO
+
+
+def test_device_permissions_with_fix(tmp_path):
+    readable = tmp_path / "gpiochip0"
+    readable.write_bytes(b"")
+    found = check_devices(str(tmp_path / "gpiochip*"), "gpio", "gpio", "none")
+    assert found[0].status is Status.OK and "read/write" in found[0].detail
+    if os.geteuid() != 0:  # root can open anything, so a permission problem only shows for a user
+        readable.chmod(0)
+        found = check_devices(str(tmp_path / "gpiochip*"), "gpio", "gpio", "none")
+        assert found[0].status is Status.WARN and "usermod -aG gpio" in found[0].fix
+    assert check_devices(str(tmp_path / "video*"), "camera", "video", "no cameras")[0].status is Status.INFO
