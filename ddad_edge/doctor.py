@@ -157,7 +157,8 @@ def check_jetson(model_file: Path = JETSON_MODEL) -> list[Finding]:
     found = [Finding("jetson", Status.OK, model)]
     nvpmodel = shutil.which("nvpmodel")
     if not nvpmodel:
-        found.append(Finding("power mode", Status.INFO, "nvpmodel not found", "it comes with JetPack (nvidia-l4t-tools)"))
+        found.append(Finding("power mode", Status.INFO, "nvpmodel not found",
+                             "it comes with JetPack (nvidia-l4t-tools)"))
         return found
     try:
         out = subprocess.run([nvpmodel, "-q"], capture_output=True, text=True, timeout=10)

@@ -288,7 +288,7 @@ class _Context(_Object):
         def work() -> None:
             frames = trt.cuda.read(addresses[input_name], int(np.prod(shape))).reshape(shape)
             outputs = engine._session.run(engine._outputs, {input_name: frames})
-            for name, value in zip(engine._outputs, outputs):
+            for name, value in zip(engine._outputs, outputs, strict=True):
                 trt.cuda.write(addresses[name], value.astype(np.float32))
             trt.executions += 1
 

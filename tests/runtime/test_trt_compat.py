@@ -30,7 +30,7 @@ def test_parse_and_family(text, version, family):
 
 def test_too_old_and_garbage_versions_are_one_line():
     with pytest.raises(DdadError, match="too old"):
-        TrtVersion.parse("8.5.3").family
+        _ = TrtVersion.parse("8.5.3").family
     with pytest.raises(DdadError, match="cannot read"):
         TrtVersion.parse("ten")
 
