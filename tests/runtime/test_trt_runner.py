@@ -122,6 +122,24 @@ def test_open_runner_reaches_the_tensorrt_runner(tmp_path):
         assert isinstance(runner, TensorRTRunner) and runner.max_batch == 2
 
 
+def test_missing_cuda_bindings_name_the_package(tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def refuse(name, *args, **kwargs):  # this machine as in CI, even where a binding happens to exist
+        if name.split(".")[0] in ("pycuda", "cuda"):
+            raise ImportError(f"No module named '{name}'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", refuse)
+    bundle = _bundle_with_engine(tmp_path)
+    with pytest.raises(DdadError, match="'pycuda'.*pip install pycuda"):
+        TensorRTRunner(bundle, trt=FakeTensorRT("10.3"))
+    with pytest.raises(DdadError, match="'cuda'.*cuda-python"):
+        TensorRTRunner(bundle, trt=FakeTensorRT("10.3"), cuda_graph=True)
+
+
 def test_device_runtime_modules_import_no_torch():
     code = ("import sys; import ddad_edge.runtime.trt_runner, ddad_edge.runtime.cuda_api, ddad_edge.selftest, "
             "ddad_edge.doctor; assert 'torch' not in sys.modules, 'torch imported'")
