@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -72,9 +73,12 @@ def run_command(
     max_frames: int = typer.Option(0, "--max-frames", help="stop after this many frames (0: no limit)"),
 ) -> None:
     """Inspect frames on the line: verdicts OK/NG/FAULT, reject pulses, events.jsonl and NG images."""
-    from ddad_edge.inspect.decide import Debounce, FaultPolicy
+    from ddad_edge.bundle import read_bundle
+    from ddad_edge.inspect.decide import Debounce, FaultPolicy, threshold_from_bundle
     from ddad_edge.inspect.gpio_lines import GpioSpec
+    from ddad_edge.inspect.loop import LoopConfig
     from ddad_edge.inspect.preprocess import Roi
+    from ddad_edge.inspect.reject import RejectTiming
     from ddad_edge.inspect.sources import check_source
 
     # Everything a user can mistype is checked before the model loads: one line, at once.
@@ -86,65 +90,100 @@ def run_command(
         raise DdadError(f"--on-fault {on_fault!r}: choose reject, stop or ignore") from None
     gpio_spec = GpioSpec.parse(gpio)
     ready_spec = GpioSpec.parse(ready_gpio) if ready_gpio else None
-    region = Roi.parse(roi) if roi else None
+    config_roi = Roi.parse(roi) if roi else None
     window = Debounce.parse(debounce)
-    _run(spec, bundle, backend, threshold, window, policy, region, batch, deadline_ms, gpio_spec, ready_spec,
-         active_low, pulse_ms, delay_ms, max_late_ms, out, events, events_max_mb, ng_images, ng_max_images,
-         ng_max_mb, preview, http_port, http_host, max_frames)
-
-
-def _run(spec, bundle, backend, threshold, window, policy, region, batch, deadline_ms, gpio_spec, ready_spec,
-         active_low, pulse_ms, delay_ms, max_late_ms, out, events, events_max_mb, ng_images, ng_max_images,
-         ng_max_mb, preview, http_port, http_host, max_frames) -> None:
-    import threading
-
-    from ddad_edge.bundle import read_bundle
-    from ddad_edge.inspect.decide import threshold_from_bundle
-    from ddad_edge.inspect.loop import LoopConfig, install_stop_signals, run_loop
-    from ddad_edge.inspect.ng_images import NgImageSink, NgQuota
-    from ddad_edge.inspect.reject import RejectTiming, open_reject_output
-    from ddad_edge.inspect.sinks import EventLog, EventLogSink
-    from ddad_edge.inspect.sources import open_source
-    from ddad_edge.inspect.summary import StopReason
-    from ddad_edge.runtime.base import open_runner
-
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-    logger = logging.getLogger("ddad_edge.inspect")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-
     loaded = read_bundle(bundle)
     config = LoopConfig(threshold=threshold_from_bundle(loaded.manifest, threshold), debounce=window, batch=batch,
-                        deadline_ms=deadline_ms, on_fault=policy, roi=region, max_frames=max_frames)
+                        deadline_ms=deadline_ms, on_fault=policy, roi=config_roi, max_frames=max_frames)
+    timing = RejectTiming(pulse_s=pulse_ms / 1e3, delay_s=delay_ms / 1e3, max_late_s=max_late_ms / 1e3)
     out = out or Path("runs") / time.strftime("inspect-%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
-    timing = RejectTiming(pulse_s=pulse_ms / 1e3, delay_s=delay_ms / 1e3, max_late_s=max_late_ms / 1e3)
-    opened: list = []  # closed in reverse if anything fails before the loop owns them
-    try:
-        runner = open_runner(loaded, backend)
-        opened.append(runner)
+    outputs = _Outputs(out, events, events_max_mb, ng_images, ng_max_images, ng_max_mb, preview, http_port,
+                       http_host, gpio_spec, ready_spec, not active_low, timing)
+    info = {"bundle": str(bundle), "backend": backend, "out": str(out), "gpio": gpio, "delay_ms": delay_ms,
+            "pulse_ms": pulse_ms}
+    with _status_lines_on_stderr():
+        _inspect(spec, loaded, backend, config, outputs, info)
+
+
+@dataclass(frozen=True)
+class _Outputs:
+    """Where results go: the sinks and the reject output, as the options ask."""
+
+    out: Path
+    events: Optional[Path]
+    events_max_mb: float
+    ng_images: bool
+    ng_max_images: int
+    ng_max_mb: float
+    preview: bool
+    http_port: int
+    http_host: str
+    gpio_spec: Any
+    ready_spec: Any
+    active_high: bool
+    timing: Any
+
+    def open(self, threshold: float, opened: list) -> tuple[list, object]:
+        """Open the sinks (event log last) and the reject output, appending each to `opened`."""
+        from ddad_edge.inspect.ng_images import NgImageSink, NgQuota
+        from ddad_edge.inspect.reject import open_reject_output
+        from ddad_edge.inspect.sinks import EventLog, EventLogSink
+
         sinks = []
-        if ng_images:
-            sinks.append(NgImageSink(out / "ng", NgQuota(ng_max_images, int(ng_max_mb * 1e6)), config.threshold))
+        if self.ng_images:
+            quota = NgQuota(self.ng_max_images, int(self.ng_max_mb * 1e6))
+            sinks.append(NgImageSink(self.out / "ng", quota, threshold))
             opened.append(sinks[-1])
-        if http_port:
+        if self.http_port:
             from ddad_edge.inspect.status_server import StatusServer
 
-            sinks.append(StatusServer(http_host, http_port))
+            sinks.append(StatusServer(self.http_host, self.http_port))
             opened.append(sinks[-1])
             typer.echo(f"status page: {sinks[-1].url}", err=True)
-        if preview:
+        if self.preview:
             from ddad_edge.inspect.preview import PreviewSink
 
             sinks.append(PreviewSink())
             opened.append(sinks[-1])
-        sinks.append(EventLogSink(EventLog(events or out / "events.jsonl", max_bytes=int(events_max_mb * 1e6))))
+        log = EventLog(self.events or self.out / "events.jsonl", max_bytes=int(self.events_max_mb * 1e6))
+        sinks.append(EventLogSink(log))
         opened.append(sinks[-1])
-        reject = open_reject_output(gpio_spec, timing, ready_spec, active_high=not active_low,
-                                    sim_log=out / "gpio-sim.jsonl")
+        reject = open_reject_output(self.gpio_spec, self.timing, self.ready_spec, active_high=self.active_high,
+                                    sim_log=self.out / "gpio-sim.jsonl")
         opened.append(reject)
-        source = open_source(spec)
+        return sinks, reject
+
+
+class _status_lines_on_stderr:
+    """Status lines of the loop (camera lost, READY dropped, quota reached) on stderr while it runs."""
+
+    def __enter__(self) -> None:
+        self.handler = logging.StreamHandler(sys.stderr)
+        self.handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        self.logger = logging.getLogger("ddad_edge.inspect")
+        self.logger.addHandler(self.handler)
+        self.logger.setLevel(logging.INFO)
+
+    def __exit__(self, *exc: object) -> None:
+        self.logger.removeHandler(self.handler)
+
+
+def _inspect(spec, bundle, backend, config, outputs: _Outputs, info: dict) -> None:
+    import threading
+
+    from ddad_edge.inspect.loop import install_stop_signals, run_loop
+    from ddad_edge.inspect.ng_images import NgImageSink
+    from ddad_edge.inspect.sources import open_source
+    from ddad_edge.inspect.summary import StopReason
+    from ddad_edge.runtime.base import open_runner
+
+    opened: list = []  # closed in reverse if anything fails before the loop owns them
+    try:
+        runner = open_runner(bundle, backend)
+        opened.append(runner)
+        sinks, reject = outputs.open(config.threshold, opened)
+        source = open_source(spec)  # last: a live source starts grabbing now
     except BaseException:
         for thing in reversed(opened):
             thing.close()
@@ -153,9 +192,7 @@ def _run(spec, bundle, backend, threshold, window, policy, region, batch, deadli
     restore = install_stop_signals(stop)
     try:
         with runner:
-            summary = run_loop(runner, source, config, reject, sinks, stop,
-                               info={"bundle": str(bundle), "backend": backend, "out": str(out),
-                                     "gpio": gpio_spec.kind.value, "delay_ms": delay_ms, "pulse_ms": pulse_ms})
+            summary = run_loop(runner, source, config, reject, sinks, stop, info=info)
     finally:
         restore()
     typer.echo(summary.text())

@@ -192,9 +192,9 @@ class _Loop:
             self.ready = healthy
             self.reject.set_ready(healthy)
             if healthy:
-                log.info("READY: healthy again at frame %d", r.frame.seq)
+                log.info("READY high: frame %d inspected without fault", r.frame.seq)
             else:
-                log.warning("READY dropped: frame %d FAULT: %s", r.frame.seq, r.reason)
+                log.warning("READY low: frame %d FAULT: %s", r.frame.seq, r.reason)
 
     def deliver(self, results: list[FrameResult]) -> None:
         for r in results:

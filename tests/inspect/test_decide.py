@@ -1,0 +1,64 @@
+"""The decision: threshold from the bundle or the command line, k-of-n debounce, non-finite scores."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from ddad_edge.errors import DdadError
+from ddad_edge.inspect.decide import Debounce, Decider, Verdict, threshold_from_bundle
+from ddad_edge.inspect.preprocess import Preprocessor, Roi
+
+
+def test_threshold_comes_from_the_manifest_unless_overridden():
+    manifest = {"thresholds": {"image": 0.37}}
+    assert threshold_from_bundle(manifest) == pytest.approx(0.37)
+    assert threshold_from_bundle(manifest, 0.5) == 0.5
+    with pytest.raises(DdadError, match="--threshold"):
+        threshold_from_bundle({"thresholds": {}})
+    with pytest.raises(DdadError, match="not a number"):
+        threshold_from_bundle({"thresholds": {"image": "high"}})
+
+
+def test_single_frame_decision_is_score_at_or_above_threshold():
+    decider = Decider(0.5)
+    assert decider.decide(0.49) == (Verdict.OK, False)
+    assert decider.decide(0.5) == (Verdict.NG, True)
+    assert decider.decide(float("nan"))[0] is Verdict.FAULT
+    assert decider.decide(math.inf)[0] is Verdict.FAULT
+
+
+def test_k_of_n_debounce_needs_k_recent_frames_above():
+    decider = Decider(0.5, Debounce.parse("2/3"))
+    scores = [0.9, 0.1, 0.1, 0.9, 0.9, 0.1, 0.1, 0.9, 0.1, 0.9]
+    verdicts = [decider.decide(s)[0].value for s in scores]
+    # window of the last 3 above-flags: NG when at least 2 are above
+    assert verdicts == ["OK", "OK", "OK", "OK", "NG", "NG", "OK", "OK", "OK", "NG"]
+
+
+def test_faults_do_not_enter_the_debounce_window():
+    decider = Decider(0.5, Debounce(2, 2))
+    assert decider.decide(0.9)[0] is Verdict.OK
+    assert decider.decide(float("nan"))[0] is Verdict.FAULT
+    assert decider.decide(0.9)[0] is Verdict.NG
+
+
+@pytest.mark.parametrize("text", ["3/2", "0/1", "2", "a/b"])
+def test_bad_debounce_is_one_line(text):
+    with pytest.raises(DdadError, match="--debounce"):
+        Debounce.parse(text)
+
+
+def test_roi_crop_and_resize_to_the_model_size():
+    image = np.zeros((100, 200, 3), dtype=np.uint8)
+    image[10:50, 20:60] = 255  # exactly the ROI
+    pre = Preprocessor(16, Roi.parse("20,10,40,40"))
+    out = pre.prepare(image)
+    assert out.shape == (16, 16, 3) and out.dtype == np.uint8 and out.min() == 255
+    assert pre.check(np.zeros((30, 30, 3), np.uint8)) and "does not fit" in pre.check(np.zeros((30, 30, 3), np.uint8))
+    batch = Preprocessor(8).prepare_batch([image, image[:, :100]])
+    assert batch.shape == (2, 8, 8, 3)
+    with pytest.raises(DdadError, match="--roi"):
+        Roi.parse("1,2,3")

@@ -1,0 +1,287 @@
+"""Reject pulses on the simulated line: timing, merging, lateness, READY and the safe state; the GPIO
+drivers against fakes of Jetson.GPIO and libgpiod (v1 and v2), which are absent here."""
+
+from __future__ import annotations
+
+import sys
+import time
+import types
+
+import pytest
+
+from ddad_edge.errors import DdadError
+from ddad_edge.inspect.frame import Frame
+from ddad_edge.inspect.gpio_lines import GpioKind, GpioSpec, GpiodLine, JetsonLine, SimLine
+from ddad_edge.inspect.pulses import PulseScheduler
+from ddad_edge.inspect.reject import GpioReject, NoReject, RejectTiming, open_reject_output
+
+TOLERANCE_S = 0.020  # stated tolerance of pulse timing on a loaded 2-core machine
+
+
+def frame_at(t: float, seq: int = 0) -> Frame:
+    return Frame(seq, t, time.time(), None)
+
+
+def test_pulses_start_at_capture_plus_delay_and_last_their_width():
+    output = open_reject_output(GpioSpec.parse("sim"), RejectTiming(pulse_s=0.03, delay_s=0.1))
+    t0 = time.monotonic()
+    captures = [t0 + 0.0, t0 + 0.08, t0 + 0.16]
+    tickets = []
+    for i, t in enumerate(captures):
+        while time.monotonic() < t:
+            time.sleep(0.001)
+        tickets.append(output.reject(frame_at(t, i)))
+    output.close()
+    pulses = output.reject_line.intervals(high=True)
+    assert len(pulses) == 3
+    for (start, end), capture, ticket in zip(pulses, captures, tickets):
+        assert ticket.start == pytest.approx(capture + 0.1)
+        assert abs(start - (capture + 0.1)) < TOLERANCE_S
+        assert abs((end - start) - 0.03) < TOLERANCE_S
+    assert output.reject_line.level is False and output.ready_line.level is False
+
+
+def test_overlapping_pulses_merge_and_none_is_lost():
+    line = SimLine("reject")
+    scheduler = PulseScheduler(line)
+    t0 = time.monotonic() + 0.05
+    planned = [(t0, t0 + 0.04), (t0 + 0.02, t0 + 0.06), (t0 + 0.2, t0 + 0.22), (t0 + 0.05, t0 + 0.09),
+               (t0 + 0.15, t0 + 0.17)]
+    for start, end in planned:
+        scheduler.schedule(start, end)
+    scheduler.close()
+    pulses = line.intervals(high=True)
+    # the union of the plan: [t0, t0+0.09], [t0+0.15, t0+0.17], [t0+0.2, t0+0.22]
+    assert len(pulses) == 3 and scheduler.fired == 3 and scheduler.requested == 5
+    for start, end in planned:
+        assert any(s - TOLERANCE_S <= start and end <= e + TOLERANCE_S for s, e in pulses), "no pulse vanished"
+    assert all(a[1] < b[0] for a, b in zip(pulses, pulses[1:])), "pulses never overlap"
+    assert abs(pulses[0][1] - (t0 + 0.09)) < TOLERANCE_S
+
+
+def test_a_pulse_merges_into_the_one_being_driven():
+    line = SimLine("reject")
+    scheduler = PulseScheduler(line)
+    t0 = time.monotonic()
+    scheduler.schedule(t0, t0 + 0.05)
+    time.sleep(0.02)
+    scheduler.schedule(t0 + 0.03, t0 + 0.1)  # starts while the first is high
+    scheduler.close()
+    (pulse,) = line.intervals(high=True)
+    assert abs(pulse[1] - (t0 + 0.1)) < TOLERANCE_S
+
+
+def test_active_low_idles_high_and_pulses_low():
+    output = open_reject_output(GpioSpec.parse("sim"), RejectTiming(pulse_s=0.02), active_high=False)
+    assert output.reject_line.level is True and output.ready_line.level is True  # both inactive
+    output.set_ready(True)
+    assert output.ready_line.level is False
+    output.reject(frame_at(time.monotonic()))
+    output.close()
+    assert len(output.reject_line.intervals(high=False)) == 1
+    assert output.reject_line.level is True and output.ready_line.level is True
+
+
+def test_a_verdict_too_late_for_the_ejector_fires_nothing():
+    output = open_reject_output(GpioSpec.parse("sim"), RejectTiming(pulse_s=0.02, delay_s=0.05, max_late_s=0.01))
+    ticket = output.reject(frame_at(time.monotonic() - 0.2))
+    output.close()
+    assert ticket.start is None and ticket.late and "late by" in ticket.note
+    assert output.reject_line.intervals(high=True) == [] and output.pulses_requested == 0
+
+
+def test_close_fires_pulses_already_due_and_cancels_far_ones():
+    line = SimLine("reject")
+    output = GpioReject(line, None, RejectTiming(pulse_s=0.02, delay_s=0.1), drain_s=0.5)
+    now = time.monotonic()
+    output.reject(frame_at(now))  # due in 0.1 s: a part on its way
+    output.reject(frame_at(now + 5.0))  # 5 s away: beyond the drain window
+    output.close()
+    assert len(line.intervals(high=True)) == 1 and output._scheduler.cancelled == 1
+    assert line.level is False
+
+
+def test_ready_follows_set_ready_and_none_output_does_nothing():
+    output = open_reject_output(GpioSpec.parse("sim"), RejectTiming())
+    output.set_ready(True)
+    output.set_ready(True)
+    output.set_ready(False)
+    output.close()
+    levels = [level for _, level in output.ready_line.changes]
+    assert levels[0] is False and levels[-1] is False and levels.count(True) == 1  # repeated True: one write
+    assert [(a, b) for a, b in zip(levels, levels[1:]) if a != b] == [(False, True), (True, False)]
+    none = open_reject_output(GpioSpec.parse("none"), RejectTiming())
+    assert isinstance(none, NoReject) and none.reject(frame_at(0.0)).start is None
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("sim", GpioSpec(GpioKind.SIM)),
+    ("jetson:BOARD:18", GpioSpec(GpioKind.JETSON, "BOARD", 18)),
+    ("jetson:bcm:24", GpioSpec(GpioKind.JETSON, "BCM", 24)),
+    ("gpiod:/dev/gpiochip0:17", GpioSpec(GpioKind.GPIOD, "/dev/gpiochip0", 17)),
+])
+def test_gpio_specs_parse(text, expected):
+    assert GpioSpec.parse(text) == expected
+
+
+@pytest.mark.parametrize("text", ["jetson:18", "gpio:/dev/x:1", "jetson:PHYS:18", "gpiod:/dev/gpiochip0:x"])
+def test_bad_gpio_specs_are_one_line(text):
+    with pytest.raises(DdadError, match="--gpio"):
+        GpioSpec.parse(text)
+
+
+# --- the hardware drivers, against fakes of the absent libraries --------------------------------------
+
+
+class FakeJetsonGPIO(types.ModuleType):
+    """Stands in for Jetson.GPIO (absent here): records mode, setup and output calls."""
+
+    BOARD, BCM, CVM, TEGRA_SOC = "BOARD", "BCM", "CVM", "TEGRA_SOC"
+    OUT, HIGH, LOW = "out", 1, 0
+
+    def __init__(self):
+        super().__init__("Jetson.GPIO")
+        self.mode, self.calls = None, []
+
+    def getmode(self):
+        return self.mode
+
+    def setmode(self, mode):
+        self.mode = mode
+
+    def setwarnings(self, flag):
+        pass
+
+    def setup(self, pin, direction, initial):
+        self.calls.append(("setup", pin, direction, initial))
+
+    def output(self, pin, value):
+        self.calls.append(("output", pin, value))
+
+    def cleanup(self, pin):
+        self.calls.append(("cleanup", pin))
+
+
+def test_jetson_line_drives_the_pin_through_jetson_gpio(monkeypatch):
+    fake = FakeJetsonGPIO()
+    package = types.ModuleType("Jetson")
+    package.GPIO = fake
+    monkeypatch.setitem(sys.modules, "Jetson", package)
+    monkeypatch.setitem(sys.modules, "Jetson.GPIO", fake)
+    output = open_reject_output(GpioSpec.parse("jetson:BOARD:18"), RejectTiming(pulse_s=0.01),
+                                ready=GpioSpec.parse("jetson:BOARD:16"))
+    output.set_ready(True)
+    output.reject(frame_at(time.monotonic()))
+    output.close()
+    assert fake.mode == "BOARD"
+    assert ("setup", 18, "out", 0) in fake.calls and ("setup", 16, "out", 0) in fake.calls
+    pin18 = [c[2] for c in fake.calls if c[0] == "output" and c[1] == 18]
+    assert pin18[:2] == [1, 0] and pin18[-1] == 0  # one pulse, then the safe level
+    assert [c[2] for c in fake.calls if c[0] == "output" and c[1] == 16] == [0, 1, 0]
+    assert ("cleanup", 18) in fake.calls and ("cleanup", 16) in fake.calls
+
+
+def test_jetson_line_refuses_mixed_numbering(monkeypatch):
+    fake = FakeJetsonGPIO()
+    fake.mode = "BCM"
+    monkeypatch.setitem(sys.modules, "Jetson.GPIO", fake)
+    with pytest.raises(DdadError, match="numbering mode"):
+        JetsonLine("reject", "BOARD", 18, initial_high=False)
+
+
+def make_fake_gpiod_v2():
+    """Stands in for libgpiod's v2 Python binding (gpiod.request_lines, gpiod.line.Value)."""
+    gpiod = types.ModuleType("gpiod")
+    line = types.ModuleType("gpiod.line")
+    line.Direction = types.SimpleNamespace(OUTPUT="output")
+    line.Value = types.SimpleNamespace(ACTIVE="active", INACTIVE="inactive")
+    gpiod.line = line
+    gpiod.requests = []
+
+    class FakeRequest:
+        def __init__(self, chip, consumer, config):
+            self.chip, self.consumer, self.config, self.values, self.released = chip, consumer, config, [], False
+
+        def set_value(self, offset, value):
+            self.values.append((offset, value))
+
+        def release(self):
+            self.released = True
+
+    gpiod.LineSettings = lambda direction, output_value: {"direction": direction, "output_value": output_value}
+
+    def request_lines(chip, consumer, config):
+        gpiod.requests.append(FakeRequest(chip, consumer, config))
+        return gpiod.requests[-1]
+
+    gpiod.request_lines = request_lines
+    return gpiod, line
+
+
+def make_fake_gpiod_v1():
+    """Stands in for libgpiod's v1 Python binding (gpiod.Chip, line.request, LINE_REQ_DIR_OUT)."""
+    gpiod = types.ModuleType("gpiod")
+    gpiod.LINE_REQ_DIR_OUT = 3
+    gpiod.lines = []
+
+    class FakeLine:
+        def __init__(self, offset):
+            self.offset, self.values, self.request_args, self.released = offset, [], None, False
+
+        def request(self, consumer, type, default_vals):
+            self.request_args = (consumer, type, default_vals)
+
+        def set_value(self, value):
+            self.values.append(value)
+
+        def release(self):
+            self.released = True
+
+    class Chip:
+        def __init__(self, path):
+            self.path, self.closed = path, False
+
+        def get_line(self, offset):
+            gpiod.lines.append(FakeLine(offset))
+            return gpiod.lines[-1]
+
+        def close(self):
+            self.closed = True
+
+    gpiod.Chip = Chip
+    return gpiod
+
+
+def test_gpiod_v2_line(monkeypatch):
+    gpiod, line = make_fake_gpiod_v2()
+    monkeypatch.setitem(sys.modules, "gpiod", gpiod)
+    monkeypatch.setitem(sys.modules, "gpiod.line", line)
+    out = GpiodLine("reject", "/dev/gpiochip0", 17, initial_high=False)
+    out.write(True)
+    out.write(False)
+    out.close()
+    (request,) = gpiod.requests
+    assert request.chip == "/dev/gpiochip0" and request.consumer == "ddad-edge"
+    assert request.config[17] == {"direction": "output", "output_value": "inactive"}
+    assert request.values == [(17, "active"), (17, "inactive")] and request.released
+
+
+def test_gpiod_v1_line(monkeypatch):
+    gpiod = make_fake_gpiod_v1()
+    monkeypatch.setitem(sys.modules, "gpiod", gpiod)
+    out = GpiodLine("reject", "/dev/gpiochip0", 17, initial_high=True)
+    out.write(False)
+    out.close()
+    (fake_line,) = gpiod.lines
+    assert fake_line.offset == 17 and fake_line.request_args == ("ddad-edge", 3, [1])
+    assert fake_line.values == [0] and fake_line.released
+
+
+def test_missing_gpio_libraries_are_one_line(monkeypatch):
+    monkeypatch.setitem(sys.modules, "gpiod", None)  # as if not installed
+    monkeypatch.setitem(sys.modules, "Jetson", None)
+    monkeypatch.setitem(sys.modules, "Jetson.GPIO", None)
+    with pytest.raises(DdadError, match="'gpiod'"):
+        open_reject_output(GpioSpec.parse("gpiod:/dev/gpiochip0:17"), RejectTiming())
+    with pytest.raises(DdadError, match="'Jetson.GPIO'"):
+        open_reject_output(GpioSpec.parse("jetson:BOARD:18"), RejectTiming())

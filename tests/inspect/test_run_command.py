@@ -1,0 +1,145 @@
+"""`ddad-edge run` as a user runs it: one-line errors, a video, an HTTP stream, and SIGTERM mid-run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ddad_edge.cli import main
+from ddad_edge.inspect.opencv import has_gstreamer
+from ddad_edge.inspect.sinks import read_events
+from tests.inspect.media import MjpegServer, part_image, write_video
+from tests.inspect.test_loop import assert_each_seq_once, is_red
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.run([sys.executable, "-m", "ddad_edge", "run", *args], capture_output=True, text=True,
+                          env=env, timeout=60, **kwargs)
+
+
+def sim_levels(path: Path) -> dict[str, list[tuple[float, bool]]]:
+    lines: dict[str, list[tuple[float, bool]]] = {}
+    for line in path.read_text().splitlines():
+        record = json.loads(line)
+        lines.setdefault(record["line"], []).append((record["t"], record["high"]))
+    return lines
+
+
+def test_missing_camera_is_one_line():
+    if os.path.exists("/dev/video0"):
+        pytest.skip("this machine has /dev/video0")
+    result = run_cli("--camera", "/dev/video0")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: camera /dev/video0 not found: no such device (video devices here: none)"]
+
+
+def test_one_line_errors_before_anything_loads(tmp_path, capsys):
+    cases = [
+        (["--video", "a.avi", "--images", "b"], "exactly one frame source"),
+        (["--images", str(tmp_path), "--gpio", "jetson:18"], "--gpio"),
+        (["--images", str(tmp_path), "--debounce", "3/2"], "--debounce"),
+        (["--images", str(tmp_path), "--on-fault", "panic"], "--on-fault"),
+        (["--images", str(tmp_path), "--bundle", str(tmp_path / "none")], "bundle folder not found"),
+    ]
+    if not has_gstreamer():
+        cases.append((["--csi", "0"], "GStreamer"))
+    for args, expected in cases:
+        assert main(["run", *args]) == 2, args
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ") and expected in err[0], (args, err)
+
+
+def test_preview_needs_a_gui_opencv(tmp_path, red_bundle, capsys):
+    import cv2
+
+    if "GTK" in cv2.getBuildInformation().split("GUI:")[1][:300] and os.environ.get("DISPLAY"):
+        pytest.skip("this OpenCV has a GUI and a display")
+    write_video(tmp_path / "v.avi", [part_image(i, False) for i in range(3)])
+    code = main(["run", "--video", str(tmp_path / "v.avi"), "--bundle", str(red_bundle.path), "--preview",
+                 "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1].startswith("error: --preview needs an OpenCV with a GUI")
+
+
+def test_video_through_the_command(tmp_path, red_bundle, capsys):
+    write_video(tmp_path / "v.avi", [part_image(i, is_red(i)) for i in range(20)])
+    out = tmp_path / "out"
+    code = main(["run", "--video", str(tmp_path / "v.avi"), "--bundle", str(red_bundle.path), "--gpio", "sim",
+                 "--delay-ms", "30", "--pulse-ms", "5", "--out", str(out)])
+    stdout = capsys.readouterr().out
+    assert code == 0
+    assert "frames 20: OK 16, NG 4, FAULT 0, dropped 0" in stdout
+    records = assert_each_seq_once(out / "events.jsonl", 20)
+    assert [r["verdict"] for r in records] == ["NG" if is_red(i) else "OK" for i in range(20)]
+    assert len(list((out / "ng").glob("*.png"))) == 4
+    levels = sim_levels(out / "gpio-sim.jsonl")
+    assert levels["reject"][-1][1] is False and levels["ready"][-1][1] is False
+
+
+def test_http_stream_through_the_command(tmp_path, red_bundle, capsys):
+    server = MjpegServer([part_image(i, is_red(i)) for i in range(30)], fps=30)
+    out = tmp_path / "out"
+    try:
+        code = main(["run", "--url", server.url, "--bundle", str(red_bundle.path), "--max-frames", "20",
+                     "--out", str(out), "--events", str(tmp_path / "log" / "ev.jsonl")])
+    finally:
+        server.close()
+    assert code == 0
+    records = assert_each_seq_once(tmp_path / "log" / "ev.jsonl")
+    inspected = [r for r in records if r["kind"] == "frame"]
+    assert len(records) >= 20 and len(inspected) >= 10
+    assert {r["verdict"] for r in inspected} == {"OK", "NG"}
+    summary = [r for r in read_events(tmp_path / "log" / "ev.jsonl") if r["kind"] == "summary"][0]
+    assert summary["stop_reason"] == "max frames reached" and summary["frames"] == len(records)
+
+
+def test_sigterm_mid_run_finishes_cleanly(tmp_path, red_bundle):
+    video = write_video(tmp_path / "v.avi", [part_image(i, is_red(i)) for i in range(900)], fps=60)
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ddad_edge", "run", "--video", str(video), "--realtime", "--bundle",
+         str(red_bundle.path), "--gpio", "sim", "--delay-ms", "40", "--pulse-ms", "5", "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            events = out / "events.jsonl"
+            if events.exists() and sum(r["kind"] == "frame" for r in read_events(events)) >= 20:
+                break
+            time.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, stderr
+    assert "stopped: signal" in stdout and "SIGTERM" in stderr
+    records = assert_each_seq_once(out / "events.jsonl")
+    assert 20 <= len(records) < 900, "stopped mid-run, with every grabbed frame accounted for"
+    summary = [r for r in read_events(out / "events.jsonl") if r["kind"] == "summary"][0]
+    assert summary["stop_reason"] == "signal" and summary["frames"] == len(records)
+    levels = sim_levels(out / "gpio-sim.jsonl")
+    assert levels["reject"][-1][1] is False and levels["ready"][-1][1] is False, "outputs left in the safe state"
+    pulses, start = [], None
+    for t, high in levels["reject"]:
+        if high and start is None:
+            start = t
+        elif not high and start is not None:
+            pulses.append((start, t))
+            start = None
+    planned = [r["reject_at"] for r in records if r.get("reject_at") is not None]
+    assert planned and start is None
+    for at in planned:  # every NG frame's pulse fired, on time, even the ones due after SIGTERM
+        assert any(s - 0.02 <= at <= e for s, e in pulses), at

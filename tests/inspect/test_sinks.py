@@ -1,0 +1,92 @@
+"""The event log (flushed per record, rotation without loss) and NG images (atomic, heatmap, quota)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import cv2
+import numpy as np
+
+from ddad_edge.inspect.decide import Verdict
+from ddad_edge.inspect.frame import Frame
+from ddad_edge.inspect.ng_images import NgImageSink, NgQuota, overlay_heatmap
+from ddad_edge.inspect.result import FrameResult
+from ddad_edge.inspect.sinks import EventLog, read_events
+
+
+def test_every_record_is_on_disk_before_the_next_is_written(tmp_path):
+    log = EventLog(tmp_path / "events.jsonl")
+    for i in range(5):
+        log.write({"kind": "frame", "seq": i})
+        # read through a separate file handle while the log is still open: nothing waits in a buffer
+        lines = (tmp_path / "events.jsonl").read_text().splitlines()
+        assert len(lines) == i + 1 and json.loads(lines[-1])["seq"] == i
+    log.close()
+
+
+def test_rotation_by_size_keeps_every_record(tmp_path):
+    log = EventLog(tmp_path / "events.jsonl", max_bytes=400, backups=20)
+    for i in range(100):
+        log.write({"kind": "frame", "seq": i, "pad": "x" * 20})
+    log.close()
+    files = list(tmp_path.glob("events.jsonl*"))
+    assert len(files) > 5
+    assert all(f.stat().st_size <= 400 for f in files)
+    assert [r["seq"] for r in read_events(tmp_path / "events.jsonl")] == list(range(100))
+
+
+def ng_result(seq: int, size: int = 32) -> FrameResult:
+    rng = np.random.default_rng(seq)
+    image = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)  # noise: PNGs of realistic size
+    amap = np.zeros((size, size), np.float32)
+    amap[8:16, 8:16] = 0.9
+    return FrameResult(Frame(seq, time.monotonic(), time.time(), image), Verdict.NG, score=0.9,
+                       model_input=image, anomaly_map=amap)
+
+
+def test_ng_images_are_written_whole_with_a_heatmap(tmp_path):
+    sink = NgImageSink(tmp_path / "ng", NgQuota(), threshold=0.5)
+    results = [ng_result(i) for i in range(3)]
+    for r in results:
+        sink.on_result(r)
+    ok = FrameResult(Frame(9, 0.0, 0.0, results[0].model_input), Verdict.OK, score=0.1,
+                     model_input=results[0].model_input, anomaly_map=results[0].anomaly_map)
+    sink.on_result(ok)
+    sink.close()
+    files = sorted(p.name for p in (tmp_path / "ng").iterdir())
+    assert files == ["00000000_0.9000.png", "00000001_0.9000.png", "00000002_0.9000.png"]  # no .tmp left
+    assert [r.ng_image for r in results] == [f"ng/{f}" for f in files] and ok.ng_image is None
+    saved = cv2.imread(str(tmp_path / "ng" / files[0]))
+    assert saved.shape == (32, 64, 3)
+    assert np.array_equal(saved[:, :32], cv2.cvtColor(results[0].model_input, cv2.COLOR_RGB2BGR))
+    overlay = saved[:, 32:].astype(int)
+    assert overlay[12, 12, 2] - overlay[12, 12, 0] > overlay[0, 0, 2] - overlay[0, 0, 0]  # hot spot is red
+
+
+def test_quota_by_count_stops_saving_but_not_recording(tmp_path):
+    notes = []
+    sink = NgImageSink(tmp_path / "ng", NgQuota(max_images=2), threshold=0.5)
+    sink.on_start({}, notes.append)
+    results = [ng_result(i) for i in range(5)]
+    for r in results:
+        sink.on_result(r)
+    sink.close()
+    assert len(list((tmp_path / "ng").iterdir())) == 2 and sink.saved == 2 and sink.skipped == 3
+    assert [r.ng_image is not None for r in results] == [True, True, False, False, False]
+    assert all("quota reached (2 images)" in r.ng_image_note for r in results[2:])
+    assert len(notes) == 1 and "inspection goes on" in notes[0]
+
+
+def test_quota_by_bytes_is_never_exceeded(tmp_path):
+    one = len(cv2.imencode(".png", overlay_heatmap(ng_result(0).model_input, ng_result(0).anomaly_map, 0.5),
+                           [cv2.IMWRITE_PNG_COMPRESSION, 3])[1])
+    limit = int(one * 3.5)
+    sink = NgImageSink(tmp_path / "ng", NgQuota(max_images=100, max_bytes=limit), threshold=0.5, queue_size=1)
+    sink.on_start({}, lambda message: None)
+    for i in range(10):
+        sink.on_result(ng_result(i))
+        time.sleep(0.02)  # let the writer keep up, so the quota is the limit, not the queue
+    sink.close()
+    written = sum(p.stat().st_size for p in (tmp_path / "ng").iterdir())
+    assert 2 <= sink.saved <= 3 and written <= limit
