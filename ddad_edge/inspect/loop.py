@@ -13,6 +13,7 @@ then pulses already due are fired, the outputs go to their safe state and the si
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -26,6 +27,7 @@ from ddad_edge.inspect.reject import NoReject, RejectOutput, RejectTicket
 from ddad_edge.inspect.result import STAGES, FrameResult
 from ddad_edge.inspect.sinks import Sink
 from ddad_edge.inspect.summary import LatencyStats, RunSummary, StopReason
+from ddad_edge.inspect.watchdog import InferenceWatchdog
 from ddad_edge.runtime.base import Runner
 
 log = logging.getLogger("ddad_edge.inspect")
@@ -61,9 +63,10 @@ def install_stop_signals(stop: threading.Event) -> Callable[[], None]:
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
 
     def handler(signum: int, _frame: Any) -> None:
-        log.info("%s: finishing the frame in flight, then stopping", signal.Signals(signum).name)
         stop.set()
         signal.signal(signum, previous[signum])
+        # os.write, not logging: a signal handler must not wait for a lock the interrupted code holds
+        os.write(2, f"{signal.Signals(signum).name}: finishing the frame in flight, then stopping\n".encode())
 
     for sig in previous:
         signal.signal(sig, handler)
@@ -89,6 +92,8 @@ class _Loop:
         self.stats = LatencyStats(keep=0 if config.record_stages else 100_000)
         self.summary = RunSummary()
         self.ready = False
+        self._ready_lock = threading.Lock()  # the watchdog thread may drop READY too
+        self.watchdog = InferenceWatchdog(config.deadline_ms / 1e3, self.overrun) if config.deadline_ms else None
         self.fault_stop = False
         self._note_lock = threading.Lock()
         self._failed_sinks: set[str] = set()
@@ -134,12 +139,17 @@ class _Loop:
         t1 = time.monotonic()
         error, inspection = "", None
         if good:
+            if self.watchdog:
+                self.watchdog.begin()
             try:
                 inspection = self.runner.infer(batch)
                 if inspection.scores.shape[0] != len(good):
                     raise ValueError(f"{inspection.scores.shape[0]} scores for {len(good)} frames")
             except Exception as exc:
                 error = f"inference error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            finally:
+                if self.watchdog:
+                    self.watchdog.end()
         t2 = time.monotonic()
         infer_ms = (t2 - t1) * 1e3
         if good and not error and self.config.deadline_ms and infer_ms > self.config.deadline_ms:
@@ -188,13 +198,25 @@ class _Loop:
 
     def update_ready(self, r: FrameResult) -> None:
         healthy = r.verdict is not Verdict.FAULT
-        if healthy != self.ready:
+        with self._ready_lock:
+            if healthy == self.ready:
+                return
             self.ready = healthy
             self.reject.set_ready(healthy)
-            if healthy:
-                log.info("READY high: frame %d inspected without fault", r.frame.seq)
-            else:
-                log.warning("READY low: frame %d FAULT: %s", r.frame.seq, r.reason)
+        if healthy:
+            log.info("READY high: frame %d inspected without fault", r.frame.seq)
+        else:
+            log.warning("READY low: frame %d FAULT: %s", r.frame.seq, r.reason)
+
+    def overrun(self, elapsed_s: float) -> None:
+        """From the watchdog: the inference call in flight is past the deadline; READY drops now."""
+        with self._ready_lock:
+            if not self.ready:
+                return
+            self.ready = False
+            self.reject.set_ready(False)
+        log.warning("READY low: inference still running after %.0f ms (deadline %g ms)", elapsed_s * 1e3,
+                    self.config.deadline_ms)
 
     def deliver(self, results: list[FrameResult]) -> None:
         for r in results:
@@ -254,7 +276,11 @@ class _Loop:
         try:
             self.account_dropped(self.source.close())
         finally:
-            self.reject.set_ready(False)
+            if self.watchdog:
+                self.watchdog.close()
+            with self._ready_lock:
+                self.ready = False
+                self.reject.set_ready(False)
             self.reject.close()  # pulses already due still fire; then the safe state
             s = self.summary
             s.reject_pulses, s.pulses_fired = self.reject.pulses_requested, self.reject.pulses_fired

@@ -11,6 +11,7 @@ drops. Both lines return to their inactive (safe) level on close.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +91,7 @@ class GpioReject:
         self._drain_s = drain_s
         self._scheduler = PulseScheduler(reject_line, active_high)
         self._ready: bool | None = None
+        self._ready_lock = threading.Lock()
         self.set_ready(False)
 
     def reject(self, frame: Frame) -> RejectTicket:
@@ -102,9 +104,10 @@ class GpioReject:
         return RejectTicket(start)
 
     def set_ready(self, ready: bool) -> None:
-        if self.ready_line is not None and ready != self._ready:
-            self.ready_line.write(ready == self.active_high)
-        self._ready = ready
+        with self._ready_lock:
+            if self.ready_line is not None and ready != self._ready:
+                self.ready_line.write(ready == self.active_high)
+            self._ready = ready
 
     @property
     def pulses_requested(self) -> int:

@@ -134,3 +134,19 @@ def test_every_fault_frame_is_recorded_with_a_reason(tmp_path, runner):
     records = frame_records(events)
     assert [r["verdict"] for r in records] == ["FAULT", "OK"] * 5
     assert all(r["reason"] for r in records if r["verdict"] == "FAULT")
+
+
+def test_ready_drops_while_an_inference_call_hangs_past_the_deadline(tmp_path, runner):
+    """READY must not wait for a hung call to return: the watchdog drops it at the deadline."""
+    reject = sim_output()
+    events = tmp_path / "events.jsonl"
+    slow = SlowRunner(runner, delay_s=0.4, slow_on={2})
+    summary = run_loop(slow, video_of(tmp_path, 5), LoopConfig(threshold=0.1, deadline_ms=50), reject,
+                       [EventLogSink(EventLog(events))])
+    records = assert_each_seq_once(events, 5)
+    assert [r["verdict"] for r in records] == ["OK", "OK", "FAULT", "OK", "OK"]
+    hung = records[2]
+    returned_at = hung["t_capture"] + hung["latency_ms"] / 1e3
+    first_ready = reject.ready_line.intervals(high=True)[0]
+    assert returned_at - first_ready[1] > 0.25, "READY fell ~50 ms into the 400 ms call, not when it returned"
+    assert ready_edges(reject) == [False, True, False, True, False] and summary.fault == 1
