@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,8 @@ from ddad_edge.inspect.sinks import Note, Sink
 
 @dataclass(frozen=True)
 class NgQuota:
-    """At most `max_images` NG images and `max_bytes` bytes of them per run (0 images: save none)."""
+    """At most `max_images` NG images and `max_bytes` bytes of them in the folder, counting images that
+    earlier runs left there (0 images: save none)."""
 
     max_images: int = 10_000
     max_bytes: int = 1 << 30
@@ -49,23 +51,31 @@ def overlay_heatmap(image: np.ndarray, anomaly_map: np.ndarray, threshold: float
 
 
 class NgImageSink(Sink):
-    """Saves NG frames under `folder` as `<seq>_<score>.png`, within `quota`."""
+    """Saves NG frames under `folder` as `<run>_<seq>_<score>.png`, within `quota`.
+
+    `run`: a stamp of this run (default: its start time), so a restarted service that writes into the
+    same folder never replaces the images of an earlier run.
+    """
 
     name = "ng-images"
 
-    def __init__(self, folder: Path, quota: NgQuota, threshold: float, queue_size: int = 16) -> None:
+    def __init__(self, folder: Path, quota: NgQuota, threshold: float, queue_size: int = 16,
+                 run: str | None = None) -> None:
         self._cv2 = import_cv2()
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         for stale in self.folder.glob(".*.tmp"):  # left by a crash mid-write
             stale.unlink(missing_ok=True)
+        earlier = list(self.folder.glob("*.png"))
         self.quota = quota
         self.threshold = threshold
+        self.run = run or time.strftime("%Y%m%d-%H%M%S")
         self.saved = 0
         self.skipped = 0
         self.failed = 0
-        self.bytes_written = 0
-        self._accepted = 0
+        self.bytes_written = sum(p.stat().st_size for p in earlier)  # the quota is the folder's
+        self._accepted = len(earlier)
+        self._earlier = len(earlier)
         self._quota_noted = False
         self._lock = threading.Lock()
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
@@ -80,8 +90,8 @@ class NgImageSink(Sink):
         if result.verdict is not Verdict.NG or result.model_input is None or result.anomaly_map is None:
             return
         with self._lock:
-            in_flight = self._accepted - self.saved - self.failed
-            mean_size = self.bytes_written / self.saved if self.saved else 0
+            in_flight = self._accepted - self._earlier - self.saved - self.failed
+            mean_size = self.bytes_written / (self.saved + self._earlier) if self.saved + self._earlier else 0
             if self._accepted >= self.quota.max_images:
                 why = f"quota reached ({self.quota.max_images} images)"
             elif self.bytes_written + in_flight * mean_size >= self.quota.max_bytes:
@@ -89,7 +99,7 @@ class NgImageSink(Sink):
             else:
                 why = ""
         if not why:
-            name = f"{result.frame.seq:08d}_{result.score:.4f}.png"
+            name = f"{self.run}_{result.frame.seq:08d}_{result.score:.4f}.png"
             try:
                 self._queue.put_nowait((name, result.model_input, result.anomaly_map))
             except queue.Full:

@@ -46,7 +46,7 @@ def ng_result(seq: int, size: int = 32) -> FrameResult:
 
 
 def test_ng_images_are_written_whole_with_a_heatmap(tmp_path):
-    sink = NgImageSink(tmp_path / "ng", NgQuota(), threshold=0.5)
+    sink = NgImageSink(tmp_path / "ng", NgQuota(), threshold=0.5, run="r1")
     results = [ng_result(i) for i in range(3)]
     for r in results:
         sink.on_result(r)
@@ -55,7 +55,7 @@ def test_ng_images_are_written_whole_with_a_heatmap(tmp_path):
     sink.on_result(ok)
     sink.close()
     files = sorted(p.name for p in (tmp_path / "ng").iterdir())
-    assert files == ["00000000_0.9000.png", "00000001_0.9000.png", "00000002_0.9000.png"]  # no .tmp left
+    assert files == ["r1_00000000_0.9000.png", "r1_00000001_0.9000.png", "r1_00000002_0.9000.png"]  # no .tmp
     assert [r.ng_image for r in results] == [f"ng/{f}" for f in files] and ok.ng_image is None
     saved = cv2.imread(str(tmp_path / "ng" / files[0]))
     assert saved.shape == (32, 64, 3)
@@ -90,3 +90,19 @@ def test_quota_by_bytes_is_never_exceeded(tmp_path):
     sink.close()
     written = sum(p.stat().st_size for p in (tmp_path / "ng").iterdir())
     assert 2 <= sink.saved <= 3 and written <= limit
+
+
+def test_quota_counts_images_left_by_earlier_runs(tmp_path):
+    first = NgImageSink(tmp_path / "ng", NgQuota(max_images=4), threshold=0.5, run="first")
+    for i in range(3):
+        first.on_result(ng_result(i))
+    first.close()
+    second = NgImageSink(tmp_path / "ng", NgQuota(max_images=4), threshold=0.5, run="second")
+    second.on_start({}, lambda message: None)
+    results = [ng_result(i) for i in range(3)]  # the same sequence numbers as the first run
+    for r in results:
+        second.on_result(r)
+    second.close()
+    names = sorted(p.name for p in (tmp_path / "ng").iterdir())
+    assert len(names) == 4 and sum(n.startswith("first_") for n in names) == 3, "nothing of run 1 replaced"
+    assert second.saved == 1 and [r.ng_image is not None for r in results] == [True, False, False]
