@@ -10,6 +10,7 @@ Every sequence number a source hands out appears in exactly one `frame` or `drop
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,6 +84,18 @@ def dropped_record(dropped: Dropped) -> dict[str, Any]:
             "wall_time": dropped.wall_time, "reason": dropped.reason}
 
 
+def _json_safe(value: Any) -> Any:
+    """Settings as JSON can hold them: infinite or NaN floats (a threshold of inf) become strings."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
 def status_record(message: str, kind: str = "status", **fields: Any) -> dict[str, Any]:
     """A `status` (or `start` / `summary`) record stamped now."""
-    return {"kind": kind, "t": time.monotonic(), "wall_time": time.time(), "message": message, **fields}
+    return {"kind": kind, "t": time.monotonic(), "wall_time": time.time(), "message": message,
+            **_json_safe(fields)}

@@ -61,16 +61,19 @@ class EventLog:
             self._fh = open(self.path, "a", encoding="utf-8")
         except OSError as exc:
             raise DdadError(f"cannot write the event log {self.path}: {exc.strerror or exc}") from None
+        self._size = self.path.stat().st_size
         self._last_sync = time.monotonic()
 
     def write(self, record: dict[str, Any]) -> None:
         """Append one record as a line and flush it to the operating system."""
+        # ASCII only (json's default escaping), so len(line) is its size in bytes
         line = json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n"
         with self._lock:
-            if self.max_bytes and self._fh.tell() and self._fh.tell() + len(line) > self.max_bytes:
+            if self.max_bytes and self._size and self._size + len(line) > self.max_bytes:
                 self._rotate()
             self._fh.write(line)
             self._fh.flush()
+            self._size += len(line)
             self.records += 1
             now = time.monotonic()
             if now - self._last_sync >= self.fsync_s:
@@ -88,6 +91,7 @@ class EventLog:
         else:
             self.path.unlink()
         self._fh = open(self.path, "a", encoding="utf-8")
+        self._size = 0
 
     def close(self) -> None:
         with self._lock:

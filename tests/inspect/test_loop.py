@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from ddad_edge.inspect.decide import Debounce, FaultPolicy
+from ddad_edge.inspect.decide import Debounce
 from ddad_edge.inspect.gpio_lines import GpioSpec
 from ddad_edge.inspect.loop import LoopConfig, run_loop
 from ddad_edge.inspect.ng_images import NgImageSink, NgQuota
@@ -18,14 +18,9 @@ from ddad_edge.inspect.profile import profile_loop
 from ddad_edge.inspect.reject import RejectTiming, open_reject_output
 from ddad_edge.inspect.sinks import EventLog, EventLogSink, Sink, read_events
 from ddad_edge.inspect.sources import ImageFolderSource, SourceKind, SourceSpec, VideoFileSource, open_source
+from tests.inspect.checks import TOLERANCE_S, assert_each_seq_once, assert_pulses_match, frame_records, is_red
 from tests.inspect.media import MjpegServer, index_of, part_image, write_images, write_video
 from tests.inspect.wrappers import SlowRunner
-
-TOLERANCE_S = 0.020  # pulse timing tolerance against capture time + delay
-
-
-def is_red(i: int) -> bool:
-    return i % 5 == 2
 
 
 class CollectSink(Sink):
@@ -40,30 +35,6 @@ class CollectSink(Sink):
         image = result.frame.image
         self.seen.append((result.frame.seq, result.verdict.value, result.score,
                           None if image is None else index_of(image)))
-
-
-def frame_records(path):
-    return [r for r in read_events(path) if r["kind"] == "frame"]
-
-
-def assert_each_seq_once(path, count=None):
-    records = [r for r in read_events(path) if r["kind"] in ("frame", "dropped")]
-    seqs = sorted(r["seq"] for r in records)
-    assert seqs == list(range(len(seqs))), "every sequence number exactly once"
-    if count is not None:
-        assert len(seqs) == count
-    return records
-
-
-def assert_pulses_match(records, sim_line, delay_s):
-    """Every planned reject lies inside a pulse on the line, at capture + delay; pulses are disjoint."""
-    pulses = sim_line.intervals(high=True)
-    assert all(a[1] < b[0] for a, b in zip(pulses, pulses[1:]))
-    planned = [r for r in records if r.get("reject_at") is not None]
-    for r in planned:
-        assert abs(r["reject_at"] - (r["t_capture"] + delay_s)) < 1e-6
-        assert any(s - TOLERANCE_S <= r["reject_at"] <= e for s, e in pulses), f"pulse of frame {r['seq']} vanished"
-    return pulses, planned
 
 
 def test_video_file_through_the_loop(tmp_path, runner):

@@ -16,7 +16,7 @@ from ddad_edge.cli import main
 from ddad_edge.inspect.opencv import has_gstreamer
 from ddad_edge.inspect.sinks import read_events
 from tests.inspect.media import MjpegServer, part_image, write_video
-from tests.inspect.test_loop import assert_each_seq_once, is_red
+from tests.inspect.checks import assert_each_seq_once, is_red
 
 REPO = Path(__file__).resolve().parents[2]
 

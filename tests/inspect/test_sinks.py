@@ -106,3 +106,13 @@ def test_quota_counts_images_left_by_earlier_runs(tmp_path):
     names = sorted(p.name for p in (tmp_path / "ng").iterdir())
     assert len(names) == 4 and sum(n.startswith("first_") for n in names) == 3, "nothing of run 1 replaced"
     assert second.saved == 1 and [r.ng_image is not None for r in results] == [True, False, False]
+
+
+def test_settings_that_json_cannot_hold_are_written_as_text(tmp_path):
+    from ddad_edge.inspect.sinks import EventLogSink
+
+    sink = EventLogSink(EventLog(tmp_path / "events.jsonl"))
+    sink.on_start({"threshold": float("inf"), "nested": {"x": float("nan")}}, lambda message: None)
+    sink.close()
+    (record,) = read_events(tmp_path / "events.jsonl")
+    assert record["kind"] == "start" and record["threshold"] == "inf" and record["nested"]["x"] == "nan"
