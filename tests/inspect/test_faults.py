@@ -49,12 +49,12 @@ def test_runner_raising_is_fault_then_recovery(tmp_path, runner):
 def test_runner_over_the_deadline_with_stop_policy(tmp_path, runner):
     reject = sim_output()
     events = tmp_path / "events.jsonl"
-    slow = SlowRunner(runner, delay_s=0.08, slow_on={5})
-    config = LoopConfig(threshold=0.1, deadline_ms=40, on_fault=FaultPolicy.STOP)
+    slow = SlowRunner(runner, delay_s=0.3, slow_on={5})
+    config = LoopConfig(threshold=0.1, deadline_ms=150, on_fault=FaultPolicy.STOP)
     summary = run_loop(slow, video_of(tmp_path, 20), config, reject, [EventLogSink(EventLog(events))])
     records = assert_each_seq_once(events, 6)  # the loop stopped at the slow frame; nothing else was read
     assert [r["verdict"] for r in records] == ["OK"] * 5 + ["FAULT"]
-    assert "over the 40 ms deadline" in records[5]["reason"] and records[5]["reject_at"] is None
+    assert "over the 150 ms deadline" in records[5]["reason"] and records[5]["reject_at"] is None
     assert records[5]["reject_note"] == "fault: --on-fault stop"
     assert summary.stop_reason is StopReason.FAULT and reject.ready_line.level is False
 
@@ -62,8 +62,8 @@ def test_runner_over_the_deadline_with_stop_policy(tmp_path, runner):
 def test_runner_over_the_deadline_with_ignore_policy(tmp_path, runner):
     reject = sim_output()
     events = tmp_path / "events.jsonl"
-    slow = SlowRunner(runner, delay_s=0.08, slow_on={2})
-    config = LoopConfig(threshold=0.1, deadline_ms=40, on_fault=FaultPolicy.IGNORE)
+    slow = SlowRunner(runner, delay_s=0.3, slow_on={2})
+    config = LoopConfig(threshold=0.1, deadline_ms=150, on_fault=FaultPolicy.IGNORE)
     summary = run_loop(slow, video_of(tmp_path, 6, red=lambda i: i == 2), config, reject,
                        [EventLogSink(EventLog(events))])
     records = assert_each_seq_once(events, 6)
@@ -73,9 +73,9 @@ def test_runner_over_the_deadline_with_ignore_policy(tmp_path, runner):
 
 
 def test_ng_verdict_too_late_for_the_ejector_is_a_fault(tmp_path, runner):
-    reject = sim_output(delay_s=0.03, max_late_s=0.005)
+    reject = sim_output(delay_s=0.1, max_late_s=0.005)
     events = tmp_path / "events.jsonl"
-    slow = SlowRunner(runner, delay_s=0.06, slow_on={1})
+    slow = SlowRunner(runner, delay_s=0.2, slow_on={1})
     summary = run_loop(slow, video_of(tmp_path, 4, red=lambda i: i in (1, 3)), LoopConfig(threshold=0.1), reject,
                        [EventLogSink(EventLog(events))])
     records = assert_each_seq_once(events, 4)
@@ -140,13 +140,13 @@ def test_ready_drops_while_an_inference_call_hangs_past_the_deadline(tmp_path, r
     """READY must not wait for a hung call to return: the watchdog drops it at the deadline."""
     reject = sim_output()
     events = tmp_path / "events.jsonl"
-    slow = SlowRunner(runner, delay_s=0.4, slow_on={2})
-    summary = run_loop(slow, video_of(tmp_path, 5), LoopConfig(threshold=0.1, deadline_ms=50), reject,
+    slow = SlowRunner(runner, delay_s=0.5, slow_on={2})
+    summary = run_loop(slow, video_of(tmp_path, 5), LoopConfig(threshold=0.1, deadline_ms=100), reject,
                        [EventLogSink(EventLog(events))])
     records = assert_each_seq_once(events, 5)
     assert [r["verdict"] for r in records] == ["OK", "OK", "FAULT", "OK", "OK"]
     hung = records[2]
     returned_at = hung["t_capture"] + hung["latency_ms"] / 1e3
     first_ready = reject.ready_line.intervals(high=True)[0]
-    assert returned_at - first_ready[1] > 0.25, "READY fell ~50 ms into the 400 ms call, not when it returned"
+    assert returned_at - first_ready[1] > 0.3, "READY fell ~100 ms into the 500 ms call, not when it returned"
     assert ready_edges(reject) == [False, True, False, True, False] and summary.fault == 1

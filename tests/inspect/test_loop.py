@@ -40,7 +40,7 @@ class CollectSink(Sink):
 def test_video_file_through_the_loop(tmp_path, runner):
     n = 40
     video = write_video(tmp_path / "line.avi", [part_image(i, is_red(i)) for i in range(n)])
-    reject = open_reject_output(GpioSpec.parse("sim"), RejectTiming(pulse_s=0.01, delay_s=0.08))
+    reject = open_reject_output(GpioSpec.parse("sim"), RejectTiming(pulse_s=0.01, delay_s=0.15))
     sinks = [NgImageSink(tmp_path / "ng", NgQuota(), 0.1), EventLogSink(EventLog(tmp_path / "events.jsonl"))]
     summary = run_loop(runner, VideoFileSource(video), LoopConfig(threshold=0.1), reject, sinks)
     records = assert_each_seq_once(tmp_path / "events.jsonl", n)
@@ -49,7 +49,7 @@ def test_video_file_through_the_loop(tmp_path, runner):
     assert all(0.2 < r["score"] < 0.3 for r in records if r["verdict"] == "NG")
     assert all(r["score"] < 0.05 for r in records if r["verdict"] == "OK")
     assert all(r["reject_note"] == "verdict OK" for r in records if r["verdict"] == "OK")
-    pulses, planned = assert_pulses_match(records, reject.reject_line, 0.08)
+    pulses, planned = assert_pulses_match(records, reject.reject_line, 0.15)
     assert len(planned) == 8 and summary.reject_pulses == 8 and 1 <= len(pulses) <= 8
     assert sorted(p.name for p in (tmp_path / "ng").iterdir()) == sorted(
         r["ng_image"].split("/")[1] for r in records if r["verdict"] == "NG")

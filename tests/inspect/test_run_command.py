@@ -76,7 +76,7 @@ def test_video_through_the_command(tmp_path, red_bundle, capsys):
     write_video(tmp_path / "v.avi", [part_image(i, is_red(i)) for i in range(20)])
     out = tmp_path / "out"
     code = main(["run", "--video", str(tmp_path / "v.avi"), "--bundle", str(red_bundle.path), "--gpio", "sim",
-                 "--delay-ms", "30", "--pulse-ms", "5", "--out", str(out)])
+                 "--delay-ms", "200", "--pulse-ms", "5", "--out", str(out)])
     stdout = capsys.readouterr().out
     assert code == 0
     assert "frames 20: OK 16, NG 4, FAULT 0, dropped 0" in stdout
@@ -110,7 +110,7 @@ def test_sigterm_mid_run_finishes_cleanly(tmp_path, red_bundle):
     env = dict(os.environ, PYTHONPATH=str(REPO))
     process = subprocess.Popen(
         [sys.executable, "-m", "ddad_edge", "run", "--video", str(video), "--realtime", "--bundle",
-         str(red_bundle.path), "--gpio", "sim", "--delay-ms", "40", "--pulse-ms", "5", "--out", str(out)],
+         str(red_bundle.path), "--gpio", "sim", "--delay-ms", "150", "--pulse-ms", "5", "--out", str(out)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         deadline = time.monotonic() + 30
@@ -143,3 +143,14 @@ def test_sigterm_mid_run_finishes_cleanly(tmp_path, red_bundle):
     assert planned and start is None
     for at in planned:  # every NG frame's pulse fired, on time, even the ones due after SIGTERM
         assert any(s - 0.02 <= at <= e for s, e in pulses), at
+
+
+def test_the_inspection_side_never_imports_torch():
+    code = ("import pkgutil, importlib, sys, ddad_edge.inspect as pkg\n"
+            "for m in pkgutil.iter_modules(pkg.__path__): importlib.import_module(f'ddad_edge.inspect.{m.name}')\n"
+            "import ddad_edge.cli.run\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision')))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                            env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
