@@ -27,7 +27,7 @@ class LatencyStats:
     `latency` (capture to verdict). Batch stages are divided by the batch size.
     """
 
-    def __init__(self, keep: int = 100_000) -> None:
+    def __init__(self, keep: int = 20_000) -> None:
         self._keep = keep or None
         self._samples: dict[str, deque[float]] = {}
 

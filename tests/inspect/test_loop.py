@@ -188,3 +188,13 @@ def test_profile_gives_per_stage_samples(tmp_path, runner):
     assert np.all(profile.overhead_ms >= 0) and np.all(profile.stage_ms["infer"] > 0)
     p = profile.percentiles()
     assert p["overhead"]["p50"] <= p["loop"]["p50"]
+
+
+def test_loop_time_is_the_sum_of_the_frames_own_stages(tmp_path, runner):
+    video = write_video(tmp_path / "line.avi", [part_image(i, False) for i in range(12)])
+    run_loop(runner, VideoFileSource(video), LoopConfig(threshold=0.1, batch=4), None,
+             [EventLogSink(EventLog(tmp_path / "events.jsonl"))])
+    for r in frame_records(tmp_path / "events.jsonl"):
+        st = r["stages_ms"]
+        shared = (st["preprocess"] + st["infer"] + st["decide"] + st["reject"]) / r["batch"]
+        assert abs(st["loop"] - (shared + st["decode"] + st["sinks"])) < 0.01
