@@ -26,7 +26,8 @@ def main(argv: list[str] | None = None) -> int:
 
     _register_commands()
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)  # an Exit(code) comes back as its code
+        return code if isinstance(code, int) else 0
     except DdadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -45,7 +46,6 @@ def main(argv: list[str] | None = None) -> int:
             print("aborted", file=sys.stderr)
             return 1
         raise
-    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover
