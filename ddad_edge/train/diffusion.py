@@ -7,10 +7,12 @@ L = mean over the batch of Σ over pixels (ε − ε_θ(x_t, t))². Adam, lr 3e-
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -24,6 +26,8 @@ from ddad_edge.model.pipeline import frames_to_tensor
 from ddad_edge.model.schedule import alphas_cumprod
 from ddad_edge.model.unet import UNet
 from ddad_edge.progress import Progress
+from ddad_edge.train.distributed import (DistEnv, Ranks, detect_env, device_for, process_group, rank_seed,
+                                         shard_epoch)
 
 
 def pick_device(requested: str = "auto") -> torch.device:
@@ -49,17 +53,40 @@ def diffusion_loss(unet: UNet, x0: torch.Tensor, abar: torch.Tensor, generator: 
 
 @dataclass(frozen=True)
 class TrainResult:
+    """What a training call did. `steps` counts optimiser steps (each one of batch_size × world_size
+    images); `seconds` is this call's time, `total_seconds` the run's over all resumptions; `finished`:
+    the run reached its planned steps (not stopped by max_minutes)."""
+
     checkpoint: Path
     steps: int
     epochs: float
     final_loss: float
     seconds: float
+    finished: bool = False
+    total_seconds: float = 0.0
+    world_size: int = 1
+    rank: int = 0
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """A finished training call and the modules this process holds afterwards (the bare UNet, not the
+    DistributedDataParallel wrapper; identical on every rank)."""
+
+    result: TrainResult
+    unet: UNet
+    ema: UNet | None
+
+
+def plan_split(cfg: RunConfig) -> tuple[list[Path], list[Path]]:
+    """The train/validation split of a new run, (train, val) paths; deterministic for the config."""
+    paths = list_train(cfg.data.root, cfg.data.category)
+    return split_train_val(paths, cfg.train.val_fraction, cfg.train.seed)
 
 
 def prepare_run(cfg: RunConfig, out: Path) -> tuple[list[Path], list[Path]]:
     """Write config.yaml and the train/validation split of a new run; returns (train, val) paths."""
-    paths = list_train(cfg.data.root, cfg.data.category)
-    train, val = split_train_val(paths, cfg.train.val_fraction, cfg.train.seed)
+    train, val = plan_split(cfg)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(dump_run_config(cfg))
     (out / "split.yaml").write_text(yaml.safe_dump({"train": [str(p) for p in train],
@@ -67,15 +94,59 @@ def prepare_run(cfg: RunConfig, out: Path) -> tuple[list[Path], list[Path]]:
     return train, val
 
 
+def continue_config(saved: RunConfig, requested: RunConfig) -> RunConfig:
+    """The config of a resumed run: the saved one, with the stop limits (epochs, max_steps, max_minutes,
+    checkpoint_every) of the new request, so a run can be extended or trained in time slices."""
+    r = requested.train
+    train = dataclasses.replace(saved.train, epochs=r.epochs, max_steps=r.max_steps, max_minutes=r.max_minutes,
+                                checkpoint_every=r.checkpoint_every)
+    return dataclasses.replace(saved, train=train)
+
+
 def train_diffusion(cfg: RunConfig, out: Path, resume: bool = False, device: str = "auto",
                     show_progress: bool = True) -> TrainResult:
     """Train (or resume) the UNet of `cfg` on the run's training images; checkpoints go to out/checkpoints.
 
     Stops at `train.epochs`, `train.max_steps` or `train.max_minutes`, whichever comes first, and always
-    leaves checkpoints/last.pt with the full config inside.
+    leaves checkpoints/last.pt with the full config inside. Under torchrun (WORLD_SIZE > 1) every process
+    calls this with the same arguments: `train.batch_size` is per process, rank 0 alone writes files and
+    shows progress, and every rank returns once last.pt is written.
     """
-    out = Path(out)
-    dev = pick_device(device)
+    return fit_diffusion(cfg, out, resume, device, show_progress).result
+
+
+def fit_diffusion(cfg: RunConfig, out: Path, resume: bool = False, device: str = "auto",
+                  show_progress: bool = True) -> Fitted:
+    """`train_diffusion`, returning the trained modules of this process as well."""
+    env = detect_env()
+    dev = device_for(env, device) if env.distributed else pick_device(device)
+    with process_group(env, dev) as ranks:
+        return _fit(cfg, Path(out), resume, dev, show_progress and env.is_main, ranks)
+
+
+def _single_batches(n: int, batch: int, steps_per_epoch: int, gen: torch.Generator) -> Iterator[torch.Tensor]:
+    """One process: a fresh permutation from the noise generator at each epoch (drawn lazily, so the
+    generator is used in the same order as when the loop drew it inline)."""
+    while True:
+        order = torch.randperm(n, generator=gen)
+        for i in range(steps_per_epoch):
+            yield order[i * batch:(i + 1) * batch]
+
+
+def _sharded_batches(n: int, batch: int, steps_per_epoch: int, seed: int, env: DistEnv, step: int
+                     ) -> Iterator[torch.Tensor]:
+    """Under torchrun: this rank's shard of each epoch's shared permutation, from step `step` on."""
+    epoch, first = divmod(step, steps_per_epoch)
+    while True:
+        mine = shard_epoch(n, env.world_size, env.rank, seed, epoch)
+        for i in range(first, steps_per_epoch):
+            yield mine[i * batch:(i + 1) * batch]
+        epoch, first = epoch + 1, 0
+
+
+def _fit(cfg: RunConfig, out: Path, resume: bool, dev: torch.device, show_progress: bool, ranks: Ranks
+         ) -> Fitted:
+    env = ranks.env
     last = out / "checkpoints" / LAST
     state = None
     if resume and last.is_file():
@@ -85,77 +156,94 @@ def train_diffusion(cfg: RunConfig, out: Path, resume: bool = False, device: str
             raise DdadError(f"cannot resume {out}: its checkpoint is preset {saved.model.preset} at "
                             f"{saved.model.image_size} px, this training asks for {cfg.model.preset} at "
                             f"{cfg.model.image_size} px")
-        cfg = saved
+        cfg = continue_config(saved, cfg)
         split = yaml.safe_load((out / "split.yaml").read_text())
         train_paths = [Path(p) for p in split["train"]]
-    else:
+        if ranks.is_main:
+            (out / "config.yaml").write_text(dump_run_config(cfg))  # the limits this session trains to
+    elif ranks.is_main:
         train_paths, _ = prepare_run(cfg, out)
+    else:
+        train_paths, _ = plan_split(cfg)
 
     torch.manual_seed(cfg.train.seed)
     gen = torch.Generator().manual_seed(cfg.train.seed)
     images = frames_to_tensor(load_images(train_paths, cfg.model.image_size))  # (N, 3, S, S) in [−1, 1]
-    unet = UNet(cfg.model).to(dev)
+    unet = UNet(cfg.model).to(dev)  # the same initial weights on every rank (same seed)
     opt = torch.optim.Adam(unet.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     ema = copy.deepcopy(unet).eval() if cfg.train.ema else None
     step = 0
+    earlier_s = 0.0
+    loss_value = float("nan")
     if state is not None:
         unet.load_state_dict(state["unet"])
         opt.load_state_dict(state["optimizer"])
         if ema is not None and state.get("ema") is not None:
             ema.load_state_dict(state["ema"])
         step = int(state["step"])
+        earlier_s = float(state.get("seconds", 0.0))
+        loss_value = float(state.get("loss", loss_value))
         gen.manual_seed(cfg.train.seed + step)
+    model = ranks.wrap(unet)
     abar = alphas_cumprod(cfg.diffusion)
     n = images.shape[0]
-    batch = min(cfg.train.batch_size, n)
-    steps_per_epoch = max(1, n // batch)
+    shard = math.ceil(n / env.world_size)  # images per rank and epoch
+    batch = min(cfg.train.batch_size, shard)
+    steps_per_epoch = max(1, shard // batch)
     total = cfg.train.epochs * steps_per_epoch
     if cfg.train.max_steps:
         total = min(total, cfg.train.max_steps)
+    if ranks.distributed:
+        gen.manual_seed(rank_seed(cfg.train.seed, env.rank, step))
+        torch.manual_seed(rank_seed(cfg.train.seed, env.rank, step))  # dropout masks differ between ranks
+        batches = _sharded_batches(n, batch, steps_per_epoch, cfg.train.seed, env, step)
+    else:
+        batches = _single_batches(n, batch, steps_per_epoch, gen)
     deadline = time.monotonic() + cfg.train.max_minutes * 60 if cfg.train.max_minutes else math.inf
     amp = dev.type == "cuda"
+    started = time.monotonic()
 
     def save(loss_value: float) -> Path:
         payload = {
             "kind": "diffusion", "config": to_dict(cfg), "unet": unet.state_dict(),
             "ema": ema.state_dict() if ema is not None else None, "optimizer": opt.state_dict(),
-            "step": step, "loss": loss_value,
+            "step": step, "loss": loss_value, "finished": step >= total, "total_steps": total,
+            "world_size": env.world_size, "seconds": earlier_s + time.monotonic() - started,
         }
         if cfg.train.checkpoint_every and step % cfg.train.checkpoint_every == 0:
             save_checkpoint(out / "checkpoints" / f"step_{step:07d}.pt", payload)
         return save_checkpoint(last, payload)
 
-    started = time.monotonic()
-    loss_value = float("nan")
     unet.train()
     with Progress("train", total=total, enabled=show_progress, initial=step) as bar:
-        while step < total and time.monotonic() < deadline:
-            order = torch.randperm(n, generator=gen)
-            for i in range(steps_per_epoch):
-                if step >= total or time.monotonic() >= deadline:
-                    break
-                x0 = images[order[i * batch:(i + 1) * batch]]
-                if cfg.train.augment:
-                    flip = torch.rand(x0.shape[0], generator=gen) < 0.5
-                    x0 = torch.where(flip.view(-1, 1, 1, 1), x0.flip(-1), x0)
-                x0 = x0.to(dev, non_blocking=True)
-                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-                    loss = diffusion_loss(unet, x0, abar, gen)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                if ema is not None:
-                    with torch.no_grad():
-                        for pe, p in zip(ema.parameters(), unet.parameters()):
-                            pe.lerp_(p, 1 - cfg.train.ema_decay)
-                step += 1
-                loss_value = float(loss.detach())
-                bar.update(step, loss=loss_value)
-                if cfg.train.checkpoint_every and step % cfg.train.checkpoint_every == 0:
-                    save(loss_value)
+        # every rank stops at the same step: a rank leaving early would leave the others waiting in backward
+        while not ranks.any(step >= total or time.monotonic() >= deadline):
+            x0 = images[next(batches)]
+            if cfg.train.augment:
+                flip = torch.rand(x0.shape[0], generator=gen) < 0.5
+                x0 = torch.where(flip.view(-1, 1, 1, 1), x0.flip(-1), x0)
+            x0 = x0.to(dev, non_blocking=True)
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+                loss = diffusion_loss(model, x0, abar, gen)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if ema is not None:
+                with torch.no_grad():
+                    for pe, p in zip(ema.parameters(), unet.parameters()):
+                        pe.lerp_(p, 1 - cfg.train.ema_decay)
+            step += 1
+            loss_value = ranks.mean(loss)
+            bar.update(step, loss=loss_value)
+            if ranks.is_main and cfg.train.checkpoint_every and step % cfg.train.checkpoint_every == 0:
+                save(loss_value)
     unet.eval()
-    path = save(loss_value)
-    return TrainResult(path, step, step / steps_per_epoch, loss_value, time.monotonic() - started)
+    path = save(loss_value) if ranks.is_main else last
+    ranks.barrier()  # last.pt exists for every rank once this returns
+    seconds = time.monotonic() - started
+    result = TrainResult(path, step, step / steps_per_epoch, loss_value, seconds, finished=step >= total,
+                         total_seconds=earlier_s + seconds, world_size=env.world_size, rank=env.rank)
+    return Fitted(result, unet, ema)
 
 
 def load_val_images(cfg: RunConfig, val_files: list[str]) -> np.ndarray:
