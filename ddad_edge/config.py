@@ -8,6 +8,7 @@ names the key (for example `train.lrr`).
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field, fields
@@ -20,6 +21,8 @@ import yaml
 from ddad_edge.errors import DdadError
 
 SCHEMA_VERSION = 1
+CONFIG_MAX_BYTES = 1 << 20  # a config file is a page of YAML; anything larger is not one
+INT_LIMIT = 1 << 62  # integers beyond this overflow torch and numpy (int64) further down
 
 
 class ScoringMode(str, Enum):
@@ -298,10 +301,16 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise DdadError(f"config key '{key}' must be a number, got {value!r}")
+        if isinstance(value, int) and abs(value) > INT_LIMIT:
+            raise DdadError(f"config key '{key}' is {value}, far outside any sensible range")
+        if not math.isfinite(value):
+            raise DdadError(f"config key '{key}' must be a finite number, got {value!r}")
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise DdadError(f"config key '{key}' must be an integer, got {value!r}")
+        if abs(value) > INT_LIMIT:
+            raise DdadError(f"config key '{key}' is {value}, far outside any sensible range")
         return value
     if tp is bool:
         if not isinstance(value, bool):
@@ -322,23 +331,103 @@ def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
     known = {f.name for f in fields(cls)}
     for key in data:
         if key not in known:
-            raise DdadError(
-                f"unknown config key '{prefix}{key}': known keys here are {', '.join(sorted(known))}"
-            )
+            # the name as written, escaped where it would break the line, cut where it would flood it
+            shown = str(key) if str(key).isprintable() else repr(str(key))[1:-1]
+            shown = shown if len(shown) <= 60 else shown[:60] + "..."
+            raise DdadError(f"unknown config key '{prefix}{shown}': known keys here are {', '.join(sorted(known))}")
     kwargs = {k: _coerce(v, hints[k], prefix + k) for k, v in data.items()}
     return cls(**kwargs)
 
 
 def load_run_config(path: Path) -> RunConfig:
-    """Read a RunConfig from YAML; missing sections keep their defaults."""
+    """Read a RunConfig from YAML and check its values (`check_run_config`); missing sections keep their
+    defaults."""
     path = Path(path)
     if not path.is_file():
         raise DdadError(f"config file not found: {path}")
+    size = path.stat().st_size
+    if size > CONFIG_MAX_BYTES:
+        raise DdadError(f"config file {path} is {size / 2**20:.1f} MiB; a config is at most "
+                        f"{CONFIG_MAX_BYTES >> 20} MiB of YAML: is it the right file?")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise DdadError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    return from_dict(RunConfig, data)
+    except (UnicodeDecodeError, RecursionError) as exc:
+        raise DdadError(f"config file {path} is not a YAML text file ({type(exc).__name__})") from None
+    return check_run_config(from_dict(RunConfig, data))
+
+
+# Inclusive bounds of the numbers a run can use; outside them a stage would crash deep in torch, run out
+# of memory, or train nothing. Wide on purpose: they catch typos and absurd values, not taste.
+_RANGES: dict[str, tuple[float, float]] = {
+    "model.image_size": (8, 2048), "model.in_channels": (1, 4), "model.base_channels": (2, 1024),
+    "model.num_res_blocks": (1, 16), "model.num_heads": (1, 64), "model.dropout": (0.0, 0.99),
+    "model.norm_groups": (1, 1024),
+    "diffusion.num_timesteps": (1, 100_000), "diffusion.beta_start": (1e-8, 0.999),
+    "diffusion.beta_end": (1e-8, 0.999),
+    "sampler.t_prime": (1, 100_000), "sampler.skip": (1, 100_000), "sampler.w": (0.0, 1000.0),
+    "sampler.eta": (0.0, 1.0), "sampler.noise_seed": (0, 2**32 - 1),
+    "scoring.fixed_ratio": (0.0, 1e9), "scoring.v": (0.0, 1000.0), "scoring.blur_sigma": (0.0, 100.0),
+    "scoring.blur_kernel": (1, 255),
+    "train.epochs": (0, 10_000_000), "train.max_steps": (0, 1_000_000_000), "train.max_minutes": (0.0, 1e7),
+    "train.batch_size": (1, 4096), "train.lr": (1e-12, 10.0), "train.weight_decay": (0.0, 10.0),
+    "train.ema_decay": (0.0, 0.999999), "train.seed": (0, 2**32 - 1), "train.val_fraction": (0.0, 0.99),
+    "train.checkpoint_every": (1, 1_000_000_000), "train.num_workers": (0, 256),
+    "adapt.epochs": (0, 1_000_000), "adapt.batch_size": (1, 4096), "adapt.lr": (1e-12, 10.0),
+    "adapt.w": (0.0, 1000.0), "adapt.lam": (0.0, 1000.0), "adapt.max_steps": (0, 1_000_000_000),
+}
+_LAYERS = ("layer1", "layer2", "layer3")
+
+
+def check_run_config(cfg: RunConfig) -> RunConfig:
+    """Refuse values no stage can run with, naming the key (`model.image_size`); returns `cfg`.
+
+    Ranges (`_RANGES`) and the relations between keys: the image size halves cleanly at every level,
+    channel counts divide into norm groups and heads, the DDIM grid fits the schedule.
+    """
+    for key, (lo, hi) in _RANGES.items():
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if not lo <= value <= hi:
+            raise DdadError(f"config key '{key}' is {value!r}: it must lie in [{lo:g}, {hi:g}]")
+    m = cfg.model
+    if not 1 <= len(m.channel_mults) <= 8 or not all(1 <= c <= 16 for c in m.channel_mults):
+        raise DdadError(f"config key 'model.channel_mults' is {list(m.channel_mults)}: give 1 to 8 "
+                        "multipliers, each from 1 to 16")
+    levels = len(m.channel_mults)
+    if m.image_size % 2 ** (levels - 1):
+        raise DdadError(f"config key 'model.image_size' is {m.image_size}: with {levels} levels "
+                        f"(model.channel_mults) it must be divisible by {2 ** (levels - 1)}")
+    for channels in (m.base_channels, *(m.base_channels * c for c in m.channel_mults)):
+        if channels % m.norm_groups or channels % m.num_heads or m.base_channels % 2:
+            raise DdadError(f"config keys 'model.base_channels' (even) x 'model.channel_mults' give {channels} "
+                            f"channels, which model.norm_groups ({m.norm_groups}) and model.num_heads "
+                            f"({m.num_heads}) must both divide")
+    if not all(1 <= r <= m.image_size for r in m.attention_resolutions):
+        raise DdadError(f"config key 'model.attention_resolutions' is {list(m.attention_resolutions)}: each "
+                        f"must be a feature-map size from 1 to model.image_size ({m.image_size})")
+    d, s = cfg.diffusion, cfg.sampler
+    if d.beta_start >= d.beta_end:
+        raise DdadError(f"config keys 'diffusion.beta_start' ({d.beta_start:g}) and 'diffusion.beta_end' "
+                        f"({d.beta_end:g}): the schedule must rise")
+    if s.t_prime > d.num_timesteps or s.t_prime % s.skip:
+        raise DdadError(f"config key 'sampler.t_prime' is {s.t_prime}: it must be a multiple of sampler.skip "
+                        f"({s.skip}) and at most diffusion.num_timesteps ({d.num_timesteps})")
+    sc = cfg.scoring
+    if sc.backbone not in BACKBONES:
+        raise DdadError(f"config key 'scoring.backbone' is {sc.backbone!r}: choose one of {', '.join(BACKBONES)}")
+    if sc.blur_kernel % 2 == 0 or (sc.blur_kernel > 1 and sc.blur_sigma <= 0):
+        raise DdadError(f"config keys 'scoring.blur_kernel' ({sc.blur_kernel}) and 'scoring.blur_sigma' "
+                        f"({sc.blur_sigma:g}): the kernel must be odd, and wider than 1 only with a sigma > 0")
+    if not sc.layers or not set(sc.layers) <= set(_LAYERS) or len(set(sc.layers)) != len(sc.layers):
+        raise DdadError(f"config key 'scoring.layers' is {list(sc.layers)}: choose distinct layers of "
+                        f"{', '.join(_LAYERS)}")
+    if cfg.data.layout not in ("mvtec", "visa"):
+        raise DdadError(f"config key 'data.layout' is {cfg.data.layout!r}: choose mvtec or visa")
+    if cfg.schema_version != SCHEMA_VERSION:
+        raise DdadError(f"config key 'schema_version' is {cfg.schema_version}; this ddad-edge reads {SCHEMA_VERSION}")
+    return cfg
 
 
 def dump_run_config(cfg: RunConfig) -> str:
