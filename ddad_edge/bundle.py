@@ -11,11 +11,13 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from ddad_edge.errors import DdadError
@@ -24,6 +26,8 @@ BUNDLE_SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.yaml"
 MODEL_NAME = "model.onnx"
 REPORT_NAME = "report.json"
+MANIFEST_MAX_BYTES = 4 << 20  # settings, hashes and summaries: a few KiB; far more is not a manifest
+MAX_IMAGE_SIZE = 4096  # graph.image_size beyond this is no model this tool makes
 
 
 class Precision(str, Enum):
@@ -44,18 +48,65 @@ def sha256_of(path: Path) -> str:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file and a rename, so a crash leaves old or new, never half."""
+    """Write `data` to `path` through a temporary file and a rename, so a crash leaves old or new, never half.
+
+    A write that fails (disk full, read-only, no permission) removes its temporary file and raises one
+    DdadError line naming the file; the OSError is its `__cause__` (errno ENOSPC for a full disk).
+    """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            view = memoryview(data)
+            while view:  # os.write may write less than asked
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
+    except OSError as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise DdadError(f"cannot write {path}: {exc.strerror or exc}; nothing was changed there") from exc
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def check_npz(path: Path) -> list[str]:
+    """The array names of an .npz file, refusing one that is not a plain zip of .npy arrays or that holds
+    a pickled (object) array: loading it would run code. Reads only the headers."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = []
+            for info in archive.infolist():
+                with archive.open(info) as member:
+                    version = np.lib.format.read_magic(member)
+                    header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                              else np.lib.format.read_array_header_2_0)(member)
+                if header[2].hasobject:
+                    raise DdadError(f"{path}: array {info.filename} holds pickled Python objects, which "
+                                    "ddad-edge never loads; export the bundle again")
+                names.append(info.filename.removesuffix(".npy"))
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+        raise DdadError(f"{path} is not a valid .npz of arrays ({str(exc).splitlines()[0][:120]})") from None
+    return names
+
+
+def load_arrays(path: Path, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The arrays `names` of an .npz file, loaded without pickle; a missing name or a damaged or pickled
+    file is one line."""
+    present = check_npz(path)
+    missing = sorted(set(names) - set(present))
+    if missing:
+        raise DdadError(f"{path} lacks arrays {missing} (it has {sorted(present)})")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {name: np.ascontiguousarray(data[name]) for name in names}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise DdadError(f"{path}: cannot read its arrays ({str(exc).splitlines()[0][:120]})") from None
 
 
 def _confined(root: Path, name: str) -> Path:
@@ -118,6 +169,38 @@ def write_manifest(root: Path, manifest: dict[str, Any]) -> Bundle:
     return Bundle(root, manifest)
 
 
+def _referenced_files(manifest: dict[str, Any]) -> list[Any]:
+    """The file names the manifest points at: the model, the probe and calibration frames, the engines."""
+    names = [manifest.get("model_file", MODEL_NAME)]
+    for key in ("probe", "calibration_frames"):
+        entry = manifest.get(key)
+        if isinstance(entry, dict) and "file" in entry:
+            names.append(entry["file"])
+    return names + list(manifest.get("engines") or {})
+
+
+def _check_structure(root: Path, manifest: dict[str, Any]) -> None:
+    """The manifest's fields have the types and ranges that the rest of the tool relies on."""
+    graph = manifest["graph"]
+    size = graph.get("image_size") if isinstance(graph, dict) else None
+    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_IMAGE_SIZE:
+        raise DdadError(f"bundle {root}: graph.image_size in {MANIFEST_NAME} is {size!r}, not a size from 1 to "
+                        f"{MAX_IMAGE_SIZE}; export the bundle again")
+    for key in ("thresholds", "engines", "probe", "tolerance", "calibration_frames"):
+        if manifest.get(key) is not None and not isinstance(manifest[key], dict):
+            raise DdadError(f"bundle {root}: '{key}' in {MANIFEST_NAME} must be a mapping, got "
+                            f"{type(manifest[key]).__name__}; export the bundle again")
+    if not all(isinstance(e, dict) for e in (manifest.get("engines") or {}).values()):
+        raise DdadError(f"bundle {root}: every engine in {MANIFEST_NAME} must be a mapping of its settings")
+    files = manifest["files"]
+    if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
+        raise DdadError(f"bundle {root}: 'files' in {MANIFEST_NAME} must map names to sha256")
+    unlisted = [name for name in _referenced_files(manifest) if not isinstance(name, str) or name not in files]
+    if unlisted:
+        raise DdadError(f"bundle {root}: {MANIFEST_NAME} uses {unlisted[0]!r}, which its file list does not "
+                        "hash; export the bundle again")
+
+
 def update_manifest(root: Path, changes: dict[str, Any]) -> Bundle:
     """Merge `changes` into the top level of a verified bundle's manifest and re-hash its files.
 
@@ -137,9 +220,12 @@ def read_bundle(root: Path, verify: bool = True) -> Bundle:
     mpath = root / MANIFEST_NAME
     if not mpath.is_file():
         raise DdadError(f"{root} is not a bundle: it has no {MANIFEST_NAME} (make one with `ddad-edge export`)")
+    if mpath.stat().st_size > MANIFEST_MAX_BYTES:
+        raise DdadError(f"bundle {root}: {MANIFEST_NAME} is {mpath.stat().st_size >> 20} MiB, far larger than "
+                        "any manifest; the bundle is damaged or tampered with, export it again")
     try:
-        manifest = yaml.safe_load(mpath.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        manifest = yaml.safe_load(mpath.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as exc:
         raise DdadError(f"bundle {root}: {MANIFEST_NAME} is not valid YAML ({type(exc).__name__}); "
                         "export the bundle again") from None
     if not isinstance(manifest, dict):
@@ -155,17 +241,15 @@ def read_bundle(root: Path, verify: bool = True) -> Bundle:
         Precision(manifest["precision"])
     except ValueError:
         raise DdadError(f"bundle {root}: unknown precision {manifest['precision']!r}") from None
-    files = manifest["files"]
-    if not isinstance(files, dict):
-        raise DdadError(f"bundle {root}: 'files' in {MANIFEST_NAME} must map names to sha256")
+    _check_structure(root, manifest)
     bundle = Bundle(root, manifest)
-    for name, expected in files.items():
+    for name, expected in manifest["files"].items():
         path = bundle.file(name)
         if not path.is_file():
             raise DdadError(f"bundle {root}: file {name} is missing; copy the whole bundle folder again")
         if verify and sha256_of(path) != expected:
             raise DdadError(f"bundle {root}: {name} does not match its sha256 in {MANIFEST_NAME} "
                             "(truncated, changed or tampered with); copy or export the bundle again")
-    if verify and manifest.get("model_file", MODEL_NAME) not in files:
-        raise DdadError(f"bundle {root}: the manifest lists no {MODEL_NAME}; export the bundle again")
+        if verify and path.suffix == ".npz":
+            check_npz(path)  # nothing in a bundle is pickled
     return bundle

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ddad_edge.bundle import Bundle, atomic_write_bytes
+from ddad_edge.bundle import Bundle, atomic_write_bytes, load_arrays
 from ddad_edge.errors import DdadError
 from ddad_edge.runtime.cuda_api import CudaApi
 from ddad_edge.runtime.trt_compat import ApiFamily, TrtVersion, api_path
@@ -43,10 +43,7 @@ def load_calibration_frames(bundle: Bundle) -> np.ndarray:
         raise DdadError(f"bundle {bundle.path} has no {name} with calibration frames for TensorRT's "
                         "legacy INT8 calibration: export an INT8 (Q/DQ) bundle instead, or export with "
                         "calibration frames")
-    with np.load(path, allow_pickle=False) as data:
-        if "frames" not in data:
-            raise DdadError(f"{path} has no array 'frames'")
-        frames = np.ascontiguousarray(data["frames"])
+    frames = load_arrays(path, ("frames",))["frames"]  # no pickle: a pickled member is one line
     size = bundle.image_size
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[1:] != (size, size, 3):
         raise DdadError(f"{path}: 'frames' must be (N, {size}, {size}, 3) uint8, got {frames.shape} "

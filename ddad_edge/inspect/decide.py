@@ -55,14 +55,20 @@ class Debounce:
 def threshold_from_bundle(manifest: dict[str, Any], override: float | None = None) -> float:
     """The image threshold: `override` (from `--threshold`) or manifest['thresholds']['image']."""
     if override is not None:
+        if not math.isfinite(override):
+            # NaN compares False with every score: the line would pass every part
+            raise DdadError(f"--threshold {override} is not a finite number")
         return float(override)
-    value = (manifest.get("thresholds") or {}).get("image")
+    thresholds = manifest.get("thresholds") or {}
+    if not isinstance(thresholds, dict):
+        raise DdadError("the bundle's thresholds (manifest.yaml) are not a mapping; calibrate them again")
+    value = thresholds.get("image")
     if value is None:
         raise DdadError("the bundle has no image threshold (thresholds.image in manifest.yaml): "
                         "calibrate it, or pass --threshold")
     try:
-        value = float(value)
-    except (TypeError, ValueError):
+        value = float(value) if not isinstance(value, bool) else float("nan")
+    except (TypeError, ValueError, OverflowError):
         raise DdadError(f"the bundle's image threshold {value!r} is not a number; calibrate it again") from None
     if not math.isfinite(value):
         raise DdadError(f"the bundle's image threshold is {value}; calibrate it again")

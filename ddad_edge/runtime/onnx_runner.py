@@ -61,6 +61,23 @@ class OnnxRunner(RunnerBase):
         if self._outputs[:2] != ["anomaly_map", "score"]:
             raise DdadError(f"{bundle.model_path} has outputs {self._outputs}, expected anomaly_map, score: "
                             "it is not a ddad-edge graph")
+        self._check_input(self._session.get_inputs())
+
+    def _check_input(self, inputs: list) -> None:
+        """One input `frames` uint8 (N, S, S, 3), S the manifest's image size: a model file swapped in from
+        another bundle or another tool is refused here, not at the first frame."""
+        size = self.image_size
+        shapes = [(i.name, i.type, list(i.shape)) for i in inputs]
+        ok = len(inputs) == 1 and inputs[0].name == INPUT_NAME and inputs[0].type == "tensor(uint8)"
+        if ok:
+            shape = list(inputs[0].shape)
+            # a dimension may be symbolic (a str or None); a number must be the one the manifest says
+            ok = len(shape) == 4 and all(not isinstance(d, int) or d == want
+                                         for d, want in zip(shape, (shape[0], size, size, 3)))
+        if not ok:
+            raise DdadError(f"{self.bundle.model_path} takes {shapes}, but the bundle's manifest says "
+                            f"{INPUT_NAME} uint8 (N, {size}, {size}, 3): the model file belongs to another "
+                            "bundle or model; export the bundle again")
 
     def infer(self, frames: np.ndarray) -> Inspection:
         frames = check_frames(frames, self.image_size)
