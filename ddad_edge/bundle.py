@@ -190,6 +190,10 @@ def _check_structure(root: Path, manifest: dict[str, Any]) -> None:
         if manifest.get(key) is not None and not isinstance(manifest[key], dict):
             raise DdadError(f"bundle {root}: '{key}' in {MANIFEST_NAME} must be a mapping, got "
                             f"{type(manifest[key]).__name__}; export the bundle again")
+    for key, value in (manifest.get("tolerance") or {}).items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+            raise DdadError(f"bundle {root}: tolerance.{key} in {MANIFEST_NAME} is {value!r}, not a number >= 0; "
+                            "export the bundle again")
     if not all(isinstance(e, dict) for e in (manifest.get("engines") or {}).values()):
         raise DdadError(f"bundle {root}: every engine in {MANIFEST_NAME} must be a mapping of its settings")
     files = manifest["files"]

@@ -21,6 +21,7 @@ from ddad_edge.cli import main
 from ddad_edge.errors import DdadError
 from ddad_edge.inspect.decide import threshold_from_bundle
 from ddad_edge.runtime.base import open_runner
+from ddad_edge.selftest import run_selftest
 from tests.bundle_factory import make_toy_bundle, make_toy_model
 from tests.hardening.checks import assert_one_line, fuzz, snapshot
 
@@ -52,13 +53,15 @@ def bundle(tmp_path, pristine):
 
 
 def load_and_infer(root):
-    """What `ddad-edge run` does before its first frame, plus one inference of the probe frames."""
+    """What `ddad-edge run` does before its first frame, plus one inference of random frames, then what
+    `ddad-edge selftest` does with the probe frames."""
     loaded = read_bundle(root)
     threshold = threshold_from_bundle(loaded.manifest)
     frames = np.random.default_rng(0).integers(0, 256, (2, loaded.image_size, loaded.image_size, 3), np.uint8)
     with open_runner(loaded, "onnxruntime", threads=1) as runner:
         out = runner.infer(frames)
     assert out.maps.shape == (2, 1, loaded.image_size, loaded.image_size) and out.scores.shape == (2,)
+    run_selftest(loaded, "onnxruntime", repeats=1, threads=1)
     return threshold
 
 
@@ -112,6 +115,8 @@ def test_damaged_files(bundle, damage, needles):
     (lambda m: m.update(thresholds={"image": float("nan")}), ["threshold is nan"]),
     (lambda m: m.update(thresholds={"image": True}), ["threshold"]),
     (lambda m: m.update(engines=["x.engine"]), ["engines", "mapping"]),
+    (lambda m: m.update(tolerance={"map_abs": "x", "score_rel": 0.1}), ["tolerance.map_abs"]),
+    (lambda m: m.update(tolerance={"map_abs": float("nan"), "score_rel": 0.1}), ["tolerance.map_abs"]),
     (lambda m: m.update(engines={"model.orin-trt10.engine": {}}), ["model.orin-trt10.engine", "does not hash"]),
     (lambda m: m.update(model_file="other.onnx"), ["other.onnx", "does not hash"]),
     (lambda m: m.update(probe={"file": "elsewhere.npz"}), ["elsewhere.npz", "does not hash"]),
