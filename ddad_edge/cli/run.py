@@ -71,6 +71,9 @@ def run_command(
     preview: bool = typer.Option(False, "--preview", help="show frames in a window (needs a GUI OpenCV)"),
     http_port: int = typer.Option(0, "--http-port", help="serve a status page and MJPEG stream (0: off)"),
     http_host: str = typer.Option("127.0.0.1", "--http-host", help="address the status page binds to"),
+    metrics_port: int = typer.Option(0, "--metrics-port", min=0, max=65535,
+                                     help="serve Prometheus metrics at /metrics on this port (0: off)"),
+    metrics_host: str = typer.Option("127.0.0.1", "--metrics-host", help="address the metrics endpoint binds to"),
     max_frames: int = typer.Option(0, "--max-frames", help="stop after this many frames (0: no limit)"),
 ) -> None:
     """Inspect frames on the line: verdicts OK/NG/FAULT, reject pulses, events.jsonl and NG images."""
@@ -100,7 +103,7 @@ def run_command(
     out = out or Path("runs") / time.strftime("inspect-%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     outputs = _Outputs(out, events, events_max_mb, ng_images, ng_max_images, ng_max_mb, preview, http_port,
-                       http_host, gpio_spec, ready_spec, not active_low, timing)
+                       http_host, gpio_spec, ready_spec, not active_low, timing, metrics_port, metrics_host)
     info = {"bundle": str(bundle), "backend": backend, "out": str(out), "gpio": gpio, "delay_ms": delay_ms,
             "pulse_ms": pulse_ms}
     with _status_lines_on_stderr():
@@ -124,6 +127,8 @@ class _Outputs:
     ready_spec: Any
     active_high: bool
     timing: Any
+    metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
 
     def open(self, threshold: float, opened: list) -> tuple[list, object]:
         """Open the sinks (event log last) and the reject output, appending each to `opened`."""
@@ -147,6 +152,12 @@ class _Outputs:
 
             sinks.append(PreviewSink())
             opened.append(sinks[-1])
+        if self.metrics_port:
+            from ddad_edge.inspect.metrics_http import MetricsServer
+
+            sinks.append(MetricsServer(self.metrics_host, self.metrics_port))  # before the event log: both record
+            opened.append(sinks[-1])
+            typer.echo(f"metrics: {sinks[-1].url}", err=True)
         log = EventLog(self.events or self.out / "events.jsonl", max_bytes=int(self.events_max_mb * 1e6))
         sinks.append(EventLogSink(log))
         opened.append(sinks[-1])
