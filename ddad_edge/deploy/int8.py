@@ -1,0 +1,240 @@
+"""INT8 as explicit Q/DQ nodes, calibrated on nominal images, with an accuracy-guided fallback.
+
+ONNX Runtime's `quantize_static` writes the file: QDQ format, signed INT8 activations and weights, both
+symmetric (every zero point 0, as TensorRT requires), per-channel weights, biases left in FP32 (TensorRT
+dequantizes only INT8 tensors). Activation ranges come from nominal training images only, by the
+recipe's method (min-max, entropy or percentile), computed once and reused for every retry.
+
+Fallback: the file is judged on held-out nominal and painted-defect images against the FP32 reference.
+If the score rank correlation falls below the recipe's minimum, or the map or score error passes the
+recipe's tolerance, the quantized nodes are ranked by the error each one adds (relative error of its
+output minus that of its input, FP32 vs Q/DQ, on a few frames), and the worst are kept in FP32 for the
+next try; the number kept doubles each round. The report lists them.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ddad_edge.deploy.fidelity import FidelitySet, output_error, rank_correlation, run_onnx
+from ddad_edge.deploy.precision import nodes_of_groups
+from ddad_edge.deploy.recipes import CalibrationMethod, Int8Recipe, Tolerance
+from ddad_edge.errors import DdadError, missing_package
+
+
+@dataclass
+class Attempt:
+    """One quantization try and how it scored against the FP32 reference."""
+
+    excluded: list[str]  # nodes kept in FP32 by the fallback (on top of the recipe's groups)
+    rank_correlation: float
+    map_rel: float
+    score_rel: float
+    met: bool
+
+    def as_dict(self) -> dict:
+        return {"excluded_nodes": len(self.excluded), "score_rank_correlation": self.rank_correlation,
+                "map_max_rel": self.map_rel, "score_max_rel": self.score_rel, "budget_met": self.met}
+
+
+@dataclass
+class Int8Result:
+    """What `quantize_int8` made."""
+
+    path: Path
+    quantized_nodes: list[str]
+    kept_by_recipe: list[str]  # op_types nodes in the recipe's keep_fp32 groups
+    fallback_nodes: list[str]  # kept in FP32 by the fallback, most sensitive first
+    attempts: list[Attempt] = field(default_factory=list)
+    sensitivity: list[tuple[str, float]] = field(default_factory=list)  # (node, added relative error), worst first
+
+
+@contextmanager
+def _quiet_quantizer():
+    """ORT's quantizer logs advice at WARNING level through the root logger; keep the export's output readable."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def _ort_quantization():
+    try:
+        from onnxruntime import quantization
+    except ImportError:
+        raise missing_package("onnxruntime", "INT8 export", "pip install onnxruntime") from None
+    return quantization
+
+
+def _reader(frames: np.ndarray, batch: int = 8):
+    q = _ort_quantization()
+
+    class FrameReader(q.CalibrationDataReader):
+        """Feeds uint8 frames (N, S, S, 3) to the calibrator in batches."""
+
+        def __init__(self) -> None:
+            self._batches = iter([frames[i:i + batch] for i in range(0, len(frames), batch)])
+
+        def get_next(self):
+            x = next(self._batches, None)
+            return None if x is None else {"frames": np.ascontiguousarray(x)}
+
+    return FrameReader()
+
+
+def quantize_file(src: Path, dst: Path, calibration: np.ndarray, recipe: Int8Recipe, cache: Path,
+                  exclude: list[str], activation_unsigned: bool = False, qoperator: bool = False,
+                  op_types: tuple[str, ...] | None = None, quantize_bias: bool = False) -> Path:
+    """Write the INT8 version of the FP32 graph `src` to `dst`; returns `dst`.
+
+    `cache` holds the activation ranges (computed from `calibration` frames on first use, then reused).
+    The defaults make the bundle's file: QDQ, S8S8, symmetric, FP32 biases. `activation_unsigned`,
+    `qoperator` and `quantize_bias` make CPU variants for the report only (TensorRT reads none of them).
+    """
+    q = _ort_quantization()
+    methods = {CalibrationMethod.MINMAX: q.CalibrationMethod.MinMax,
+               CalibrationMethod.ENTROPY: q.CalibrationMethod.Entropy,
+               CalibrationMethod.PERCENTILE: q.CalibrationMethod.Percentile}
+    extra = {"ActivationSymmetric": not activation_unsigned, "WeightSymmetric": True, "QuantizeBias": quantize_bias}
+    if recipe.method is CalibrationMethod.PERCENTILE:
+        extra["CalibPercentile"] = recipe.percentile
+    with _quiet_quantizer():
+        q.quantize_static(
+            str(src), str(dst), _reader(calibration) if not Path(cache).is_file() else None,
+            quant_format=q.QuantFormat.QOperator if qoperator else q.QuantFormat.QDQ,
+            op_types_to_quantize=list(op_types if op_types is not None else recipe.op_types),
+            per_channel=True, activation_type=q.QuantType.QUInt8 if activation_unsigned else q.QuantType.QInt8,
+            weight_type=q.QuantType.QInt8, calibrate_method=methods[recipe.method],
+            nodes_to_exclude=list(exclude), extra_options=extra, calibration_cache_path=str(cache))
+    return Path(dst)
+
+
+def check_symmetric(path: Path) -> int:
+    """Number of Q/DQ pairs' zero points in `path`; raises DdadError if any is not 0 or not INT8."""
+    import onnx
+    from onnx import TensorProto, numpy_helper
+
+    model = onnx.load(str(path))
+    inits = {t.name: t for t in model.graph.initializer}
+    count = 0
+    for node in model.graph.node:
+        if node.op_type in ("QuantizeLinear", "DequantizeLinear") and len(node.input) > 2:
+            zp = inits.get(node.input[2])
+            if zp is None:
+                continue
+            if zp.data_type not in (TensorProto.INT8, TensorProto.INT32) or numpy_helper.to_array(zp).any():
+                raise DdadError(f"{path}: node {node.name} has a non-symmetric or non-INT8 zero point")
+            count += 1
+    return count
+
+
+def _targets(model, recipe: Int8Recipe) -> tuple[list[str], list[str]]:
+    """(nodes to quantize, nodes of the recipe's op types kept in FP32 by its groups)."""
+    kept = set(nodes_of_groups(model, recipe.keep_fp32))
+    candidates = [n.name for n in model.graph.node if n.op_type in recipe.op_types]
+    return [n for n in candidates if n not in kept], [n for n in candidates if n in kept]
+
+
+def judge(path: Path, fid: FidelitySet, ref_maps: np.ndarray, ref_scores: np.ndarray, min_rank: float,
+          tolerance: Tolerance, excluded: list[str]) -> Attempt:
+    """Score an INT8 file on the fidelity frames against the FP32 reference."""
+    maps, scores = run_onnx(path, fid.frames)
+    err = output_error(maps, scores, ref_maps, ref_scores)
+    rank = rank_correlation(scores, ref_scores)
+    met = rank >= min_rank and err.map_rel <= tolerance.map_rel and err.score_rel <= tolerance.score_rel
+    return Attempt(list(excluded), rank, err.map_rel, err.score_rel, bool(met))
+
+
+def rank_sensitive_nodes(fp32: Path, qdq: Path, frames: np.ndarray, targets: list[str]) -> list[tuple[str, float]]:
+    """Quantized nodes ranked by the relative error each adds (output error minus input error), worst first.
+
+    Runs both graphs on `frames` (a few suffice) with every target's data input and output exposed.
+    """
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = onnx.load(str(fp32))
+    by_name = {n.name: n for n in model.graph.node}
+    pairs = [(name, by_name[name].input[0], by_name[name].output[0]) for name in targets if name in by_name]
+    tensors = sorted({t for _, i, o in pairs for t in (i, o)})
+    acts = []
+    for path in (fp32, qdq):
+        m = onnx.load(str(path))
+        present = {o for n in m.graph.node for o in n.output}
+        known = {o.name for o in m.graph.output}
+        for t in tensors:
+            if t in present and t not in known:
+                m.graph.output.append(helper.make_tensor_value_info(t, TensorProto.FLOAT, None))
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        session = ort.InferenceSession(m.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        names = [o.name for o in session.get_outputs() if o.name in set(tensors)]
+        sums: dict[str, np.ndarray] = {}
+        for i in range(len(frames)):
+            values = session.run(names, {"frames": frames[i:i + 1]})
+            for name, v in zip(names, values):
+                sums.setdefault(name, []).append(np.asarray(v, np.float64))
+        acts.append({k: np.concatenate(v) for k, v in sums.items()})
+    ref, quant = acts
+
+    def rel(t: str) -> float:
+        if t not in ref or t not in quant:
+            return 0.0
+        num = float(np.linalg.norm(quant[t] - ref[t]))
+        return num / max(float(np.linalg.norm(ref[t])), 1e-12)
+
+    ranked = [(name, rel(o) - rel(i)) for name, i, o in pairs]
+    ranked.sort(key=lambda item: -item[1])
+    return ranked
+
+
+def quantize_int8(fp32: Path, dst: Path, calibration: np.ndarray, fid: FidelitySet, ref_maps: np.ndarray,
+                  ref_scores: np.ndarray, recipe: Int8Recipe, tolerance: Tolerance, work: Path,
+                  log: Callable[[str], None] = print) -> Int8Result:
+    """Make the INT8 Q/DQ file of `fp32` at `dst`, falling back until the recipe's budget is met.
+
+    calibration: nominal training frames (N, S, S, 3) uint8; fid: held-out frames with labels;
+    ref_maps/ref_scores: the FP32 reference outputs on fid.frames. Raises DdadError when every round misses.
+    """
+    import onnx
+
+    model = onnx.load(str(fp32))
+    targets, kept = _targets(model, recipe)
+    cache = Path(work) / "int8-ranges.json"
+    cache.unlink(missing_ok=True)
+    result = Int8Result(Path(dst), targets, kept, [])
+    excluded: list[str] = []
+    for round_ in range(recipe.fallback_rounds + 1):
+        quantize_file(fp32, dst, calibration, recipe, cache, kept + excluded)
+        attempt = judge(dst, fid, ref_maps, ref_scores, recipe.min_rank_correlation, tolerance, excluded)
+        result.attempts.append(attempt)
+        log(f"int8 try {round_ + 1}: {len(targets) - len(excluded)} of {len(targets)} nodes quantized, "
+            f"score rank correlation {attempt.rank_correlation:.4f}, map error {attempt.map_rel:.3g} of max, "
+            f"score error {attempt.score_rel:.3g}{'' if attempt.met else ' (budget missed)'}")
+        if attempt.met:
+            result.fallback_nodes = list(excluded)
+            break
+        if round_ == recipe.fallback_rounds:
+            raise DdadError(
+                f"INT8 missed the recipe's budget after {recipe.fallback_rounds} fallback rounds (rank correlation "
+                f"{attempt.rank_correlation:.3f} < {recipe.min_rank_correlation} or map/score error "
+                f"{attempt.map_rel:.3g}/{attempt.score_rel:.3g} > {tolerance.map_rel:g}/{tolerance.score_rel:g}): "
+                "raise int8.fallback_rounds, try another recipe (int8-entropy, int8-percentile), or export fp16")
+        if not result.sensitivity:
+            probe = fid.frames[np.r_[0:min(2, len(fid.frames) // 2), len(fid.frames) - 2:len(fid.frames)]]
+            result.sensitivity = rank_sensitive_nodes(fp32, dst, probe, targets)
+        n = min(len(targets), math.ceil(recipe.fallback_fraction * len(targets) * 2 ** round_))
+        excluded = [name for name, _ in result.sensitivity[:n]]
+    return result

@@ -1,0 +1,146 @@
+"""Precision recipes: how an FP16 or INT8 file is made and what accuracy it must keep.
+
+A recipe is a YAML file in the top-level `calibration/` folder (or any path), loaded strictly: an
+unknown key or a wrong type is an error naming the key. `--recipe NAME` finds calibration/NAME.yaml in
+the working directory first, then in the source checkout. Without --recipe a precision uses its
+default recipe (fp32, fp16, int8).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+import yaml
+
+from ddad_edge.bundle import Precision
+from ddad_edge.config import from_dict
+from ddad_edge.errors import DdadError
+
+RECIPE_DIR = "calibration"
+DEFAULT_RECIPES = {Precision.FP32: "fp32", Precision.FP16: "fp16", Precision.INT8: "int8"}
+
+
+class CalibrationMethod(str, Enum):
+    """How INT8 activation ranges are taken from the calibration images."""
+
+    MINMAX = "minmax"  # the observed range
+    ENTROPY = "entropy"  # the range that keeps the histogram's KL divergence smallest
+    PERCENTILE = "percentile"  # the range holding `percentile` % of the values
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """The accuracy a precision promises against the FP32 graph on the probe frames.
+
+    map_rel: max |map − map_fp32| over max |map_fp32| (stored in the bundle as an absolute map_abs);
+    score_rel: max |score − score_fp32| / |score_fp32|.
+    """
+
+    map_rel: float = 1e-4
+    score_rel: float = 1e-4
+
+
+@dataclass(frozen=True)
+class Fp16Recipe:
+    """FP16: groups of nodes (precision.NodeGroup) kept in FP32 always, or when their error passes a limit."""
+
+    keep_fp32: tuple[str, ...] = ()  # always FP32
+    measure: tuple[str, ...] = ("normalization", "softmax", "time_embedding", "blur", "distances")
+    keep_if_map_rel_above: float = 1e-3  # a measured group whose error alone exceeds this stays FP32
+
+
+@dataclass(frozen=True)
+class Int8Recipe:
+    """INT8 Q/DQ: symmetric, zero points 0, per-channel weights, calibrated on nominal training images."""
+
+    method: CalibrationMethod = CalibrationMethod.MINMAX
+    percentile: float = 99.999  # for method: percentile
+    calibration_images: int = 64  # nominal training images (never test images)
+    op_types: tuple[str, ...] = ("Conv", "Gemm", "MatMul")  # ops whose inputs get Q/DQ
+    keep_fp32: tuple[str, ...] = ("blur",)  # node groups never quantized
+    min_rank_correlation: float = 0.98  # score ranking vs FP32 on held-out nominal + painted-defect images
+    fallback_rounds: int = 4  # retries, each keeping more of the most sensitive nodes in FP32
+    fallback_fraction: float = 0.1  # of the quantized nodes, excluded per retry (doubles each round)
+    cpu_study: bool = True  # also time the CPU variants (U8S8, QOperator, all ops) for the report
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A precision recipe, as in calibration/NAME.yaml."""
+
+    precision: Precision = Precision.FP32
+    description: str = ""
+    tolerance: Tolerance = field(default_factory=Tolerance)
+    fp16: Fp16Recipe = field(default_factory=Fp16Recipe)
+    int8: Int8Recipe = field(default_factory=Int8Recipe)
+    name: str = ""  # set from the file name
+
+
+def _recipe_dirs() -> list[Path]:
+    here = Path.cwd() / RECIPE_DIR
+    checkout = Path(__file__).resolve().parents[2] / RECIPE_DIR
+    return [here] if here == checkout else [here, checkout]
+
+
+def find_recipe(name_or_path: str | Path) -> Path:
+    """The YAML file of a recipe given as a path or as NAME of calibration/NAME.yaml."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        return path
+    if path.suffix in (".yaml", ".yml") and (path.parent != Path(".") or path.is_absolute()):
+        raise DdadError(f"recipe file not found: {path}")
+    stem = path.stem if path.suffix in (".yaml", ".yml") else str(name_or_path)
+    for folder in _recipe_dirs():
+        candidate = folder / f"{stem}.yaml"
+        if candidate.is_file():
+            return candidate
+    known = sorted({p.stem for d in _recipe_dirs() if d.is_dir() for p in d.glob("*.yaml")})
+    raise DdadError(f"no recipe '{name_or_path}': give a YAML path or one of {', '.join(known) or '(none found)'}")
+
+
+def load_recipe(name_or_path: str | Path) -> Recipe:
+    """Load a recipe strictly (unknown keys and wrong types are errors naming the key)."""
+    path = find_recipe(name_or_path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise DdadError(f"recipe {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if "name" in data:
+        raise DdadError(f"recipe {path}: 'name' comes from the file name, remove the key")
+    try:
+        recipe = from_dict(Recipe, data)
+    except DdadError as exc:
+        raise DdadError(f"recipe {path}: {exc}") from None
+    recipe = dataclasses.replace(recipe, name=path.stem)
+    _validate(recipe, path)
+    return recipe
+
+
+def _validate(recipe: Recipe, path: Path) -> None:
+    from ddad_edge.deploy.precision import NodeGroup
+
+    groups = {g.value for g in NodeGroup}
+    for key, names in (("fp16.keep_fp32", recipe.fp16.keep_fp32), ("fp16.measure", recipe.fp16.measure),
+                       ("int8.keep_fp32", recipe.int8.keep_fp32)):
+        bad = [n for n in names if n not in groups]
+        if bad:
+            raise DdadError(f"recipe {path}: {key} names unknown node groups {bad}; "
+                            f"choose from {', '.join(sorted(groups))}")
+    if not (recipe.tolerance.map_rel > 0 and recipe.tolerance.score_rel > 0):
+        raise DdadError(f"recipe {path}: tolerance values must be positive")
+    if recipe.int8.calibration_images < 1:
+        raise DdadError(f"recipe {path}: int8.calibration_images must be at least 1")
+    if not 0 < recipe.int8.percentile <= 100:
+        raise DdadError(f"recipe {path}: int8.percentile must be in (0, 100]")
+
+
+def recipe_for(precision: Precision, name_or_path: str | Path | None = None) -> Recipe:
+    """The recipe to export `precision` with: the given one (which must be of that precision) or the default."""
+    recipe = load_recipe(name_or_path or DEFAULT_RECIPES[precision])
+    if recipe.precision is not precision:
+        raise DdadError(f"recipe '{recipe.name}' is for {recipe.precision.value}, not {precision.value}: "
+                        f"drop --recipe or pass --precision {recipe.precision.value}")
+    return recipe

@@ -1,0 +1,66 @@
+"""Decision thresholds of a bundle, from the scores its own graph gives.
+
+- image: a quantile of the scores of held-out nominal images (the run's validation split of
+  train/good, never seen in training or calibration), raised by a margin: image = Q_q(scores)·(1 + margin).
+  With q = 0.99 and few validation images this is close to their maximum, so the expected false-reject
+  rate on nominal parts is about 1 − q or lower.
+- pixel: the same rule over every pixel of the nominal maps (quantile `pixel_quantile`), for defect masks.
+- image_f1: where labelled images exist (the dataset's test split), the threshold of the best F1. It is
+  reported beside the nominal one, never used for calibration; `run` uses `image` unless told otherwise.
+All thresholds are in the units of the graph's score (max of the blurred anomaly map).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ddad_edge.errors import DdadError
+from ddad_edge.metrics import f1_max
+
+
+@dataclass(frozen=True)
+class ThresholdRule:
+    """How thresholds are set from nominal scores."""
+
+    quantile: float = 0.99
+    margin: float = 0.05  # relative: the threshold is the quantile times (1 + margin)
+    pixel_quantile: float = 0.999
+
+    def __post_init__(self) -> None:
+        if not (0 < self.quantile <= 1 and 0 < self.pixel_quantile <= 1):
+            raise DdadError(f"threshold quantiles must be in (0, 1], got {self.quantile} and {self.pixel_quantile}")
+        if self.margin < 0:
+            raise DdadError(f"threshold margin must be >= 0, got {self.margin}")
+
+
+def nominal_statistics(scores: np.ndarray) -> dict[str, float]:
+    """Summary of nominal image scores (N,): count, mean, std, min, median, p95, p99, max."""
+    s = np.asarray(scores, np.float64)
+    if s.size == 0:
+        raise DdadError("no nominal scores to set thresholds from: the run has no validation images "
+                        "(train with val_fraction > 0)")
+    return {"n": int(s.size), "mean": float(s.mean()), "std": float(s.std()), "min": float(s.min()),
+            "median": float(np.median(s)), "p95": float(np.quantile(s, 0.95)), "p99": float(np.quantile(s, 0.99)),
+            "max": float(s.max())}
+
+
+def compute_thresholds(nominal_scores: np.ndarray, nominal_maps: np.ndarray, rule: ThresholdRule = ThresholdRule(),
+                       labels: np.ndarray | None = None, labelled_scores: np.ndarray | None = None
+                       ) -> dict[str, float | None]:
+    """Thresholds from nominal scores (N,) and maps (N, 1, S, S), and optionally labelled scores for F1.
+
+    Returns {image, pixel, image_f1 (None without labels of both classes), quantile, margin, pixel_quantile}.
+    """
+    s = np.asarray(nominal_scores, np.float64)
+    nominal_statistics(s)  # refuses an empty set
+    image = float(np.quantile(s, rule.quantile)) * (1.0 + rule.margin)
+    pixel = float(np.quantile(np.asarray(nominal_maps, np.float64).ravel(), rule.pixel_quantile)) * (1.0 + rule.margin)
+    image_f1 = None
+    if labels is not None and labelled_scores is not None:
+        y = np.asarray(labels)
+        if 0 < int(y.sum()) < y.size:
+            image_f1 = f1_max(y, np.asarray(labelled_scores))[1]
+    return {"image": image, "pixel": pixel, "image_f1": image_f1, "quantile": rule.quantile,
+            "margin": rule.margin, "pixel_quantile": rule.pixel_quantile}
