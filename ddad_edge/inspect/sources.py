@@ -18,6 +18,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Callable
 
+from ddad_edge.data.image_header import MAX_IMAGE_FILE_BYTES, decode_image
 from ddad_edge.errors import DdadError
 from ddad_edge.inspect.frame import Dropped, Frame, Grab
 from ddad_edge.inspect.grabber import Backoff, LiveSource
@@ -212,9 +213,9 @@ class ImageFolderSource:
             path = self._files[self._next]
             name = path.relative_to(self._root).as_posix()
             t, wall = time.monotonic(), time.time()
-            bgr = self._cv2.imread(str(path), self._cv2.IMREAD_COLOR)
-            if bgr is None or bgr.size == 0:
-                frame = Frame(self._next, t, wall, None, name=name, fault=f"cannot decode image {name}")
+            bgr, why = self._decode(path, name)
+            if bgr is None:
+                frame = Frame(self._next, t, wall, None, name=name, fault=why)
             else:
                 rgb = self._cv2.cvtColor(bgr, self._cv2.COLOR_BGR2RGB)
                 frame = Frame(self._next, t, wall, rgb, name=name, decode_ms=(time.monotonic() - t) * 1e3)
@@ -222,6 +223,18 @@ class ImageFolderSource:
             self._next += 1
         grab.ended = self._next >= len(self._files)
         return grab
+
+    def _decode(self, path: Path, name: str) -> tuple[Any, str]:
+        """(BGR image, "") or (None, why): the header is checked first, so a file claiming an absurd size
+        is a fault, not an allocation of gigabytes."""
+        try:
+            if path.stat().st_size > MAX_IMAGE_FILE_BYTES:
+                return None, f"image {name} is larger than {MAX_IMAGE_FILE_BYTES >> 30} GiB"
+            return decode_image(self._cv2, path.read_bytes(), name, self._cv2.IMREAD_COLOR), ""
+        except DdadError as exc:
+            return None, str(exc)
+        except OSError as exc:
+            return None, f"cannot read image {name}: {exc.strerror or exc}"
 
     def close(self) -> list[Dropped]:
         return []
