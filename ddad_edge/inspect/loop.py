@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+import numpy as np
+
 from ddad_edge.inspect.decide import Debounce, Decider, FaultPolicy, Verdict
 from ddad_edge.inspect.frame import Dropped, Frame, FrameSource
 from ddad_edge.inspect.preprocess import Preprocessor, Roi
@@ -126,16 +128,23 @@ class _Loop:
 
     def inspect(self, frames: list[Frame]) -> list[FrameResult]:
         t0 = time.monotonic()
-        results = {f.seq: FrameResult(f, Verdict.FAULT, reason=f.fault or "") for f in frames}
-        good = []
+        results = {f.seq: FrameResult(f, Verdict.FAULT, reason=f.fault or (
+            "the source gave no image" if f.image is None else "")) for f in frames}
+        good, inputs = [], []
         for f in frames:
-            if f.image is not None:
-                why = self.pre.check(f.image)
-                if why:
-                    results[f.seq].reason = why
-                else:
+            if f.image is None:
+                continue
+            why = self.pre.check(f.image)
+            if not why:
+                try:
+                    inputs.append(self.pre.prepare(f.image))
                     good.append(f)
-        batch = self.pre.prepare_batch([f.image for f in good]) if good else None
+                    continue
+                except Exception as exc:  # one odd frame is that frame's FAULT, never the loop's end
+                    last = (str(exc).strip().splitlines() or [""])[-1][:160]
+                    why = f"preprocessing failed: {type(exc).__name__}: {last}"
+            results[f.seq].reason = why
+        batch = np.stack(inputs) if good else None  # (N, S, S, 3) uint8
         t1 = time.monotonic()
         error, inspection = "", None
         if good:

@@ -48,8 +48,10 @@ class Preprocessor:
 
     def check(self, image: np.ndarray) -> str | None:
         """Why `image` cannot be prepared (a fault reason), or None when it can."""
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            return f"frame has shape {image.shape} {image.dtype}, expected (H, W, 3) uint8"
+        if not isinstance(image, np.ndarray):
+            return f"frame is a {type(image).__name__}, expected a (H, W, 3) uint8 array"
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or image.size == 0:
+            return f"frame has shape {image.shape} {image.dtype}, expected (H, W, 3) uint8 with H, W > 0"
         if self.roi and not self.roi.fits(image.shape[0], image.shape[1]):
             r = self.roi
             return (f"ROI {r.x},{r.y},{r.w},{r.h} does not fit in the {image.shape[1]}x{image.shape[0]} frame")
