@@ -1,0 +1,180 @@
+"""The Markdown results file of the matrix: how it was made, on which model each number was measured,
+the table, the verdict on the 30x target with where the time goes, INT8 against FP32, the loop's overhead.
+
+Every number in it is read from the rows and profiles the run produced; nothing is typed in by hand.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ddad_edge.bench.report import machine_lines, markdown_table
+from ddad_edge.bundle import atomic_write_bytes
+
+TARGET_SPEEDUP = 30.0
+OVERHEAD_TARGET_MS = 5.0
+
+
+def _p50(row: dict, stage: str = "frame") -> float:
+    return row["stages_ms"][stage]["p50"]
+
+
+def _find(rows: list[dict], precision: str, steps: int, backbone: str | None) -> dict | None:
+    for r in rows:
+        v = r["variant"]
+        if (not r.get("reference") and v.get("backend") == "onnxruntime" and v.get("precision") == precision
+                and v.get("steps") == steps and v.get("backbone") == backbone):
+            return r
+    return None
+
+
+def provenance(rows: list[dict], a: Any) -> list[str]:
+    ref = next((r for r in rows if r.get("reference")), None)
+    with_fid = [r for r in rows if r.get("fidelity")]
+    lines = ["## What was measured on which model", ""]
+    if ref:
+        lines.append(f"- **Reference** ({ref['calls']} measured calls after {ref['warmup_calls']} warm-up; few "
+                     f"because each takes seconds here): {ref['variant']['model']}.")
+    lines += [
+        "- **Speed rows** (every other row): speed-only bundles made by `benchmarks/speed_bundles.py` with the "
+        "export stage's own functions: a DDAD-S UNet at the listed size with **random weights** (a K-step graph "
+        "costs the same whatever its weights; steps 1 and 2 stand for distilled students, whose graphs are the "
+        "same UNet called K times), a randomly initialised backbone, FP32 by `deploy.onnx_export.export_onnx`, "
+        "INT8 by `deploy.int8.quantize_file` with the default recipe's settings (calibration/int8.yaml: Q/DQ on "
+        "Conv/Gemm/MatMul inputs, symmetric S8S8, per-channel weights, the blur kept FP32), activation ranges from "
+        f"{a.calibration_frames} synthetic nominal frame(s), without the accuracy-guided fallback (which can only "
+        "keep more nodes in FP32). Their outputs are not meaningful; their cost is.",
+        "- **Fidelity columns** (image AUROC, rank correlation, map error) come only from a real exported bundle's "
+        "report.json of the same variant (precision, steps, scoring, backbone), named per row below. "
+        + ("Rows without one show —: no real report of that variant existed for this run."
+           if len(with_fid) < len(rows) else ""),
+    ]
+    for r in with_fid:
+        lines.append(f"  - {r['variant']['name']}: {r['fidelity_source']} — {r.get('fidelity_model', '')}")
+    if not with_fid:
+        lines.append("  - none of the rows had a real report: every row here is speed only.")
+    lines += [
+        f"- **Frames**: synthetic parts as {rows[0]['run'].get('frame_size', '') if rows else ''} JPEG files, "
+        "decoded and resized on every frame by the real inspection loop (`inspect.profile.profile_loop`), "
+        "so whole-frame = decode + resize + inference + decision.",
+        f"- **Iterations**: {a.warmup} warm-up call(s) per row, not counted; then up to {a.iters} calls, cut to fit "
+        f"~{a.row_budget_s:g} s per row (at least {a.min_iters}); the row's `n` column says how many frames. "
+        "Percentiles are of the raw samples saved in the JSON file.",
+        "", "",
+    ]
+    return lines
+
+
+def verdict(rows: list[dict], edge_key: Any, profile: dict | None) -> list[str]:
+    ref = next((r for r in rows if r.get("reference")), None)
+    edge = _find(rows, edge_key.precision.value, edge_key.steps, edge_key.backbone)
+    lines = [f"## Target: the default edge variant at least {TARGET_SPEEDUP:g}x faster per frame than the reference", ""]
+    if not ref or not edge:
+        return lines + ["Not measured in this run (no reference row or no edge row).", ""]
+    candidates = [r for r in rows if not r.get("reference") and r["variant"].get("backend") == "onnxruntime"
+                  and r["variant"].get("precision") == "int8" and r["variant"].get("steps") in (1, 2)]
+    best = max(candidates, key=lambda r: r["speedup_vs_reference"] or 0)
+    reached = edge["speedup_vs_reference"] or 0
+    lines += [
+        f"- Default edge variant (`--edge`): **{edge['variant']['name']}**: whole-frame p50 {_p50(edge):,.1f} ms vs "
+        f"reference {_p50(ref):,.1f} ms → **{reached:.1f}x** "
+        f"({'target met' if reached >= TARGET_SPEEDUP else 'target NOT met'}).",
+        f"- Fastest distilled (1-2 steps) INT8 ONNX Runtime variant: **{best['variant']['name']}**: "
+        f"{_p50(best):,.1f} ms → **{best['speedup_vs_reference']:.1f}x**"
+        f" ({'met' if (best['speedup_vs_reference'] or 0) >= TARGET_SPEEDUP else 'NOT met'}).",
+    ]
+    if ref.get("gflops_per_frame") and edge.get("gflops_per_frame"):
+        ratio = ref["gflops_per_frame"] / edge["gflops_per_frame"]
+        need_ms = _p50(ref) / TARGET_SPEEDUP
+        infer_budget = need_ms - (_p50(edge) - _p50(edge, "infer"))
+        need_rate = edge["gflops_per_frame"] / (infer_budget / 1e3) if infer_budget > 0 else float("inf")
+        lines += [
+            "", "Where the time goes:", "",
+            f"- Compute: the reference does {ref['gflops_per_frame']:,.0f} GFLOP per frame, the edge variant "
+            f"{edge['gflops_per_frame']:,.1f}: fewer FLOPs alone allow **{ratio:.1f}x**. The rest must come from "
+            f"running them faster: the reference reaches {ref['achieved_gflops']} GFLOP/s in torch eager, the edge "
+            f"variant {edge['achieved_gflops']} GFLOP/s in ONNX Runtime (estimated FP32 peak of this CPU: "
+            f"{edge['achieved_gflops'] / edge['peak_fraction'] if edge.get('peak_fraction') else float('nan'):,.0f}"
+            " GFLOP/s).",
+            f"- {TARGET_SPEEDUP:g}x means ≤ {need_ms:,.1f} ms per frame; with this run's decode, resize and decision "
+            f"({_p50(edge) - _p50(edge, 'infer'):,.1f} ms) the graph would have to run at "
+            f"{need_rate:,.0f} GFLOP/s.",
+            f"- Per stage (p50 ms): decode {_p50(edge, 'decode'):.2f}, resize {_p50(edge, 'resize'):.2f}, inference "
+            f"{_p50(edge, 'infer'):,.1f}, decision {_p50(edge, 'decide'):.3f}.",
+        ]
+    if profile:
+        lines += ["", f"ONNX Runtime profile of {profile['variant']} ({profile['runs']} runs after a warm-up; "
+                  f"{profile['run_ms']:,.1f} ms per run, {profile['kernels_ms']:,.1f} ms in kernels):", "",
+                  "| part of the graph | ms per run | share |", "|---|---|---|"]
+        lines += [f"| {p['name']} | {p['ms_per_run']:,.1f} | {100 * p['share']:.1f}% |" for p in profile["by_part"]]
+        lines += ["", "| operator | ms per run | share |", "|---|---|---|"]
+        lines += [f"| {p['name']} | {p['ms_per_run']:,.1f} | {100 * p['share']:.1f}% |" for p in profile["by_op"][:12]]
+        lines += ["", "Slowest nodes: " + "; ".join(f"`{n['node']}` ({n['op']}) {n['ms_per_run']:.1f} ms"
+                                                    for n in profile["top_nodes"][:6]) + "."]
+    return lines + ["", ""]
+
+
+def int8_vs_fp32(rows: list[dict]) -> list[str]:
+    lines = ["## INT8 against FP32 on this CPU (ONNX Runtime, whole-frame p50)", "",
+             "| steps | backbone | FP32 ms | INT8 ms | INT8 / FP32 |", "|---|---|---|---|---|"]
+    for r in rows:
+        v = r["variant"]
+        if r.get("reference") or v.get("precision") != "fp32" or v.get("backend") != "onnxruntime":
+            continue
+        q = _find(rows, "int8", v["steps"], v.get("backbone"))
+        if q:
+            lines.append(f"| {v['steps']} | {v.get('backbone') or 'pixel-only'} | {_p50(r):,.1f} | {_p50(q):,.1f} | "
+                         f"{_p50(q) / _p50(r):.2f} |")
+    return lines + ["", ""]
+
+
+def overhead_section(overhead: dict) -> list[str]:
+    lines = [f"## The inspection loop's own overhead (issue 5: < {OVERHEAD_TARGET_MS:g} ms per frame at 256 px)", "",
+             "Everything but the runner's call, per frame, measured with `profile_loop` on the real loop with the "
+             "event log (events.jsonl) on, as `ddad-edge run` writes it:", "",
+             "| frames read | runner | n | overhead p50 | p99 | max | decode p50 | resize p50 | decide+reject p50 | "
+             "sinks p50 | target |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, o in overhead.items():
+        s, ov = o["stages_ms"], o["overhead_ms"]
+        ok = "met" if ov["p99"] < OVERHEAD_TARGET_MS else ("met at p50 only" if ov["p50"] < OVERHEAD_TARGET_MS
+                                                          else "NOT met")
+        lines.append(f"| {name} | {o['runner']} | {o['frames']} | {ov['p50']:.2f} | {ov['p99']:.2f} | "
+                     f"{ov['max']:.2f} | {s['decode']['p50']:.2f} | {s['preprocess']['p50']:.2f} | "
+                     f"{s['decide']['p50'] + s['reject']['p50']:.3f} | {s['sinks']['p50']:.2f} | {ok} |")
+    return lines + ["", ""]
+
+
+def write_markdown(path: Path, name: str, rows: list[dict], meta: dict, profile: dict | None, overhead: dict,
+                   edge_key: Any, a: Any) -> Path:
+    """Write the results document of a matrix run; returns `path`."""
+    loads = [x for r in rows for x in r.get("load_average_1min", []) if x is not None]
+    busy = [r["cores_busy"] for r in rows if r.get("cores_busy")]
+    text = [
+        f"# Benchmark matrix: {name}", "",
+        f"Made by `{meta['command']}` (bundles prepared first by `python benchmarks/run_matrix.py --prepare-only`; "
+        f"cached in benchmarks/work/, not committed), started {meta['started']}, measured in "
+        f"{meta['run_s'] / 60:.1f} min. Raw rows with every sample: `{name}.json`; ORT profile and loop overhead "
+        f"samples: `{name}.details.json`; plot: `{name}.png`.", "",
+        "## Machine", "", *machine_lines(meta["machine"]),
+        f"- shared machine: 1-minute load average during the rows {min(loads):.1f}–{max(loads):.1f} on "
+        f"{meta['machine']['cpu']['cores']} cores; the process kept {min(busy):.2f}–{max(busy):.2f} cores busy "
+        "(column `cores busy`: CPU time / wall time). Rows measured while others ran are slower than on an idle "
+        "machine; the reference ran in the same process, in the same conditions, first."
+        if loads and busy else "", *[f"- {n}" for n in meta["notes"]], "",
+        *provenance(rows, a),
+        "## Results (ms per frame; speed-up = reference whole-frame p50 / row whole-frame p50)", "",
+        markdown_table(rows), "",
+        *verdict(rows, edge_key, profile),
+        *int8_vs_fp32(rows),
+        *overhead_section(overhead),
+        "## Reading the numbers", "",
+        "- `frame` is decode + resize + inference + decision for one frame; `fps` is frames over the measured wall "
+        "time. GFLOP counts multiply-adds as 2 and leave element-wise work out (torch's FlopCounterMode on the same "
+        "modules); GFLOP/s is GFLOP per frame over the inference p50; the CPU peak is an estimate.",
+        "- Peak RSS is the process's peak during each row's measured part (the kernel's mark is reset per row).",
+        "",
+    ]
+    path = Path(path)
+    atomic_write_bytes(path, "\n".join(text).encode())
+    return path

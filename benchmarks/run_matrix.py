@@ -1,0 +1,213 @@
+"""The benchmark matrix: backends × precision × steps × backbone × scoring, against the DDAD-S reference.
+
+    python benchmarks/run_matrix.py --prepare-only      # make the speed-only bundles (cached in --work)
+    python benchmarks/run_matrix.py                     # time them all, the reference first, same process
+
+Writes benchmarks/results/<machine>.json (a list of rows: variant, percentiles, raw samples,
+speedup_vs_reference, fidelity where a real report exists), <machine>.md (the table, what was measured on
+which model, where the time goes) and <machine>.png (whole-frame latency vs image AUROC). See README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import shlex
+import sys
+import time
+import warnings
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # the repository's ddad_edge, when run as a script
+sys.path.insert(0, str(HERE))
+
+from ddad_edge.bench.frames import file_source_factory, parse_frame_size, write_synthetic_frames  # noqa: E402
+from ddad_edge.bench.machine import describe_machine, machine_slug  # noqa: E402
+from ddad_edge.bench.report import add_speedups, plot_latency_vs_auroc, write_json  # noqa: E402
+from ddad_edge.bench.run import (bench_bundle, bench_reference, bench_runner, describe_variant,  # noqa: E402
+                                 loop_overhead, read_fidelity, variant_name)
+from ddad_edge.bundle import Precision, read_bundle  # noqa: E402
+from ddad_edge.runtime.base import open_runner  # noqa: E402
+from matrix_report import write_markdown  # noqa: E402
+from speed_bundles import SPEED_MODEL, SpeedVariant, speed_bundle, student_grid  # noqa: E402
+
+
+def csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--work", type=Path, default=HERE / "work", help="speed-only bundles and frames (cached)")
+    p.add_argument("--out", type=Path, default=HERE / "results", help="results folder")
+    p.add_argument("--machine", default="", help="results file name (default: from the CPU / Jetson model)")
+    p.add_argument("--backends", default="onnxruntime", help="onnxruntime,torch,tensorrt")
+    p.add_argument("--precisions", default="fp32,int8", help="fp32,fp16,int8")
+    p.add_argument("--steps", default="10,2,1")
+    p.add_argument("--backbones", default="wide_resnet50_2,resnet18", help="backbones of the fused rows")
+    p.add_argument("--scorings", default="fused,pixel", help="fused,pixel (pixel-only has no backbone)")
+    p.add_argument("--image-size", type=int, default=256)
+    p.add_argument("--preset", default="ddad-s", help="UNet preset of the speed rows (tiny: for smoke tests)")
+    p.add_argument("--frame-size", default="640x480", help="synthetic camera frames, WxH (JPEG)")
+    p.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: its default)")
+    p.add_argument("--warmup", type=int, default=1, help="warm-up calls per row (not counted)")
+    p.add_argument("--iters", type=int, default=20, help="most measured calls per row")
+    p.add_argument("--min-iters", type=int, default=3, help="fewest measured calls per row")
+    p.add_argument("--row-budget-s", type=float, default=25.0, help="measured seconds per row, at most ~")
+    p.add_argument("--reference-warmup", type=int, default=1)
+    p.add_argument("--reference-iters", type=int, default=3)
+    p.add_argument("--reference-threads", default="0,1",
+                   help="torch thread counts to time the reference with (0: torch's default); the fastest is used")
+    p.add_argument("--no-reference", action="store_true")
+    p.add_argument("--edge", default="int8,2,wide_resnet50_2", help="default edge variant: precision,steps,backbone")
+    p.add_argument("--profile-runs", type=int, default=2, help="ONNX Runtime profiler runs of the edge variant")
+    p.add_argument("--overhead-frames", type=int, default=30, help="frames of the loop-overhead measurement")
+    p.add_argument("--fidelity-bundles", type=Path, nargs="*", default=[],
+                   help="real exported bundles (or folders of them) whose report.json gives a variant's fidelity")
+    p.add_argument("--calibration-frames", type=int, default=1, help="synthetic frames for INT8 ranges")
+    p.add_argument("--prepare-only", action="store_true", help="make the bundles and stop")
+    p.add_argument("--no-progress", action="store_true")
+    return p.parse_args(argv)
+
+
+def matrix_variants(a: argparse.Namespace) -> list[SpeedVariant]:
+    """Every (steps, precision, backbone|pixel) of the matrix; pixel-only once per steps and precision, since
+    it has no backbone (its graph is the same whichever backbone the fused rows use)."""
+    heads = [b for b in csv(a.backbones)] if "fused" in csv(a.scorings) else []
+    if "pixel" in csv(a.scorings):
+        heads.append(None)
+    return [SpeedVariant(int(k), b, Precision(p), a.image_size, a.preset) for k in csv(a.steps) for p in csv(a.precisions)
+            for b in heads]
+
+
+def fidelity_index(paths: list[Path]) -> dict[tuple, tuple[dict, str, str]]:
+    """(precision, steps, scoring, backbone) → (fidelity numbers, report path, model it was measured on)."""
+    found = {}
+    for root in paths:
+        for manifest in sorted([root / "manifest.yaml"] + list(Path(root).glob("*/manifest.yaml"))):
+            if not manifest.is_file():
+                continue
+            bundle = read_bundle(manifest.parent)
+            numbers, source = read_fidelity(bundle)
+            if not numbers:
+                continue
+            d = describe_variant(bundle)
+            run = (bundle.manifest.get("source") or {}).get("run")
+            key = (bundle.precision.value, d["steps"], d["scoring"], d["backbone"])
+            found[key] = (numbers, source, f"exported from run {run} ({d['preset']} at {d['image_size']} px)")
+    return found
+
+
+def torch_row(v: SpeedVariant, source, a, peak):
+    """A torch eager row of a speed-only FP32 variant (the same pipeline the ONNX file was exported from)."""
+    from ddad_edge.bench.reference import random_unet, speed_pipeline, variant_gflops
+    from ddad_edge.model.runner import TorchRunner
+
+    pipeline = speed_pipeline(random_unet(v.preset, v.image_size), student_grid(v.steps), 250, 0.0, v.backbone)
+    variant = {"name": variant_name("torch", "fp32", v.steps, v.backbone, v.scoring), "backend": "torch",
+               "precision": "fp32", **v.graph(), "model": SPEED_MODEL.format(backbone=v.backbone or "pixel-only"),
+               "bundle": None}
+    return bench_runner(TorchRunner(pipeline, batch_size=1), variant, source, 1, a.warmup, a.iters, a.row_budget_s,
+                        variant_gflops(v.preset, v.image_size, v.steps, v.backbone), peak,
+                        show_progress=not a.no_progress)
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse_args(argv)
+    warnings.simplefilter("ignore")  # tracer and quantizer chatter; the results say what matters
+    command = "python benchmarks/run_matrix.py " + " ".join(shlex.quote(x) for x in (argv or sys.argv[1:]))
+    started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    variants = matrix_variants(a)
+    backends = csv(a.backends)
+    t0 = time.perf_counter()
+    bundles = {}
+    for v in variants:
+        if {"onnxruntime", "tensorrt"} & set(backends):
+            bundles[v.key] = speed_bundle(v, a.work, calib_count=a.calibration_frames)
+    print(f"{len(bundles)} bundles ready in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    if a.prepare_only:
+        return 0
+
+    machine = describe_machine()
+    peak = machine["cpu"].get("fp32_peak_gflops")
+    width, height = parse_frame_size(a.frame_size)
+    source = file_source_factory(write_synthetic_frames(a.work / f"frames-{width}x{height}", width, height))
+    fidelity = fidelity_index(a.fidelity_bundles)
+    rows, notes = [], []
+    if "tensorrt" in backends:
+        from ddad_edge.deploy.tensorrt_build import build_if_possible, tensorrt_available
+
+        reason = tensorrt_available()
+        if reason is not None:
+            notes.append(f"tensorrt rows skipped: {reason}")
+            backends.remove("tensorrt")
+        else:
+            for v in variants:
+                build_if_possible(bundles[v.key].path, "tensorrt")
+                bundles[v.key] = read_bundle(bundles[v.key].path)
+    t_run = time.perf_counter()
+    if not a.no_reference:
+        for n in csv(a.reference_threads):  # the fastest becomes the reference (add_speedups)
+            rows.append(bench_reference(source, a.reference_warmup, a.reference_iters, peak, not a.no_progress,
+                                        threads=int(n) or None))
+            gc.collect()
+    for v in variants:
+        for backend in backends:
+            if backend == "torch":
+                if v.precision is Precision.FP32:
+                    rows.append(torch_row(v, source, a, peak))
+                continue
+            row = bench_bundle(bundles[v.key], source, backend, 1, a.warmup, a.iters, a.threads, a.row_budget_s,
+                               peak, SPEED_MODEL.format(backbone=v.backbone or "pixel-only scoring"),
+                               show_progress=not a.no_progress)
+            key = (v.precision.value, v.steps, v.scoring, v.backbone)
+            if key in fidelity:
+                numbers, src, model = fidelity[key]
+                row.update(fidelity=numbers, fidelity_source=src, fidelity_model=model)
+            rows.append(row)
+            gc.collect()
+    add_speedups(rows)
+
+    # Where the time goes: ONNX Runtime's per-operator profile of the default edge variant.
+    prec, k, bb = csv(a.edge)
+    edge = SpeedVariant(int(k), None if bb in ("pixel", "none") else bb, Precision(prec), a.image_size, a.preset)
+    profile = None
+    if edge.key in bundles and a.profile_runs:
+        from ddad_edge.bench.ort_profile import profile_onnx
+        from ddad_edge.inspect.preprocess import Preprocessor
+
+        frame = Preprocessor(a.image_size).prepare_batch([source(1).grab(1).frames[0].image])
+        profile = profile_onnx(bundles[edge.key].model_path, frame, runs=a.profile_runs, threads=a.threads)
+        profile["variant"] = edge.key
+
+    # The loop's own overhead at the model's size: frames already 256 px (no resize) and camera frames.
+    fastest = min((r for r in rows if r["variant"].get("bundle")), key=lambda r: r["stages_ms"]["frame"]["p50"],
+                  default=None)
+    overhead = {}
+    if fastest and a.overhead_frames:
+        small = file_source_factory(write_synthetic_frames(a.work / f"frames-{a.image_size}", a.image_size,
+                                                           a.image_size, quality=95))
+        for name, src in ((f"{a.image_size}x{a.image_size} JPEG", small), (f"{width}x{height} JPEG", source)):
+            with open_runner(fastest["variant"]["bundle"], "onnxruntime", threads=a.threads) as runner:
+                overhead[name] = loop_overhead(runner, src, a.overhead_frames, event_log=a.work / "events.jsonl")
+            overhead[name]["runner"] = fastest["variant"]["name"]
+    run_s = time.perf_counter() - t_run
+
+    meta = {"command": command, "started": started, "run_s": round(run_s, 1), "machine": machine,
+            "frame_size": f"{width}x{height}", "notes": notes}
+    for r in rows:
+        r["run"] = {k: meta[k] for k in ("command", "started", "machine", "frame_size")}
+    name = a.machine or machine_slug(machine)
+    a.out.mkdir(parents=True, exist_ok=True)
+    write_json(a.out / f"{name}.json", rows)
+    plot_latency_vs_auroc(rows, a.out / f"{name}.png", title=f"{name}: whole-frame p50 vs image AUROC "
+                          f"({a.image_size} px; hollow = speed-only, no report)")
+    write_json(a.out / f"{name}.details.json", {"meta": meta, "ort_profile": profile, "loop_overhead": overhead})
+    write_markdown(a.out / f"{name}.md", name, rows, meta, profile, overhead, edge, a)
+    print(f"wrote {a.out / name}.{{md,json,png}} in {run_s:.0f} s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

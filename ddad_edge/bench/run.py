@@ -1,0 +1,161 @@
+"""One benchmark row for a bundle on a backend, and the reference row: what `ddad-edge bench` and the
+matrix runner in benchmarks/ both call.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ddad_edge.bench.machine import gpu_memory_used_mb
+from ddad_edge.bench.report import fidelity_of, make_row
+from ddad_edge.bench.tegrastats import TegrastatsSampler
+from ddad_edge.bench.timing import SourceFactory, measure_runner
+from ddad_edge.bundle import REPORT_NAME, Bundle, read_bundle
+from ddad_edge.runtime.base import Backend, open_runner
+
+
+def describe_variant(bundle: Bundle) -> dict[str, Any]:
+    """preset, image_size, steps, backbone (None: pixel-only), scoring of a bundle, from its manifest
+    (`graph`, an embedded run `config`) or, failing that, its source run's config.yaml; None where unknown."""
+    m = bundle.manifest
+    graph = m.get("graph", {}) or {}
+    cfg = m.get("config") if isinstance(m.get("config"), dict) else None
+    run = (m.get("source") or {}).get("run")
+    if cfg is None and run and (Path(run) / "config.yaml").is_file():
+        try:
+            cfg = yaml.safe_load((Path(run) / "config.yaml").read_text())
+        except (OSError, yaml.YAMLError):
+            cfg = None
+    cfg = cfg or {}
+    scoring = graph.get("scoring") or (cfg.get("scoring") or {}).get("mode")
+    backbone = graph.get("backbone", (cfg.get("scoring") or {}).get("backbone"))
+    if scoring == "pixel":
+        backbone = None
+    return {"preset": graph.get("preset", (cfg.get("model") or {}).get("preset")),
+            "image_size": bundle.image_size, "steps": graph.get("steps"), "backbone": backbone, "scoring": scoring}
+
+
+def variant_name(backend: str, precision: str, steps: Any, backbone: str | None, scoring: str | None) -> str:
+    """A short name such as `onnxruntime int8 k2 resnet18` or `onnxruntime fp32 k1 pixel-only`."""
+    what = "pixel-only" if scoring == "pixel" else (backbone or scoring or "?")
+    return f"{backend} {precision} k{steps if steps is not None else '?'} {what}"
+
+
+def bundle_gflops(variant: dict[str, Any]) -> float | None:
+    """GFLOP per frame of a described variant (needs torch to count); None where torch or a detail is missing."""
+    if not variant.get("preset") or variant.get("steps") is None:
+        return None
+    try:
+        from ddad_edge.bench.reference import variant_gflops
+    except ImportError:
+        return None
+    return variant_gflops(variant["preset"], variant["image_size"], int(variant["steps"]), variant["backbone"])
+
+
+def read_fidelity(bundle: Bundle) -> tuple[dict[str, float] | None, str | None]:
+    """The fidelity numbers of the bundle's report.json and the file they came from (None, None without)."""
+    path = bundle.path / REPORT_NAME
+    if not path.is_file():
+        return None, None
+    try:
+        numbers = fidelity_of(json.loads(path.read_text()))
+    except (OSError, json.JSONDecodeError):
+        return None, None
+    return (numbers or None), str(path)
+
+
+def bench_runner(runner, variant: dict[str, Any], source_factory: SourceFactory, batch: int = 1, warmup: int = 3,
+                 iters: int = 30, budget_s: float | None = None, gflops: float | None = None,
+                 peak_gflops: float | None = None, fidelity: dict[str, float] | None = None,
+                 fidelity_source: str | None = None, reference: bool = False, show_progress: bool = True,
+                 samples: bool = True) -> dict[str, Any]:
+    """Benchmark an open runner (closed afterwards) described by `variant`; returns its row (report.py).
+    Power and clocks are sampled where tegrastats exists; GPU memory is read where nvidia-smi can."""
+    with runner, TegrastatsSampler() as power:
+        measurement = measure_runner(runner, source_factory, batch, warmup, iters, budget_s=budget_s,
+                                     label=variant["name"], show_progress=show_progress)
+        device_mb = gpu_memory_used_mb()
+    return make_row(variant, measurement, gflops, peak_gflops, fidelity, fidelity_source, reference=reference,
+                    samples=samples, extra={"device_memory_mb": device_mb, "power": power.summary()})
+
+
+def bench_bundle(bundle: Path | Bundle, source_factory: SourceFactory, backend: Backend | str = Backend.AUTO,
+                 batch: int = 1, warmup: int = 3, iters: int = 30, threads: int = 0, budget_s: float | None = None,
+                 peak_gflops: float | None = None, model: str = "", show_progress: bool = True,
+                 samples: bool = True, count_flops: bool = True) -> dict[str, Any]:
+    """Benchmark a bundle on a backend through the inspection loop; returns its row (see report.py).
+
+    `model` says what weights the bundle holds, for the row (e.g. "speed-only: random weights").
+    """
+    if not isinstance(bundle, Bundle):
+        bundle = read_bundle(Path(bundle))
+    try:
+        chosen = Backend(backend)
+    except ValueError:
+        chosen = None  # open_runner says so in one line
+    # ONNX Runtime's thread count is its own option; AUTO may pick TensorRT, which has none
+    options = {"threads": threads} if chosen is Backend.ONNXRUNTIME and threads else {}
+    runner = open_runner(bundle, backend, **options)
+    backend_name = {"OnnxRunner": "onnxruntime", "TensorRTRunner": "tensorrt", "TorchRunner": "torch"}.get(
+        type(runner).__name__, type(runner).__name__)
+    desc = describe_variant(bundle)
+    variant = {"name": variant_name(backend_name, bundle.precision.value, desc["steps"], desc["backbone"],
+                                    desc["scoring"]),
+               "backend": backend_name, "precision": bundle.precision.value, **desc,
+               "model": model or f"bundle {bundle.path}", "bundle": str(bundle.path)}
+    fidelity, source = read_fidelity(bundle)
+    return bench_runner(runner, variant, source_factory, batch, warmup, iters, budget_s,
+                        bundle_gflops(desc) if count_flops else None, peak_gflops, fidelity, source,
+                        show_progress=show_progress, samples=samples)
+
+
+def bench_reference(source_factory: SourceFactory, warmup: int = 1, iters: int = 3, peak_gflops: float | None = None,
+                    show_progress: bool = True, samples: bool = True, spec=None,
+                    threads: int | None = None) -> dict[str, Any]:
+    """The DDAD-S reference row (reference.py; `spec` a ReferenceSpec, default DDAD's), measured through
+    the same loop as every bundle, with `threads` torch threads (None: torch's default)."""
+    import torch
+
+    from ddad_edge.bench.reference import ReferenceSpec, reference_runner, variant_gflops
+
+    spec = spec or ReferenceSpec()
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        variant = {"name": f"DDAD-S reference (torch eager, {torch.get_num_threads()} threads)", "backend": "torch",
+                   "precision": "fp32", "preset": spec.preset, "image_size": spec.image_size, "steps": spec.steps,
+                   "backbone": spec.backbone, "scoring": "fused", "eta": spec.eta, "model": spec.describe(),
+                   "bundle": None, "threads": torch.get_num_threads()}
+        gflops = variant_gflops(spec.preset, spec.image_size, spec.steps, spec.backbone)
+        return bench_runner(reference_runner(spec), variant, source_factory, 1, warmup, iters, gflops=gflops,
+                            peak_gflops=peak_gflops, reference=True, show_progress=show_progress, samples=samples)
+    finally:
+        torch.set_num_threads(before)
+
+
+def loop_overhead(runner, source_factory: SourceFactory, frames: int, event_log: Path | None = None,
+                  warmup: int = 2) -> dict[str, Any]:
+    """The inspection loop's own work per frame (everything but the runner's call), measured with
+    `profile_loop` on `frames` frames after `warmup` frames thrown away; with `event_log`, the loop also
+    writes events.jsonl there as `ddad-edge run` does. Returns per-stage percentiles and the raw
+    overhead samples (ms)."""
+    from ddad_edge.bench.timing import percentiles_of
+    from ddad_edge.inspect.profile import profile_loop
+
+    if warmup:
+        profile_loop(runner, source_factory(warmup), warmup)
+    sinks = []
+    if event_log is not None:
+        from ddad_edge.inspect.sinks import EventLog, EventLogSink
+
+        sinks.append(EventLogSink(EventLog(event_log)))
+    profile = profile_loop(runner, source_factory(frames), frames, sinks=sinks)
+    stages = {s: percentiles_of(x) for s, x in profile.stage_ms.items() if x.size}
+    overhead = profile.overhead_ms
+    return {"frames": int(overhead.size), "event_log": event_log is not None, "stages_ms": stages,
+            "overhead_ms": percentiles_of(overhead), "overhead_samples_ms": [round(float(v), 6) for v in overhead]}

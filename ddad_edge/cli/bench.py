@@ -1,0 +1,118 @@
+"""`ddad-edge bench`: per-stage latency percentiles of a bundle, optionally against the DDAD-S reference."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ddad_edge.cli.app import app
+from ddad_edge.errors import DdadError
+
+
+def _print_row(row: dict) -> None:
+    s = row["stages_ms"]
+    typer.echo(f"{row['variant']['name']}: {row['frames']} frames in {row['calls']} calls of {row['batch']} "
+               f"(warm-up {row['warmup_calls']} calls excluded)")
+    typer.echo(f"  {'stage':<9}{'p50':>10}{'p90':>10}{'p99':>10}{'max':>10}  ms")
+    for stage in ("decode", "resize", "infer", "decide", "frame"):
+        p = s[stage]
+        typer.echo(f"  {stage:<9}{p['p50']:>10.3f}{p['p90']:>10.3f}{p['p99']:>10.3f}{p['max']:>10.3f}")
+    extra = [f"{row['fps']:.2f} fps", f"peak RSS {row['peak_rss_mb']} MiB ({row['peak_rss_scope']})",
+             f"{row['cores_busy']} cores busy"]
+    if row.get("device_memory_mb") is not None:
+        extra.append(f"GPU memory {row['device_memory_mb']:g} MiB")
+    if row.get("gflops_per_frame"):
+        extra.append(f"{row['gflops_per_frame']:g} GFLOP/frame, {row['achieved_gflops']:g} GFLOP/s")
+    if row.get("speedup_vs_reference") and not row.get("reference"):
+        extra.append(f"{row['speedup_vs_reference']:g}x the reference")
+    typer.echo("  " + "; ".join(extra))
+    if row.get("power"):
+        rails = {k: v for k, v in row["power"].items() if k.startswith("power_mw.")}
+        typer.echo("  power: " + ", ".join(f"{k[9:]} {v['mean']:g} mW mean" for k, v in rails.items()))
+
+
+@app.command("bench")
+def bench_command(
+    bundle: Path = typer.Option(..., "--bundle", help="bundle folder (from ddad-edge export)"),
+    backend: str = typer.Option("auto", "--backend", help="auto | onnxruntime | tensorrt | torch"),
+    batch: int = typer.Option(1, "--batch", min=1, help="frames per inference call"),
+    warmup: int = typer.Option(3, "--warmup", min=0, help="inference calls run first and not counted"),
+    iters: int = typer.Option(30, "--iters", min=1, help="inference calls measured"),
+    reference: bool = typer.Option(False, "--reference",
+                                   help="also time the DDAD-S reference (torch eager, 10 steps, wide_resnet101_2)"),
+    reference_warmup: int = typer.Option(1, "--reference-warmup", min=0, help="warm-up calls of the reference"),
+    reference_iters: int = typer.Option(3, "--reference-iters", min=1,
+                                        help="measured calls of the reference (seconds each on a CPU)"),
+    reference_threads: list[int] = typer.Option([0], "--reference-threads",
+                                                help="torch threads of the reference (0: torch's default); "
+                                                     "repeat to try several: the fastest is the reference"),
+    images: Optional[Path] = typer.Option(None, "--images", help="read these image files (default: synthetic)"),
+    frame_size: str = typer.Option("640x480", "--frame-size", help="size of the synthetic camera frames, WxH"),
+    threads: int = typer.Option(0, "--threads", min=0, help="ONNX Runtime intra-op threads (0: its default)"),
+    ort_profile: bool = typer.Option(False, "--ort-profile",
+                                     help="also profile the graph per operator in ONNX Runtime (CPU)"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="write the rows (with raw samples) as JSON"),
+    md: Optional[Path] = typer.Option(None, "--md", help="write a Markdown report"),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="write latency vs image AUROC as a PNG"),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar"),
+) -> None:
+    """Time a bundle per stage (decode, resize, inference, decision, whole frame): p50/p90/p99/max, fps, memory."""
+    from ddad_edge.bench.frames import file_source_factory, image_files, parse_frame_size, write_synthetic_frames
+    from ddad_edge.bench.machine import describe_machine
+    from ddad_edge.bench.report import add_speedups, machine_lines, markdown_table, plot_latency_vs_auroc, write_json
+    from ddad_edge.bench.run import bench_bundle, bench_reference
+    from ddad_edge.bundle import read_bundle
+
+    target = read_bundle(bundle)  # a bad bundle fails before any frame is written
+    machine = describe_machine()
+    peak = machine["cpu"].get("fp32_peak_gflops")
+    command = "ddad-edge " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else "ddad-edge bench"
+    with tempfile.TemporaryDirectory(prefix="ddad-bench-") as tmp:
+        if images is not None:
+            files = image_files(images)
+        else:
+            width, height = parse_frame_size(frame_size)
+            files = write_synthetic_frames(Path(tmp), width, height)
+        source = file_source_factory(files)
+        rows = []
+        if reference:
+            try:
+                import torch  # noqa: F401
+            except ImportError:
+                raise DdadError("--reference runs the DDAD-S reference in torch, which is not installed here: "
+                                "run it on a machine with ddad-edge[train]") from None
+            for n in reference_threads:
+                rows.append(bench_reference(source, reference_warmup, reference_iters, peak, progress,
+                                            threads=n or None))
+        rows.append(bench_bundle(target, source, backend, batch, warmup, iters, threads, peak_gflops=peak,
+                                 show_progress=progress))
+        if ort_profile:
+            from ddad_edge.bench.ort_profile import profile_onnx
+            from ddad_edge.inspect.preprocess import Preprocessor
+
+            probe_frames = Preprocessor(target.image_size).prepare_batch([source(1).grab(1).frames[0].image])
+            rows[-1]["ort_profile"] = profile_onnx(target.model_path, probe_frames, threads=threads)
+    add_speedups(rows)
+    for row in rows:
+        row["machine"], row["command"] = machine, command
+        _print_row(row)
+    if rows[-1].get("ort_profile"):
+        prof = rows[-1]["ort_profile"]
+        typer.echo(f"  ONNX Runtime profile: {prof['run_ms']:.1f} ms per run; by part: " + ", ".join(
+            f"{p['name']} {100 * p['share']:.0f}%" for p in prof["by_part"]))
+    if json_out:
+        write_json(json_out, rows)
+    if md:
+        from ddad_edge.bundle import atomic_write_bytes
+
+        text = ["# ddad-edge bench", "", f"Command: `{command}`", "", *machine_lines(machine), "",
+                markdown_table(rows)]
+        md.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(md, "\n".join(text).encode())
+    if plot:
+        plot_latency_vs_auroc(rows, plot)

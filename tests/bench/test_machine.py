@@ -1,0 +1,47 @@
+"""What a benchmark ran on: the CPU peak estimate from cpuinfo text, nvpmodel output, the results' file name."""
+
+from __future__ import annotations
+
+import pytest
+
+from ddad_edge.bench.machine import cpu_peak, describe_machine, machine_slug, parse_nvpmodel
+
+XEON = """processor\t: 0
+model name\t: Intel(R) Xeon(R) Processor
+cpu MHz\t\t: 2100.000
+flags\t\t: fpu sse sse2 avx avx2 fma avx512f avx512_vnni amx_int8 hypervisor
+"""
+OLD = """model name\t: Some CPU
+cpu MHz\t\t: 3000.000
+flags\t\t: fpu sse sse2
+"""
+
+
+def test_peak_avx512(monkeypatch):
+    monkeypatch.setattr("ddad_edge.bench.machine._read", lambda path: "")  # no cpufreq: cpuinfo's clock
+    p = cpu_peak(XEON, "x86_64", cores=2)
+    assert p["fp32_flops_per_cycle"] == 64
+    assert p["fp32_peak_gflops"] == pytest.approx(2 * 2.1 * 64)
+    assert p["int8_peak_gops"] == pytest.approx(4 * p["fp32_peak_gflops"])
+    assert p["estimate"] is True and "avx512_vnni" in p["features"]
+
+
+def test_peak_without_vector_units(monkeypatch):
+    monkeypatch.setattr("ddad_edge.bench.machine._read", lambda path: "")
+    p = cpu_peak(OLD, "x86_64", cores=4)
+    assert p["fp32_peak_gflops"] == pytest.approx(4 * 3.0 * 8) and "int8_peak_gops" not in p
+
+
+def test_nvpmodel():
+    assert parse_nvpmodel("NV Power Mode: MAXN\n0\n") == {"name": "MAXN", "id": 0}
+    assert parse_nvpmodel("NV Power Mode: 15W\n2\n") == {"name": "15W", "id": 2}
+    assert parse_nvpmodel("nvpmodel: command not found") is None
+
+
+def test_this_machine_and_its_slug():
+    info = describe_machine()
+    assert info["cpu"]["cores"] >= 1 and "onnxruntime" in info["versions"]
+    slug = machine_slug(info)
+    assert slug and slug == slug.lower() and "/" not in slug and " " not in slug
+    assert machine_slug({"jetson": {"model": "NVIDIA Jetson AGX Orin Developer Kit"}}) == \
+        "nvidia-jetson-agx-orin-developer-kit"
