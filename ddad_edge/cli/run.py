@@ -17,6 +17,23 @@ from ddad_edge.errors import DdadError
 EXIT_FAULT_STOP = 3  # the loop stopped itself on a fault (--on-fault stop)
 
 
+MAX_BATCH = 256  # frames per inference call; more is no line camera's rate and only holds memory
+
+
+def _check_numbers(**values: float) -> None:
+    """Every numeric option finite and in its range (name → value, named as the option): one line if not."""
+    ranges = {"pulse_ms": (0.1, 60_000.0), "delay_ms": (0.0, 3_600_000.0), "max_late_ms": (0.0, 60_000.0),
+              "deadline_ms": (0.0, 3_600_000.0), "stall_s": (0.01, 86_400.0), "events_max_mb": (0.0, 1e6),
+              "ng_max_mb": (0.0, 1e9), "ng_max_images": (0, 10**9), "fps": (0.0, 10_000.0),
+              "width": (0, 65_535), "height": (0, 65_535), "batch": (1, MAX_BATCH), "max_frames": (0, 10**15),
+              "http_port": (0, 65_535)}
+    for name, value in values.items():
+        lo, hi = ranges[name]
+        if not lo <= value <= hi:  # False for NaN too
+            raise DdadError(f"--{name.replace('_', '-')} {value:g} is out of range: give a number "
+                            f"from {lo:g} to {hi:g}")
+
+
 def _source_spec(camera, csi, gst, url, video, images, width, height, fps, realtime, keep, stall_s):
     from ddad_edge.inspect.grabber import Backoff
     from ddad_edge.inspect.sources import SourceKind, SourceSpec
@@ -86,6 +103,9 @@ def run_command(
     from ddad_edge.inspect.sources import check_source
 
     # Everything a user can mistype is checked before the model loads: one line, at once.
+    _check_numbers(pulse_ms=pulse_ms, delay_ms=delay_ms, max_late_ms=max_late_ms, deadline_ms=deadline_ms,
+                   stall_s=stall_s, events_max_mb=events_max_mb, ng_max_mb=ng_max_mb, ng_max_images=ng_max_images,
+                   fps=fps, width=width, height=height, batch=batch, max_frames=max_frames, http_port=http_port)
     spec = _source_spec(camera, csi, gst, url, video, images, width, height, fps, realtime, batch, stall_s)
     check_source(spec)
     try:
@@ -101,7 +121,10 @@ def run_command(
                         deadline_ms=deadline_ms, on_fault=policy, roi=config_roi, max_frames=max_frames)
     timing = RejectTiming(pulse_s=pulse_ms / 1e3, delay_s=delay_ms / 1e3, max_late_s=max_late_ms / 1e3)
     out = out or Path("runs") / time.strftime("inspect-%Y%m%d-%H%M%S")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DdadError(f"cannot create the output folder {out}: {exc.strerror or exc}") from None
     outputs = _Outputs(out, events, events_max_mb, ng_images, ng_max_images, ng_max_mb, preview, http_port,
                        http_host, gpio_spec, ready_spec, not active_low, timing, metrics_port, metrics_host)
     info = {"bundle": str(bundle), "backend": backend, "out": str(out), "gpio": gpio, "delay_ms": delay_ms,

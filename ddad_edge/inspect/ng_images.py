@@ -3,11 +3,13 @@
 Encoding and writing happen on a writer thread, so a burst of NG frames or a slow SD card never delays
 inspection. Each file is written through a temporary file and a rename (a crash leaves whole files
 only). When the quota (images or bytes) is reached, saving stops and inspection goes on; the event log
-says which frames have an image and why the others have none.
+says which frames have an image and why the others have none. A full disk pauses saving for `retry_s`
+seconds (one note each time), then it is tried again: inspection never waits for the disk.
 """
 
 from __future__ import annotations
 
+import errno
 import queue
 import threading
 import time
@@ -18,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ddad_edge.bundle import atomic_write_bytes
+from ddad_edge.errors import DdadError
 from ddad_edge.inspect.decide import Verdict
 from ddad_edge.inspect.opencv import import_cv2
 from ddad_edge.inspect.result import FrameResult
@@ -50,6 +53,12 @@ def overlay_heatmap(image: np.ndarray, anomaly_map: np.ndarray, threshold: float
     return np.concatenate([bgr, cv2.addWeighted(bgr, 0.5, colour, 0.5, 0.0)], axis=1)
 
 
+def _is_disk_full(exc: BaseException) -> bool:
+    """Whether `exc` (or the OSError behind it) says the disk or the user's quota is full."""
+    cause = exc if isinstance(exc, OSError) else exc.__cause__
+    return isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
 class NgImageSink(Sink):
     """Saves NG frames under `folder` as `<run>_<seq>_<score>.png`, within `quota`.
 
@@ -60,13 +69,18 @@ class NgImageSink(Sink):
     name = "ng-images"
 
     def __init__(self, folder: Path, quota: NgQuota, threshold: float, queue_size: int = 16,
-                 run: str | None = None) -> None:
+                 run: str | None = None, retry_s: float = 60.0) -> None:
         self._cv2 = import_cv2()
         self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        for stale in self.folder.glob(".*.tmp"):  # left by a crash mid-write
-            stale.unlink(missing_ok=True)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            for stale in self.folder.glob(".*.tmp"):  # left by a crash mid-write
+                stale.unlink(missing_ok=True)
+        except OSError as exc:
+            raise DdadError(f"cannot use {self.folder} for NG images: {exc.strerror or exc}") from None
         earlier = list(self.folder.glob("*.png"))
+        self.retry_s = retry_s
+        self._paused_until = 0.0  # time.monotonic() until which a full disk is left alone
         self.quota = quota
         self.threshold = threshold
         self.run = run or time.strftime("%Y%m%d-%H%M%S")
@@ -92,7 +106,9 @@ class NgImageSink(Sink):
         with self._lock:
             in_flight = self._accepted - self._earlier - self.saved - self.failed
             mean_size = self.bytes_written / (self.saved + self._earlier) if self.saved + self._earlier else 0
-            if self._accepted >= self.quota.max_images:
+            if self._disk_full():
+                why = "disk full: NG images paused"
+            elif self._accepted >= self.quota.max_images:
                 why = f"quota reached ({self.quota.max_images} images)"
             elif self.bytes_written + in_flight * mean_size >= self.quota.max_bytes:
                 why = f"quota reached ({self.quota.max_bytes / 1e6:g} MB)"
@@ -121,6 +137,11 @@ class NgImageSink(Sink):
             if item is None:
                 return
             name, image, amap = item
+            if self._disk_full():  # the disk filled a moment ago: frames queued since are not tried
+                with self._lock:
+                    self.failed += 1
+                self._note(f"NG image {name} not written: disk full, NG images paused")
+                continue
             try:
                 ok, png = self._cv2.imencode(".png", overlay_heatmap(image, amap, self.threshold),
                                              [self._cv2.IMWRITE_PNG_COMPRESSION, 3])
@@ -140,7 +161,15 @@ class NgImageSink(Sink):
             except Exception as exc:  # a full disk must not kill the writer or the loop
                 with self._lock:
                     self.failed += 1
-                self._note(f"NG image {name} not written: {type(exc).__name__}: {exc}")
+                if _is_disk_full(exc):
+                    self._paused_until = time.monotonic() + self.retry_s
+                    self._note(f"NG image {name} not written: disk full; NG images paused for {self.retry_s:g} s, "
+                               "inspection goes on")
+                else:
+                    self._note(f"NG image {name} not written: {type(exc).__name__}: {exc}")
+
+    def _disk_full(self) -> bool:
+        return time.monotonic() < self._paused_until
 
     def finish(self) -> None:
         """Write what is queued, then stop the writer (its last notes still reach the event log)."""

@@ -1,9 +1,13 @@
 """Sinks: where the loop's results go. The interface, and the event log (events.jsonl).
 
-The event log is appended one JSON line per record and flushed after every record, so a crash of the
+The event log is appended one JSON line per record, each with one write call, so a crash of the
 process loses at most the frame in flight; it is fsynced at most every `fsync_s` seconds (and on close)
 so a power cut loses at most that long. With `max_bytes`, the log rotates by size (events.jsonl.1, .2, ...,
 at most `backups` old files) between records, never splitting one.
+
+A record that cannot be written (disk full) is cut back out of the file, so the log never holds half a
+line; the write raises, the loop counts a sink error and goes on inspecting, and the first record that
+fits again is preceded by a status record saying how many were lost.
 """
 
 from __future__ import annotations
@@ -47,7 +51,10 @@ class Sink:
 
 
 class EventLog:
-    """An append-only JSON-lines file, flushed per record, thread-safe, optionally rotated by size."""
+    """An append-only JSON-lines file, one write per record, thread-safe, optionally rotated by size.
+
+    `lost`: records that could not be written (disk full, I/O error) since the log was opened.
+    """
 
     def __init__(self, path: Path, max_bytes: int = 0, backups: int = 5, fsync_s: float = 1.0) -> None:
         self.path = Path(path)
@@ -55,50 +62,91 @@ class EventLog:
         self.backups = backups
         self.fsync_s = fsync_s
         self.records = 0
+        self.lost = 0
+        self._lost_reported = 0
         self._lock = threading.Lock()
+        self._fd = -1
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = open(self.path, "a", encoding="utf-8")
+            self._open()
         except OSError as exc:
             raise DdadError(f"cannot write the event log {self.path}: {exc.strerror or exc}") from None
-        self._size = self.path.stat().st_size
         self._last_sync = time.monotonic()
 
+    def _open(self) -> None:
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._size = os.fstat(self._fd).st_size
+
     def write(self, record: dict[str, Any]) -> None:
-        """Append one record as a line and flush it to the operating system."""
-        # ASCII only (json's default escaping), so len(line) is its size in bytes
-        line = json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n"
+        """Append one record as a line, handed to the operating system before this returns.
+
+        Raises OSError when the line cannot be written whole; the file is then as it was before.
+        """
+        # ASCII only (json's default escaping), so len(text) is its size in bytes
+        text = json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n"
         with self._lock:
-            if self.max_bytes and self._size and self._size + len(line) > self.max_bytes:
-                self._rotate()
-            self._fh.write(line)
-            self._fh.flush()
-            self._size += len(line)
+            missing = self.lost - self._lost_reported
+            if missing:
+                gap = {"kind": "status", "t": time.monotonic(), "wall_time": time.time(),
+                       "message": f"event log: {missing} records could not be written (disk full or I/O "
+                                  "error) and are missing before this one"}
+                text = json.dumps(gap, separators=(",", ":")) + "\n" + text
+            try:
+                self._append(text)
+            except OSError:
+                self.lost += 1
+                raise
+            self._lost_reported = self.lost
             self.records += 1
             now = time.monotonic()
             if now - self._last_sync >= self.fsync_s:
-                os.fsync(self._fh.fileno())
                 self._last_sync = now
+                try:
+                    os.fsync(self._fd)
+                except OSError:
+                    pass  # the record is written; its durability is retried at the next sync
+
+    def _append(self, text: str) -> None:
+        """Write whole lines or nothing: a torn tail is cut off again."""
+        if self._fd < 0:
+            self._open()  # a rotation or an earlier reopen failed
+        if self.max_bytes and self._size and self._size + len(text) > self.max_bytes:
+            self._rotate()
+        data = memoryview(text.encode("ascii"))
+        try:
+            while data:
+                data = data[os.write(self._fd, data):]
+        except OSError:
+            try:
+                os.ftruncate(self._fd, self._size)  # frees space, so it works on a full disk too
+            except OSError:
+                pass
+            raise
+        self._size += len(text)
 
     def _rotate(self) -> None:
-        self._fh.close()
-        for i in range(self.backups - 1, 0, -1):
-            older = self.path.with_name(f"{self.path.name}.{i}")
-            if older.exists():
-                os.replace(older, self.path.with_name(f"{self.path.name}.{i + 1}"))
-        if self.backups > 0:
-            os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
-        else:
-            self.path.unlink()
-        self._fh = open(self.path, "a", encoding="utf-8")
-        self._size = 0
+        os.close(self._fd)
+        self._fd = -1
+        try:
+            for i in range(self.backups - 1, 0, -1):
+                older = self.path.with_name(f"{self.path.name}.{i}")
+                if older.exists():
+                    os.replace(older, self.path.with_name(f"{self.path.name}.{i + 1}"))
+            if self.backups > 0:
+                os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+            else:
+                self.path.unlink()
+        finally:
+            self._open()  # even after a failed rename, the record goes somewhere
 
     def close(self) -> None:
         with self._lock:
-            if not self._fh.closed:
-                self._fh.flush()
-                os.fsync(self._fh.fileno())
-                self._fh.close()
+            if self._fd >= 0:
+                try:
+                    os.fsync(self._fd)
+                finally:
+                    os.close(self._fd)
+                    self._fd = -1
 
 
 class EventLogSink(Sink):
