@@ -124,16 +124,21 @@ class EventLog:
             raise
         self._size += len(text)
 
+    def _rotated(self, i: int) -> str:
+        return f"{self.path}.{i}"
+
     def _rotate(self) -> None:
         os.close(self._fd)
         self._fd = -1
         try:
-            for i in range(self.backups - 1, 0, -1):
-                older = self.path.with_name(f"{self.path.name}.{i}")
-                if older.exists():
-                    os.replace(older, self.path.with_name(f"{self.path.name}.{i + 1}"))
+            # the old files are .1 (newest) to .k, without gaps: shift the ones that exist, oldest first
+            k = 0
+            while k < self.backups and os.path.exists(self._rotated(k + 1)):
+                k += 1
+            for i in range(min(k, self.backups - 1), 0, -1):
+                os.replace(self._rotated(i), self._rotated(i + 1))  # .backups, if there, is overwritten
             if self.backups > 0:
-                os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+                os.replace(self.path, self._rotated(1))
             else:
                 self.path.unlink()
         finally:
