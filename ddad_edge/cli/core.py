@@ -52,17 +52,19 @@ def train(
     name = category or data.resolve().name
     out = out or Path("runs") / name
     if resume:
+        # A resumed run continues with its own saved config; only the options given here change it, and
+        # another preset or size is refused (by train_diffusion) with one line.
         if not (out / "config.yaml").is_file():
             raise DdadError(f"nothing to resume in {out}: it has no config.yaml")
-        saved = load_run_config(out / "config.yaml")
-        preset = preset or saved.model.preset
-        image_size = image_size or (saved.model.image_size if preset == saved.model.preset else None)
-    preset = preset or "ddad-s"
-    if config is not None:
+        cfg = load_run_config(out / "config.yaml")
+        if preset is not None or image_size is not None:
+            asked = run_config_for(preset or cfg.model.preset, image_size)
+            cfg = dataclasses.replace(cfg, model=asked.model)
+    elif config is not None:
         cfg = load_run_config(config)
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=str(data), category=category))
     else:
-        cfg = run_config_for(preset, image_size, category, str(data))
+        cfg = run_config_for(preset or "ddad-s", image_size, category, str(data))
     tr = {k: v for k, v in dict(max_steps=max_steps, max_minutes=max_minutes, epochs=epochs,
                                  batch_size=batch_size, seed=seed, ema=ema).items() if v is not None}
     sc = {k: v for k, v in dict(backbone=backbone, backbone_weights=backbone_weights).items() if v is not None}
@@ -71,6 +73,8 @@ def train(
     if w is not None:
         cfg = dataclasses.replace(cfg, sampler=dataclasses.replace(cfg.sampler, w=w))
     result = train_diffusion(cfg, out, resume=resume, device=device)
+    if result.rank != 0:  # under torchrun only rank 0 reports
+        return
     typer.echo(f"trained {result.steps} steps ({result.epochs:.1f} epochs) in {result.seconds:.0f} s, "
                f"final loss {result.final_loss:.4g}; checkpoint {result.checkpoint}")
 
