@@ -189,8 +189,10 @@ def main(argv: list[str] | None = None) -> int:
         small = file_source_factory(write_synthetic_frames(a.work / f"frames-{a.image_size}", a.image_size,
                                                            a.image_size, quality=95))
         for name, src in ((f"{a.image_size}x{a.image_size} JPEG", small), (f"{width}x{height} JPEG", source)):
+            events = a.work / "events.jsonl"
+            events.unlink(missing_ok=True)
             with open_runner(fastest["variant"]["bundle"], "onnxruntime", threads=a.threads) as runner:
-                overhead[name] = loop_overhead(runner, src, a.overhead_frames, event_log=a.work / "events.jsonl")
+                overhead[name] = loop_overhead(runner, src, a.overhead_frames, event_log=events)
             overhead[name]["runner"] = fastest["variant"]["name"]
     run_s = time.perf_counter() - t_run
 

@@ -38,12 +38,21 @@ def fidelity_of(report: Any, prefix: str = "") -> dict[str, float]:
     return out
 
 
-def pick(fidelity: dict[str, float] | None, *words: str) -> float | None:
-    """The first fidelity number whose key contains all `words` (shortest key first), else None."""
+def pick(fidelity: dict[str, float] | None, *words: str, exclude: tuple[str, ...] = (),
+         prefer: str = "") -> float | None:
+    """The fidelity number whose key contains all `words` and none of `exclude`: keys containing `prefer`
+    first, then the shortest key; None where there is none."""
     if not fidelity:
         return None
-    keys = sorted((k for k in fidelity if all(w in k.lower() for w in words)), key=len)
+    keys = [k for k in fidelity if all(w in k.lower() for w in words) and not any(x in k.lower() for x in exclude)]
+    keys.sort(key=lambda k: (prefer not in k.lower() if prefer else False, len(k)))
     return fidelity[keys[0]] if keys else None
+
+
+def image_auroc(fidelity: dict[str, float] | None) -> float | None:
+    """The variant's own image AUROC: on the real test split where the report has one, else on its
+    painted-defect set (never the FP32 reference's AUROC, nor the drop)."""
+    return pick(fidelity, "auroc", exclude=("pixel", "reference", "drop", "fp32", "ref"), prefer="test")
 
 
 def make_row(variant: dict[str, Any], measurement: Measurement, gflops_per_frame: float | None = None,
@@ -111,7 +120,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     """The rows as a Markdown table: latency percentiles, stages, compute, memory, speed-up and fidelity."""
     head = ("| variant | backend | prec | steps | backbone | scoring | frame p50 | p90 | p99 | max | infer p50 | "
             "decode+resize p50 | decide p50 | fps | GFLOP/frame | GFLOP/s (of peak) | peak RSS MB | cores busy | "
-            "speed-up | image AUROC | rank corr | map err | n |")
+            "speed-up | image AUROC | rank corr | map err (rel) | n |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         v, s = r["variant"], r["stages_ms"]
@@ -127,7 +136,8 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
             _f(r.get("peak_rss_mb"), 0), _f(r.get("cores_busy"), 2),
             "1 (reference)" if r.get("reference") else (_f(r.get("speedup_vs_reference"), 2) + "x"
                                                          if r.get("speedup_vs_reference") else "—"),
-            _f(pick(fid, "image", "auroc"), 3), _f(pick(fid, "rank"), 3), _f(pick(fid, "map"), 4),
+            _f(image_auroc(fid), 3), _f(pick(fid, "rank", exclude=("fp32",)), 3),
+            _f(pick(fid, "map", "rel", exclude=("fp32",)), 4),
             str(s["frame"]["n"]),
         ]) + " |")
     return "\n".join(lines) + "\n"
@@ -142,7 +152,7 @@ def plot_latency_vs_auroc(rows: list[dict[str, Any]], path: Path, title: str = "
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(9, 5.5), dpi=110)
-    aurocs = [pick(r.get("fidelity"), "image", "auroc") for r in rows]
+    aurocs = [image_auroc(r.get("fidelity")) for r in rows]
     known = [a for a in aurocs if a is not None]
     low = min(known + [0.5]) - 0.08
     band = low + 0.03

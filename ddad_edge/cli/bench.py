@@ -98,6 +98,10 @@ def bench_command(
             probe_frames = Preprocessor(target.image_size).prepare_batch([source(1).grab(1).frames[0].image])
             rows[-1]["ort_profile"] = profile_onnx(target.model_path, probe_frames, threads=threads)
     add_speedups(rows)
+    if machine.get("jetson"):
+        j = machine["jetson"]
+        mode = j.get("power_mode") or {}
+        typer.echo(f"{j['model']}: power mode {mode.get('name', 'unknown')} (id {mode.get('id')}; nvpmodel -q)")
     for row in rows:
         row["machine"], row["command"] = machine, command
         _print_row(row)

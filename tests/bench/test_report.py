@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from ddad_edge.bench.report import add_speedups, fidelity_of, make_row, markdown_table, pick, plot_latency_vs_auroc
+from ddad_edge.bench.report import (add_speedups, fidelity_of, image_auroc, make_row, markdown_table, pick,
+                                    plot_latency_vs_auroc)
 from ddad_edge.bench.timing import Measurement, stage_samples
 
-REPORT = {"precision": "int8", "fidelity": {"nominal": {"score_rank_correlation": 0.991, "map_max_rel": 0.012},
-                                            "test": {"image_auroc": 0.97, "image_auroc_fp32": 0.98,
-                                                     "pixel_auroc": 0.95}},
-          "latency": {"p50_ms": 400.0}, "steps": 2, "ok": True}
+# the shape of the export stage's report.json (deploy/bundle_export.py)
+REPORT = {"precision": "int8", "recipe": "int8",
+          "fidelity": {"frames": 16, "map_max_abs": 0.02, "map_max_rel": 0.012, "score_max_rel": 0.01,
+                       "score_rank_correlation": 0.991, "auroc_reference": 0.93, "auroc": 0.92, "auroc_drop": 0.01},
+          "test_split": {"frames": 20, "map_max_rel": 0.015, "score_rank_correlation": 0.99,
+                         "auroc_reference": 0.98, "auroc": 0.97, "auroc_drop": 0.01},
+          "fp32_onnxruntime_vs_torch": {"map_max_rel": 1e-6},
+          "latency": {"this_file": {"p50_ms": 400.0}}, "ok": True}
 
 
 def measurement(frame_ms: float, n: int = 5) -> Measurement:
@@ -23,11 +28,13 @@ def measurement(frame_ms: float, n: int = 5) -> Measurement:
 
 def test_fidelity_numbers_only():
     f = fidelity_of(REPORT)
-    assert f == {"fidelity.nominal.score_rank_correlation": 0.991, "fidelity.nominal.map_max_rel": 0.012,
-                 "fidelity.test.image_auroc": 0.97, "fidelity.test.image_auroc_fp32": 0.98,
-                 "fidelity.test.pixel_auroc": 0.95}  # no latency, no steps, no booleans
-    assert pick(f, "image", "auroc") == 0.97  # the shortest matching key: this file's, not the FP32 one
-    assert pick(f, "rank") == 0.991 and pick(f, "aupro") is None and pick(None, "rank") is None
+    assert "latency.this_file.p50_ms" not in f and "fidelity.frames" not in f and "ok" not in f
+    assert f["test_split.auroc"] == 0.97 and f["fidelity.score_rank_correlation"] == 0.991
+    assert image_auroc(f) == 0.97  # the real test split's, not the painted set's, the FP32 reference's or the drop
+    without_test = {k: v for k, v in f.items() if not k.startswith("test_split")}
+    assert image_auroc(without_test) == 0.92
+    assert pick(f, "rank", exclude=("fp32",)) == 0.991 and pick(f, "map", "rel", exclude=("fp32",)) == 0.012
+    assert pick(f, "aupro") is None and pick(None, "rank") is None and image_auroc({}) is None
 
 
 def test_speedups_and_flops():
