@@ -197,11 +197,13 @@ class _status_lines_on_stderr:
         self.handler = logging.StreamHandler(sys.stderr)
         self.handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
         self.logger = logging.getLogger("ddad_edge.inspect")
+        self.level = self.logger.level
         self.logger.addHandler(self.handler)
         self.logger.setLevel(logging.INFO)
 
     def __exit__(self, *exc: object) -> None:
         self.logger.removeHandler(self.handler)
+        self.logger.setLevel(self.level)
 
 
 def _inspect(spec, bundle, backend, config, outputs: _Outputs, info: dict) -> None:

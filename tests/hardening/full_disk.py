@@ -43,7 +43,13 @@ class FakeFullDisk:
         monkeypatch.setattr(os, "write", write)
 
     def used(self) -> int:
-        return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
+        total = 0
+        for path in self.root.rglob("*"):
+            try:
+                total += path.stat().st_size if path.is_file() else 0
+            except FileNotFoundError:
+                pass  # a temporary file renamed or removed by another thread meanwhile
+        return total
 
     def free_bytes(self) -> int:
         return self.capacity - self.used()
