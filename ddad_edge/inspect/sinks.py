@@ -7,7 +7,8 @@ at most `backups` old files) between records, never splitting one.
 
 A record that cannot be written (disk full) is cut back out of the file, so the log never holds half a
 line; the write raises, the loop counts a sink error and goes on inspecting, and the first record that
-fits again is preceded by a status record saying how many were lost.
+fits again is preceded by a status record saying how many were lost. A log file deleted while the run
+writes it is noticed at the next sync and started again, with a status record.
 """
 
 from __future__ import annotations
@@ -103,8 +104,22 @@ class EventLog:
                 self._last_sync = now
                 try:
                     os.fsync(self._fd)
+                    if os.fstat(self._fd).st_nlink == 0:
+                        self._recreate()
                 except OSError:
                     pass  # the record is written; its durability is retried at the next sync
+
+    def _recreate(self) -> None:
+        """The file was deleted under the running log (a clean-up script, a careless rm): records would go
+        to a file nobody can open. Start it again where it was, saying so."""
+        os.close(self._fd)
+        self._fd = -1
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._open()
+        note = {"kind": "status", "t": time.monotonic(), "wall_time": time.time(),
+                "message": "event log: the file was deleted while the run wrote it; records of up to "
+                           f"{self.fsync_s:g} s before this one went with it"}
+        self._append(json.dumps(note, separators=(",", ":")) + "\n")
 
     def _append(self, text: str) -> None:
         """Write whole lines or nothing: a torn tail is cut off again."""

@@ -88,3 +88,17 @@ def test_run_refuses_an_output_folder_it_cannot_create(tmp_path, red_bundle, cap
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "output folder" in err[0], err
     assert (tmp_path / "taken").read_text().startswith("a file")
+
+
+def test_a_log_deleted_while_running_is_started_again(tmp_path):
+    path = tmp_path / "out" / "events.jsonl"
+    log = EventLog(path, fsync_s=0.0)  # check at every record
+    log.write({"seq": 0})
+    (tmp_path / "out" / "events.jsonl").unlink()
+    (tmp_path / "out").rmdir()
+    for seq in range(1, 4):
+        log.write({"seq": seq})
+    log.close()
+    records = read_events(path)
+    assert "deleted while the run wrote it" in records[0]["message"]
+    assert [r["seq"] for r in records[1:]] == [2, 3]  # record 1 went with the deleted file, as the note says
