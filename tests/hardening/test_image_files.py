@@ -93,6 +93,30 @@ def test_absurd_sizes_are_refused_before_decoding(tmp_path, fmt, width, height):
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak < 100_000  # KiB: nothing big was allocated
 
 
+def png_bomb(width: int, height: int) -> bytes:
+    """A valid grey PNG of zeros: a few dozen KB on disk, width x height bytes once decoded."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    packer = zlib.compressobj(9)
+    row = bytes(1 + width)  # filter byte 0, then the row's pixels
+    idat = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+
+
+def test_a_valid_image_bomb_is_refused(tmp_path):
+    """Not a lying header but a real, valid image: 72 MP of zeros compress to under 100 KB."""
+    path = tmp_path / "bomb.png"
+    path.write_bytes(png_bomb(9000, 8000))
+    assert path.stat().st_size < 100_000 and read_image_header(path.read_bytes()).pixels == 72_000_000
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(DdadError) as info:
+        load_image(path, 32)
+    assert_one_line(info.value, "bomb.png", "9000x8000", "megapixel limit")
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak < 50_000  # KiB; decoding needs 70 MB
+
+
 def test_the_limit_itself_is_allowed():
     side = int(MAX_IMAGE_PIXELS ** 0.5)  # 8192 x 8192, exactly the limit
     header = claim_size(encode(noise(8, 8), "png"), "png", side, side)

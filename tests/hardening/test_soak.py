@@ -171,7 +171,7 @@ def test_soak_two_thousand_frames_with_faults(tmp_path, runner, monkeypatch):
     (first, top_first), (second, top_second) = growth(warm, mid), growth(mid, end)
     print(f"soak: {FRAMES} frames in {summary.duration_s:.1f} s; Python memory {first / 1024:+.1f} KiB over frames "
           f"{WARM}-{MID}, {second / 1024:+.1f} KiB over {MID}-{FRAMES}; RSS {rss_warm / 2**20:.1f} -> "
-          f"{rss_end / 2**20:.1f} MiB; open fds {fds_warm}, {fds_mid}, {fds_end}")
+          f"{rss_end / 2**20:.1f} MiB; open fds {fds_warm}, {fds_mid}, {fds_end}; event log in {len(files)} files")
     assert min(first, second) < 16 * 1024, (top_first, top_second)  # a leak of 20 B a frame would fail
     assert rss_end - rss_warm < 16 * 2**20
     gc.collect()
