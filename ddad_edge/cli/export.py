@@ -15,7 +15,7 @@ from ddad_edge.config import ScoringMode
 def export_command(
     run: Optional[Path] = typer.Option(None, "--run", help="Run folder (default: the latest under ./runs)."),
     steps: Optional[int] = typer.Option(None, "--steps",
-                                        help="Sampler steps K: a distilled student's (default: the teacher's)."),
+                                        help="Sampler steps K (default: the fewest-step distilled student, else the teacher)."),
     naive: bool = typer.Option(False, "--naive", help="With --steps: the teacher itself on a K-step grid."),
     precision: Optional[str] = typer.Option(None, "--precision",
                                             help="fp32, fp16 or int8 (default: the recipe's, else fp32)."),
@@ -60,3 +60,13 @@ def export_command(
     bundle = export_bundle(options, log=typer.echo)
     build_if_possible(bundle.path, target, profile, log=typer.echo)
     typer.echo(f"bundle: {bundle.path}")
+
+
+@app.command("bundle-table")
+def bundle_table_command(
+    bundles: list[Path] = typer.Argument(..., help="Bundle folders to compare."),
+) -> None:
+    """Print a Markdown table of bundles: image AUROC, rank correlation, map error, ORT CPU latency."""
+    from ddad_edge.deploy.report_table import bundle_table
+
+    typer.echo(bundle_table(bundles))

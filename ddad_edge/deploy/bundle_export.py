@@ -55,7 +55,7 @@ class ExportOptions:
     precision: Precision
     recipe: str | Path | None = None
     out: Path | None = None
-    steps: int | None = None  # None: the teacher's grid
+    steps: int | None = None  # None: the fewest-step distilled student, else the teacher's grid
     naive: bool = False  # with steps: the teacher itself on a K-step grid
     scoring: ScoringMode | None = None  # None: the run's
     thresholds: ThresholdRule = ThresholdRule()
@@ -141,7 +141,11 @@ def prepare_export(options: ExportOptions, log: Callable[[str], None] = print) -
         raise DdadError(f"run {run.path} has no held-out validation images (split.yaml): thresholds and fidelity "
                         "need them; train with val_fraction > 0")
     scoring = options.scoring or run.cfg.scoring.mode
-    pipeline = build_pipeline_reproducibly(run, steps=options.steps, eta=0.0, mode=scoring, naive=options.naive)
+    steps = options.steps
+    if steps is None and run.students():  # the edge default: the fewest-step distilled sampler
+        steps = min(run.students())
+        log(f"using the distilled {steps}-step sampler of {run.path} (--steps to choose another)")
+    pipeline = build_pipeline_reproducibly(run, steps=steps, eta=0.0, mode=scoring, naive=options.naive)
     steps, size = len(pipeline.timesteps), pipeline.unet.cfg.image_size
     val = load_images([Path(p) for p in run.val_files[:MAX_FIDELITY_NOMINAL]], size)
     fid = fidelity_set(val, seed=run.cfg.sampler.noise_seed)
@@ -164,7 +168,9 @@ def prepare_export(options: ExportOptions, log: Callable[[str], None] = print) -
 
 def export_bundle(options: ExportOptions, log: Callable[[str], None] = print) -> Bundle:
     """Run the export procedure for one precision and return the written, verified bundle."""
-    recipe_for(options.precision, options.recipe)  # a wrong recipe fails before any work
+    recipe_for(options.precision, options.recipe)  # a wrong recipe or a taken folder fails before any work
+    if options.out is not None:
+        _check_out(Path(options.out), options.overwrite)
     with prepare_export(options, log) as prep:
         return write_bundle(prep, options, log)
 
@@ -181,11 +187,10 @@ def write_bundle(prep: Prepared, options: ExportOptions, log: Callable[[str], No
     recipe = recipe_for(options.precision, options.recipe)
     run, size, fid, ref, test, work, fp32 = prep.run, prep.size, prep.fid, prep.ref, prep.test, prep.work, prep.fp32
     out = Path(options.out or default_out(run.path, options.precision, prep.steps, prep.scoring))
-    if out.exists() and any(out.iterdir()):
-        if not options.overwrite:
-            raise DdadError(f"{out} already exists and is not empty: choose another --out or pass --overwrite")
+    _check_out(out, options.overwrite)
+    if out.exists():
         shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True)
     log(f"writing {options.precision.value} bundle with recipe {recipe.name} → {out}")
     calibration = _train_frames(run, recipe.int8.calibration_images, size) \
         if options.precision is Precision.INT8 else None
@@ -213,7 +218,8 @@ def write_bundle(prep: Prepared, options: ExportOptions, log: Callable[[str], No
     probe_idx = _probe_indices(len(fid.frames), options.probe_frames)
     probe_frames, probe_maps, probe_scores = fid.frames[probe_idx], fp32_maps[probe_idx], fp32_scores[probe_idx]
     np.savez(out / PROBE_NAME, frames=probe_frames, maps=probe_maps, scores=probe_scores)
-    tolerance = {"map_abs": float(recipe.tolerance.map_rel * np.max(np.abs(probe_maps))),
+    # Relative to the largest map value over all fidelity frames, the scale the precision was judged on.
+    tolerance = {"map_abs": float(recipe.tolerance.map_rel * np.max(np.abs(ref.maps))),
                  "score_rel": float(recipe.tolerance.score_rel), "map_rel": float(recipe.tolerance.map_rel)}
     _check_probe(out / MODEL_NAME, probe_frames, probe_maps, probe_scores, tolerance)
     latency = measure_latency(out / MODEL_NAME, fid.frames[:1], runs=options.latency_runs)
@@ -271,6 +277,13 @@ def write_bundle(prep: Prepared, options: ExportOptions, log: Callable[[str], No
         f"{fidelity['score_rank_correlation']:.4f}, map error {err.map_rel:.3g} of max, "
         f"ORT CPU {latency.p50_ms:.1f} ms/frame (FP32 file {fp32_latency.p50_ms:.1f})")
     return bundle
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise DdadError(f"--out {out} is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise DdadError(f"{out} already exists and is not empty: choose another --out or pass --overwrite")
 
 
 def _probe_indices(n: int, count: int) -> np.ndarray:

@@ -34,8 +34,9 @@ VARIANTS = (
     Variant("fp32-basic-opt", "the FP32 file, ORT basic graph optimisation only", True),
     Variant("int8-qdq-s8s8", "the bundle's INT8 file: Q/DQ, S8S8, FP32 bias", True),
     Variant("int8-qdq-s8s8-basic-opt", "the bundle's INT8 file, ORT basic graph optimisation only", True),
-    Variant("int8-qdq-s8s8-int32-bias", "Q/DQ S8S8 with INT32 biases (lets ORT fuse QLinearConv)", False),
-    Variant("int8-qdq-u8s8", "Q/DQ, UINT8 activations (asymmetric), INT8 weights: x86's fast path", False),
+    Variant("int8-qdq-s8s8-int32-bias", "Q/DQ S8S8, also on op outputs, INT32 biases: ORT's QLinearConv layout",
+            False),
+    Variant("int8-qdq-u8s8", "Q/DQ as above with UINT8 activations (asymmetric): x86's fast path", False),
     Variant("int8-qoperator-u8s8", "QOperator format (QLinearConv ops), UINT8 activations", False),
     Variant("int8-qdq-s8s8-conv-only", "Q/DQ S8S8 on convolutions only (Gemm/MatMul in float)", True),
 )
@@ -82,11 +83,13 @@ def _variant_file(name: str, fp32: Path, int8_file: Path, work: Path, calibratio
         return int8_file, "basic"
     dst = Path(work) / f"{name}.onnx"
     if name == "int8-qdq-s8s8-int32-bias":
-        quantize_file(fp32, dst, calibration, recipe, cache, exclude, quantize_bias=True)
+        quantize_file(fp32, dst, calibration, recipe, cache, exclude, quantize_bias=True, quantize_outputs=True)
     elif name == "int8-qdq-u8s8":
-        quantize_file(fp32, dst, calibration, recipe, cache, exclude, activation_unsigned=True, quantize_bias=True)
+        quantize_file(fp32, dst, calibration, recipe, cache, exclude, activation_unsigned=True, quantize_bias=True,
+                      quantize_outputs=True)
     elif name == "int8-qoperator-u8s8":
-        quantize_file(fp32, dst, calibration, recipe, cache, exclude, activation_unsigned=True, qoperator=True)
+        quantize_file(fp32, dst, calibration, recipe, cache, exclude, activation_unsigned=True, qoperator=True,
+                      quantize_outputs=True)
     elif name == "int8-qdq-s8s8-conv-only":
         quantize_file(fp32, dst, calibration, recipe, cache, exclude, op_types=("Conv",))
     else:  # pragma: no cover - VARIANTS and this function are kept together

@@ -2,7 +2,8 @@
 
 ONNX Runtime's `quantize_static` writes the file: QDQ format, signed INT8 activations and weights, both
 symmetric (every zero point 0, as TensorRT requires), per-channel weights, biases left in FP32 (TensorRT
-dequantizes only INT8 tensors). Activation ranges come from nominal training images only, by the
+dequantizes only INT8 tensors), Q/DQ on the inputs of convolutions and matrix products only (TensorRT's
+recommended placement; it fuses each pair into the INT8 kernel that reads it). Activation ranges come from nominal training images only, by the
 recipe's method (min-max, entropy or percentile), computed once and reused for every retry.
 
 Fallback: the file is judged on held-out nominal and painted-defect images against the FP32 reference.
@@ -94,25 +95,30 @@ def _reader(frames: np.ndarray, batch: int = 8):
 
 def quantize_file(src: Path, dst: Path, calibration: np.ndarray, recipe: Int8Recipe, cache: Path,
                   exclude: list[str], activation_unsigned: bool = False, qoperator: bool = False,
-                  op_types: tuple[str, ...] | None = None, quantize_bias: bool = False) -> Path:
+                  op_types: tuple[str, ...] | None = None, quantize_bias: bool = False,
+                  quantize_outputs: bool = False) -> Path:
     """Write the INT8 version of the FP32 graph `src` to `dst`; returns `dst`.
 
     `cache` holds the activation ranges (computed from `calibration` frames on first use, then reused).
-    The defaults make the bundle's file: QDQ, S8S8, symmetric, FP32 biases. `activation_unsigned`,
-    `qoperator` and `quantize_bias` make CPU variants for the report only (TensorRT reads none of them).
+    The defaults make the bundle's file: Q/DQ on the inputs of the quantized ops only (TensorRT's
+    pattern; a node kept in FP32 then reads a float tensor), S8S8, symmetric, FP32 biases.
+    `activation_unsigned`, `qoperator`, `quantize_bias` and `quantize_outputs` (Q/DQ on the outputs too,
+    which ONNX Runtime needs to fuse QLinearConv) make CPU variants for the report only.
     """
+    types = list(op_types if op_types is not None else recipe.op_types)
     q = _ort_quantization()
     methods = {CalibrationMethod.MINMAX: q.CalibrationMethod.MinMax,
                CalibrationMethod.ENTROPY: q.CalibrationMethod.Entropy,
                CalibrationMethod.PERCENTILE: q.CalibrationMethod.Percentile}
-    extra = {"ActivationSymmetric": not activation_unsigned, "WeightSymmetric": True, "QuantizeBias": quantize_bias}
+    extra = {"ActivationSymmetric": not activation_unsigned, "WeightSymmetric": True, "QuantizeBias": quantize_bias,
+             "OpTypesToExcludeOutputQuantization": [] if quantize_outputs else types}
     if recipe.method is CalibrationMethod.PERCENTILE:
         extra["CalibPercentile"] = recipe.percentile
     with _quiet_quantizer():
         q.quantize_static(
             str(src), str(dst), _reader(calibration) if not Path(cache).is_file() else None,
             quant_format=q.QuantFormat.QOperator if qoperator else q.QuantFormat.QDQ,
-            op_types_to_quantize=list(op_types if op_types is not None else recipe.op_types),
+            op_types_to_quantize=types,
             per_channel=True, activation_type=q.QuantType.QUInt8 if activation_unsigned else q.QuantType.QInt8,
             weight_type=q.QuantType.QInt8, calibrate_method=methods[recipe.method],
             nodes_to_exclude=list(exclude), extra_options=extra, calibration_cache_path=str(cache))

@@ -1,0 +1,219 @@
+"""Export of the one per-frame graph and the bundle it goes into, on the session's tiny run.
+
+The graph: opset 17, uint8 frames in, K steps unrolled (no control flow), dynamic batch; the bundle:
+hashed files, the manifest keys the device half and the torch reference read, thresholds that follow
+their rule, calibration frames from training images only, and the user's exact command.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import yaml
+
+from ddad_edge.bundle import Precision, read_bundle
+from ddad_edge.cli import main
+from ddad_edge.data.folders import load_images
+from ddad_edge.deploy.fidelity import run_onnx
+from ddad_edge.deploy.onnx_export import check_graph
+from ddad_edge.model.checkpoint import open_run
+from ddad_edge.runtime.base import open_runner
+from tests.deploy.tiny_bundles import STEPS, prepared, tiny_bundle, tiny_project
+
+
+@pytest.fixture(scope="module")
+def project(tiny_run, tmp_path_factory):
+    return tiny_project(tiny_run, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def prep(project):
+    return prepared(project)
+
+
+def test_graph_is_one_opset17_graph_with_the_steps_unrolled(prep):
+    model = onnx.load(str(prep.fp32))
+    onnx.checker.check_model(model, full_check=True)
+    assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) == 17
+    ops = {n.op_type for n in model.graph.node}
+    assert not ops & {"Loop", "If", "Scan"}
+    assert "InstanceNormalization" in ops and "GroupNormalization" not in ops  # TensorRT 8.6 reads it
+    summary = check_graph(prep.fp32, 32, STEPS)
+    assert summary.unet_calls == STEPS == len(prep.pipeline.timesteps)
+    # the UNet's weights are stored once and read once per step
+    stem = [n for n in model.graph.node if "pipeline.unet.stem.weight" in n.input]
+    assert len(stem) == STEPS
+    (inp,) = model.graph.input
+    assert inp.name == "frames" and inp.type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    assert [d.dim_param or d.dim_value for d in inp.type.tensor_type.shape.dim] == ["N", 32, 32, 3]
+    assert [o.name for o in model.graph.output] == ["anomaly_map", "score"]
+
+
+def test_graph_takes_any_batch_and_a_frame_scores_the_same_alone(prep):
+    frames = prep.fid.frames[:3]
+    maps, scores = run_onnx(prep.fp32, frames, batch=3)
+    assert maps.shape == (3, 1, 32, 32) and scores.shape == (3,)
+    for i in range(3):
+        m1, s1 = run_onnx(prep.fp32, frames[i:i + 1], batch=1)
+        # not bit-equal: ONNX Runtime picks convolution kernels per batch size
+        assert np.abs(m1[0] - maps[i]).max() <= 1e-4 * np.abs(maps[i]).max()
+        np.testing.assert_allclose(s1[0], scores[i], rtol=1e-4)
+    np.testing.assert_allclose(scores, prep.ref.scores[:3], rtol=1e-4)
+
+
+def test_check_graph_refuses_a_graph_with_fewer_steps_than_the_sampler(prep):
+    from ddad_edge.errors import DdadError
+
+    with pytest.raises(DdadError, match="evaluates the UNet 2 times"):
+        check_graph(prep.fp32, 32, STEPS + 1)
+    with pytest.raises(DdadError, match="input"):
+        check_graph(prep.fp32, 64, STEPS)
+
+
+def test_fp32_bundle_manifest_report_and_files(project):
+    bundle = tiny_bundle(project, "fp32")
+    m = bundle.manifest
+    assert bundle.precision is Precision.FP32
+    assert set(m["files"]) >= {"model.onnx", "probe.npz", "report.json", "calibration.npz"}
+    assert m["graph"]["steps"] == STEPS and m["graph"]["scoring"] == "fused" and m["graph"]["opset"] == 17
+    run = open_run(Path(m["source"]["run"]))
+    assert m["source"]["data"] == run.cfg.data.root and m["source"]["category"] == "widget"
+    assert m["probe"] == {"file": "probe.npz", "frames": 4}
+    assert m["tolerance"]["score_rel"] == pytest.approx(1e-4) and m["tolerance"]["map_abs"] > 0
+    th = m["thresholds"]
+    assert th["image"] > 0 and th["pixel"] > 0 and th["image_f1"] is not None  # the synth data has a test split
+    stats = m["nominal_scores"]
+    assert stats["n"] == len(run.val_files) and stats["min"] <= stats["median"] <= stats["max"]
+    report = json.loads(bundle.file("report.json").read_text())
+    fid = report["fidelity"]
+    assert fid["reference"] == "FP32 torch pipeline"
+    assert fid["map_max_rel"] < 1e-4 and fid["score_max_rel"] < 1e-4
+    assert fid["score_rank_correlation"] > 0.999 and fid["auroc_drop"] == pytest.approx(0.0, abs=1e-9)
+    assert report["test_split"]["frames"] == 16 and report["test_split"]["defective"] == 8
+    assert report["latency"]["this_file"]["p50_ms"] > 0 and report["latency"]["this_file"]["runs"] == 3
+    with np.load(bundle.file("probe.npz")) as probe:
+        assert probe["frames"].dtype == np.uint8 and probe["frames"].shape == (4, 32, 32, 3)
+        assert probe["maps"].shape == (4, 1, 32, 32) and probe["scores"].shape == (4,)
+
+
+def test_thresholds_follow_their_rule_on_the_bundles_own_scores(project):
+    bundle = tiny_bundle(project, "int8")
+    run = open_run(Path(bundle.manifest["source"]["run"]))
+    val = load_images([Path(p) for p in run.val_files], 32)
+    with open_runner(bundle, "onnxruntime") as runner:
+        out = runner.infer(val)
+    rule = bundle.manifest["threshold_rule"]
+    expected = float(np.quantile(out.scores.astype(np.float64), rule["quantile"])) * (1 + rule["margin"])
+    assert bundle.thresholds["image"] == pytest.approx(expected, rel=1e-6)
+    pixel = float(np.quantile(out.maps.astype(np.float64).ravel(), rule["pixel_quantile"])) * (1 + rule["margin"])
+    assert bundle.thresholds["pixel"] == pytest.approx(pixel, rel=1e-6)
+    assert np.mean(out.scores >= bundle.thresholds["image"]) <= 1 - rule["quantile"] + 1e-9
+
+
+def test_calibration_frames_are_training_images_never_validation_or_test(project):
+    bundle = tiny_bundle(project, "fp32")
+    run = open_run(Path(bundle.manifest["source"]["run"]))
+    with np.load(bundle.file("calibration.npz")) as data:
+        calib = data["frames"]
+    train = load_images([Path(p) for p in run.train_files], 32)
+    val = load_images([Path(p) for p in run.val_files], 32)
+    key = lambda a: a.tobytes()  # noqa: E731
+    train_keys, val_keys = {key(x) for x in train}, {key(x) for x in val}
+    assert len(calib) == min(32, len(train))
+    assert all(key(x) in train_keys and key(x) not in val_keys for x in calib)
+
+
+def test_the_exact_command_in_a_project_folder_makes_an_fp16_bundle(project):
+    bundle = tiny_bundle(project, "fp16")  # `ddad-edge export --precision fp16` run in `project`
+    assert bundle.path == project / "bundles" / f"widget-fp16-k{STEPS}"
+    assert bundle.precision is Precision.FP16
+    assert bundle.manifest["graph"]["steps"] == STEPS and not bundle.manifest["graph"]["naive"]
+    assert bundle.manifest["recipe"]["name"] == "fp16"
+
+
+def test_evaluate_through_the_bundle_matches_the_export_report(project, tmp_path, capsys):
+    bundle = tiny_bundle(project, "fp32")
+    out = tmp_path / "ev"
+    code = main(["evaluate", "--bundle", str(bundle.path), "--backend", "onnxruntime", "--out", str(out),
+                 "--json", str(tmp_path / "m.json")])
+    assert code == 0, capsys.readouterr().err
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    report = json.loads(bundle.file("report.json").read_text())
+    assert metrics["precision"] == "fp32" and metrics["n_images"] == 16
+    assert metrics["image_auroc"] == pytest.approx(report["test_split"]["auroc"], abs=1e-9)
+    assert metrics["f1_threshold"] == pytest.approx(bundle.thresholds["image_f1"], rel=1e-5)
+
+
+def test_export_refuses_a_taken_folder_and_a_run_without_validation_images(project, tmp_path, capsys):
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "x").write_text("x")
+    code = main(["export", "--run", str(project / "runs" / "widget"), "--precision", "fp32", "--out", str(taken)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("error: ") and "--overwrite" in err and len(err.splitlines()) == 1
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "config.yaml").write_text((project / "runs" / "widget" / "config.yaml").read_text())
+    (bare / "split.yaml").write_text(yaml.safe_dump({"train": [], "val": []}))
+    code = main(["export", "--run", str(bare), "--precision", "fp32", "--out", str(tmp_path / "b")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "validation images" in err
+
+
+def test_a_wrong_recipe_is_one_line(project, tmp_path, capsys):
+    code = main(["export", "--run", str(project / "runs" / "widget"), "--precision", "fp16", "--recipe", "int8",
+                 "--out", str(tmp_path / "b")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "is for int8, not fp16" in err and len(err.splitlines()) == 1
+
+
+def test_bundle_reads_back_verified_and_a_changed_model_is_refused(project, tmp_path):
+    import shutil
+
+    from ddad_edge.errors import DdadError
+
+    src = tiny_bundle(project, "fp32").path
+    copy = tmp_path / "copy"
+    shutil.copytree(src, copy)
+    assert read_bundle(copy).precision is Precision.FP32
+    data = bytearray((copy / "model.onnx").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (copy / "model.onnx").write_bytes(bytes(data))
+    with pytest.raises(DdadError, match="sha256"):
+        read_bundle(copy)
+
+
+def test_no_nan_anywhere_in_the_reports(project):
+    for precision in ("fp32", "fp16", "int8"):
+        report = json.loads(tiny_bundle(project, precision).file("report.json").read_text())
+
+        def walk(x):
+            if isinstance(x, float):
+                assert math.isfinite(x), precision
+            elif isinstance(x, dict):
+                for v in x.values():
+                    walk(v)
+            elif isinstance(x, list):
+                for v in x:
+                    walk(v)
+
+        walk(report)
+
+
+def test_bundle_table_lists_each_bundle_with_its_fidelity_and_latency(project, capsys):
+    bundles = [tiny_bundle(project, p) for p in ("fp32", "fp16", "int8")]
+    code = main(["bundle-table", *(str(b.path) for b in bundles)])
+    assert code == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("| precision |") and len(lines) == 2 + 3
+    for line, bundle in zip(lines[2:], bundles):
+        report = json.loads(bundle.file("report.json").read_text())
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert cells[0] == bundle.precision.value and cells[2] == str(STEPS)
+        assert cells[3] == f"{report['test_split']['auroc']:.4f}"
+        assert cells[7] == f"{report['latency']['this_file']['p50_ms']:.1f}"

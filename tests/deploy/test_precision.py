@@ -1,0 +1,240 @@
+"""FP16 conversion and INT8 quantization of the exported graph, recipes and thresholds.
+
+FP16: the node groups exist in the real graph, nodes kept in FP32 really compute in FP32 (no FP16 round
+trips left between them), and the fp16 bundle keeps exactly the groups its own measurements condemn.
+INT8: Q/DQ symmetric with zero points 0, the blur left in float, and the accuracy-guided fallback finds
+a node that is made sensitive on purpose.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import TensorProto
+from torch import nn
+
+from ddad_edge.bundle import Precision
+from ddad_edge.deploy.fidelity import FidelitySet, output_error, rank_correlation, run_onnx
+from ddad_edge.deploy.int8 import check_symmetric, quantize_int8
+from ddad_edge.deploy.precision import NodeGroup, convert_fp16, emulate_fp16, group_of, nodes_of_groups
+from ddad_edge.deploy.recipes import Int8Recipe, Tolerance, load_recipe, recipe_for
+from ddad_edge.deploy.thresholds import ThresholdRule, compute_thresholds
+from ddad_edge.errors import DdadError
+from tests.deploy.tiny_bundles import prepared, tiny_bundle, tiny_project
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def project(tiny_run, tmp_path_factory):
+    return tiny_project(tiny_run, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def prep(project):
+    return prepared(project)
+
+
+def _float_input_types(model) -> dict[str, list[int]]:
+    """Element types of each node's float-ish inputs, after shape inference."""
+    inferred = onnx.shape_inference.infer_shapes(model)
+    types = {v.name: v.type.tensor_type.elem_type for v in list(inferred.graph.value_info) + list(inferred.graph.input)}
+    types.update({t.name: t.data_type for t in inferred.graph.initializer})
+    return {n.name: [types.get(i) for i in n.input if types.get(i) in (TensorProto.FLOAT, TensorProto.FLOAT16)]
+            for n in inferred.graph.node}
+
+
+def test_every_node_group_is_found_in_the_exported_graph(prep):
+    model = onnx.load(str(prep.fp32))
+    for group in NodeGroup:
+        assert nodes_of_groups(model, [group]), f"no {group.value} nodes: did the exporter rename them?"
+    blur = nodes_of_groups(model, [NodeGroup.BLUR])
+    assert sum(1 for n in model.graph.node if n.name in blur and n.op_type == "Conv") == 2  # separable blur
+    outputs = {o.name for o in model.graph.output}
+    producers = [n for n in model.graph.node if set(n.output) & outputs]
+    assert {group_of(n) for n in producers} <= {NodeGroup.BLUR, NodeGroup.DISTANCES}
+
+
+def test_fp16_with_every_node_kept_is_exactly_fp32(prep, tmp_path):
+    model = onnx.load(str(prep.fp32))
+    frames = prep.fid.frames[:2]
+    ref = run_onnx(prep.fp32, frames)
+    kept = convert_fp16(prep.fp32, tmp_path / "kept.onnx", [n.name for n in model.graph.node])
+    maps, scores = run_onnx(kept, frames)
+    np.testing.assert_array_equal(maps, ref[0])
+    np.testing.assert_array_equal(scores, ref[1])
+    assert emulate_fp16(prep.fp32, tmp_path / "none.onnx", []) is not None
+    np.testing.assert_array_equal(run_onnx(tmp_path / "none.onnx", frames)[0], ref[0])
+
+
+def test_fp16_file_keeps_float32_io_and_converts_the_rest(prep, tmp_path):
+    model = onnx.load(str(prep.fp32))
+    keep = nodes_of_groups(model, [NodeGroup.DISTANCES])
+    path = convert_fp16(prep.fp32, tmp_path / "f16.onnx", keep)
+    converted = onnx.load(str(path))
+    assert converted.graph.input[0].type.tensor_type.elem_type == TensorProto.UINT8
+    assert all(o.type.tensor_type.elem_type == TensorProto.FLOAT for o in converted.graph.output)
+    types = _float_input_types(converted)
+    convs = [n.name for n in converted.graph.node if n.op_type == "Conv" and "/unet/" in n.name]
+    assert convs and all(TensorProto.FLOAT16 in types[c] for c in convs)
+    assert all(TensorProto.FLOAT16 not in types[n] for n in keep if n in types)
+    err = output_error(*run_onnx(path, prep.fid.frames[:2]), prep.ref.maps[:2], prep.ref.scores[:2])
+    assert err.map_rel < 1e-2
+
+
+def test_emulated_fp16_rounding_changes_the_output(prep, tmp_path):
+    model = onnx.load(str(prep.fp32))
+    frames = prep.fid.frames[:2]
+    ref = run_onnx(prep.fp32, frames)
+    path = emulate_fp16(prep.fp32, tmp_path / "all.onnx", [n.name for n in model.graph.node])
+    err = output_error(*run_onnx(path, frames), *ref)
+    assert 1e-5 < err.map_rel < 0.5  # FP16 rounding is visible, and not garbage
+
+
+def test_fp16_bundle_keeps_exactly_the_groups_its_measurements_condemn(project):
+    bundle = tiny_bundle(project, "fp16")
+    details = json.loads(bundle.file("report.json").read_text())["precision_details"]
+    limit = details["keep_if_map_rel_above"]
+    measured = details["group_error_alone"]
+    assert set(measured) >= {g.value for g in NodeGroup} | {"all", "rest"}
+    condemned = {g for g in (x.value for x in NodeGroup) if measured[g]["map_max_rel"] > limit}
+    assert set(details["kept_fp32_groups"]) == condemned  # the default recipe keeps nothing unconditionally
+    model = onnx.load(str(bundle.model_path))
+    types = _float_input_types(model)
+    for node in model.graph.node:
+        group = group_of(node)
+        if group is not None and group.value in condemned and types.get(node.name):
+            assert TensorProto.FLOAT16 not in types[node.name], node.name
+    emulated = details["emulated_fp16_error"]
+    assert emulated["map_max_rel"] <= 1e-2 and emulated["score_max_rel"] <= 1e-2  # the recipe's tolerance
+    assert bundle.manifest["calibration"]["kept_fp32_groups"] == details["kept_fp32_groups"]
+
+
+def test_int8_bundle_is_symmetric_qdq_with_the_blur_in_float(project):
+    bundle = tiny_bundle(project, "int8")
+    model = onnx.load(str(bundle.model_path))
+    assert check_symmetric(bundle.model_path) > 0
+    producers = {o: n for n in model.graph.node for o in n.output}
+    convs = [n for n in model.graph.node if n.op_type == "Conv"]
+    quantized = [n for n in convs if producers.get(n.input[1]) is not None
+                 and producers[n.input[1]].op_type == "DequantizeLinear"]
+    assert len(quantized) > len(convs) // 2
+    for n in convs:
+        if group_of(n) is NodeGroup.BLUR:
+            assert n not in quantized
+    for out in model.graph.output:
+        assert producers[out.name].op_type not in ("QuantizeLinear", "DequantizeLinear")
+    for n in quantized:  # biases stay FP32: TensorRT dequantizes INT8 tensors only
+        if len(n.input) > 2:
+            assert producers.get(n.input[2]) is None or producers[n.input[2]].op_type != "DequantizeLinear"
+    details = json.loads(bundle.file("report.json").read_text())["precision_details"]
+    assert details["calibration_images"] == 8 and details["attempts"][-1]["budget_met"]
+    assert details["attempts"][-1]["score_rank_correlation"] >= 0.98
+
+
+class _SensitiveNet(nn.Module):
+    """Three convolutions; the second reads a tensor whose range is ruled by a useless outlier channel, so
+    per-tensor INT8 on its input wipes out the channels that carry the signal."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.c1, self.c2, self.c3 = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1), nn.Conv2d(8, 1, 1)
+        with torch.no_grad():
+            for c in (self.c1, self.c2, self.c3):
+                c.weight.copy_(torch.randn(c.weight.shape, generator=g) * 0.3)
+                c.bias.zero_()
+            self.c1.bias[0] = 2000.0
+            self.c2.weight[:, 0] = 0.0
+
+    def forward(self, frames):
+        x = frames.permute(0, 3, 1, 2).float() * (2.0 / 255.0) - 1.0
+        m = self.c3(torch.relu(self.c2(self.c1(x)))).abs()
+        return m, m.flatten(1).amax(dim=1)
+
+
+def _export_toy(path: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        torch.onnx.export(_SensitiveNet().eval(), (torch.zeros(2, 16, 16, 3, dtype=torch.uint8),), str(path),
+                          dynamo=False, opset_version=17, input_names=["frames"],
+                          output_names=["anomaly_map", "score"],
+                          dynamic_axes={"frames": {0: "N"}, "anomaly_map": {0: "N"}, "score": {0: "N"}})
+
+
+def test_int8_fallback_keeps_the_sensitive_node_in_fp32(tmp_path):
+    path = tmp_path / "toy.onnx"
+    _export_toy(path)
+    names = [n.name for n in onnx.load(str(path)).graph.node if n.op_type == "Conv"]
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (12, 16, 16, 3), dtype=np.uint8)
+    fid = FidelitySet(frames, np.r_[np.zeros(6, int), np.ones(6, int)])
+    ref = run_onnx(path, frames)
+    recipe = Int8Recipe(calibration_images=6, keep_fp32=(), fallback_rounds=2, fallback_fraction=0.3,
+                        cpu_study=False)
+    result = quantize_int8(path, tmp_path / "q.onnx", frames[:6], fid, *ref, recipe, Tolerance(0.05, 0.05),
+                           tmp_path, log=lambda _: None)
+    assert not result.attempts[0].met  # everything quantized: the outlier ruins the second conv
+    assert result.attempts[-1].met and len(result.attempts) == 2
+    assert result.sensitivity[0][0] == names[1]
+    assert result.fallback_nodes == [names[1]]
+    maps, scores = run_onnx(tmp_path / "q.onnx", frames)
+    assert rank_correlation(scores, ref[1]) >= 0.98
+    assert check_symmetric(tmp_path / "q.onnx") > 0
+
+
+def test_int8_gives_up_in_one_line_when_no_round_meets_the_budget(tmp_path):
+    path = tmp_path / "toy.onnx"
+    _export_toy(path)
+    frames = np.random.default_rng(1).integers(0, 256, (8, 16, 16, 3), dtype=np.uint8)
+    fid = FidelitySet(frames, np.r_[np.zeros(4, int), np.ones(4, int)])
+    recipe = Int8Recipe(calibration_images=4, keep_fp32=(), fallback_rounds=0, cpu_study=False)
+    with pytest.raises(DdadError, match="fallback rounds") as exc:
+        quantize_int8(path, tmp_path / "q.onnx", frames[:4], fid, *run_onnx(path, frames), recipe,
+                      Tolerance(0.05, 0.05), tmp_path, log=lambda _: None)
+    assert "\n" not in str(exc.value)
+
+
+def test_every_committed_recipe_loads_and_knows_its_precision():
+    names = sorted(p.stem for p in (REPO / "calibration").glob("*.yaml"))
+    assert {"fp32", "fp16", "fp16-safe", "int8", "int8-entropy", "int8-percentile"} <= set(names)
+    for name in names:
+        recipe = load_recipe(REPO / "calibration" / f"{name}.yaml")
+        assert recipe.name == name and recipe.description
+        assert recipe_for(recipe.precision, REPO / "calibration" / f"{name}.yaml") == recipe
+    assert load_recipe("int8-percentile").int8.method.value == "percentile"
+    assert load_recipe("fp16-safe").fp16.keep_fp32 == tuple(g.value for g in NodeGroup)
+
+
+def test_recipe_errors_name_the_key(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("precision: int8\nint8: {methd: minmax}\n")
+    with pytest.raises(DdadError, match="int8.methd"):
+        load_recipe(bad)
+    bad.write_text("precision: fp16\nfp16: {keep_fp32: [groupnorm]}\n")
+    with pytest.raises(DdadError, match="groupnorm"):
+        load_recipe(bad)
+    with pytest.raises(DdadError, match="is for int8, not fp16"):
+        recipe_for(Precision.FP16, "int8")
+    with pytest.raises(DdadError, match="no recipe"):
+        load_recipe("no-such-recipe")
+
+
+def test_thresholds_arithmetic_and_f1_only_with_both_classes():
+    scores = np.linspace(1.0, 2.0, 101)
+    maps = np.linspace(0.0, 1.0, 1000).reshape(10, 1, 10, 10)
+    th = compute_thresholds(scores, maps, ThresholdRule(quantile=0.5, margin=0.1, pixel_quantile=1.0))
+    assert th["image"] == pytest.approx(1.5 * 1.1) and th["pixel"] == pytest.approx(1.0 * 1.1)
+    assert th["image_f1"] is None
+    labels = np.array([0, 0, 1, 1])
+    th = compute_thresholds(scores, maps, ThresholdRule(), labels, np.array([0.1, 0.2, 0.3, 0.4]))
+    assert th["image_f1"] == pytest.approx(0.3)
+    assert compute_thresholds(scores, maps, ThresholdRule(), np.zeros(4), np.ones(4))["image_f1"] is None
+    with pytest.raises(DdadError):
+        ThresholdRule(quantile=1.5)
