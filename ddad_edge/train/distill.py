@@ -1,0 +1,237 @@
+"""Step distillation of the deterministic (η=0) conditioned DDIM reconstruction (Salimans & Ho, 2022).
+
+Progressive route. A teacher reconstructs on a grid of K_T steps from T' (default 8 steps from T'=248,
+skip 31, so that halving stays on integers: 217,186,…,0 → 217,155,93,31 → 217,93 → 217). A student starts
+as a copy of the teacher and learns to take ONE conditioned step from t_{2i} where the teacher takes TWO
+(t_{2i} → t_{2i+1} → t_{2i+2}); then the student becomes the next teacher and the steps halve again.
+
+The student's step is the same conditioned step the pipeline runs (sampler.conditioned_step):
+  ε̂ = ε_θ(x_t) − w·√(1−ᾱ_t)·(y_t − x_t),  x̂0 = (x_t − √(1−ᾱ_t)·ε̂)/√ᾱ_t,  x_next = √ᾱ_next·x̂0 + √(1−ᾱ_next)·ε̂
+and the loss is taken on the student's x̂0 AFTER that formula. The conditioning map ε_θ → ε̂ is never
+inverted: its slope (1 − w·(1−ᾱ_t)) is near 0 for w·(1−ᾱ_t) near 1 (t≈186 at w=3), where inverting it
+would blow the target up. What is inverted is only the plain DDIM step x̂0 → x_next at fixed x_t, which
+is affine with a slope bounded away from 0 (x̃0 below), exactly as in Salimans & Ho:
+  x_next = a·x̂0 + b·x_t,  b = √(1−ᾱ_next)/√(1−ᾱ_t),  a = √ᾱ_next − b·√ᾱ_t
+  x̃0 = (x_teacher_next − b·x_t) / a        (the x̂0 a single step would need to land on the teacher)
+For the last step (t_next = clean image) a = 1, b = 0: x̃0 is the teacher's own final x̂0.
+
+Direct route (option): the student runs its whole K-step chain from x_T' and is trained end to end on the
+teacher's final x̂0 (for K = 1: x_T', y → x̂0 in one call).
+
+Training inputs are as at test time: nominal training images as both x and y; the states x_t come from the
+teacher's own trajectory, started from the pipeline's fixed noise constant z or (a fraction of each batch)
+from fresh noise, so the student also sees states it will meet on images it was not trained on.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+
+import torch
+
+from ddad_edge.errors import DdadError
+from ddad_edge.model.pipeline import seeded_noise
+from ddad_edge.model.sampler import conditioned_step, noise_to, step_coefficients
+from ddad_edge.model.schedule import alpha_bar, ddim_timesteps, halve_grid
+from ddad_edge.model.unet import UNet
+from ddad_edge.progress import Progress
+
+STUDENT_STEPS = (4, 2, 1)
+
+
+class DistillMethod(str, Enum):
+    """How the student is made."""
+
+    PROGRESSIVE = "progressive"  # halve the steps round by round, each student the next teacher
+    DIRECT = "direct"  # one round: the student's whole K-step chain against the teacher's final x̂0
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """Settings of `ddad-edge distill` (saved inside every student checkpoint and the report)."""
+
+    to_steps: int = 2
+    teacher_steps: int = 8  # the grid distilled from: to_steps·2^n steps from t_prime
+    t_prime: int = 248  # 248 = 8·31: an 8-step grid that halves on integers, next to DDAD's 250
+    method: DistillMethod = DistillMethod.PROGRESSIVE
+    iterations: int = 150  # optimiser steps per round
+    max_minutes: float = 0.0  # training time over all rounds (0: no limit), shared equally by the rounds
+    batch_size: int = 8
+    lr: float = 1e-4
+    random_noise: float = 0.5  # fraction of each batch started from fresh noise instead of the fixed z
+    flip: bool = True  # horizontal flips of the training images
+    seed: int = 0
+
+
+def distillation_grids(t_prime: int, teacher_steps: int, to_steps: int) -> list[list[int]]:
+    """The teacher's grid, then the grid of each student down to `to_steps` (each the halving of the last).
+
+    E.g. (248, 8, 2) → [[217, 186, 155, 124, 93, 62, 31, 0], [217, 155, 93, 31], [217, 93]].
+    """
+    if to_steps not in STUDENT_STEPS:
+        raise DdadError(f"--to-steps {to_steps} is not offered: choose one of {', '.join(map(str, STUDENT_STEPS))}")
+    rounds = math.log2(teacher_steps / to_steps) if teacher_steps > to_steps else 0.0
+    if rounds < 1 or rounds != int(rounds):
+        raise DdadError(f"a teacher of {teacher_steps} steps cannot be halved down to {to_steps}: "
+                        f"use {to_steps}·2^n teacher steps (8 or 16)")
+    if t_prime % teacher_steps:
+        raise DdadError(f"T'={t_prime} is not a multiple of {teacher_steps} teacher steps: "
+                        f"use T'={teacher_steps * (250 // teacher_steps)}")
+    grids = [ddim_timesteps(t_prime, t_prime // teacher_steps)]
+    while len(grids[-1]) > to_steps:
+        grids.append(halve_grid(grids[-1]))
+    return grids
+
+
+def thin_grid(grid: list[int], steps: int) -> list[int]:
+    """Every (len/steps)-th point of `grid`, from its first: the grid a direct student of `steps` steps uses."""
+    return list(grid[:: len(grid) // steps])
+
+
+def fixed_start_noise(image_size: int, channels: int, steps: int, seed: int) -> torch.Tensor:
+    """The noise constant z (1, C, S, S) that DDADPipeline starts from (its first seeded draw)."""
+    return seeded_noise((1 + steps, channels, image_size, image_size), seed)[:1]
+
+
+def run_states(unet: UNet, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, abar: torch.Tensor,
+               grid: list[int], t_prime: int, w: float) -> list[torch.Tensor]:
+    """The η=0 conditioned DDIM trajectory: [x_{t_0} (= x_T'), x_{t_1}, …, x_{t_{K−1}}, final x̂0].
+
+    x, y: (B, C, S, S) in [−1, 1]; z: (B or 1, C, S, S). Returns K+1 tensors of x's shape; gradients flow
+    when called with grad enabled.
+    """
+    x_t = noise_to(x, abar, t_prime, z)
+    states = [x_t]
+    nexts = list(grid[1:]) + [-1]
+    for t, t_next in zip(grid, nexts):
+        eps = unet(x_t, torch.full((x.shape[0],), float(t), device=x.device, dtype=x.dtype))
+        x_t, x0 = conditioned_step(eps, x_t, y, step_coefficients(abar, t, t_next, 0.0), w)
+        states.append(x_t if t_next >= 0 else x0)
+    return states
+
+
+def x0_target(x_t: torch.Tensor, x_next: torch.Tensor, abar: torch.Tensor, t: int, t_next: int) -> torch.Tensor:
+    """x̃0: the x̂0 with which one η=0 DDIM step from (x_t, t) lands exactly on `x_next` at t_next."""
+    a_t, a_n = alpha_bar(abar, t), alpha_bar(abar, t_next)
+    b = math.sqrt(1 - a_n) / math.sqrt(1 - a_t)
+    a = math.sqrt(a_n) - b * math.sqrt(a_t)  # > 0: SNR grows from t to t_next
+    return (x_next - b * x_t) / a
+
+
+def progressive_loss(student: UNet, states: list[torch.Tensor], y: torch.Tensor, abar: torch.Tensor,
+                     teacher_grid: list[int], w: float) -> torch.Tensor:
+    """Mean squared x̂0 error of one student step against two teacher steps, averaged over the student's steps.
+
+    `states` is the teacher's trajectory (run_states on `teacher_grid`, no grad); the student steps from
+    teacher_grid[2i] to teacher_grid[2i+2] (or the clean image).
+    """
+    total = y.new_zeros(())
+    k_t = len(teacher_grid)
+    for i in range(0, k_t, 2):
+        t, t_next = teacher_grid[i], (teacher_grid[i + 2] if i + 2 < k_t else -1)
+        x_t, target = states[i], x0_target(states[i], states[i + 2], abar, t, t_next)
+        eps = student(x_t, torch.full((y.shape[0],), float(t), device=y.device, dtype=y.dtype))
+        _, x0 = conditioned_step(eps, x_t, y, step_coefficients(abar, t, t_next, 0.0), w)
+        total = total + (x0 - target).square().mean()
+    return total / (k_t // 2)
+
+
+def direct_loss(student: UNet, x: torch.Tensor, z: torch.Tensor, target_x0: torch.Tensor, abar: torch.Tensor,
+                student_grid: list[int], t_prime: int, w: float) -> torch.Tensor:
+    """Mean squared error of the student's final x̂0 (its whole chain, y = x) against the teacher's."""
+    x0 = run_states(student, x, x, z, abar, student_grid, t_prime, w)[-1]
+    return (x0 - target_x0).square().mean()
+
+
+@dataclass
+class RoundResult:
+    """One round of distillation."""
+
+    student: UNet
+    grid: list[int]
+    iterations: int
+    seconds: float
+    losses: list[float] = field(default_factory=list)
+
+
+def draw_batch(images: torch.Tensor, z_fixed: torch.Tensor, cfg: DistillConfig, gen: torch.Generator,
+               device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """A training batch (x, z): random images (randomly flipped), and per image the fixed or fresh noise."""
+    n = images.shape[0]
+    b = min(cfg.batch_size, n)
+    x = images[torch.randperm(n, generator=gen)[:b]]
+    if cfg.flip:
+        flip = torch.rand(b, generator=gen) < 0.5
+        x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+    fresh = (torch.rand(b, generator=gen) < cfg.random_noise).view(-1, 1, 1, 1)
+    z = torch.where(fresh, torch.randn(x.shape, generator=gen), z_fixed.expand_as(x))
+    return x.to(device), z.to(device)
+
+
+def distill_round(teacher: UNet, teacher_grid: list[int], images: torch.Tensor, abar: torch.Tensor,
+                  t_prime: int, w: float, z_fixed: torch.Tensor, cfg: DistillConfig, student_steps: int,
+                  deadline: float = math.inf, device: torch.device | str = "cpu", label: str = "distill",
+                  show_progress: bool = True, student: UNet | None = None) -> RoundResult:
+    """Train a copy of `teacher` to reconstruct with `student_steps` steps; returns the student (eval mode).
+
+    images: nominal training images (N, C, S, S) in [−1, 1] on the CPU. The progressive method needs
+    student_steps = len(teacher_grid) / 2; the direct method any divisor. Stops after cfg.iterations
+    optimiser steps or at `deadline` (time.monotonic()), whichever comes first. `student` continues the
+    training of an earlier student instead of starting from a copy of the teacher.
+    """
+    device = torch.device(device)
+    k_t = len(teacher_grid)
+    if cfg.method is DistillMethod.PROGRESSIVE and k_t != 2 * student_steps:
+        raise ValueError(f"progressive distillation halves the steps: {k_t} → {student_steps} is not a halving")
+    grid = thin_grid(teacher_grid, student_steps)
+    teacher = teacher.to(device).eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    student = copy.deepcopy(teacher if student is None else student).to(device).train()
+    for p in student.parameters():
+        p.requires_grad_(True)
+    opt = torch.optim.Adam(student.parameters(), lr=cfg.lr)
+    gen = torch.Generator().manual_seed(cfg.seed + 1000 * student_steps)
+    z_fixed = z_fixed.cpu()
+    losses: list[float] = []
+    started = time.monotonic()
+    step = 0
+    with Progress(label, total=cfg.iterations, enabled=show_progress) as bar:
+        while step < cfg.iterations and time.monotonic() < deadline:
+            x, z = draw_batch(images, z_fixed, cfg, gen, device)
+            with torch.no_grad():
+                states = run_states(teacher, x, x, z, abar, teacher_grid, t_prime, w)
+            if cfg.method is DistillMethod.PROGRESSIVE:
+                loss = progressive_loss(student, states, x, abar, teacher_grid, w)
+            else:
+                loss = direct_loss(student, x, z, states[-1], abar, grid, t_prime, w)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            # A few large steps early on can throw a copied teacher far off its good starting point.
+            torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
+            opt.step()
+            step += 1
+            losses.append(float(loss.detach()))
+            bar.update(step, loss=losses[-1])
+    for p in student.parameters():
+        p.requires_grad_(False)
+    return RoundResult(student.eval(), grid, step, time.monotonic() - started, losses)
+
+
+@torch.no_grad()
+def reconstruction_error(a: UNet, grid_a: list[int], b: UNet, grid_b: list[int], images: torch.Tensor,
+                         abar: torch.Tensor, t_prime: int, w: float, z: torch.Tensor, batch: int = 8) -> float:
+    """Mean |x̂0_a − x̂0_b| over images (N, C, S, S) in [−1, 1], both samplers from the same noise z (1, C, S, S)."""
+    total, count = 0.0, 0
+    dev = next(a.parameters()).device
+    for i in range(0, images.shape[0], batch):
+        x = images[i:i + batch].to(dev)
+        xa = run_states(a.eval(), x, x, z.to(dev), abar, grid_a, t_prime, w)[-1]
+        xb = run_states(b.eval(), x, x, z.to(dev), abar, grid_b, t_prime, w)[-1]
+        total += float((xa - xb).abs().sum())
+        count += xa.numel()
+    return total / max(count, 1)

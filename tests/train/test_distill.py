@@ -1,0 +1,148 @@
+"""Step distillation: grids that halve, one round that brings the student closer to its teacher, the
+checkpoints and report of `ddad-edge distill`, and `evaluate --steps K` for a K that was never distilled."""
+
+import json
+import math
+import shutil
+
+import pytest
+import torch
+
+from ddad_edge.cli import main
+from ddad_edge.config import DiffusionConfig
+from ddad_edge.data.folders import load_images
+from ddad_edge.errors import DdadError
+from ddad_edge.model.checkpoint import load_checkpoint, load_run_unet, open_run
+from ddad_edge.model.pipeline import frames_to_tensor
+from ddad_edge.model.runner import build_pipeline
+from ddad_edge.model.schedule import alpha_bar, alphas_cumprod
+from ddad_edge.train.distill import (DistillConfig, DistillMethod, distill_round, distillation_grids,
+                                     fixed_start_noise, reconstruction_error, x0_target)
+
+
+def test_grids_halve_on_integers_down_to_one_step():
+    grids = distillation_grids(248, 8, 1)
+    assert grids[0] == [217, 186, 155, 124, 93, 62, 31, 0]
+    assert [len(g) for g in grids] == [8, 4, 2, 1]
+    for teacher, student in zip(grids, grids[1:]):
+        # student step i starts where teacher step 2i starts, and ends where teacher step 2i+1 ends
+        assert student == [teacher[2 * i] for i in range(len(teacher) // 2)]
+    assert grids[-1] == [217]
+    sixteen = distillation_grids(240, 16, 2)
+    assert [len(g) for g in sixteen] == [16, 8, 4, 2] and sixteen[0][0] == 225 and sixteen[0][-1] == 0
+
+
+@pytest.mark.parametrize("t_prime, teacher_steps, to_steps, words", [
+    (248, 8, 3, "4, 2, 1"),  # not an offered K
+    (248, 6, 2, "cannot be halved"),  # 6 → 3 → ... never reaches 2 by halving
+    (250, 8, 2, "T'=248"),  # 250 steps do not split into 8 integer steps
+])
+def test_grids_that_do_not_halve_are_refused(t_prime, teacher_steps, to_steps, words):
+    with pytest.raises(DdadError, match=words):
+        distillation_grids(t_prime, teacher_steps, to_steps)
+
+
+def test_x0_target_makes_one_step_land_on_the_teacher():
+    abar = alphas_cumprod(DiffusionConfig())
+    g = torch.Generator().manual_seed(0)
+    x_t, x_next = torch.randn(2, 3, 8, 8, generator=g), torch.randn(2, 3, 8, 8, generator=g)
+    for t, t_next in [(217, 155), (93, 31)]:
+        x0 = x0_target(x_t, x_next, abar, t, t_next)
+        a, a_n = alpha_bar(abar, t), alpha_bar(abar, t_next)
+        eps_hat = (x_t - math.sqrt(a) * x0) / math.sqrt(1 - a)  # the ε̂ that goes with this x̂0 at x_t
+        landed = math.sqrt(a_n) * x0 + math.sqrt(1 - a_n) * eps_hat  # the η=0 step
+        torch.testing.assert_close(landed, x_next, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(x0_target(x_t, x_next, abar, 31, -1), x_next)  # last step: the teacher's x̂0
+
+
+def _round_setup(run_dir):
+    run = open_run(run_dir)
+    size = run.cfg.model.image_size
+    images = frames_to_tensor(load_images(run.train_files, size))
+    val = frames_to_tensor(load_images(run.val_files, size))
+    abar = alphas_cumprod(run.cfg.diffusion)
+    z = fixed_start_noise(size, 3, 2, run.cfg.sampler.noise_seed)
+    return run, images, val, abar, z
+
+
+@pytest.mark.parametrize("method, teacher_steps, student_steps", [
+    (DistillMethod.PROGRESSIVE, 2, 1),  # 124, 0 → 124
+    (DistillMethod.DIRECT, 4, 2),  # 186, 124, 62, 0 → 186, 62 (the student's whole chain trained)
+])
+def test_one_round_brings_the_student_closer_to_the_teacher_on_held_out_images(tiny_run, method, teacher_steps,
+                                                                              student_steps):
+    run, images, val, abar, z = _round_setup(tiny_run)
+    teacher = load_run_unet(run)
+    grids = distillation_grids(248, teacher_steps, student_steps)
+    t_grid, s_grid = grids[0], grids[-1]
+    w = run.cfg.sampler.w
+    # Before training the student IS the teacher, run on the student's grid: the naive teacher.
+    before = reconstruction_error(teacher, s_grid, teacher, t_grid, val, abar, 248, w, z)
+    cfg = DistillConfig(to_steps=student_steps, teacher_steps=teacher_steps, method=method, iterations=20,
+                        batch_size=4, lr=1e-4)
+    res = distill_round(teacher, t_grid, images, abar, 248, w, z, cfg, student_steps, show_progress=False)
+    after = reconstruction_error(res.student, s_grid, teacher, t_grid, val, abar, 248, w, z)
+    assert res.grid == s_grid and res.iterations == 20
+    assert after < 0.8 * before, (before, after)  # seen: 0.47 and 0.67 of before
+    # the teacher itself was not touched by its student's training
+    torch.testing.assert_close(teacher.state_dict(), load_run_unet(run).state_dict())
+
+
+def _cli(capsys, *args):
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err.strip()
+
+
+def test_distill_saves_each_round_with_its_grid_and_w_and_evaluate_picks_it(tmp_path, tiny_run, capsys):
+    run_dir = tmp_path / "run"
+    shutil.copytree(tiny_run, run_dir)
+    code, out, err = _cli(capsys, "distill", "--run", run_dir, "--to-steps", 1, "--teacher-steps", 4,
+                          "--iterations", 2, "--batch-size", 4, "--device", "cpu")
+    assert code == 0, err
+    run = open_run(run_dir)
+    assert run.students() == [1, 2, 4]
+    expected = {4: ([186, 124, 62, 0], 0), 2: ([186, 62], 1), 1: ([186], 2)}
+    for k, (grid, round_) in expected.items():
+        payload = load_checkpoint(run.student_path(k))
+        assert payload["timesteps"] == grid and payload["t_prime"] == 248 and payload["round"] == round_
+        assert payload["w"] == run.cfg.sampler.w and payload["eta"] == 0.0
+    student = load_checkpoint(run.student_path(1))
+    assert set(student["fidelity"]) >= {"student", "naive"} and student["training"]["iterations"] == 2
+
+    report = json.loads((run_dir / "distill" / "report.json").read_text())
+    labels = [(r["label"], r["steps"]) for r in report["rows"]]
+    assert labels[:2] == [("teacher", 4), ("teacher (DDAD grid)", 10)]
+    assert ("student", 1) in labels and ("naive teacher", 1) in labels and ("student", 2) in labels
+    assert all(0.0 <= r["image_auroc"] <= 1.0 for r in report["rows"])
+    assert set(report["summary"]) >= {"teacher", "teacher_ddad_grid", "student_1", "naive_1"}
+    assert "| student" in out and "naive teacher" in out  # the printed table
+
+    pipe = build_pipeline(run, steps=2)
+    assert pipe.timesteps == [186, 62] and pipe.t_prime == 248 and pipe.w == run.cfg.sampler.w
+    with pytest.warns(UserWarning, match="distilled for w="):
+        build_pipeline(run, steps=2, w=run.cfg.sampler.w + 1.0)
+
+    code, out, err = _cli(capsys, "evaluate", "--run", run_dir, "--steps", 1, "--eta", 0,
+                          "--json", tmp_path / "ev.json", "--out", tmp_path / "ev")
+    assert code == 0, err
+    ev = json.loads((tmp_path / "ev.json").read_text())
+    assert ev["steps"] == 1 and ev["timesteps"] == [186] and ev["w"] == run.cfg.sampler.w
+
+
+def test_evaluate_refuses_steps_that_were_not_distilled_in_one_line(tiny_run, capsys):
+    code, out, err = _cli(capsys, "evaluate", "--run", tiny_run, "--steps", 4)
+    assert code == 2
+    assert len(err.splitlines()) == 1 and err.startswith("error: ")
+    assert "4 steps" in err and "distill" in err
+
+
+@pytest.mark.parametrize("args, words", [
+    (("--to-steps", 3), "4, 2, 1"),
+    (("--method", "magic"), "progressive or direct"),
+    (("--random-noise", 1.5), "fraction"),
+])
+def test_distill_bad_options_are_one_line(tiny_run, capsys, args, words):
+    code, out, err = _cli(capsys, "distill", "--run", tiny_run, *args)
+    assert code == 2 and len(err.splitlines()) == 1 and words in err, err
+    assert not open_run(tiny_run).students()
