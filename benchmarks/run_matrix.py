@@ -60,6 +60,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--reference-threads", default="0,1",
                    help="torch thread counts to time the reference with (0: torch's default); the fastest is used")
     p.add_argument("--no-reference", action="store_true")
+    p.add_argument("--reference-spec", default="ddad-s,256,wide_resnet101_2",
+                   help="preset,size,backbone of the reference (DDAD-S as published; smaller only for smoke tests)")
     p.add_argument("--edge", default="int8,2,wide_resnet50_2", help="default edge variant: precision,steps,backbone")
     p.add_argument("--profile-runs", type=int, default=2, help="ONNX Runtime profiler runs of the edge variant")
     p.add_argument("--overhead-frames", type=int, default=30, help="frames of the loop-overhead measurement")
@@ -147,10 +149,14 @@ def main(argv: list[str] | None = None) -> int:
                 build_if_possible(bundles[v.key].path, "tensorrt")
                 bundles[v.key] = read_bundle(bundles[v.key].path)
     t_run = time.perf_counter()
+    from ddad_edge.bench.reference import ReferenceSpec
+
+    preset, size, backbone = csv(a.reference_spec)
+    reference_spec = ReferenceSpec(preset=preset, image_size=int(size), backbone=backbone)
     if not a.no_reference:
         for n in csv(a.reference_threads):  # the fastest becomes the reference (add_speedups)
             rows.append(bench_reference(source, a.reference_warmup, a.reference_iters, peak, not a.no_progress,
-                                        threads=int(n) or None))
+                                        threads=int(n) or None, spec=reference_spec))
             gc.collect()
     for v in variants:
         for backend in backends:
