@@ -156,3 +156,16 @@ def test_the_run_command_on_a_full_disk(tiny_disk, tmp_path, red_bundle, capsys)
     tiny_disk.free()
     assert read_events(tiny_disk.path / "out" / "events.jsonl") == [] or all(
         isinstance(r, dict) for r in read_events(tiny_disk.path / "out" / "events.jsonl"))
+
+
+def test_atomic_writes_leave_ordinary_whole_files(tmp_path):
+    from ddad_edge.bundle import atomic_write_bytes
+
+    target = tmp_path / "report.json"
+    target.write_text("old")
+    atomic_write_bytes(target, b"new" * 1000)
+    assert target.read_bytes() == b"new" * 1000 and (target.stat().st_mode & 0o777) == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
+    with pytest.raises(DdadError) as info:
+        atomic_write_bytes(tmp_path / "missing-folder" / "x.json", b"x")
+    assert_one_line(info.value, "missing-folder")
