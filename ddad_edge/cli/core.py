@@ -46,7 +46,7 @@ def train(
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
 ) -> None:
     """Train the DDAD-S denoising UNet on the nominal images of train/good."""
-    from ddad_edge.config import load_run_config, run_config_for
+    from ddad_edge.config import check_run_config, load_run_config, run_config_for
     from ddad_edge.train.diffusion import train_diffusion
 
     name = category or data.resolve().name
@@ -72,6 +72,7 @@ def train(
                               scoring=dataclasses.replace(cfg.scoring, **sc))
     if w is not None:
         cfg = dataclasses.replace(cfg, sampler=dataclasses.replace(cfg.sampler, w=w))
+    check_run_config(cfg)  # the options given here pass the same checks as a config file
     result = train_diffusion(cfg, out, resume=resume, device=device)
     if result.rank != 0:  # under torchrun only rank 0 reports
         return

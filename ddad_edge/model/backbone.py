@@ -137,6 +137,9 @@ def load_backbone(name: str, weights: str = "") -> FeatureExtractor:
             raise DdadError(f"cannot read backbone weights {path}: {str(exc).splitlines()[0][:160]}") from None
     else:
         state = _torchvision_weights(name)
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise DdadError(f"backbone weights {weights or name} are not a state_dict (a mapping of names to tensors): "
+                        f"save them with torch.save(model.state_dict(), PATH)")
     state = {k: v for k, v in state.items() if not k.startswith(("layer4.", "fc."))}
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
