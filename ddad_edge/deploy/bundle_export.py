@@ -39,8 +39,9 @@ from ddad_edge.deploy.recipes import recipe_for
 from ddad_edge.deploy.thresholds import ThresholdRule, compute_thresholds, nominal_statistics
 from ddad_edge.errors import DdadError
 from ddad_edge.model.checkpoint import Run, open_run
+from ddad_edge.model.pipeline import DDADPipeline
 from ddad_edge.model.runner import TorchRunner, build_pipeline_reproducibly
-from ddad_edge.runtime.base import INPUT_NAME, OUTPUT_NAMES
+from ddad_edge.runtime.base import INPUT_NAME, OUTPUT_NAMES, Inspection
 
 PROBE_NAME = "probe.npz"
 CALIBRATION_FRAMES_NAME = "calibration.npz"
@@ -115,14 +116,14 @@ class Prepared:
 
     run: Run
     options: ExportOptions
-    pipeline: object  # DDADPipeline
+    pipeline: DDADPipeline
     scoring: ScoringMode
     steps: int
     size: int
     fid: FidelitySet
-    ref: object  # Inspection of the torch pipeline on fid.frames
+    ref: Inspection  # the torch pipeline on fid.frames
     test: tuple[np.ndarray, np.ndarray] | None  # (frames, labels) of the test split
-    ref_test: object  # Inspection on the test frames, or None
+    ref_test: Inspection | None  # the torch pipeline on the test frames
     work: Path
     fp32: Path
     summary: GraphSummary

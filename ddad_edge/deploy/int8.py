@@ -3,8 +3,9 @@
 ONNX Runtime's `quantize_static` writes the file: QDQ format, signed INT8 activations and weights, both
 symmetric (every zero point 0, as TensorRT requires), per-channel weights, biases left in FP32 (TensorRT
 dequantizes only INT8 tensors), Q/DQ on the inputs of convolutions and matrix products only (TensorRT's
-recommended placement; it fuses each pair into the INT8 kernel that reads it). Activation ranges come from nominal training images only, by the
-recipe's method (min-max, entropy or percentile), computed once and reused for every retry.
+recommended placement; it fuses each pair into the INT8 kernel that reads it). Activation ranges
+come from nominal training images only, by the recipe's method (min-max, entropy or percentile),
+computed once and reused for every retry.
 
 Fallback: the file is judged on held-out nominal and painted-defect images against the FP32 reference.
 If the score rank correlation falls below the recipe's minimum, or the map or score error passes the
@@ -77,7 +78,7 @@ def _ort_quantization():
     return quantization
 
 
-def _reader(frames: np.ndarray, batch: int = 8):
+def _reader(frames: np.ndarray, batch: int = 1):
     q = _ort_quantization()
 
     class FrameReader(q.CalibrationDataReader):

@@ -10,15 +10,15 @@ writes (module paths, see onnx_export.py):
   distances       cosine similarity of features (sums of squares over 128–1024 channels), the pixel
                   distance, the fusion ratio and the score
 
-`measure_fp16_groups` converts one group at a time (all else FP32) and reports the error each group
-causes on its own; a recipe keeps a group in FP32 when that error passes its limit, or always. The
-conversion keeps float32 inputs and outputs (here uint8 in, float32 out) so a runner never sees FP16.
+`measure_fp16_groups` puts one group at a time in FP16 (all else FP32) and reports the error each group
+causes on its own, with FP16 rounding emulated (`emulate_fp16`: ONNX Runtime on a CPU cannot show it);
+a recipe keeps a group in FP32 when that error passes its limit, or always. The conversion keeps the
+graph's inputs and outputs as they are (uint8 in, float32 out), so a runner never sees FP16.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 

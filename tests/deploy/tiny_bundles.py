@@ -12,6 +12,7 @@ defaults (fewest-step student) can be tested without distilling in the test suit
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
 import os
@@ -37,7 +38,8 @@ int8:
 """
 
 _cache: dict = {}
-_stack = contextlib.ExitStack()
+_stack = contextlib.ExitStack()  # holds the prepared export's temporary folder open until the session ends
+atexit.register(_stack.close)
 
 
 def tiny_project(tiny_run: Path, tmp_path_factory) -> Path:
