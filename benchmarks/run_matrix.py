@@ -60,6 +60,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--reference-threads", default="0,1",
                    help="torch thread counts to time the reference with (0: torch's default); the fastest is used")
     p.add_argument("--no-reference", action="store_true")
+    p.add_argument("--no-reference-again", dest="reference_again", action="store_false",
+                   help="do not time the reference once more after the rows")
     p.add_argument("--reference-spec", default="ddad-s,256,wide_resnet101_2",
                    help="preset,size,backbone of the reference (DDAD-S as published; smaller only for smoke tests)")
     p.add_argument("--edge", default="int8,2,wide_resnet50_2", help="default edge variant: precision,steps,backbone")
@@ -173,6 +175,15 @@ def main(argv: list[str] | None = None) -> int:
                 row.update(fidelity=numbers, fidelity_source=src, fidelity_model=model)
             rows.append(row)
             gc.collect()
+    refs = [r for r in rows if r.get("reference")]
+    if refs and a.reference_again:
+        # Load from other work changes over a long run: time the baseline once more at the end, with its
+        # faster thread count, so it gets its best showing (add_speedups takes the fastest reference row).
+        best = min(refs, key=lambda r: r["stages_ms"]["frame"]["p50"])
+        again = bench_reference(source, a.reference_warmup, a.reference_iters, peak, not a.no_progress,
+                                threads=best["variant"]["threads"], spec=reference_spec)
+        again["variant"]["name"] += ", again at the end"
+        rows.append(again)
     add_speedups(rows)
 
     # Where the time goes: ONNX Runtime's per-operator profile of the default edge variant.
