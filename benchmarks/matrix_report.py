@@ -37,8 +37,9 @@ def provenance(rows: list[dict], a: Any) -> list[str]:
         lines.append(f"- **Reference** ({ref['calls']} measured calls after {ref['warmup_calls']} warm-up; few "
                      f"because each takes seconds here): {ref['variant']['model']}.")
     lines += [
-        "- **Speed rows** (every other row): speed-only bundles made by `benchmarks/speed_bundles.py` with the "
-        "export stage's own functions: a DDAD-S UNet at the listed size with **random weights** (a K-step graph "
+        "- **Speed rows** (all rows but the reference): speed-only bundles made by `benchmarks/speed_bundles.py` "
+        f"with the export stage's own functions: a {a.preset} UNet at {a.image_size} px with **random weights** "
+        "(a K-step graph "
         "costs the same whatever its weights; steps 1 and 2 stand for distilled students, whose graphs are the "
         "same UNet called K times), a randomly initialised backbone, FP32 by `deploy.onnx_export.export_onnx`, "
         "INT8 by `deploy.int8.quantize_file` with the default recipe's settings (calibration/int8.yaml: Q/DQ on "
@@ -110,6 +111,15 @@ def verdict(rows: list[dict], edge_key: Any, profile: dict | None) -> list[str]:
         lines += [f"| {p['name']} | {p['ms_per_run']:,.1f} | {100 * p['share']:.1f}% |" for p in profile["by_part"]]
         lines += ["", "| operator | ms per run | share |", "|---|---|---|"]
         lines += [f"| {p['name']} | {p['ms_per_run']:,.1f} | {100 * p['share']:.1f}% |" for p in profile["by_op"][:12]]
+        share = {p["name"]: p["share"] for p in profile["by_op"]}
+        qdq = share.get("QuantizeLinear", 0) + share.get("DequantizeLinear", 0)
+        int8_ops = sum(v for k, v in share.items() if k.startswith(("QLinear", "MatMulInteger", "ConvInteger")))
+        fp32_ops = share.get("Conv", 0) + share.get("Gemm", 0) + share.get("MatMul", 0) + share.get("FusedConv", 0)
+        rest = 1 - qdq - int8_ops - fp32_ops
+        lines += ["", f"In kernel time: integer convolutions/products {100 * int8_ops:.0f}%, float "
+                  f"convolutions/products {100 * fp32_ops:.0f}%, converting to and from INT8 (Quantize/"
+                  f"DequantizeLinear) {100 * qdq:.0f}%, everything else (normalisation, activations, element-wise "
+                  f"arithmetic, layout) {100 * rest:.0f}%."]
         lines += ["", "Slowest nodes: " + "; ".join(f"`{n['node']}` ({n['op']}) {n['ms_per_run']:.1f} ms"
                                                     for n in profile["top_nodes"][:6]) + "."]
     return lines + ["", ""]
@@ -131,17 +141,22 @@ def int8_vs_fp32(rows: list[dict]) -> list[str]:
 
 def overhead_section(overhead: dict) -> list[str]:
     lines = [f"## The inspection loop's own overhead (issue 5: < {OVERHEAD_TARGET_MS:g} ms per frame at 256 px)", "",
-             "Everything but the runner's call, per frame, measured with `profile_loop` on the real loop with the "
-             "event log (events.jsonl) on, as `ddad-edge run` writes it:", "",
-             "| frames read | runner | n | overhead p50 | p99 | max | decode p50 | resize p50 | decide+reject p50 | "
-             "sinks p50 | target |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for name, o in overhead.items():
+             "Everything but the runner's call, per frame (decode + resize + decision + reject planning + sinks), "
+             "measured with `profile_loop` on the real loop. The null graph is a real ONNX Runtime graph that "
+             "costs almost nothing (`ddad_edge/bench/null_model.py`), so the loop runs at line rate; with the "
+             "event log on, events.jsonl is written as `ddad-edge run` writes it (flushed per record, synced to "
+             "disk at most once a second: around a runner taking about a second per frame, on every frame).", "",
+             "| frames read | runner | event log | n | overhead p50 | p99 | max | decode p50 | resize p50 | "
+             "decide+reject p50 | sinks p50 | target (p99) |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for o in overhead.values():
         s, ov = o["stages_ms"], o["overhead_ms"]
         ok = "met" if ov["p99"] < OVERHEAD_TARGET_MS else ("met at p50 only" if ov["p50"] < OVERHEAD_TARGET_MS
                                                           else "NOT met")
-        lines.append(f"| {name} | {o['runner']} | {o['frames']} | {ov['p50']:.2f} | {ov['p99']:.2f} | "
-                     f"{ov['max']:.2f} | {s['decode']['p50']:.2f} | {s['preprocess']['p50']:.2f} | "
-                     f"{s['decide']['p50'] + s['reject']['p50']:.3f} | {s['sinks']['p50']:.2f} | {ok} |")
+        sinks = s.get("sinks", {}).get("p50", 0.0)
+        lines.append(f"| {o['frames_read']} | {o['runner']} | {'on' if o['event_log'] else 'off'} | {o['frames']} | "
+                     f"{ov['p50']:.2f} | {ov['p99']:.2f} | {ov['max']:.2f} | {s['decode']['p50']:.2f} | "
+                     f"{s['preprocess']['p50']:.2f} | {s['decide']['p50'] + s['reject']['p50']:.3f} | {sinks:.2f} | "
+                     f"{ok} |")
     return lines + ["", ""]
 
 

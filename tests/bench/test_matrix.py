@@ -24,7 +24,8 @@ def test_matrix_at_toy_scale(run_matrix, tmp_path):
     out = tmp_path / "results"
     args = ["--work", str(tmp_path / "work"), "--out", str(out), "--machine", "toy", "--preset", "tiny",
             "--image-size", "32", "--steps", "1", "--precisions", "fp32,int8", "--scorings", "pixel",
-            "--frame-size", "64x48", "--warmup", "1", "--iters", "3", "--overhead-frames", "4", "--profile-runs", "1",
+            "--frame-size", "64x48", "--warmup", "1", "--iters", "3", "--overhead-frames", "4", "--null-frames", "20",
+            "--profile-runs", "1",
             "--edge", "int8,1,pixel", "--reference-spec", "tiny,32,resnet18", "--reference-threads", "1",
             "--reference-iters", "2", "--no-progress"]
     assert run_matrix.main(args) == 0
@@ -48,8 +49,13 @@ def test_matrix_at_toy_scale(run_matrix, tmp_path):
         assert words in md, words
     assert (out / "toy.png").read_bytes()[:4] == b"\x89PNG"
     details = json.loads((out / "toy.details.json").read_text())
-    assert details["ort_profile"]["runs"] == 1 and len(details["loop_overhead"]) == 2
+    assert details["ort_profile"]["runs"] == 1
+    cases = list(details["loop_overhead"].values())
+    fastest = min((fp32, int8), key=lambda r: r["stages_ms"]["frame"]["p50"])
+    assert [c["runner"] for c in cases] == ["null graph"] * 3 + [fastest["variant"]["name"]]
+    assert [c["event_log"] for c in cases] == [False, True, True, True]
+    assert [c["frames"] for c in cases] == [20, 20, 20, 4]
     # a second run reuses the bundles it made
-    made = sorted(p.name for p in (tmp_path / "work").iterdir() if p.is_dir() and not p.name.startswith("frames"))
+    made = sorted(p.name for p in (tmp_path / "work").iterdir() if p.is_dir() and p.name.startswith("tiny"))
     assert made == ["tiny-32-k1-pixel-fp32", "tiny-32-k1-pixel-int8"]
     assert "speed-only" in (tmp_path / "work" / made[1] / "manifest.yaml").read_text()
