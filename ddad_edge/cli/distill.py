@@ -14,17 +14,24 @@ from ddad_edge.cli.app import app
 def distill(
     run: Optional[Path] = typer.Option(None, help="Run folder (default: the latest under ./runs)."),
     to_steps: int = typer.Option(2, "--to-steps", help="Network calls per frame of the final student: 4, 2 or 1."),
-    method: str = typer.Option("progressive", help="progressive (halve round by round) or direct (one round, "
-                                                   "the student's whole chain against the teacher's x̂0)."),
-    teacher_steps: int = typer.Option(8, help="Steps of the grid distilled from (to-steps·2^n)."),
-    t_prime: int = typer.Option(248, "--t-prime", help="Noise level T' of the start; a multiple of teacher-steps."),
-    iterations: int = typer.Option(150, help="Optimiser steps per round."),
-    max_minutes: Optional[float] = typer.Option(None, help="Training time over all rounds (shared equally)."),
-    batch_size: int = typer.Option(8),
-    lr: float = typer.Option(1e-4),
-    random_noise: float = typer.Option(0.5, help="Fraction of each batch started from fresh noise, not the "
-                                                 "fixed noise constant."),
-    seed: int = typer.Option(0),
+    method: Optional[str] = typer.Option(None, help="direct (default: one round, the student's whole chain against "
+                                                    "the teacher's final x̂0) or progressive (halve the steps "
+                                                    "round by round)."),
+    teacher_steps: Optional[int] = typer.Option(None, help="Steps of the grid distilled from, to-steps·2^n "
+                                                           "(default 8)."),
+    t_prime: Optional[int] = typer.Option(None, "--t-prime", help="Noise level T' of the start, a multiple of "
+                                                                  "teacher-steps (default 248)."),
+    iterations: Optional[int] = typer.Option(None, help="Optimiser steps per round (default 200)."),
+    max_minutes: Optional[float] = typer.Option(None, help="Training time over all rounds, shared equally; 0: no "
+                                                           "limit (default 8, so a CPU finishes)."),
+    batch_size: Optional[int] = typer.Option(None, help="Default 8."),
+    lr: Optional[float] = typer.Option(None, help="Adam learning rate (default 1e-4)."),
+    synthetic_defects: Optional[float] = typer.Option(None, help="Fraction of each batch given a pasted patch, "
+                                                                 "so the student learns the teacher's repairs "
+                                                                 "(default 0.5)."),
+    random_noise: Optional[float] = typer.Option(None, help="Fraction of each batch started from fresh noise "
+                                                            "instead of the fixed noise constant (default 0)."),
+    seed: Optional[int] = typer.Option(None),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
 ) -> None:
     """Distill the conditioned sampler to 4, 2 or 1 steps; saves RUN/students/steps_K.pt and RUN/distill/report.json."""
@@ -33,21 +40,29 @@ def distill(
     from ddad_edge.train.distill import DistillConfig, DistillMethod
     from ddad_edge.train.distill_run import distill_run
 
-    try:
-        chosen = DistillMethod(method)
-    except ValueError:
-        raise DdadError(f"--method {method!r}: choose {' or '.join(m.value for m in DistillMethod)}") from None
-    if not 0.0 <= random_noise <= 1.0:
-        raise DdadError(f"--random-noise {random_noise} is a fraction: give a number from 0 to 1")
-    if iterations < 1 or batch_size < 1:
-        raise DdadError("--iterations and --batch-size must be at least 1")
-    cfg = DistillConfig(to_steps=to_steps, teacher_steps=teacher_steps, t_prime=t_prime, method=chosen,
-                        iterations=iterations, max_minutes=max_minutes or 0.0, batch_size=batch_size, lr=lr,
-                        random_noise=random_noise, seed=seed)
+    given = dict(to_steps=to_steps, teacher_steps=teacher_steps, t_prime=t_prime, iterations=iterations,
+                 max_minutes=max_minutes, batch_size=batch_size, lr=lr, synthetic_defects=synthetic_defects,
+                 random_noise=random_noise, seed=seed)
+    options = {k: v for k, v in given.items() if v is not None}
+    if method is not None:
+        try:
+            options["method"] = DistillMethod(method)
+        except ValueError:
+            raise DdadError(f"--method {method!r}: choose {' or '.join(m.value for m in DistillMethod)}") from None
+    for name in ("random_noise", "synthetic_defects"):
+        if not 0.0 <= options.get(name, 0.0) <= 1.0:
+            raise DdadError(f"--{name.replace('_', '-')} {options[name]} is a fraction: give a number from 0 to 1")
+    for name in ("iterations", "batch_size"):
+        if options.get(name, 1) < 1:
+            raise DdadError(f"--{name.replace('_', '-')} must be at least 1")
+    if options.get("max_minutes", 0.0) < 0:
+        raise DdadError("--max-minutes must be 0 (no limit) or more")
+    cfg = DistillConfig(**options)
     r = open_run(run or latest_run())
     result = distill_run(r, cfg, device=device, echo=lambda line: typer.echo(line, err=True))
-    typer.echo(f"η=0, w={r.cfg.sampler.w:g}; ρ, |Δmap|, |Δx̂0| on {len(r.val_files)} held-out nominal images "
-               f"against the {teacher_steps}-step teacher")
+    typer.echo(f"{cfg.method.value} distillation, η=0, w={r.cfg.sampler.w:g}. rank ρ, |Δmap|, |Δx̂0|: "
+               f"{len(r.val_files)} held-out nominal images; test ρ: the test split; all against the "
+               f"{cfg.teacher_steps}-step teacher")
     for line in result.table():
         typer.echo(line)
     typer.echo(f"saved {', '.join(str(p) for p in result.checkpoints)}")

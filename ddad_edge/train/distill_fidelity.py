@@ -4,7 +4,9 @@ For every sampler (the teacher on DDAD's grid, the teacher on the distillation g
 student and the naive baseline, i.e. the teacher itself run with only K steps):
   - on the test split, where there is one: image AUROC, pixel AUROC, AUPRO (as `ddad-edge evaluate`);
   - on the run's held-out nominal images: Spearman rank correlation of the image scores with the
-    reference teacher's, mean |anomaly map − teacher map|, mean |x̂0 − teacher x̂0|.
+    reference teacher's, mean |anomaly map − teacher map|, mean |x̂0 − teacher x̂0|;
+  - on the test split: the rank correlation of all scores with the teacher's, defects included (a student
+    can copy nominal reconstructions well and still treat defects differently from its teacher).
 All samplers run at η=0 from the pipeline's fixed noise constant, exactly as they would be deployed.
 """
 
@@ -58,6 +60,7 @@ class FidelityRow:
     rank_corr: float = NAN  # Spearman ρ of held-out nominal scores against the reference teacher
     map_mae: float = NAN  # mean |map − reference map| on held-out nominal images
     x0_mae: float = NAN  # mean |x̂0 − reference x̂0| on held-out nominal images ([−1, 1] scale)
+    test_rank_corr: float = NAN  # Spearman ρ of the test split's scores (defects included) against the reference
 
     def to_json(self) -> dict:
         return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(self).items()}
@@ -87,20 +90,30 @@ def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
     return float(spearmanr(a, b).statistic)
 
 
+@dataclass
+class Reference:
+    """The reference teacher's outputs on the held-out nominal images and on the test split (None: absent)."""
+
+    val: Outputs | None
+    test: Outputs | None
+
+
 def measure(pipe: DDADPipeline, label: str, round_: int, test: TestSet | None, val: np.ndarray | None,
-            reference: Outputs | None) -> tuple[FidelityRow, Outputs | None]:
-    """The report row of one sampler, and its outputs on the held-out images (to serve as a reference)."""
+            reference: Reference | None) -> tuple[FidelityRow, Reference]:
+    """The report row of one sampler, and its own outputs (to serve as the reference of the others)."""
     row = FidelityRow(label, round_, len(pipe.timesteps), pipe.t_prime, list(pipe.timesteps))
-    if test is not None:
-        out = run_pipeline(pipe, test.images)
-        m = metrics_of(test.labels, out.scores, test.masks, test.has_mask, out.maps)
+    test_out = run_pipeline(pipe, test.images) if test is not None else None
+    if test_out is not None:
+        m = metrics_of(test.labels, test_out.scores, test.masks, test.has_mask, test_out.maps)
         row.image_auroc, row.pixel_auroc, row.aupro = m["image_auroc"], m["pixel_auroc"], m["aupro"]
     val_out = run_pipeline(pipe, val) if val is not None and len(val) else None
-    if val_out is not None and reference is not None:
-        row.rank_corr = rank_correlation(val_out.scores, reference.scores)
-        row.map_mae = float(np.abs(val_out.maps - reference.maps).mean())
-        row.x0_mae = float(np.abs(val_out.x0 - reference.x0).mean())
-    return row, val_out
+    if reference is not None and val_out is not None and reference.val is not None:
+        row.rank_corr = rank_correlation(val_out.scores, reference.val.scores)
+        row.map_mae = float(np.abs(val_out.maps - reference.val.maps).mean())
+        row.x0_mae = float(np.abs(val_out.x0 - reference.val.x0).mean())
+    if reference is not None and test_out is not None and reference.test is not None:
+        row.test_rank_corr = rank_correlation(test_out.scores, reference.test.scores)
+    return row, Reference(val_out, test_out)
 
 
 def fmt(v: float | None, digits: int = 3) -> str:
@@ -113,14 +126,15 @@ def format_grid(timesteps: list[int], t_prime: int) -> str:
 
 
 TABLE_HEADER = ("round", "sampler", "K", "grid (T'→t…)", "img AUROC", "pix AUROC", "AUPRO", "rank ρ",
-                "|Δmap|", "|Δx̂0|")
+                "|Δmap|", "|Δx̂0|", "test ρ")
 
 
 def table_lines(rows: list[FidelityRow]) -> list[str]:
     """The report as a plain-text table, one line per sampler (also valid Markdown)."""
     cells = [TABLE_HEADER] + [
         (str(r.round), r.label, str(r.steps), format_grid(r.timesteps, r.t_prime), fmt(r.image_auroc),
-         fmt(r.pixel_auroc), fmt(r.aupro), fmt(r.rank_corr), fmt(r.map_mae, 4), fmt(r.x0_mae, 4))
+         fmt(r.pixel_auroc), fmt(r.aupro), fmt(r.rank_corr), fmt(r.map_mae, 4), fmt(r.x0_mae, 4),
+         fmt(r.test_rank_corr))
         for r in rows
     ]
     widths = [max(len(c[i]) for c in cells) for i in range(len(TABLE_HEADER))]

@@ -28,7 +28,7 @@ from ddad_edge.model.unet import UNet
 from ddad_edge.train.diffusion import pick_device
 from ddad_edge.train.distill import (DistillConfig, DistillMethod, distill_round, distillation_grids,
                                      fixed_start_noise)
-from ddad_edge.train.distill_fidelity import (FidelityRow, Outputs, TestSet, fmt, measure, table_lines,
+from ddad_edge.train.distill_fidelity import (FidelityRow, Reference, TestSet, fmt, measure, table_lines,
                                              write_report)
 
 
@@ -102,17 +102,20 @@ def distill_run(run: Run, cfg: DistillConfig, device: str = "auto", show_progres
     rows: list[FidelityRow] = []
 
     def record(unet: UNet, grid: list[int], t_prime: int, label: str, round_: int,
-               reference: Outputs | None) -> tuple[FidelityRow, Outputs | None]:
+               reference: Reference | None) -> tuple[FidelityRow, Reference]:
         row, out = measure(pipeline(unet, grid, t_prime), label, round_, test, val, reference)
+        if reference is None:  # the reference itself: ρ = 1 and no error, by definition
+            if out.val is not None:
+                row.rank_corr, row.map_mae, row.x0_mae = 1.0, 0.0, 0.0
+            if out.test is not None:
+                row.test_rank_corr = 1.0
         rows.append(row)
         echo(f"measured {label} ({len(grid)} steps): image AUROC {fmt(row.image_auroc)}, "
-             f"rank ρ {fmt(row.rank_corr)}, |Δx̂0| {fmt(row.x0_mae, 4)}")
+             f"rank ρ {fmt(row.rank_corr)}, |Δx̂0| {fmt(row.x0_mae, 4)}, test ρ {fmt(row.test_rank_corr)}")
         return row, out
 
-    # The reference: the teacher on the distillation grid (against itself: ρ = 1, no error, by definition).
+    # The reference every other sampler is compared with: the teacher on the distillation grid.
     ref_row, reference = record(teacher, grids[0], cfg.t_prime, "teacher", 0, None)
-    if reference is not None:
-        ref_row.rank_corr, ref_row.map_mae, ref_row.x0_mae = 1.0, 0.0, 0.0
     # DDAD's own grid against it: shows what moving to a grid that halves on integers costs.
     record(teacher, teacher_grid(run), rc.sampler.t_prime, "teacher (DDAD grid)", 0, reference)
     checkpoints = [save_checkpoint(run.student_path(len(grids[0])), student_payload(

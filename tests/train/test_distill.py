@@ -16,8 +16,8 @@ from ddad_edge.model.checkpoint import load_checkpoint, load_run_unet, open_run
 from ddad_edge.model.pipeline import frames_to_tensor
 from ddad_edge.model.runner import build_pipeline
 from ddad_edge.model.schedule import alpha_bar, alphas_cumprod
-from ddad_edge.train.distill import (DistillConfig, DistillMethod, distill_round, distillation_grids,
-                                     fixed_start_noise, reconstruction_error, x0_target)
+from ddad_edge.train.distill import (DistillConfig, DistillMethod, add_synthetic_defects, distill_round,
+                                     distillation_grids, fixed_start_noise, reconstruction_error, x0_target)
 
 
 def test_grids_halve_on_integers_down_to_one_step():
@@ -53,6 +53,22 @@ def test_x0_target_makes_one_step_land_on_the_teacher():
         landed = math.sqrt(a_n) * x0 + math.sqrt(1 - a_n) * eps_hat  # the η=0 step
         torch.testing.assert_close(landed, x_next, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(x0_target(x_t, x_next, abar, 31, -1), x_next)  # last step: the teacher's x̂0
+
+
+def test_synthetic_defects_are_one_small_rectangle_in_the_chosen_images():
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(6, 3, 32, 32, generator=g) * 2 - 1
+    before = x.clone()
+    out, mask = add_synthetic_defects(x, 1.0, g)
+    torch.testing.assert_close(x, before)  # the batch itself is left alone
+    for i in range(6):
+        rows, cols = torch.nonzero((out[i] != x[i]).any(0), as_tuple=True)
+        assert len(rows) > 0
+        assert rows.max() - rows.min() < 8 and cols.max() - cols.min() < 8  # at most H/4 × W/4
+        assert mask[i, 0, rows, cols].all()  # every changed pixel is marked
+    untouched, none = add_synthetic_defects(x, 0.0, g)
+    torch.testing.assert_close(untouched, x)
+    assert not none.any()
 
 
 def _round_setup(run_dir):
@@ -94,11 +110,12 @@ def _cli(capsys, *args):
     return code, captured.out, captured.err.strip()
 
 
-def test_distill_saves_each_round_with_its_grid_and_w_and_evaluate_picks_it(tmp_path, tiny_run, capsys):
+def test_progressive_distill_saves_each_round_with_its_grid_and_w_and_evaluate_picks_it(tmp_path, tiny_run,
+                                                                                         capsys):
     run_dir = tmp_path / "run"
     shutil.copytree(tiny_run, run_dir)
     code, out, err = _cli(capsys, "distill", "--run", run_dir, "--to-steps", 1, "--teacher-steps", 4,
-                          "--iterations", 2, "--batch-size", 4, "--device", "cpu")
+                          "--method", "progressive", "--iterations", 2, "--batch-size", 4, "--device", "cpu")
     assert code == 0, err
     run = open_run(run_dir)
     assert run.students() == [1, 2, 4]
@@ -141,6 +158,7 @@ def test_evaluate_refuses_steps_that_were_not_distilled_in_one_line(tiny_run, ca
     (("--to-steps", 3), "4, 2, 1"),
     (("--method", "magic"), "progressive or direct"),
     (("--random-noise", 1.5), "fraction"),
+    (("--teacher-steps", 6), "cannot be halved"),
 ])
 def test_distill_bad_options_are_one_line(tiny_run, capsys, args, words):
     code, out, err = _cli(capsys, "distill", "--run", tiny_run, *args)
