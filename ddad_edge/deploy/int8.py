@@ -11,7 +11,8 @@ Fallback: the file is judged on held-out nominal and painted-defect images again
 If the score rank correlation falls below the recipe's minimum, or the map or score error passes the
 recipe's tolerance, the quantized nodes are ranked by the error each one adds (relative error of its
 output minus that of its input, FP32 vs Q/DQ, on a few frames), and the worst are kept in FP32 for the
-next try; the number kept doubles each round. The report lists them.
+next try, together with every node that shares their weights (the same UNet convolution in each
+unrolled step); the number kept doubles each round. The report lists them.
 """
 
 from __future__ import annotations
@@ -56,6 +57,33 @@ class Int8Result:
     fallback_nodes: list[str]  # kept in FP32 by the fallback, most sensitive first
     attempts: list[Attempt] = field(default_factory=list)
     sensitivity: list[tuple[str, float]] = field(default_factory=list)  # (node, added relative error), worst first
+    source: Path | None = None  # the FP32 graph as quantized (Constant nodes made initializers)
+
+
+def constants_to_initializers(src: Path, dst: Path) -> Path:
+    """Copy of `src` with every Constant node's tensor moved into the initializers (same values, same names).
+
+    The exporter writes folded weights (a convolution with its batch norm) as Constant nodes; the quantizer
+    handles a weight or bias only as an initializer. Returns `dst`.
+    """
+    import onnx
+
+    model = onnx.load(str(src))
+    g = model.graph
+    keep = []
+    for node in g.node:
+        value = node.attribute[0] if node.op_type == "Constant" and len(node.attribute) == 1 else None
+        if value is not None and value.name == "value" and value.type == onnx.AttributeProto.TENSOR:
+            tensor = onnx.TensorProto()
+            tensor.CopyFrom(value.t)
+            tensor.name = node.output[0]
+            g.initializer.append(tensor)
+        else:
+            keep.append(node)
+    del g.node[:]
+    g.node.extend(keep)
+    onnx.save(model, str(dst))
+    return Path(dst)
 
 
 @contextmanager
@@ -165,42 +193,41 @@ def judge(path: Path, fid: FidelitySet, ref_maps: np.ndarray, ref_scores: np.nda
 def rank_sensitive_nodes(fp32: Path, qdq: Path, frames: np.ndarray, targets: list[str]) -> list[tuple[str, float]]:
     """Quantized nodes ranked by the relative error each adds (output error minus input error), worst first.
 
-    Runs both graphs on `frames` (a few suffice) with every target's data input and output exposed.
+    Runs both graphs on `frames` (a few suffice), one frame at a time, with every target's data input and
+    output exposed; only running sums are kept, so memory stays at one frame's activations per graph.
     """
     import onnx
+    import onnxruntime as ort
     from onnx import TensorProto, helper
 
     model = onnx.load(str(fp32))
     by_name = {n.name: n for n in model.graph.node}
     pairs = [(name, by_name[name].input[0], by_name[name].output[0]) for name in targets if name in by_name]
-    tensors = sorted({t for _, i, o in pairs for t in (i, o)})
-    acts = []
+    wanted = {t for _, i, o in pairs for t in (i, o)}
+    sessions = []
     for path in (fp32, qdq):
         m = onnx.load(str(path))
         present = {o for n in m.graph.node for o in n.output}
         known = {o.name for o in m.graph.output}
-        for t in tensors:
-            if t in present and t not in known:
-                m.graph.output.append(helper.make_tensor_value_info(t, TensorProto.FLOAT, None))
-        import onnxruntime as ort
-
+        for t in sorted(wanted & present - known):
+            m.graph.output.append(helper.make_tensor_value_info(t, TensorProto.FLOAT, None))
         options = ort.SessionOptions()
         options.log_severity_level = 3
-        session = ort.InferenceSession(m.SerializeToString(), options, providers=["CPUExecutionProvider"])
-        names = [o.name for o in session.get_outputs() if o.name in set(tensors)]
-        sums: dict[str, np.ndarray] = {}
-        for i in range(len(frames)):
-            values = session.run(names, {"frames": frames[i:i + 1]})
-            for name, v in zip(names, values):
-                sums.setdefault(name, []).append(np.asarray(v, np.float64))
-        acts.append({k: np.concatenate(v) for k, v in sums.items()})
-    ref, quant = acts
+        sessions.append(ort.InferenceSession(m.SerializeToString(), options, providers=["CPUExecutionProvider"]))
+    names = sorted(wanted & {o.name for o in sessions[0].get_outputs()} & {o.name for o in sessions[1].get_outputs()})
+    diff2 = dict.fromkeys(names, 0.0)
+    ref2 = dict.fromkeys(names, 0.0)
+    for i in range(len(frames)):
+        feed = {"frames": np.ascontiguousarray(frames[i:i + 1])}
+        ref = sessions[0].run(names, feed)
+        quant = sessions[1].run(names, feed)
+        for name, r, q in zip(names, ref, quant):
+            r = np.asarray(r, np.float64)
+            diff2[name] += float(np.square(np.asarray(q, np.float64) - r).sum())
+            ref2[name] += float(np.square(r).sum())
 
     def rel(t: str) -> float:
-        if t not in ref or t not in quant:
-            return 0.0
-        num = float(np.linalg.norm(quant[t] - ref[t]))
-        return num / max(float(np.linalg.norm(ref[t])), 1e-12)
+        return float(np.sqrt(diff2[t] / max(ref2[t], 1e-24))) if t in diff2 else 0.0
 
     ranked = [(name, rel(o) - rel(i)) for name, i, o in pairs]
     ranked.sort(key=lambda item: -item[1])
@@ -219,12 +246,14 @@ def quantize_int8(fp32: Path, dst: Path, calibration: np.ndarray, fid: FidelityS
 
     model = onnx.load(str(fp32))
     targets, kept = _targets(model, recipe)
+    source = constants_to_initializers(fp32, Path(work) / "int8-source.onnx")
+    siblings = _weight_groups(onnx.load(str(source)), targets)
     cache = Path(work) / "int8-ranges.json"
     cache.unlink(missing_ok=True)
-    result = Int8Result(Path(dst), targets, kept, [])
+    result = Int8Result(Path(dst), targets, kept, [], source=source)
     excluded: list[str] = []
     for round_ in range(recipe.fallback_rounds + 1):
-        quantize_file(fp32, dst, calibration, recipe, cache, kept + excluded)
+        quantize_file(source, dst, calibration, recipe, cache, kept + excluded)
         attempt = judge(dst, fid, ref_maps, ref_scores, recipe.min_rank_correlation, tolerance, excluded)
         result.attempts.append(attempt)
         log(f"int8 try {round_ + 1}: {len(targets) - len(excluded)} of {len(targets)} nodes quantized, "
@@ -243,5 +272,31 @@ def quantize_int8(fp32: Path, dst: Path, calibration: np.ndarray, fid: FidelityS
             probe = fid.frames[np.r_[0:min(2, len(fid.frames) // 2), len(fid.frames) - 2:len(fid.frames)]]
             result.sensitivity = rank_sensitive_nodes(fp32, dst, probe, targets)
         n = min(len(targets), math.ceil(recipe.fallback_fraction * len(targets) * 2 ** round_))
-        excluded = [name for name, _ in result.sensitivity[:n]]
+        excluded = _with_weight_siblings([name for name, _ in result.sensitivity[:n]], siblings)
     return result
+
+
+def _weight_groups(model, targets: list[str]) -> dict[str, list[str]]:
+    """For each target, the targets that read the same weight initializer (itself included).
+
+    The K unrolled steps call the same UNet, so each of its convolutions appears K times over one
+    weight tensor; the quantizer puts Q/DQ on a weight for all its readers, so they share one precision.
+    """
+    inits = {t.name for t in model.graph.initializer}
+    wanted = set(targets)
+    by_weight: dict[str, list[str]] = {}
+    weight_of = {}
+    for node in model.graph.node:
+        if node.name in wanted and len(node.input) > 1 and node.input[1] in inits:
+            by_weight.setdefault(node.input[1], []).append(node.name)
+            weight_of[node.name] = node.input[1]
+    return {name: by_weight.get(weight_of.get(name, ""), [name]) for name in targets}
+
+
+def _with_weight_siblings(names: list[str], siblings: dict[str, list[str]]) -> list[str]:
+    """`names` plus every node sharing a weight with one of them, in order, without repeats."""
+    out: dict[str, None] = {}
+    for name in names:
+        for sibling in siblings.get(name, [name]):
+            out[sibling] = None
+    return list(out)

@@ -105,8 +105,9 @@ def _make_int8(recipe: Recipe, fp32: Path, dst: Path, work: Path, fid: FidelityS
     zero_points = check_symmetric(dst)
     study = None
     if cfg.cpu_study:
-        study = study_cpu_variants(fp32, dst, work, calibration, cfg, result.kept_by_recipe + result.fallback_nodes,
-                                   fid, ref_maps, ref_scores, runs=latency_runs, log=log)
+        study = study_cpu_variants(fp32, result.source, dst, work, calibration, cfg,
+                                   result.kept_by_recipe + result.fallback_nodes, fid, ref_maps, ref_scores,
+                                   runs=latency_runs, log=log)
     details = {
         "kind": "int8",
         "format": "QDQ, INT8 activations and weights, symmetric (zero points 0), per-channel weights, FP32 biases",

@@ -60,7 +60,7 @@ class Int8Recipe:
     percentile: float = 99.999  # for method: percentile
     calibration_images: int = 64  # nominal training images (never test images)
     op_types: tuple[str, ...] = ("Conv", "Gemm", "MatMul")  # ops whose inputs get Q/DQ
-    keep_fp32: tuple[str, ...] = ("blur",)  # node groups never quantized
+    keep_fp32: tuple[str, ...] = ("blur", "time_embedding")  # node groups never quantized
     min_rank_correlation: float = 0.98  # score ranking vs FP32 on held-out nominal + painted-defect images
     fallback_rounds: int = 4  # retries, each keeping more of the most sensitive nodes in FP32
     fallback_fraction: float = 0.1  # of the quantized nodes, excluded per retry (doubles each round)
