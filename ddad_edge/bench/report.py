@@ -156,7 +156,9 @@ def plot_latency_vs_auroc(rows: list[dict[str, Any]], path: Path, title: str = "
     known = [a for a in aurocs if a is not None]
     low = min(known + [0.5]) - 0.08
     band = low + 0.03
-    for r, auroc in zip(rows, aurocs):
+    order = sorted(range(len(rows)), key=lambda i: rows[i]["stages_ms"]["frame"]["p50"])
+    lift = {i: 4 + 9 * (k % 4) for k, i in enumerate(order)}  # neighbours' labels on different heights
+    for i, (r, auroc) in enumerate(zip(rows, aurocs)):
         x = r["stages_ms"]["frame"]["p50"]
         v = r["variant"]
         label = v["name"]
@@ -167,7 +169,7 @@ def plot_latency_vs_auroc(rows: list[dict[str, Any]], path: Path, title: str = "
         else:
             ax.scatter([x], [auroc], s=40, color="tab:blue", zorder=2)
         ax.annotate(label, (x, auroc if auroc is not None else band), fontsize=6, rotation=35,
-                    xytext=(3, 3), textcoords="offset points")
+                    xytext=(3, lift[i]), textcoords="offset points")
     ax.axhline(low + 0.06, color="lightgrey", lw=0.8)
     ax.text(0.01, band - 0.02, "below the line: no AUROC in the variant's report (speed only)",
             transform=ax.get_yaxis_transform(), fontsize=7, color="grey", va="top")
