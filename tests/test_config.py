@@ -55,3 +55,13 @@ def test_from_dict_fills_defaults():
     assert cfg.sampler.w == 5.0 and cfg.sampler.t_prime == 250
     assert dataclasses.asdict(cfg.model) == dataclasses.asdict(RunConfig().model)
     assert to_dict(cfg)["scoring"]["mode"] == "fused"
+
+
+@pytest.mark.parametrize("t_max", [250, 100, 1001])
+def test_t_max_must_cover_the_reconstructions_start(t_max):
+    from ddad_edge.config import check_run_config
+
+    cfg = run_config_for("tiny", 32, "bottle")  # T' = 250 of 1000 steps
+    with pytest.raises(DdadError, match=r"train\.t_max"):
+        check_run_config(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, t_max=t_max)))
+    check_run_config(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, t_max=251)))

@@ -26,9 +26,11 @@ def distill(
                                                            "limit (default 8, so a CPU finishes)."),
     batch_size: Optional[int] = typer.Option(None, help="Default 8."),
     lr: Optional[float] = typer.Option(None, help="Adam learning rate (default 1e-4)."),
-    synthetic_defects: Optional[float] = typer.Option(None, help="Fraction of each batch given a pasted patch, "
+    synthetic_defects: Optional[float] = typer.Option(None, help="Fraction of each batch given a synthetic defect, "
                                                                  "so the student learns the teacher's repairs "
-                                                                 "(default 0.5)."),
+                                                                 "(default 1: every image, most pixels stay nominal)."),
+    defect_weight: Optional[float] = typer.Option(None, help="Loss weight of the pixels of a synthetic defect, "
+                                                             "others 1 (default 30)."),
     random_noise: Optional[float] = typer.Option(None, help="Fraction of each batch started from fresh noise "
                                                             "instead of the fixed noise constant (default 0)."),
     seed: Optional[int] = typer.Option(None),
@@ -42,7 +44,7 @@ def distill(
 
     given = dict(to_steps=to_steps, teacher_steps=teacher_steps, t_prime=t_prime, iterations=iterations,
                  max_minutes=max_minutes, batch_size=batch_size, lr=lr, synthetic_defects=synthetic_defects,
-                 random_noise=random_noise, seed=seed)
+                 random_noise=random_noise, seed=seed, defect_weight=defect_weight)
     options = {k: v for k, v in given.items() if v is not None}
     if method is not None:
         try:
@@ -55,6 +57,8 @@ def distill(
     for name in ("iterations", "batch_size"):
         if options.get(name, 1) < 1:
             raise DdadError(f"--{name.replace('_', '-')} must be at least 1")
+    if options.get("defect_weight", 1.0) <= 0:
+        raise DdadError("--defect-weight must be more than 0")
     if options.get("max_minutes", 0.0) < 0:
         raise DdadError("--max-minutes must be 0 (no limit) or more")
     cfg = DistillConfig(**options)

@@ -115,18 +115,24 @@ class FeatureExtractor(nn.Module):
         return [f1, f2, f3]
 
 
+RANDOM_BACKBONE_SEED = 0  # the seed of a backbone with backbone_weights: none
+
+
 def load_backbone(name: str, weights: str = "") -> FeatureExtractor:
     """Build a feature extractor and load its weights.
 
     `weights`: a path to a torchvision state_dict (.pth); "" to try torchvision's pretrained weights (needs
     torchvision and, the first time, the internet); "none" for random weights, with a warning, because
-    features of an untrained network make a weak anomaly map.
+    features of an untrained network make a weak anomaly map. Random weights are drawn from a fixed seed, so
+    every stage (adapt, distill, evaluate, export) of a run sees the same network.
     """
-    model = FeatureExtractor(name)
     if weights == "none":
         warnings.warn(f"backbone {name} has random weights (backbone_weights: none): anomaly maps use "
                       "untrained features; give --backbone-weights PATH for real use", stacklevel=2)
-        return model.eval()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(RANDOM_BACKBONE_SEED)
+            return FeatureExtractor(name).eval()
+    model = FeatureExtractor(name)
     if weights:
         path = Path(weights)
         if not path.is_file():

@@ -37,7 +37,8 @@ def build_pipeline(run: Run, steps: int | None = None, eta: float | None = None,
 
     `steps`: None or the teacher's number of steps → the teacher on its own grid; another K → the student
     distilled to K steps (refused in one line when none was), or with `naive` the teacher itself run on a
-    K-step grid. `eta`, `mode`, `w`, `ratio` override the run's config (w of a student: warned about).
+    K-step grid. `eta`, `mode`, `w`, `ratio` override the run's config (w of a student: warned about); a
+    student runs at the η it was distilled for unless `eta` is given.
     """
     cfg = run.cfg
     abar = alphas_cumprod(cfg.diffusion)
@@ -66,6 +67,8 @@ def build_pipeline(run: Run, steps: int | None = None, eta: float | None = None,
                           "its reconstructions will be off; distill again for this w", stacklevel=2)
         else:
             w_used = float(payload["w"])
+        if eta is None:  # a student is distilled for its own η (0): the run's η (DDAD's 1) would be off
+            eta = float(payload.get("eta", 0.0))
     scoring = cfg.scoring
     changes = {}
     if mode is not None:

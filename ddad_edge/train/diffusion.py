@@ -39,11 +39,15 @@ def pick_device(requested: str = "auto") -> torch.device:
     return torch.device(requested)
 
 
-def diffusion_loss(unet: UNet, x0: torch.Tensor, abar: torch.Tensor, generator: torch.Generator | None = None
-                   ) -> torch.Tensor:
-    """DDAD's ε loss for a batch x0 (B, C, H, W) in [−1, 1]: mean over the batch of the per-image sum of squares."""
+def diffusion_loss(unet: UNet, x0: torch.Tensor, abar: torch.Tensor, generator: torch.Generator | None = None,
+                   t_max: int = 0) -> torch.Tensor:
+    """DDAD's ε loss for a batch x0 (B, C, H, W) in [−1, 1]: mean over the batch of the per-image sum of squares.
+
+    t is drawn uniformly from [0, t_max) (0: the whole schedule).
+    """
     b = x0.shape[0]
-    t = torch.randint(0, abar.shape[0], (b,), generator=generator).to(x0.device)
+    high = t_max if 0 < t_max <= abar.shape[0] else abar.shape[0]
+    t = torch.randint(0, high, (b,), generator=generator).to(x0.device)
     eps = torch.randn(x0.shape, generator=generator).to(x0.device)
     a = abar.to(x0.device)[t].float().view(b, 1, 1, 1)
     x_t = a.sqrt() * x0 + (1 - a).sqrt() * eps
@@ -224,7 +228,7 @@ def _fit(cfg: RunConfig, out: Path, resume: bool, dev: torch.device, show_progre
                 x0 = torch.where(flip.view(-1, 1, 1, 1), x0.flip(-1), x0)
             x0 = x0.to(dev, non_blocking=True)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-                loss = diffusion_loss(model, x0, abar, gen)
+                loss = diffusion_loss(model, x0, abar, gen, cfg.train.t_max)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -83,3 +83,21 @@ def test_weights_of_another_backbone_are_one_line(tmp_path):
 def test_random_weights_warn():
     with pytest.warns(UserWarning, match="random weights"):
         load_backbone("resnet18", "none")
+
+
+def test_random_backbone_weights_are_the_same_in_every_stage():
+    import warnings
+
+    from ddad_edge.model.backbone import load_backbone
+
+    torch.manual_seed(1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = load_backbone("resnet18", "none").state_dict()
+        after_first = torch.rand(1)
+        torch.manual_seed(1)
+        torch.rand(5)  # another global state: the same network still
+        b = load_backbone("resnet18", "none").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    torch.manual_seed(1)
+    assert torch.equal(torch.rand(1), after_first)  # the caller's random stream is left alone

@@ -13,6 +13,24 @@ from ddad_edge.model.unet import UNet
 from ddad_edge.train.diffusion import diffusion_loss, train_diffusion
 
 
+def test_t_max_trains_only_the_noise_levels_below_it():
+    seen = []
+
+    class Recorder(torch.nn.Module):
+        def forward(self, x, t):
+            seen.append(t.clone())
+            return torch.zeros_like(x)
+
+    abar = alphas_cumprod(DiffusionConfig())
+    x0 = torch.zeros(64, 3, 8, 8)
+    diffusion_loss(Recorder(), x0, abar, torch.Generator().manual_seed(0), t_max=300)
+    diffusion_loss(Recorder(), x0, abar, torch.Generator().manual_seed(0))
+    assert seen[0].max() < 300 and seen[0].min() >= 0
+    assert seen[1].max() >= 300  # without t_max: the whole schedule (64 draws, P(all < 300) ~ 1e-34)
+    assert run_config_for("tiny", None, "widget").train.t_max == 300  # the tiny preset uses it; DDAD's do not
+    assert run_config_for("ddad-s", None, "bottle").train.t_max == 0
+
+
 def test_loss_is_ddads_sum_over_pixels_mean_over_batch():
     torch.manual_seed(0)
     unet = UNet(model_preset("tiny", 32))

@@ -55,7 +55,7 @@ def test_x0_target_makes_one_step_land_on_the_teacher():
     torch.testing.assert_close(x0_target(x_t, x_next, abar, 31, -1), x_next)  # last step: the teacher's x̂0
 
 
-def test_synthetic_defects_are_one_small_rectangle_in_the_chosen_images():
+def test_synthetic_defects_are_one_small_shape_in_the_chosen_images():
     g = torch.Generator().manual_seed(3)
     x = torch.rand(6, 3, 32, 32, generator=g) * 2 - 1
     before = x.clone()
@@ -66,6 +66,10 @@ def test_synthetic_defects_are_one_small_rectangle_in_the_chosen_images():
         assert len(rows) > 0
         assert rows.max() - rows.min() < 8 and cols.max() - cols.min() < 8  # at most H/4 × W/4
         assert mask[i, 0, rows, cols].all()  # every changed pixel is marked
+    many, marks = add_synthetic_defects(torch.zeros(64, 3, 32, 32), 1.0, g)
+    sizes = marks.flatten(1).sum(1)
+    assert sizes.min() >= 1 and sizes.max() <= 64  # never more than the H/4 x W/4 box
+    assert (sizes <= 12).float().mean() > 0.3  # spots and thin lines, not only patches
     untouched, none = add_synthetic_defects(x, 0.0, g)
     torch.testing.assert_close(untouched, x)
     assert not none.any()
@@ -137,6 +141,7 @@ def test_progressive_distill_saves_each_round_with_its_grid_and_w_and_evaluate_p
 
     pipe = build_pipeline(run, steps=2)
     assert pipe.timesteps == [186, 62] and pipe.t_prime == 248 and pipe.w == run.cfg.sampler.w
+    assert run.cfg.sampler.eta == 1.0 and pipe.eta == 0.0  # a student runs at the η it was distilled for
     with pytest.warns(UserWarning, match="distilled for w="):
         build_pipeline(run, steps=2, w=run.cfg.sampler.w + 1.0)
 
@@ -159,6 +164,7 @@ def test_evaluate_refuses_steps_that_were_not_distilled_in_one_line(tiny_run, ca
     (("--method", "magic"), "progressive or direct"),
     (("--random-noise", 1.5), "fraction"),
     (("--teacher-steps", 6), "cannot be halved"),
+    (("--defect-weight", 0), "more than 0"),
 ])
 def test_distill_bad_options_are_one_line(tiny_run, capsys, args, words):
     code, out, err = _cli(capsys, "distill", "--run", tiny_run, *args)
