@@ -104,7 +104,8 @@ def run_demo(out: Path, minutes: float = 8.0, json_path: Path | None = None,
     log("[3/8] adapting the feature extractor")
     _cli(["adapt", "--run", str(run), "--max-steps", str(ADAPT_STEPS)], log)
     log(f"[4/8] distilling the sampler to 2 steps for {plan.distill_minutes} min")
-    _cli(["distill", "--run", str(run), "--to-steps", "2", "--max-minutes", str(plan.distill_minutes)], log)
+    _cli(["distill", "--run", str(run), "--to-steps", "2", "--max-minutes", str(plan.distill_minutes),
+          "--scoring", SCORING], log)
     log(f"[5/8] exporting the 2-step graph as an INT8 bundle, {SCORING} scoring")
     # The extractor starts from random weights here (nothing is downloaded), so its features carry less
     # than the pixels even after adaptation; on this synthetic set pixel scoring ranks defects better. With
@@ -113,7 +114,7 @@ def run_demo(out: Path, minutes: float = 8.0, json_path: Path | None = None,
           "--target", "onnx", "--scoring", SCORING], log)
     log("[6/8] image AUROC of the INT8 bundle on the synthetic test split")
     metrics_path = out / "metrics-int8-k2.json"
-    _cli(["evaluate", "--bundle", str(bundle), "--json", str(metrics_path)], log)
+    _cli(["evaluate", "--bundle", str(bundle), "--json", str(metrics_path), "--out", str(out / "eval")], log)
     metrics = json.loads(metrics_path.read_text())
     log("[7/8] the inspection loop on the conveyor video, simulated GPIO")
     line = out / "line"
@@ -126,7 +127,7 @@ def run_demo(out: Path, minutes: float = 8.0, json_path: Path | None = None,
     log("[8/8] latency of the INT8 bundle on this CPU")
     bench_json = out / "bench.json"
     _cli(["bench", "--bundle", str(bundle), "--warmup", "5", "--iters", "30", "--json", str(bench_json),
-          "--md", str(out / "bench.md"), "--no-progress"], log)
+          "--md", str(out / "bench.md"), "--plot", str(out / "bench.png"), "--no-progress"], log)
     bench = json.loads(bench_json.read_text())
     rows = bench if isinstance(bench, list) else bench.get("rows", [])
     whole = _whole_frame(rows)
@@ -139,6 +140,8 @@ def run_demo(out: Path, minutes: float = 8.0, json_path: Path | None = None,
         "frame_verdicts_right": f"{verdicts['verdicts_right']}/{verdicts['frames_with_part']}",
         "p50_ms": whole.get("p50"), "p99_ms": whole.get("p99"),
         "bundle": str(bundle), "events": str(events), "ng_images": str(line / "ng"),
+        "overlays": str(out / "eval" / "overlays"), "distill_report": str(run / "distill" / "report.json"),
+        "latency_plot": str(out / "bench.png"),
         "minutes": round((time.monotonic() - started) / 60, 2),
     }
     (out / "demo-summary.json").write_text(json.dumps(result, indent=2))

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from ddad_edge.cli.app import app
+from ddad_edge.config import ScoringMode
 
 
 @app.command()
@@ -34,6 +35,9 @@ def distill(
     random_noise: Optional[float] = typer.Option(None, help="Fraction of each batch started from fresh noise "
                                                             "instead of the fixed noise constant (default 0)."),
     seed: Optional[int] = typer.Option(None),
+    scoring: Optional[ScoringMode] = typer.Option(None, "--scoring",
+                                                  help="Scoring of the report's AUROC and rank columns: the one "
+                                                       "you will export (default: the run's)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
 ) -> None:
     """Distill the conditioned sampler to 4, 2 or 1 steps; saves RUN/students/steps_K.pt and RUN/distill/report.json."""
@@ -63,8 +67,9 @@ def distill(
         raise DdadError("--max-minutes must be 0 (no limit) or more")
     cfg = DistillConfig(**options)
     r = open_run(run or latest_run())
-    result = distill_run(r, cfg, device=device, echo=lambda line: typer.echo(line, err=True))
-    typer.echo(f"{cfg.method.value} distillation, η=0, w={r.cfg.sampler.w:g}. rank ρ, |Δmap|, |Δx̂0|: "
+    result = distill_run(r, cfg, device=device, scoring=scoring, echo=lambda line: typer.echo(line, err=True))
+    mode = (scoring or r.cfg.scoring.mode).value
+    typer.echo(f"{cfg.method.value} distillation, η=0, w={r.cfg.sampler.w:g}, {mode} scoring. rank ρ, |Δmap|, |Δx̂0|: "
                f"{len(r.val_files)} held-out nominal images; test ρ: the test split; all against the "
                f"{cfg.teacher_steps}-step teacher")
     for line in result.table():

@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from ddad_edge.config import to_dict
+from ddad_edge.config import ScoringMode, to_dict
 from ddad_edge.data.folders import list_test, load_images, load_test_arrays
 from ddad_edge.errors import DdadError
 from ddad_edge.model.checkpoint import Run, save_checkpoint
@@ -69,8 +69,11 @@ def student_payload(run: Run, unet: UNet, grid: list[int], cfg: DistillConfig, w
 
 
 def distill_run(run: Run, cfg: DistillConfig, device: str = "auto", show_progress: bool = True,
-                echo: Callable[[str], None] = print) -> DistillResult:
+                echo: Callable[[str], None] = print, scoring: ScoringMode | None = None) -> DistillResult:
     """Distill the run's teacher down to cfg.to_steps steps; save each round and the report.
+
+    `scoring`: the anomaly map the report's scores use (default the run's): the one that will be exported.
+    Training does not depend on it.
 
     `echo` receives one line per measured sampler while the work goes on.
     """
@@ -84,7 +87,7 @@ def distill_run(run: Run, cfg: DistillConfig, device: str = "auto", show_progres
     size, channels = rc.model.image_size, rc.model.in_channels
     # The teacher and the scorer exactly as `evaluate` and export build them (a backbone that is random by
     # configuration comes out the same), so the report's numbers are the ones the user will see later.
-    base = build_pipeline_reproducibly(run, eta=0.0)
+    base = build_pipeline_reproducibly(run, eta=0.0, mode=scoring)
     teacher, scorer = base.unet.to(dev), base.scorer.to(dev).eval()
     abar = alphas_cumprod(rc.diffusion)
     images = frames_to_tensor(load_images([Path(p) for p in run.train_files], size))  # (N, C, S, S)
@@ -156,6 +159,7 @@ def distill_run(run: Run, cfg: DistillConfig, device: str = "auto", show_progres
     seconds = time.monotonic() - started
     report = write_report(run.path / "distill" / "report.json", {
         "run": str(run.path), "method": cfg.method.value, "w": w, "eta": 0.0, "device": str(dev),
+        "scoring": (scoring or rc.scoring.mode).value,
         "config": to_dict(cfg), "rows": [row.to_json() for row in rows], "rounds": rounds,
         "summary": summary_of(rows, cfg.to_steps), "seconds_training": round(spent, 1),
         "seconds_total": round(seconds, 1),

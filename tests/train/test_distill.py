@@ -119,7 +119,8 @@ def test_progressive_distill_saves_each_round_with_its_grid_and_w_and_evaluate_p
     run_dir = tmp_path / "run"
     shutil.copytree(tiny_run, run_dir)
     code, out, err = _cli(capsys, "distill", "--run", run_dir, "--to-steps", 1, "--teacher-steps", 4,
-                          "--method", "progressive", "--iterations", 2, "--batch-size", 4, "--device", "cpu")
+                          "--method", "progressive", "--iterations", 2, "--batch-size", 4, "--device", "cpu",
+                          "--scoring", "pixel")
     assert code == 0, err
     run = open_run(run_dir)
     assert run.students() == [1, 2, 4]
@@ -132,6 +133,7 @@ def test_progressive_distill_saves_each_round_with_its_grid_and_w_and_evaluate_p
     assert set(student["fidelity"]) >= {"student", "naive"} and student["training"]["iterations"] == 2
 
     report = json.loads((run_dir / "distill" / "report.json").read_text())
+    assert report["scoring"] == "pixel" and "pixel scoring" in out  # the mode the report's scores use
     labels = [(r["label"], r["steps"]) for r in report["rows"]]
     assert labels[:2] == [("teacher", 4), ("teacher (DDAD grid)", 10)]
     assert ("student", 1) in labels and ("naive teacher", 1) in labels and ("student", 2) in labels
