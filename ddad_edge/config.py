@@ -343,9 +343,8 @@ def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
     return cls(**kwargs)
 
 
-def load_run_config(path: Path) -> RunConfig:
-    """Read a RunConfig from YAML and check its values (`check_run_config`); missing sections keep their
-    defaults."""
+def read_config_yaml(path: Path) -> dict:
+    """The mapping in a config YAML file, or one line naming the file and what is wrong with it."""
     path = Path(path)
     if not path.is_file():
         raise DdadError(f"config file not found: {path}")
@@ -359,6 +358,23 @@ def load_run_config(path: Path) -> RunConfig:
         raise DdadError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
     except (UnicodeDecodeError, RecursionError) as exc:
         raise DdadError(f"config file {path} is not a YAML text file ({type(exc).__name__})") from None
+    if not isinstance(data, dict):
+        raise DdadError(f"config section 'top level' must be a mapping (config file {path})")
+    return data
+
+
+def load_run_config(path: Path, base: RunConfig | None = None) -> RunConfig:
+    """Read a RunConfig from YAML and check its values (`check_run_config`). Keys the file does not give
+    keep their value in `base` (a preset from `run_config_for`), or the dataclass defaults without one."""
+    data = read_config_yaml(path)
+    if base is not None:
+        merged = to_dict(base)
+        for section, values in data.items():
+            if isinstance(values, dict) and isinstance(merged.get(section), dict):
+                merged[section] = {**merged[section], **values}
+            else:
+                merged[section] = values
+        data = merged
     return check_run_config(from_dict(RunConfig, data))
 
 

@@ -65,3 +65,25 @@ def test_t_max_must_cover_the_reconstructions_start(t_max):
     with pytest.raises(DdadError, match=r"train\.t_max"):
         check_run_config(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, t_max=t_max)))
     check_run_config(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, t_max=251)))
+
+
+def test_a_partial_config_file_overlays_the_preset_it_names_or_is_given(tmp_path, synth_root):
+    from ddad_edge.cli import main
+
+    partial = tmp_path / "partial.yaml"
+    partial.write_text("train:\n  t_max: 400\n")
+    base = run_config_for("tiny", 32, "widget")
+    cfg = load_run_config(partial, base=base)
+    assert cfg.model == base.model and cfg.train.t_max == 400 and cfg.train.lr == base.train.lr
+    # through `train`: --preset tiny with a one-key file trains the tiny model, not DDAD-S defaults
+    assert main(["train", "--data", str(synth_root), "--category", "widget", "--preset", "tiny", "--image-size",
+                 "32", "--config", str(partial), "--epochs", "0", "--out", str(tmp_path / "a")]) == 0
+    saved = load_run_config(tmp_path / "a" / "config.yaml")
+    assert saved.model.preset == "tiny" and saved.model.image_size == 32 and saved.train.t_max == 400
+    # the file's own model.preset serves when --preset is not given
+    named = tmp_path / "named.yaml"
+    named.write_text("model:\n  preset: tiny\n  image_size: 32\n")
+    assert main(["train", "--data", str(synth_root), "--category", "widget", "--config", str(named),
+                 "--epochs", "0", "--out", str(tmp_path / "b")]) == 0
+    saved = load_run_config(tmp_path / "b" / "config.yaml")
+    assert saved.model == run_config_for("tiny", 32).model and saved.train.t_max == 300

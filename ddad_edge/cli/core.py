@@ -31,7 +31,7 @@ def train(
     preset: Optional[str] = typer.Option(None, help=f"UNet preset: {', '.join(MODEL_PRESETS)} (default ddad-s)."),
     image_size: Optional[int] = typer.Option(None, help="Image size (default: the preset's)."),
     out: Optional[Path] = typer.Option(None, help="Run folder (default: runs/<category or dataset name>)."),
-    config: Optional[Path] = typer.Option(None, help="A RunConfig YAML; command-line options override it."),
+    config: Optional[Path] = typer.Option(None, help="A RunConfig YAML (all or some keys) over the preset; command-line options override it."),
     max_steps: Optional[int] = typer.Option(None, help="Stop after this many optimiser steps."),
     max_minutes: Optional[float] = typer.Option(None, help="Stop after this many minutes."),
     epochs: Optional[int] = typer.Option(None, help="Training epochs (default: the preset's)."),
@@ -46,7 +46,7 @@ def train(
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
 ) -> None:
     """Train the DDAD-S denoising UNet on the nominal images of train/good."""
-    from ddad_edge.config import check_run_config, load_run_config, run_config_for
+    from ddad_edge.config import check_run_config, load_run_config, read_config_yaml, run_config_for
     from ddad_edge.train.diffusion import train_diffusion
 
     name = category or data.resolve().name
@@ -61,7 +61,13 @@ def train(
             asked = run_config_for(preset or cfg.model.preset, image_size)
             cfg = dataclasses.replace(cfg, model=asked.model)
     elif config is not None:
-        cfg = load_run_config(config)
+        # The file overlays a preset: --preset, else the file's own model.preset, else ddad-s; keys the
+        # file leaves out keep the preset's values (a one-key file must not fall back to DDAD-S defaults).
+        given = read_config_yaml(config).get("model")
+        named = given.get("preset") if isinstance(given, dict) else None
+        base = run_config_for(preset or (named if named in MODEL_PRESETS else "ddad-s"), image_size, category,
+                              str(data))
+        cfg = load_run_config(config, base=base)
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=str(data), category=category))
     else:
         cfg = run_config_for(preset or "ddad-s", image_size, category, str(data))
