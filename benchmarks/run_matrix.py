@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     if refs and a.reference_again:
         # Load from other work changes over a long run: time the baseline once more at the end, with its
         # faster thread count, so it gets its best showing (add_speedups takes the fastest reference row).
-        best = min(refs, key=lambda r: r["stages_ms"]["frame"]["p50"])
+        best = min(refs, key=_p50)
         again = bench_reference(source, a.reference_warmup, a.reference_iters, peak, not a.no_progress,
                                 threads=best["variant"]["threads"], spec=reference_spec)
         again["variant"]["name"] += ", again at the end"
@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         null = write_null_bundle(a.work / f"null-{a.image_size}", a.image_size)
         small = file_source_factory(write_synthetic_frames(a.work / f"frames-{a.image_size}", a.image_size,
                                                            a.image_size, quality=95))
-        fastest = min((r for r in rows if r["variant"].get("bundle")), key=lambda r: _p50(r), default=None)
+        fastest = min((r for r in rows if r["variant"].get("bundle")), key=_p50, default=None)
         cases = [(f"{a.image_size}x{a.image_size} JPEG", small, null.path, "null graph", False, a.null_frames),
                  (f"{a.image_size}x{a.image_size} JPEG", small, null.path, "null graph", True, a.null_frames),
                  (f"{width}x{height} JPEG", source, null.path, "null graph", True, a.null_frames)]

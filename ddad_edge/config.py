@@ -366,7 +366,11 @@ def read_config_yaml(path: Path) -> dict:
 def load_run_config(path: Path, base: RunConfig | None = None) -> RunConfig:
     """Read a RunConfig from YAML and check its values (`check_run_config`). Keys the file does not give
     keep their value in `base` (a preset from `run_config_for`), or the dataclass defaults without one."""
-    data = read_config_yaml(path)
+    return run_config_from(read_config_yaml(path), base)
+
+
+def run_config_from(data: dict, base: RunConfig | None = None) -> RunConfig:
+    """The checked RunConfig of a config mapping (as read by `read_config_yaml`) laid over `base`."""
     if base is not None:
         merged = to_dict(base)
         for section, values in data.items():

@@ -128,9 +128,7 @@ def run_demo(out: Path, minutes: float = 8.0, json_path: Path | None = None,
     bench_json = out / "bench.json"
     _cli(["bench", "--bundle", str(bundle), "--warmup", "5", "--iters", "30", "--json", str(bench_json),
           "--md", str(out / "bench.md"), "--plot", str(out / "bench.png"), "--no-progress"], log)
-    bench = json.loads(bench_json.read_text())
-    rows = bench if isinstance(bench, list) else bench.get("rows", [])
-    whole = _whole_frame(rows)
+    whole = _whole_frame(json.loads(bench_json.read_text()))  # a list of rows, as `bench --json` writes it
 
     result = {
         "image_auroc": metrics["image_auroc"], "pixel_auroc": metrics.get("pixel_auroc"),

@@ -46,7 +46,8 @@ def train(
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
 ) -> None:
     """Train the DDAD-S denoising UNet on the nominal images of train/good."""
-    from ddad_edge.config import check_run_config, load_run_config, read_config_yaml, run_config_for
+    from ddad_edge.config import (check_run_config, load_run_config, read_config_yaml, run_config_for,
+                                  run_config_from)
     from ddad_edge.train.diffusion import train_diffusion
 
     name = category or data.resolve().name
@@ -63,11 +64,12 @@ def train(
     elif config is not None:
         # The file overlays a preset: --preset, else the file's own model.preset, else ddad-s; keys the
         # file leaves out keep the preset's values (a one-key file must not fall back to DDAD-S defaults).
-        given = read_config_yaml(config).get("model")
+        file_keys = read_config_yaml(config)
+        given = file_keys.get("model")
         named = given.get("preset") if isinstance(given, dict) else None
         base = run_config_for(preset or (named if named in MODEL_PRESETS else "ddad-s"), image_size, category,
                               str(data))
-        cfg = load_run_config(config, base=base)
+        cfg = run_config_from(file_keys, base=base)
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=str(data), category=category))
     else:
         cfg = run_config_for(preset or "ddad-s", image_size, category, str(data))

@@ -40,7 +40,7 @@ from ddad_edge.deploy.thresholds import ThresholdRule, compute_thresholds, nomin
 from ddad_edge.errors import DdadError
 from ddad_edge.model.checkpoint import Run, open_run
 from ddad_edge.model.pipeline import DDADPipeline
-from ddad_edge.model.runner import TorchRunner, build_pipeline_reproducibly
+from ddad_edge.model.runner import TorchRunner, build_pipeline
 from ddad_edge.runtime.base import INPUT_NAME, OUTPUT_NAMES, Inspection
 
 PROBE_NAME = "probe.npz"
@@ -146,7 +146,7 @@ def prepare_export(options: ExportOptions, log: Callable[[str], None] = print) -
     if steps is None and run.students():  # the edge default: the fewest-step distilled sampler
         steps = min(run.students())
         log(f"using the distilled {steps}-step sampler of {run.path} (--steps to choose another)")
-    pipeline = build_pipeline_reproducibly(run, steps=steps, eta=0.0, mode=scoring, naive=options.naive)
+    pipeline = build_pipeline(run, steps=steps, eta=0.0, mode=scoring, naive=options.naive)
     steps, size = len(pipeline.timesteps), pipeline.unet.cfg.image_size
     val = load_images([Path(p) for p in run.val_files[:MAX_FIDELITY_NOMINAL]], size)
     fid = fidelity_set(val, seed=run.cfg.sampler.noise_seed)

@@ -111,19 +111,6 @@ class TorchRunner(RunnerBase):
         return Inspection(np.concatenate(maps), np.concatenate(scores))
 
 
-RANDOM_WEIGHTS_SEED = 0
-
-
-def build_pipeline_reproducibly(run: Run, **options) -> DDADPipeline:
-    """`build_pipeline` with torch's random generator seeded (and restored afterwards), so weights that are
-    random by configuration (a backbone with backbone_weights: none, no adapted backbone.pt) come out the
-    same every time: the exported graph and the torch reference of its bundle then hold the same network.
-    """
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(RANDOM_WEIGHTS_SEED)
-        return build_pipeline(run, **options)
-
-
 def pipeline_of_bundle(bundle: Bundle) -> DDADPipeline:
     """Rebuild the torch pipeline a bundle was exported from (its manifest names the run and the variant)."""
     source = bundle.manifest.get("source", {})
@@ -132,6 +119,5 @@ def pipeline_of_bundle(bundle: Bundle) -> DDADPipeline:
         raise DdadError(f"bundle {bundle.path} was exported from run {run_dir!r}, which is not here: "
                         "the torch backend needs that run folder")
     graph = bundle.manifest["graph"]
-    return build_pipeline_reproducibly(open_run(Path(run_dir)), steps=graph.get("steps"), eta=0.0,
-                                       mode=ScoringMode(graph.get("scoring", "fused")),
-                                       naive=bool(graph.get("naive", False)))
+    return build_pipeline(open_run(Path(run_dir)), steps=graph.get("steps"), eta=0.0,
+                          mode=ScoringMode(graph.get("scoring", "fused")), naive=bool(graph.get("naive", False)))

@@ -22,7 +22,7 @@ from ddad_edge.data.folders import list_test, load_images, load_test_arrays
 from ddad_edge.errors import DdadError
 from ddad_edge.model.checkpoint import Run, save_checkpoint
 from ddad_edge.model.pipeline import DDADPipeline, frames_to_tensor
-from ddad_edge.model.runner import build_pipeline_reproducibly, teacher_grid
+from ddad_edge.model.runner import build_pipeline, teacher_grid
 from ddad_edge.model.schedule import alphas_cumprod, ddim_timesteps
 from ddad_edge.model.unet import UNet
 from ddad_edge.train.diffusion import pick_device
@@ -86,8 +86,9 @@ def distill_run(run: Run, cfg: DistillConfig, device: str = "auto", show_progres
     w = rc.sampler.w
     size, channels = rc.model.image_size, rc.model.in_channels
     # The teacher and the scorer exactly as `evaluate` and export build them (a backbone that is random by
-    # configuration comes out the same), so the report's numbers are the ones the user will see later.
-    base = build_pipeline_reproducibly(run, eta=0.0, mode=scoring)
+    # configuration comes from load_backbone's fixed seed), so the report's numbers are the ones the user
+    # will see later.
+    base = build_pipeline(run, eta=0.0, mode=scoring)
     teacher, scorer = base.unet.to(dev), base.scorer.to(dev).eval()
     abar = alphas_cumprod(rc.diffusion)
     images = frames_to_tensor(load_images([Path(p) for p in run.train_files], size))  # (N, C, S, S)
