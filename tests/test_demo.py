@@ -33,7 +33,15 @@ def test_the_demo_runs_the_whole_job_and_its_summary_matches_the_files(tmp_path,
     verdicts = [e for e in events if e.get("verdict") in ("OK", "NG", "FAULT")]
     assert len(verdicts) == summary["frames"]
     assert sum(e["verdict"] == "NG" for e in verdicts) == summary["ng"]
-    assert summary["pulses"] == summary["ng"]  # one reject pulse per NG frame, on the simulated GPIO
+    assert summary["pulses"] == summary["ng"]  # one reject pulse planned per NG frame
+    # On the simulated line, pulses closer together than their width merge: each rising edge is one pulse.
+    gpio = [json.loads(line) for line in (out / "line" / "gpio-sim.jsonl").read_text().splitlines()]
+    reject = [g["high"] for g in gpio if g["line"] == "reject"]
+    rising = sum(1 for before, now in zip([False] + reject, reject) if now and not before)
+    assert rising == summary["pulses_on_line"]
+    assert summary["pulses_on_line"] <= summary["pulses"]
+    if summary["ng"]:
+        assert summary["pulses_on_line"] >= 1
     assert len(list((out / "line" / "ng").glob("*.png"))) == summary["ng"]
 
     assert 0 < summary["p50_ms"] <= summary["p99_ms"]

@@ -24,7 +24,8 @@ def demo(
     typer.echo("")
     typer.echo(f"image AUROC of the 2-step INT8 bundle on the synthetic test split: {result['image_auroc']:.3f}")
     typer.echo(f"conveyor video: {result['frames']} frames, {result['ok']} OK, {result['ng']} NG, "
-               f"{result['fault']} FAULT, {result['pulses']} reject pulses fired (simulated GPIO); "
+               f"{result['fault']} FAULT, {result['pulses']} reject pulses ({result['pulses_on_line']} on the "
+               f"simulated GPIO line, where overlapping ones merge); "
                f"verdicts right on {result['frame_verdicts_right']} frames with a part in the window")
     if result["p50_ms"] is not None:
         typer.echo(f"latency per frame on this CPU: p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms")

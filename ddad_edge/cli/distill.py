@@ -32,6 +32,10 @@ def distill(
                                                                  "(default 1: every image, most pixels stay nominal)."),
     defect_weight: Optional[float] = typer.Option(None, help="Loss weight of the pixels of a synthetic defect, "
                                                              "others 1 (default 30)."),
+    defect_target: Optional[str] = typer.Option(None, help="What the student must output on a synthetic defect: "
+                                                           "teacher (default: the teacher's reconstruction of it) "
+                                                           "or repaired (the teacher's reconstruction of the image "
+                                                           "without it; direct method only)."),
     random_noise: Optional[float] = typer.Option(None, help="Fraction of each batch started from fresh noise "
                                                             "instead of the fixed noise constant (default 0)."),
     seed: Optional[int] = typer.Option(None),
@@ -43,7 +47,7 @@ def distill(
     """Distill the conditioned sampler to 4, 2 or 1 steps; saves RUN/students/steps_K.pt and RUN/distill/report.json."""
     from ddad_edge.errors import DdadError
     from ddad_edge.model.checkpoint import latest_run, open_run
-    from ddad_edge.train.distill import DistillConfig, DistillMethod
+    from ddad_edge.train.distill import DefectTarget, DistillConfig, DistillMethod
     from ddad_edge.train.distill_run import distill_run
 
     given = dict(to_steps=to_steps, teacher_steps=teacher_steps, t_prime=t_prime, iterations=iterations,
@@ -55,6 +59,12 @@ def distill(
             options["method"] = DistillMethod(method)
         except ValueError:
             raise DdadError(f"--method {method!r}: choose {' or '.join(m.value for m in DistillMethod)}") from None
+    if defect_target is not None:
+        try:
+            options["defect_target"] = DefectTarget(defect_target)
+        except ValueError:
+            raise DdadError(f"--defect-target {defect_target!r}: choose "
+                            f"{' or '.join(t.value for t in DefectTarget)}") from None
     for name in ("random_noise", "synthetic_defects"):
         if not 0.0 <= options.get(name, 0.0) <= 1.0:
             raise DdadError(f"--{name.replace('_', '-')} {options[name]} is a fraction: give a number from 0 to 1")
@@ -66,6 +76,9 @@ def distill(
     if options.get("max_minutes", 0.0) < 0:
         raise DdadError("--max-minutes must be 0 (no limit) or more")
     cfg = DistillConfig(**options)
+    if cfg.defect_target is DefectTarget.REPAIRED and cfg.method is not DistillMethod.DIRECT:
+        raise DdadError("--defect-target repaired needs --method direct: the progressive student steps from "
+                        "the teacher's own states, which carry the defect")
     r = open_run(run or latest_run())
     result = distill_run(r, cfg, device=device, scoring=scoring, echo=lambda line: typer.echo(line, err=True))
     mode = (scoring or r.cfg.scoring.mode).value

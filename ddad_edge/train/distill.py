@@ -46,6 +46,13 @@ from ddad_edge.progress import Progress
 STUDENT_STEPS = (4, 2, 1)
 
 
+class DefectTarget(str, Enum):
+    """What the student must output where a synthetic defect was drawn."""
+
+    TEACHER = "teacher"  # the teacher's reconstruction of the image with the defect: pure distillation
+    REPAIRED = "repaired"  # the teacher's reconstruction of the same image without it (direct method only)
+
+
 class DistillMethod(str, Enum):
     """How the student is made."""
 
@@ -68,6 +75,7 @@ class DistillConfig:
     random_noise: float = 0.0  # fraction of each batch started from fresh noise instead of the fixed z
     synthetic_defects: float = 1.0  # fraction of each batch given a synthetic defect (see add_synthetic_defects)
     defect_weight: float = 30.0  # loss weight of the pixels of a synthetic defect (others: 1)
+    defect_target: DefectTarget = DefectTarget.TEACHER  # see DefectTarget and docs/distillation.md
     flip: bool = True  # horizontal flips of the training images
     seed: int = 0
 
@@ -235,10 +243,11 @@ def add_synthetic_defects(x: torch.Tensor, fraction: float, gen: torch.Generator
 
 
 def draw_batch(images: torch.Tensor, z_fixed: torch.Tensor, cfg: DistillConfig, gen: torch.Generator,
-               device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """A training batch (x, z, weight): random images (flipped, some with synthetic defects), each with the
-    fixed or fresh start noise, and the loss weight of each pixel (B, 1, H, W): cfg.defect_weight inside a
-    synthetic defect, 1 elsewhere. x serves as its own target y, as at test time."""
+               device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A training batch (x, z, weight, clean): random images (flipped, some with synthetic defects), each
+    with the fixed or fresh start noise, the loss weight of each pixel (B, 1, H, W): cfg.defect_weight inside
+    a synthetic defect, 1 elsewhere, and the same images before the defects were drawn. x serves as its own
+    condition y, as at test time."""
     n = images.shape[0]
     b = min(cfg.batch_size, n)
     x = images[torch.randperm(n, generator=gen)[:b]]
@@ -246,12 +255,13 @@ def draw_batch(images: torch.Tensor, z_fixed: torch.Tensor, cfg: DistillConfig, 
         flip = torch.rand(b, generator=gen) < 0.5
         x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
     weight = torch.ones(b, 1, *x.shape[2:])
+    clean = x
     if cfg.synthetic_defects > 0:
         x, mask = add_synthetic_defects(x, cfg.synthetic_defects, gen)
         weight = torch.where(mask, cfg.defect_weight, 1.0)
     fresh = (torch.rand(b, generator=gen) < cfg.random_noise).view(-1, 1, 1, 1)
     z = torch.where(fresh, torch.randn(x.shape, generator=gen), z_fixed.expand_as(x))
-    return x.to(device), z.to(device), weight.to(device)
+    return x.to(device), z.to(device), weight.to(device), clean.to(device)
 
 
 def distill_round(teacher: UNet, teacher_grid: list[int], images: torch.Tensor, abar: torch.Tensor,
@@ -269,6 +279,10 @@ def distill_round(teacher: UNet, teacher_grid: list[int], images: torch.Tensor, 
     k_t = len(teacher_grid)
     if cfg.method is DistillMethod.PROGRESSIVE and k_t != 2 * student_steps:
         raise ValueError(f"progressive distillation halves the steps: {k_t} → {student_steps} is not a halving")
+    repaired = cfg.defect_target is DefectTarget.REPAIRED
+    if repaired and cfg.method is not DistillMethod.DIRECT:
+        raise DdadError("--defect-target repaired needs --method direct: the progressive student steps from "
+                        "the teacher's own states, which carry the defect")
     grid = thin_grid(teacher_grid, student_steps)
     teacher = teacher.to(device).eval()
     for p in teacher.parameters():
@@ -284,9 +298,11 @@ def distill_round(teacher: UNet, teacher_grid: list[int], images: torch.Tensor, 
     step = 0
     with Progress(label, total=cfg.iterations, enabled=show_progress) as bar:
         while step < cfg.iterations and time.monotonic() < deadline:
-            x, z, weight = draw_batch(images, z_fixed, cfg, gen, device)
+            x, z, weight, clean = draw_batch(images, z_fixed, cfg, gen, device)
             with torch.no_grad():
-                states = run_states(teacher, x, x, z, abar, teacher_grid, t_prime, w)
+                # repaired: the teacher reconstructs the image as it was before the defect was drawn
+                source = clean if repaired else x
+                states = run_states(teacher, source, source, z, abar, teacher_grid, t_prime, w)
             if cfg.method is DistillMethod.PROGRESSIVE:
                 loss = progressive_loss(student, states, x, abar, teacher_grid, w, weight)
             else:
