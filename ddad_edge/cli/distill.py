@@ -33,9 +33,10 @@ def distill(
     defect_weight: Optional[float] = typer.Option(None, help="Loss weight of the pixels of a synthetic defect, "
                                                              "others 1 (default 30)."),
     defect_target: Optional[str] = typer.Option(None, help="What the student must output on a synthetic defect: "
-                                                           "teacher (default: the teacher's reconstruction of it) "
-                                                           "or repaired (the teacher's reconstruction of the image "
-                                                           "without it; direct method only)."),
+                                                           "repaired (the teacher's reconstruction of the image "
+                                                           "without it; default of, and only with, the direct "
+                                                           "method) or teacher (its reconstruction of the image "
+                                                           "with it: pure distillation; progressive's default)."),
     random_noise: Optional[float] = typer.Option(None, help="Fraction of each batch started from fresh noise "
                                                             "instead of the fixed noise constant (default 0)."),
     seed: Optional[int] = typer.Option(None),

@@ -20,8 +20,9 @@ teacher's final x̂0 (for K = 1: x_T', y → x̂0 in one call).
 
 Training inputs are as at test time: nominal training images as both x and y, the states x_t on the
 teacher's own trajectory from the pipeline's fixed noise constant z. Options: a fraction of each batch with
-a small synthetic defect drawn in (default every image, its pixels weighted 30× in the loss: the student
-must learn how its teacher repairs what is not nominal, see add_synthetic_defects), and a fraction started
+a small synthetic defect drawn in (default every image, its pixels weighted 30× in the loss, see
+add_synthetic_defects; the target there is the teacher's reconstruction of the image without the defect
+for the direct method, of the image with it for progressive, see DefectTarget), and a fraction started
 from fresh noise instead of z (default none: at this budget it did not help, and the deployed graph always
 starts from z). The measurements behind the defaults are in docs/distillation.md.
 """
@@ -47,10 +48,17 @@ STUDENT_STEPS = (4, 2, 1)
 
 
 class DefectTarget(str, Enum):
-    """What the student must output where a synthetic defect was drawn."""
+    """What the student must output where a synthetic defect was drawn (see draw_batch)."""
 
-    TEACHER = "teacher"  # the teacher's reconstruction of the image with the defect: pure distillation
-    REPAIRED = "repaired"  # the teacher's reconstruction of the same image without it (direct method only)
+    # The teacher's reconstruction of the image with the defect: pure distillation, the student copies its
+    # teacher, repairs and failures alike. Default of the progressive method.
+    TEACHER = "teacher"
+    # The teacher's reconstruction of the same image before the defect was drawn: on nominal pixels the
+    # student still copies its teacher; on the defect it must output what the teacher makes of the nominal
+    # part. Measured better than the teacher itself and than the naive 2-step teacher (docs/distillation.md);
+    # default of the direct method, which it needs (the progressive student steps from the teacher's own
+    # states, which carry the defect).
+    REPAIRED = "repaired"
 
 
 class DistillMethod(str, Enum):
@@ -75,9 +83,15 @@ class DistillConfig:
     random_noise: float = 0.0  # fraction of each batch started from fresh noise instead of the fixed z
     synthetic_defects: float = 1.0  # fraction of each batch given a synthetic defect (see add_synthetic_defects)
     defect_weight: float = 30.0  # loss weight of the pixels of a synthetic defect (others: 1)
-    defect_target: DefectTarget = DefectTarget.TEACHER  # see DefectTarget and docs/distillation.md
+    defect_target: DefectTarget | None = None  # None: repaired for the direct method, teacher for progressive
     flip: bool = True  # horizontal flips of the training images
     seed: int = 0
+
+
+    def __post_init__(self) -> None:
+        if self.defect_target is None:  # resolved here, so checkpoints and reports record what was used
+            target = DefectTarget.REPAIRED if self.method is DistillMethod.DIRECT else DefectTarget.TEACHER
+            object.__setattr__(self, "defect_target", target)
 
 
 def distillation_grids(t_prime: int, teacher_steps: int, to_steps: int) -> list[list[int]]:

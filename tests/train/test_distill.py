@@ -16,8 +16,9 @@ from ddad_edge.model.checkpoint import load_checkpoint, load_run_unet, open_run
 from ddad_edge.model.pipeline import frames_to_tensor
 from ddad_edge.model.runner import build_pipeline
 from ddad_edge.model.schedule import alpha_bar, alphas_cumprod
-from ddad_edge.train.distill import (DistillConfig, DistillMethod, add_synthetic_defects, distill_round,
-                                     distillation_grids, fixed_start_noise, reconstruction_error, x0_target)
+from ddad_edge.train.distill import (DefectTarget, DistillConfig, DistillMethod, add_synthetic_defects,
+                                     distill_round, distillation_grids, fixed_start_noise, reconstruction_error,
+                                     run_states, x0_target)
 
 
 def test_grids_halve_on_integers_down_to_one_step():
@@ -98,14 +99,40 @@ def test_one_round_brings_the_student_closer_to_the_teacher_on_held_out_images(t
     w = run.cfg.sampler.w
     # Before training the student IS the teacher, run on the student's grid: the naive teacher.
     before = reconstruction_error(teacher, s_grid, teacher, t_grid, val, abar, 248, w, z)
+    # Pure distillation (the student's targets are all the teacher's own reconstructions); the direct
+    # method's default, the repaired target, is tested on its own below: it leaves the teacher on purpose.
     cfg = DistillConfig(to_steps=student_steps, teacher_steps=teacher_steps, method=method, iterations=20,
-                        batch_size=4, lr=1e-4)
+                        batch_size=4, lr=1e-4, defect_target=DefectTarget.TEACHER)
     res = distill_round(teacher, t_grid, images, abar, 248, w, z, cfg, student_steps, show_progress=False)
     after = reconstruction_error(res.student, s_grid, teacher, t_grid, val, abar, 248, w, z)
     assert res.grid == s_grid and res.iterations == 20
     assert after < 0.8 * before, (before, after)  # seen: 0.47 and 0.67 of before
     # the teacher itself was not touched by its student's training
     torch.testing.assert_close(teacher.state_dict(), load_run_unet(run).state_dict())
+
+
+def test_a_repaired_target_teaches_the_student_to_remove_what_the_teacher_would_not_have_seen(tiny_run):
+    # Same seed, same batches, same iterations; only the target on the synthetic defects differs. Held-out
+    # images with defects of their own: inside the defects, the "repaired" student's reconstruction must be
+    # nearer the teacher's reconstruction of the clean image than the plain student's is.
+    run, images, val, abar, z = _round_setup(tiny_run)
+    teacher = load_run_unet(run)
+    t_grid, s_grid = distillation_grids(248, 4, 2)[0], distillation_grids(248, 4, 2)[-1]
+    w = run.cfg.sampler.w
+    defected, mask = add_synthetic_defects(val, 1.0, torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        clean_target = run_states(teacher, val, val, z, abar, t_grid, 248, w)[-1]
+
+    def error_in_defects(target: DefectTarget) -> float:
+        cfg = DistillConfig(to_steps=2, teacher_steps=4, method=DistillMethod.DIRECT, iterations=40, batch_size=4,
+                            defect_target=target)
+        student = distill_round(teacher, t_grid, images, abar, 248, w, z, cfg, 2, show_progress=False).student
+        with torch.no_grad():
+            out = run_states(student, defected, defected, z, abar, s_grid, 248, w)[-1]
+        return float(((out - clean_target).abs() * mask).sum() / (mask.sum() * out.shape[1]))
+
+    plain, repaired = error_in_defects(DefectTarget.TEACHER), error_in_defects(DefectTarget.REPAIRED)
+    assert repaired < 0.9 * plain, (plain, repaired)  # seen: 0.77 of plain
 
 
 def _cli(capsys, *args):
@@ -167,6 +194,8 @@ def test_evaluate_refuses_steps_that_were_not_distilled_in_one_line(tiny_run, ca
     (("--random-noise", 1.5), "fraction"),
     (("--teacher-steps", 6), "cannot be halved"),
     (("--defect-weight", 0), "more than 0"),
+    (("--defect-target", "clean"), "teacher or repaired"),
+    (("--method", "progressive", "--defect-target", "repaired"), "needs --method direct"),
 ])
 def test_distill_bad_options_are_one_line(tiny_run, capsys, args, words):
     code, out, err = _cli(capsys, "distill", "--run", tiny_run, *args)
