@@ -43,6 +43,7 @@ VERSIONS = {
 DOCSTRING_EVIDENCE = {
     "BuilderFlag.FP16": b"Enable FP16 layer selection",
     "BuilderFlag.INT8": b"Enable Int8 layer selection",
+    "BuilderFlag.TF32": b"to use TF32. TF32 computes inner products",
 }
 
 PLATFORMS = ("manylinux_2_17_x86_64", "manylinux2014_x86_64", "manylinux_2_27_x86_64",

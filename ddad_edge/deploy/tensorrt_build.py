@@ -150,9 +150,14 @@ def check_dla(builder: Any, build_profile: BuildProfile, version: TrtVersion) ->
 
 
 def configure(trt: Any, builder: Any, config: Any, build_profile: BuildProfile, cache_bytes: bytes) -> Any:
-    """Workspace, optimisation level, timing cache, hardware compatibility and DLA; returns the timing cache."""
+    """Workspace, optimisation level, TF32, timing cache, hardware compatibility and DLA; returns the timing
+    cache."""
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, build_profile.workspace_mib << 20)
     config.builder_optimization_level = build_profile.optimization_level
+    if not build_profile.tf32:
+        # On by default in every TensorRT version: FP32 layers would round to 10-bit mantissas, a precision
+        # the bundle's ONNX file does not say and its tolerance does not allow.
+        config.clear_flag(trt.BuilderFlag.TF32)
     timing_cache = config.create_timing_cache(cache_bytes)
     config.set_timing_cache(timing_cache, False)  # a cache of another GPU/version is refused, not mixed in
     if build_profile.hardware_compatibility is HardwareCompatibility.AMPERE_PLUS:
@@ -242,6 +247,7 @@ def build_engine(bundle_dir: Path | Bundle, build_profile: BuildProfile, *, trt:
         "profile": build_profile.name,
         "max_batch": build_profile.max_batch,
         "dla_core": build_profile.dla_core,
+        "tf32": build_profile.tf32,
         "built": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     update_manifest(bundle.path, {"engines": engines})

@@ -51,6 +51,10 @@ class BuildProfile:
     hardware_compatibility: HardwareCompatibility = HardwareCompatibility.NONE
     timing_cache: bool = True  # keep kernel timings in the bundle so a rebuild takes seconds
     calibration_batch: int = 8  # batch size of the legacy INT8 calibrator
+    # TF32 for FP32 layers on Ampere and later (TensorRT enables it by default): faster, but the FP32
+    # layers then multiply 10-bit mantissas, so an FP32 bundle's engine no longer matches its ONNX Runtime
+    # reference within the bundle's tolerance (`selftest` fails). Off unless asked for.
+    tf32: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.optimization_level <= 5:

@@ -8,6 +8,7 @@ FakeTensorRT refuses every name the version's real bindings lack, so a wrong pat
 from __future__ import annotations
 
 import json
+import struct
 
 import pytest
 
@@ -18,7 +19,7 @@ from ddad_edge.errors import DdadError
 from ddad_edge.runtime.trt_compat import GpuInfo, TrtVersion
 from tests.bundle_factory import make_toy_bundle
 from tests.fakes.fake_cuda import FakeCuda
-from tests.fakes.fake_tensorrt import FakeTensorRT
+from tests.fakes.fake_tensorrt import MAGIC, FakeTensorRT
 
 EXPLICIT_BATCH, STRONGLY_TYPED = 1 << 0, 1 << 1
 
@@ -199,3 +200,24 @@ def test_build_if_possible_targets(tmp_path, monkeypatch):
     with pytest.raises(DdadError, match="unknown target"):
         build_if_possible(bundle.path, "gpu")
 
+
+
+@pytest.mark.parametrize("label", ["8.6", "10.3", "10.16", "11.4"])
+def test_tf32_is_cleared_unless_the_profile_allows_it(tmp_path, label):
+    """API-shape test: TensorRT starts every builder config with TF32 on; an FP32 bundle's engine must be
+    FP32, so the builder clears the flag on every version, and keeps it only for `tf32: true`."""
+    path, trt = _build(tmp_path / "off", label, "fp32")
+    assert _calls(trt, "clear_flag") == [("clear_flag", "TF32")]
+    assert read_bundle(path.parent).engines[path.name]["tf32"] is False
+    assert "TF32" not in _engine_header(path)["builder_flags"]
+    path, trt = _build(tmp_path / "on", label, "fp32", BuildProfile(name="tf32", tf32=True))
+    assert _calls(trt, "clear_flag") == []
+    assert "TF32" in _engine_header(path)["builder_flags"]
+    assert read_bundle(path.parent).engines[path.name]["tf32"] is True
+
+
+def _engine_header(path):
+    """The flags FakeTensorRT serialised into its plan (MAGIC, header length, JSON header, model)."""
+    data = path.read_bytes()
+    (size,) = struct.unpack_from("<I", data, len(MAGIC))
+    return json.loads(data[len(MAGIC) + 4:len(MAGIC) + 4 + size])

@@ -170,7 +170,7 @@ class _TimingCache(_Object):
 class _Config(_Object):
     def __init__(self, trt: "FakeTensorRT") -> None:
         super().__init__(trt)
-        object.__setattr__(self, "_flags", set())
+        object.__setattr__(self, "_flags", {"TF32"})  # the real builder config starts with TF32 on
         object.__setattr__(self, "_profiles", [])
         object.__setattr__(self, "_timing_cache", None)
 
@@ -184,6 +184,13 @@ class _Config(_Object):
     def set_flag(self, flag: _Member) -> None:
         self._flags.add(flag.name)
         self._trt.calls.append(("set_flag", flag.name))
+
+    def clear_flag(self, flag: _Member) -> None:
+        self._flags.discard(flag.name)
+        self._trt.calls.append(("clear_flag", flag.name))
+
+    def get_flag(self, flag: _Member) -> bool:
+        return flag.name in self._flags
 
     def create_timing_cache(self, data: bytes) -> _TimingCache:
         self._trt.calls.append(("create_timing_cache", len(data)))
