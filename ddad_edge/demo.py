@@ -138,7 +138,9 @@ def run_demo(out: Path, minutes: float = 8.0, json_path: Path | None = None,
         "image_auroc": metrics["image_auroc"], "pixel_auroc": metrics.get("pixel_auroc"),
         "aupro": metrics.get("aupro"),
         "frames": _count(summary, "frames"), "ok": _count(summary, "ok"), "ng": _count(summary, "ng"),
-        "fault": _count(summary, "fault"), "pulses": _count(summary, "reject_pulses"),
+        "fault": _count(summary, "fault"),
+        # planned: one per NG frame, and one per FAULT frame still in time (the loop's --on-fault reject)
+        "pulses": _count(summary, "reject_pulses"),
         # The video is read as fast as the loop goes, so two NG frames can come closer together than a
         # pulse is wide; their pulses then merge into one longer pulse on the line (none is lost).
         "pulses_on_line": _count(summary, "pulses_fired"),

@@ -28,15 +28,15 @@ def distill(
     batch_size: Optional[int] = typer.Option(None, help="Default 8."),
     lr: Optional[float] = typer.Option(None, help="Adam learning rate (default 1e-4)."),
     synthetic_defects: Optional[float] = typer.Option(None, help="Fraction of each batch given a synthetic defect, "
-                                                                 "so the student learns the teacher's repairs "
+                                                                 "so the student learns to repair it "
                                                                  "(default 1: every image, most pixels stay nominal)."),
     defect_weight: Optional[float] = typer.Option(None, help="Loss weight of the pixels of a synthetic defect, "
                                                              "others 1 (default 30)."),
-    defect_target: Optional[str] = typer.Option(None, help="What the student must output on a synthetic defect: "
-                                                           "repaired (the teacher's reconstruction of the image "
-                                                           "without it; default of, and only with, the direct "
-                                                           "method) or teacher (its reconstruction of the image "
-                                                           "with it: pure distillation; progressive's default)."),
+    defect_target: Optional[str] = typer.Option(None, help="The student's target for an image with a synthetic "
+                                                           "defect: repaired (the teacher's reconstruction of the "
+                                                           "image without it; default of, and only with, the "
+                                                           "direct method) or teacher (its reconstruction of the "
+                                                           "image with it: pure distillation; progressive's)."),
     random_noise: Optional[float] = typer.Option(None, help="Fraction of each batch started from fresh noise "
                                                             "instead of the fixed noise constant (default 0)."),
     seed: Optional[int] = typer.Option(None),
@@ -77,9 +77,6 @@ def distill(
     if options.get("max_minutes", 0.0) < 0:
         raise DdadError("--max-minutes must be 0 (no limit) or more")
     cfg = DistillConfig(**options)
-    if cfg.defect_target is DefectTarget.REPAIRED and cfg.method is not DistillMethod.DIRECT:
-        raise DdadError("--defect-target repaired needs --method direct: the progressive student steps from "
-                        "the teacher's own states, which carry the defect")
     r = open_run(run or latest_run())
     result = distill_run(r, cfg, device=device, scoring=scoring, echo=lambda line: typer.echo(line, err=True))
     mode = (scoring or r.cfg.scoring.mode).value

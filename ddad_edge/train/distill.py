@@ -87,11 +87,18 @@ class DistillConfig:
     flip: bool = True  # horizontal flips of the training images
     seed: int = 0
 
-
     def __post_init__(self) -> None:
-        if self.defect_target is None:  # resolved here, so checkpoints and reports record what was used
-            target = DefectTarget.REPAIRED if self.method is DistillMethod.DIRECT else DefectTarget.TEACHER
-            object.__setattr__(self, "defect_target", target)
+        # Resolved here (from enum values too), so checkpoints and reports record what was used.
+        method = DistillMethod(self.method)
+        if self.defect_target is None:
+            target = DefectTarget.REPAIRED if method is DistillMethod.DIRECT else DefectTarget.TEACHER
+        else:
+            target = DefectTarget(self.defect_target)
+        if target is DefectTarget.REPAIRED and method is not DistillMethod.DIRECT:
+            raise DdadError("--defect-target repaired needs --method direct: the progressive student steps from "
+                            "the teacher's own states, which carry the defect")
+        object.__setattr__(self, "method", method)
+        object.__setattr__(self, "defect_target", target)
 
 
 def distillation_grids(t_prime: int, teacher_steps: int, to_steps: int) -> list[list[int]]:
@@ -201,9 +208,10 @@ def add_synthetic_defects(x: torch.Tensor, fraction: float, gen: torch.Generator
 
     Why: on nominal images alone the teacher's output is close to its input, and a student can match it by
     copying its input more, which erases exactly what the detector needs, the teacher NOT reproducing a
-    defect. Off-nominal inputs, with the teacher's own reconstruction of them as the target, teach the
-    student the teacher's repairs. Small dark spots and thin lines matter most: they are what a student
-    that copies its input reproduces first. No real defect is used.
+    defect. Off-nominal inputs teach the student to repair: toward the teacher's reconstruction of the same
+    image without the defect (DefectTarget.REPAIRED) or of the image with it (TEACHER, the teacher's own
+    repairs). Small dark spots and thin lines matter most: they are what a student that copies its input
+    reproduces first. No real defect is used.
     """
     b, c, h, w = x.shape
     out = x.clone()
@@ -293,10 +301,7 @@ def distill_round(teacher: UNet, teacher_grid: list[int], images: torch.Tensor, 
     k_t = len(teacher_grid)
     if cfg.method is DistillMethod.PROGRESSIVE and k_t != 2 * student_steps:
         raise ValueError(f"progressive distillation halves the steps: {k_t} → {student_steps} is not a halving")
-    repaired = cfg.defect_target is DefectTarget.REPAIRED
-    if repaired and cfg.method is not DistillMethod.DIRECT:
-        raise DdadError("--defect-target repaired needs --method direct: the progressive student steps from "
-                        "the teacher's own states, which carry the defect")
+    repaired = cfg.defect_target is DefectTarget.REPAIRED  # DistillConfig refuses it with progressive
     grid = thin_grid(teacher_grid, student_steps)
     teacher = teacher.to(device).eval()
     for p in teacher.parameters():

@@ -201,7 +201,6 @@ def test_build_if_possible_targets(tmp_path, monkeypatch):
         build_if_possible(bundle.path, "gpu")
 
 
-
 @pytest.mark.parametrize("label", ["8.6", "10.3", "10.16", "11.4"])
 def test_tf32_is_cleared_unless_the_profile_allows_it(tmp_path, label):
     """API-shape test: TensorRT starts every builder config with TF32 on; an FP32 bundle's engine must be

@@ -111,6 +111,15 @@ def test_one_round_brings_the_student_closer_to_the_teacher_on_held_out_images(t
     torch.testing.assert_close(teacher.state_dict(), load_run_unet(run).state_dict())
 
 
+def test_the_target_on_synthetic_defects_follows_the_method_and_is_checked_when_made():
+    assert DistillConfig().defect_target is DefectTarget.REPAIRED  # the direct method's default
+    assert DistillConfig(method=DistillMethod.PROGRESSIVE).defect_target is DefectTarget.TEACHER
+    from_yaml = DistillConfig(method="direct", defect_target="teacher")  # values as a file would give them
+    assert from_yaml.method is DistillMethod.DIRECT and from_yaml.defect_target is DefectTarget.TEACHER
+    with pytest.raises(DdadError, match="needs --method direct"):
+        DistillConfig(method="progressive", defect_target="repaired")
+
+
 def test_a_repaired_target_teaches_the_student_to_remove_what_the_teacher_would_not_have_seen(tiny_run):
     # Same seed, same batches, same iterations; only the target on the synthetic defects differs. Held-out
     # images with defects of their own: inside the defects, the "repaired" student's reconstruction must be
@@ -161,6 +170,8 @@ def test_progressive_distill_saves_each_round_with_its_grid_and_w_and_evaluate_p
 
     report = json.loads((run_dir / "distill" / "report.json").read_text())
     assert report["scoring"] == "pixel" and "pixel scoring" in out  # the mode the report's scores use
+    assert report["config"]["defect_target"] == "teacher"  # progressive's only target, recorded
+    assert student["distill"]["defect_target"] == "teacher"
     labels = [(r["label"], r["steps"]) for r in report["rows"]]
     assert labels[:2] == [("teacher", 4), ("teacher (DDAD grid)", 10)]
     assert ("student", 1) in labels and ("naive teacher", 1) in labels and ("student", 2) in labels
