@@ -48,24 +48,14 @@ def distill(
     """Distill the conditioned sampler to 4, 2 or 1 steps; saves RUN/students/steps_K.pt and RUN/distill/report.json."""
     from ddad_edge.errors import DdadError
     from ddad_edge.model.checkpoint import latest_run, open_run
-    from ddad_edge.train.distill import DefectTarget, DistillConfig, DistillMethod
+    from ddad_edge.train.distill import DistillConfig
     from ddad_edge.train.distill_run import distill_run
 
     given = dict(to_steps=to_steps, teacher_steps=teacher_steps, t_prime=t_prime, iterations=iterations,
                  max_minutes=max_minutes, batch_size=batch_size, lr=lr, synthetic_defects=synthetic_defects,
-                 random_noise=random_noise, seed=seed, defect_weight=defect_weight)
+                 random_noise=random_noise, seed=seed, defect_weight=defect_weight, method=method,
+                 defect_target=defect_target)  # DistillConfig turns method and target into their enums
     options = {k: v for k, v in given.items() if v is not None}
-    if method is not None:
-        try:
-            options["method"] = DistillMethod(method)
-        except ValueError:
-            raise DdadError(f"--method {method!r}: choose {' or '.join(m.value for m in DistillMethod)}") from None
-    if defect_target is not None:
-        try:
-            options["defect_target"] = DefectTarget(defect_target)
-        except ValueError:
-            raise DdadError(f"--defect-target {defect_target!r}: choose "
-                            f"{' or '.join(t.value for t in DefectTarget)}") from None
     for name in ("random_noise", "synthetic_defects"):
         if not 0.0 <= options.get(name, 0.0) <= 1.0:
             raise DdadError(f"--{name.replace('_', '-')} {options[name]} is a fraction: give a number from 0 to 1")
@@ -79,9 +69,8 @@ def distill(
     cfg = DistillConfig(**options)
     r = open_run(run or latest_run())
     result = distill_run(r, cfg, device=device, scoring=scoring, echo=lambda line: typer.echo(line, err=True))
-    mode = (scoring or r.cfg.scoring.mode).value
-    typer.echo(f"{cfg.method.value} distillation, η=0, w={r.cfg.sampler.w:g}, {mode} scoring. rank ρ, |Δmap|, |Δx̂0|: "
-               f"{len(r.val_files)} held-out nominal images; test ρ: the test split; all against the "
+    typer.echo(f"{cfg.method.value} distillation, η=0, w={r.cfg.sampler.w:g}, {result.scoring.value} scoring. "
+               f"rank ρ, |Δmap|, |Δx̂0|: {len(r.val_files)} held-out nominal images; test ρ: the test split; all against the "
                f"{cfg.teacher_steps}-step teacher")
     for line in result.table():
         typer.echo(line)

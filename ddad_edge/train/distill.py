@@ -89,16 +89,24 @@ class DistillConfig:
 
     def __post_init__(self) -> None:
         # Resolved here (from enum values too), so checkpoints and reports record what was used.
-        method = DistillMethod(self.method)
+        method = _choice(DistillMethod, self.method, "--method")
         if self.defect_target is None:
             target = DefectTarget.REPAIRED if method is DistillMethod.DIRECT else DefectTarget.TEACHER
         else:
-            target = DefectTarget(self.defect_target)
+            target = _choice(DefectTarget, self.defect_target, "--defect-target")
         if target is DefectTarget.REPAIRED and method is not DistillMethod.DIRECT:
             raise DdadError("--defect-target repaired needs --method direct: the progressive student steps from "
                             "the teacher's own states, which carry the defect")
         object.__setattr__(self, "method", method)
         object.__setattr__(self, "defect_target", target)
+
+
+def _choice(kind: type[Enum], value: object, option: str):
+    """`value` as a member of the enum `kind`, or one line naming the option and its choices."""
+    try:
+        return kind(value)
+    except ValueError:
+        raise DdadError(f"{option} {value!r}: choose {' or '.join(m.value for m in kind)}") from None
 
 
 def distillation_grids(t_prime: int, teacher_steps: int, to_steps: int) -> list[list[int]]:

@@ -40,6 +40,7 @@ class DistillResult:
     checkpoints: list[Path]
     report: Path
     seconds: float
+    scoring: ScoringMode  # the anomaly map the report's scores use
 
     def table(self) -> list[str]:
         return table_lines(self.rows)
@@ -82,6 +83,7 @@ def distill_run(run: Run, cfg: DistillConfig, device: str = "auto", show_progres
     if not run.train_files:
         raise DdadError(f"run {run.path} lists no training images (split.yaml): train it again")
     rc = run.cfg
+    scoring = scoring or rc.scoring.mode
     dev = pick_device(device)
     w = rc.sampler.w
     size, channels = rc.model.image_size, rc.model.in_channels
@@ -160,12 +162,12 @@ def distill_run(run: Run, cfg: DistillConfig, device: str = "auto", show_progres
     seconds = time.monotonic() - started
     report = write_report(run.path / "distill" / "report.json", {
         "run": str(run.path), "method": cfg.method.value, "w": w, "eta": 0.0, "device": str(dev),
-        "scoring": (scoring or rc.scoring.mode).value,
+        "scoring": scoring.value,
         "config": to_dict(cfg), "rows": [row.to_json() for row in rows], "rounds": rounds,
         "summary": summary_of(rows, cfg.to_steps), "seconds_training": round(spent, 1),
         "seconds_total": round(seconds, 1),
     })
-    return DistillResult(rows, checkpoints, report, seconds)
+    return DistillResult(rows, checkpoints, report, seconds, scoring)
 
 
 def summary_of(rows: list[FidelityRow], steps: int) -> dict:

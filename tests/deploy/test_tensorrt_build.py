@@ -8,7 +8,6 @@ FakeTensorRT refuses every name the version's real bindings lack, so a wrong pat
 from __future__ import annotations
 
 import json
-import struct
 
 import pytest
 
@@ -19,7 +18,7 @@ from ddad_edge.errors import DdadError
 from ddad_edge.runtime.trt_compat import GpuInfo, TrtVersion
 from tests.bundle_factory import make_toy_bundle
 from tests.fakes.fake_cuda import FakeCuda
-from tests.fakes.fake_tensorrt import MAGIC, FakeTensorRT
+from tests.fakes.fake_tensorrt import FakeTensorRT, split_plan
 
 EXPLICIT_BATCH, STRONGLY_TYPED = 1 << 0, 1 << 1
 
@@ -216,7 +215,5 @@ def test_tf32_is_cleared_unless_the_profile_allows_it(tmp_path, label):
 
 
 def _engine_header(path):
-    """The flags FakeTensorRT serialised into its plan (MAGIC, header length, JSON header, model)."""
-    data = path.read_bytes()
-    (size,) = struct.unpack_from("<I", data, len(MAGIC))
-    return json.loads(data[len(MAGIC) + 4:len(MAGIC) + 4 + size])
+    """What FakeTensorRT serialised into its plan (version, flags, builder flags)."""
+    return split_plan(path.read_bytes())[0]

@@ -338,12 +338,17 @@ class _Runtime(_Object):
     def deserialize_cuda_engine(self, data: bytes) -> _Engine | None:
         if not data.startswith(MAGIC):
             return None
-        (size,) = struct.unpack_from("<I", data, len(MAGIC))
-        start = len(MAGIC) + 4
-        header = json.loads(data[start:start + size])
+        header, model = split_plan(data)
         if header["tensorrt"] != self._trt.__version__:
             return None  # TensorRT refuses a plan serialised by another version
-        return _Engine(self._trt, header, data[start + size:])
+        return _Engine(self._trt, header, model)
+
+
+def split_plan(data: bytes) -> tuple[dict, bytes]:
+    """(header, model bytes) of a plan FakeTensorRT serialised: MAGIC, header length, JSON header, model."""
+    (size,) = struct.unpack_from("<I", data, len(MAGIC))
+    start = len(MAGIC) + 4
+    return json.loads(data[start:start + size]), data[start + size:]
 
 
 class _Logger(_Object):
