@@ -20,6 +20,73 @@ def _p50(row: dict, stage: str = "frame") -> float:
     return row["stages_ms"][stage]["p50"]
 
 
+# Kernels that do a convolution or a matrix product, and the NCHWc layout reorders that exist only to feed
+# ONNX Runtime's blocked convolution kernels: the work faster convolutions could remove.
+PRODUCT_OPS = ("Conv", "FusedConv", "NhwcFusedConv", "QLinearConv", "ConvInteger", "Gemm", "QGemm", "MatMul",
+               "FusedMatMul", "MatMulInteger", "MatMulIntegerToFloat", "QLinearMatMul", "DynamicQuantizeMatMul",
+               "Einsum", "ReorderInput", "ReorderOutput")
+QDQ_OPS = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear")
+
+
+def free_compute_bound(row: dict, profile: dict) -> dict[str, float]:
+    """How fast `row` could get if its convolutions and matrix products took no time (Amdahl's bound).
+
+    The profile's kernel-time shares are applied to the row's own inference p50; decode, resize and decision
+    stay as measured. Returns the shares, the frame time with free products (`free_products_ms`) and with free
+    products and free Quantize/DequantizeLinear as well (`free_products_qdq_ms`): what is left is the
+    element-wise and normalisation work, which faster convolution kernels cannot remove.
+    """
+    share = {p["name"]: p["share"] for p in profile["by_op"]}
+    products = sum(share.get(k, 0.0) for k in PRODUCT_OPS)
+    qdq = sum(share.get(k, 0.0) for k in QDQ_OPS)
+    frame, infer = _p50(row), _p50(row, "infer")
+    outside = frame - infer
+    return {"products_share": products, "qdq_share": qdq, "frame_ms": frame,
+            "free_products_ms": outside + infer * max(0.0, 1.0 - products),
+            "free_products_qdq_ms": outside + infer * max(0.0, 1.0 - products - qdq)}
+
+
+def bound_section(rows: list[dict], ref: dict, profiles: list[dict]) -> list[str]:
+    """The Amdahl bound of each profiled variant against the reference, as a table and a verdict."""
+    by_name = {r["variant"]["name"]: r for r in rows if not r.get("reference")}
+    found = [(p, by_name[p["row"]]) for p in profiles if p.get("row") in by_name]
+    if not found:
+        return []
+    ref_ms = _p50(ref)
+    lines = ["", "How far faster kernels alone could go (Amdahl's bound from the profile: each op type's share of "
+             "kernel time applied to the row's inference p50, decode, resize and decision as measured):", "",
+             "| variant | frame p50 ms | convolutions + products | Q/DQ | frame if products took 0 ms | speed-up "
+             "at most | also Q/DQ 0 ms | speed-up at most |", "|---|---|---|---|---|---|---|---|"]
+    best_products, best_all = 0.0, (0.0, "", 0.0)
+    for profile, row in found:
+        b = free_compute_bound(row, profile)
+        best_products = max(best_products, ref_ms / b["free_products_ms"])
+        if ref_ms / b["free_products_qdq_ms"] > best_all[0]:
+            best_all = (ref_ms / b["free_products_qdq_ms"], row["variant"]["name"], b["free_products_qdq_ms"])
+        lines.append(f"| {row['variant']['name']} | {b['frame_ms']:,.1f} | {100 * b['products_share']:.0f}% | "
+                     f"{100 * b['qdq_share']:.0f}% | {b['free_products_ms']:,.1f} | "
+                     f"{ref_ms / b['free_products_ms']:.1f}x | {b['free_products_qdq_ms']:,.1f} | "
+                     f"{ref_ms / b['free_products_qdq_ms']:.1f}x |")
+    rest = ("GroupNorm as InstanceNormalization, SiLU, residual adds, concatenation, softmax, the sampler's "
+            "arithmetic: element-wise work on full-resolution feature maps, bound by memory traffic rather than "
+            "arithmetic")
+    budget = ref_ms / TARGET_SPEEDUP
+    if best_products < TARGET_SPEEDUP:
+        lines += ["", f"With every convolution and matrix product free, none of these variants reaches "
+                  f"{TARGET_SPEEDUP:g}x in ONNX Runtime on this CPU (at most {best_products:.1f}x)."]
+        if best_all[0] < TARGET_SPEEDUP:
+            lines[-1] += (f" Not even with the INT8 conversions free as well (at most {best_all[0]:.1f}x): the "
+                          f"rest ({rest}) takes more than the {budget:,.1f} ms a frame may take.")
+        else:
+            lines[-1] += (f" Only with the INT8 conversions free as well would {best_all[1]} reach "
+                          f"{best_all[0]:.1f}x: its rest ({rest}) takes {best_all[2]:,.1f} ms of the "
+                          f"{budget:,.1f} ms a frame may take.")
+        lines[-1] += (" Faster kernels are not enough: the target needs that work fused into the convolutions "
+                      "(as TensorRT does on a GPU and ONNX Runtime's CPU kernels do not) or less of it: fewer or "
+                      "smaller feature maps.")
+    return lines
+
+
 def _find(rows: list[dict], precision: str, steps: int, backbone: str | None) -> dict | None:
     for r in rows:
         v = r["variant"]
@@ -67,7 +134,7 @@ def provenance(rows: list[dict], a: Any) -> list[str]:
     return lines
 
 
-def verdict(rows: list[dict], edge_key: Any, profile: dict | None) -> list[str]:
+def verdict(rows: list[dict], edge_key: Any, profile: dict | None, extra_profiles: list[dict] = ()) -> list[str]:
     ref = next((r for r in rows if r.get("reference")), None)
     edge = _find(rows, edge_key.precision.value, edge_key.steps, edge_key.backbone)
     lines = [f"## Target: the default edge variant at least {TARGET_SPEEDUP:g}x faster per frame than the reference", ""]
@@ -122,6 +189,7 @@ def verdict(rows: list[dict], edge_key: Any, profile: dict | None) -> list[str]:
                   f"arithmetic, layout) {100 * rest:.0f}%."]
         lines += ["", "Slowest nodes: " + "; ".join(f"`{n['node']}` ({n['op']}) {n['ms_per_run']:.1f} ms"
                                                     for n in profile["top_nodes"][:6]) + "."]
+    lines += bound_section(rows, ref, [p for p in (profile, *extra_profiles) if p])
     return lines + ["", ""]
 
 
@@ -161,7 +229,7 @@ def overhead_section(overhead: dict) -> list[str]:
 
 
 def write_markdown(path: Path, name: str, rows: list[dict], meta: dict, profile: dict | None, overhead: dict,
-                   edge_key: Any, a: Any) -> Path:
+                   edge_key: Any, a: Any, extra_profiles: list[dict] = ()) -> Path:
     """Write the results document of a matrix run; returns `path`."""
     loads = [x for r in rows for x in r.get("load_average_1min", []) if x is not None]
     busy = [r["cores_busy"] for r in rows if r.get("cores_busy")]
@@ -180,7 +248,7 @@ def write_markdown(path: Path, name: str, rows: list[dict], meta: dict, profile:
         *provenance(rows, a),
         "## Results (ms per frame; speed-up = reference whole-frame p50 / row whole-frame p50)", "",
         markdown_table(rows), "",
-        *verdict(rows, edge_key, profile),
+        *verdict(rows, edge_key, profile, extra_profiles),
         *int8_vs_fp32(rows),
         *overhead_section(overhead),
         "## Reading the numbers", "",

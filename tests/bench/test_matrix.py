@@ -26,7 +26,7 @@ def test_matrix_at_toy_scale(run_matrix, tmp_path):
             "--image-size", "32", "--steps", "1", "--precisions", "fp32,int8", "--scorings", "pixel",
             "--frame-size", "64x48", "--warmup", "1", "--iters", "3", "--overhead-frames", "4", "--null-frames", "20",
             "--profile-runs", "1",
-            "--edge", "int8,1,pixel", "--reference-spec", "tiny,32,resnet18", "--reference-threads", "1",
+            "--edge", "fp32,1,pixel", "--reference-spec", "tiny,32,resnet18", "--reference-threads", "1",
             "--reference-iters", "2", "--no-progress"]
     assert run_matrix.main(args) == 0
     rows = json.loads((out / "toy.json").read_text())
@@ -50,6 +50,12 @@ def test_matrix_at_toy_scale(run_matrix, tmp_path):
     assert (out / "toy.png").read_bytes()[:4] == b"\x89PNG"
     details = json.loads((out / "toy.details.json").read_text())
     assert details["ort_profile"]["runs"] == 1
+    # the edge variant (here FP32, by --edge) is profiled, and so is the fastest distilled INT8 row, another one
+    assert details["ort_profile"]["row"] == fp32["variant"]["name"]
+    assert details["ort_profile_fastest_int8"]["row"] == int8["variant"]["name"]
+    assert "Amdahl's bound" in md
+    for r in (fp32, int8):
+        assert f"| {r['variant']['name']} | {r['stages_ms']['frame']['p50']:,.1f} |" in md
     cases = list(details["loop_overhead"].values())
     fastest = min((fp32, int8), key=lambda r: r["stages_ms"]["frame"]["p50"])
     assert [c["runner"] for c in cases] == ["null graph"] * 3 + [fastest["variant"]["name"]]
@@ -59,3 +65,28 @@ def test_matrix_at_toy_scale(run_matrix, tmp_path):
     made = sorted(p.name for p in (tmp_path / "work").iterdir() if p.is_dir() and p.name.startswith("tiny"))
     assert made == ["tiny-32-k1-pixel-fp32", "tiny-32-k1-pixel-int8"]
     assert "speed-only" in (tmp_path / "work" / made[1] / "manifest.yaml").read_text()
+
+
+def test_free_compute_bound_applies_kernel_shares_to_the_rows_inference(run_matrix):
+    import matrix_report
+
+    row = {"variant": {"name": "v"}, "stages_ms": {"frame": {"p50": 100.0}, "infer": {"p50": 90.0}}}
+    profile = {"by_op": [{"name": "QLinearConv", "share": 0.3}, {"name": "Conv", "share": 0.1},
+                         {"name": "Einsum", "share": 0.05}, {"name": "ReorderInput", "share": 0.05},
+                         {"name": "DequantizeLinear", "share": 0.15}, {"name": "QuantizeLinear", "share": 0.05},
+                         {"name": "InstanceNormalization", "share": 0.3}]}
+    b = matrix_report.free_compute_bound(row, profile)
+    assert b["products_share"] == pytest.approx(0.5) and b["qdq_share"] == pytest.approx(0.2)
+    assert b["free_products_ms"] == pytest.approx(10.0 + 90.0 * 0.5)  # decode etc. stay, half the kernels go
+    assert b["free_products_qdq_ms"] == pytest.approx(10.0 + 90.0 * 0.3)  # only the normalisation is left
+    ref = {"reference": True, "variant": {"name": "ref"}, "stages_ms": {"frame": {"p50": 1110.0}}}
+    text = "\n".join(matrix_report.bound_section([ref, row], ref, [dict(profile, row="v")]))
+    assert "| v | 100.0 | 50% | 20% | 55.0 | 20.2x | 37.0 | 30.0x |" in text
+    # with free products 20.2x: not enough; with free Q/DQ too, 30.0x: the rest fits the 37-ms budget
+    assert "none of these variants reaches 30x" in text and "Only with the INT8 conversions free as well" in text
+    ref["stages_ms"]["frame"]["p50"] = 1000.0
+    text = "\n".join(matrix_report.bound_section([ref, row], ref, [dict(profile, row="v")]))
+    assert "Not even with the INT8 conversions free as well (at most 27.0x)" in text
+    ref["stages_ms"]["frame"]["p50"] = 1700.0  # 30.9x with free products: no claim that faster kernels cannot
+    text = "\n".join(matrix_report.bound_section([ref, row], ref, [dict(profile, row="v")]))
+    assert "| v |" in text and "none of these variants" not in text
