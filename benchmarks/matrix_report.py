@@ -81,9 +81,9 @@ def bound_section(rows: list[dict], ref: dict, profiles: list[dict]) -> list[str
             lines[-1] += (f" Only with the INT8 conversions free as well would {best_all[1]} reach "
                           f"{best_all[0]:.1f}x: its rest ({rest}) takes {best_all[2]:,.1f} ms of the "
                           f"{budget:,.1f} ms a frame may take.")
-        lines[-1] += (" Faster kernels are not enough: the target needs that work fused into the convolutions "
-                      "(as TensorRT does on a GPU and ONNX Runtime's CPU kernels do not) or less of it: fewer or "
-                      "smaller feature maps.")
+        lines[-1] += (" Faster convolution kernels are not enough: the target needs the work between the "
+                      "convolutions fused into them, with no INT8 conversions around it (as TensorRT does on a GPU "
+                      "and ONNX Runtime's CPU kernels do not), or less of that work: fewer or smaller feature maps.")
     return lines
 
 

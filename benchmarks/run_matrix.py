@@ -78,6 +78,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="real exported bundles (or folders of them) whose report.json gives a variant's fidelity")
     p.add_argument("--calibration-frames", type=int, default=1, help="synthetic frames for INT8 ranges")
     p.add_argument("--prepare-only", action="store_true", help="make the bundles and stop")
+    p.add_argument("--report-only", action="store_true",
+                   help="measure nothing: rewrite <machine>.md from the saved <machine>.json and .details.json "
+                        "(after a change to the report's wording), with the options of the run that made them")
     p.add_argument("--no-progress", action="store_true")
     return p.parse_args(argv)
 
@@ -124,8 +127,33 @@ def torch_row(v: SpeedVariant, source, a, peak):
                         show_progress=not a.no_progress)
 
 
+def rewrite_report(a: argparse.Namespace) -> int:
+    """`--report-only`: the Markdown file again from the saved results, under the options they were made with."""
+    import json
+
+    name = a.machine or machine_slug(describe_machine())
+    results, details = a.out / f"{name}.json", a.out / f"{name}.details.json"
+    if not results.is_file() or not details.is_file():
+        print(f"run_matrix: no saved results {results} and {details.name}: run the matrix first, or give "
+              "--out/--machine of an earlier run", file=sys.stderr)
+        return 2
+    rows, saved = json.loads(results.read_text()), json.loads(details.read_text())
+    meta = saved["meta"]
+    made = parse_args(shlex.split(meta["command"])[2:])  # the run's own options, not this call's
+    prec, k, bb = csv(made.edge)
+    edge = SpeedVariant(int(k), None if bb in ("pixel", "none") else bb, Precision(prec), made.image_size,
+                        made.preset)
+    extra = [p for p in (saved.get("ort_profile_fastest_int8"),) if p]
+    path = write_markdown(a.out / f"{name}.md", name, rows, meta, saved.get("ort_profile"),
+                          saved.get("loop_overhead") or {}, edge, made, extra_profiles=extra)
+    print(f"rewrote {path} from {results.name} and {details.name} (made by: {meta['command']})", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
+    if a.report_only:
+        return rewrite_report(a)
     warnings.simplefilter("ignore")  # tracer and quantizer chatter; the results say what matters
     command = "python benchmarks/run_matrix.py " + " ".join(shlex.quote(x) for x in (argv or sys.argv[1:]))
     started = time.strftime("%Y-%m-%d %H:%M:%S %Z")

@@ -19,7 +19,7 @@ def run_matrix(monkeypatch):
     return run_matrix
 
 
-def test_matrix_at_toy_scale(run_matrix, tmp_path):
+def test_matrix_at_toy_scale(run_matrix, tmp_path, capsys):
     pytest.importorskip("onnx")
     out = tmp_path / "results"
     args = ["--work", str(tmp_path / "work"), "--out", str(out), "--machine", "toy", "--preset", "tiny",
@@ -61,6 +61,14 @@ def test_matrix_at_toy_scale(run_matrix, tmp_path):
     assert [c["runner"] for c in cases] == ["null graph"] * 3 + [fastest["variant"]["name"]]
     assert [c["event_log"] for c in cases] == [False, True, True, True]
     assert [c["frames"] for c in cases] == [20, 20, 20, 4]
+    # --report-only writes the same Markdown again from the saved files, under the options of the run
+    (out / "toy.md").unlink()
+    assert run_matrix.main(["--report-only", "--out", str(out), "--machine", "toy"]) == 0
+    assert (out / "toy.md").read_text() == md
+    capsys.readouterr()
+    assert run_matrix.main(["--report-only", "--out", str(tmp_path / "nothing"), "--machine", "toy"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "toy.json" in err and "run the matrix first" in err
     # a second run reuses the bundles it made
     made = sorted(p.name for p in (tmp_path / "work").iterdir() if p.is_dir() and p.name.startswith("tiny"))
     assert made == ["tiny-32-k1-pixel-fp32", "tiny-32-k1-pixel-int8"]
