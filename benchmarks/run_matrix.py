@@ -66,6 +66,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-reference", action="store_true")
     p.add_argument("--no-reference-again", dest="reference_again", action="store_false",
                    help="do not time the reference once more after the rows")
+    p.add_argument("--torch-device", default="auto",
+                   help="where torch runs the reference and the torch rows: auto (the GPU where torch sees one, "
+                        "as DDAD runs), cpu, cuda, cuda:N")
     p.add_argument("--reference-spec", default="ddad-s,256,wide_resnet101_2",
                    help="preset,size,backbone of the reference (DDAD-S as published; smaller only for smoke tests)")
     p.add_argument("--edge", default="int8,2,wide_resnet50_2", help="default edge variant: precision,steps,backbone")
@@ -113,8 +116,9 @@ def fidelity_index(paths: list[Path]) -> dict[tuple, tuple[dict, str, str]]:
     return found
 
 
-def torch_row(v: SpeedVariant, source, a, peak):
-    """A torch eager row of a speed-only FP32 variant (the same pipeline the ONNX file was exported from)."""
+def torch_row(v: SpeedVariant, source, a, peak, device: str):
+    """A torch eager row of a speed-only FP32 variant (the same pipeline the ONNX file was exported from),
+    on `device`; the CPU's peak is compared with it only on the CPU."""
     from ddad_edge.bench.reference import random_unet, speed_pipeline, variant_gflops
     from ddad_edge.model.runner import TorchRunner
 
@@ -122,9 +126,9 @@ def torch_row(v: SpeedVariant, source, a, peak):
     variant = {"name": variant_name("torch", "fp32", v.steps, v.backbone, v.scoring), "backend": "torch",
                "precision": "fp32", **v.graph(), "model": SPEED_MODEL.format(backbone=v.backbone or "pixel-only"),
                "bundle": None}
-    return bench_runner(TorchRunner(pipeline, batch_size=1), variant, source, 1, a.warmup, a.iters, a.row_budget_s,
-                        variant_gflops(v.preset, v.image_size, v.steps, v.backbone), peak,
-                        show_progress=not a.no_progress)
+    return bench_runner(TorchRunner(pipeline, device=device, batch_size=1), variant, source, 1, a.warmup, a.iters,
+                        a.row_budget_s, variant_gflops(v.preset, v.image_size, v.steps, v.backbone),
+                        peak if device == "cpu" else None, show_progress=not a.no_progress)
 
 
 def rewrite_report(a: argparse.Namespace) -> int:
@@ -190,16 +194,33 @@ def main(argv: list[str] | None = None) -> int:
 
     preset, size, backbone = csv(a.reference_spec)
     reference_spec = ReferenceSpec(preset=preset, image_size=int(size), backbone=backbone)
+    torch_device = "cpu"
+    if not a.no_reference or "torch" in backends:
+        from ddad_edge.bench.reference import device_label
+        from ddad_edge.train.diffusion import pick_device
+
+        dev = pick_device(a.torch_device)
+        torch_device = str(dev)
+        users = [w for w, used in (("the reference", not a.no_reference), ("the torch rows", "torch" in backends))
+                 if used]
+        notes.append(f"torch ({' and '.join(users)}) ran on {'the CPU' if dev.type == 'cpu' else device_label(dev)}")
+    if torch_device != "cpu" and "onnxruntime" in backends:
+        notes.append("onnxruntime rows ran on the CPU (its CPU execution provider), the torch ones on the GPU: "
+                     "compare the GPU with the tensorrt rows")
+    if "torch" in backends and any(v.precision is not Precision.FP32 for v in variants):
+        notes.append("torch rows are FP32 eager only: FP16 and INT8 are precisions of the exported graph, "
+                     "measured on onnxruntime and tensorrt")
     if not a.no_reference:
-        for n in csv(a.reference_threads):  # the fastest becomes the reference (add_speedups)
+        # thread counts matter on the CPU (the fastest becomes the reference, add_speedups); a GPU: once
+        for n in (csv(a.reference_threads) if torch_device == "cpu" else ["0"]):
             rows.append(bench_reference(source, a.reference_warmup, a.reference_iters, peak, not a.no_progress,
-                                        threads=int(n) or None, spec=reference_spec))
+                                        threads=int(n) or None, spec=reference_spec, device=torch_device))
             gc.collect()
     for v in variants:
         for backend in backends:
             if backend == "torch":
                 if v.precision is Precision.FP32:
-                    rows.append(torch_row(v, source, a, peak))
+                    rows.append(torch_row(v, source, a, peak, torch_device))
                 continue
             row = bench_bundle(bundles[v.key], source, backend, 1, a.warmup, a.iters, a.threads, a.row_budget_s,
                                peak, SPEED_MODEL.format(backbone=v.backbone or "pixel-only scoring"),
@@ -216,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         # faster thread count, so it gets its best showing (add_speedups takes the fastest reference row).
         best = min(refs, key=_p50)
         again = bench_reference(source, a.reference_warmup, a.reference_iters, peak, not a.no_progress,
-                                threads=best["variant"]["threads"], spec=reference_spec)
+                                threads=best["variant"]["threads"], spec=reference_spec, device=torch_device)
         again["variant"]["name"] += ", again at the end"
         rows.append(again)
     add_speedups(rows)

@@ -3,8 +3,9 @@
 The reference is what DDAD publishes and a user would otherwise run: torch eager, FP32, the DDAD-S
 UNet at 256 px, 10 conditioned DDIM steps from T'=250 (skip 25) with η = 1 as in DDAD, and the
 wide_resnet101_2 feature extractor on [x, x̂0]. It runs in the same process as the rows it is compared
-with. Its weights are random (no download, no training run needed): a dense network's speed does not
-depend on its weights' values. Zero-initialised layers are filled with random values too, so no
+with, on the GPU where torch sees one (DDAD's own code runs on CUDA), else on the CPU. Its weights are
+random (no download, no training run needed): a dense network's speed does not depend on its weights'
+values. Zero-initialised layers are filled with random values too, so no
 exporter or runtime can treat them as special.
 
 Import this module only where torch is wanted (`--reference`, FLOP counts): the rest of the benchmark
@@ -46,11 +47,20 @@ class ReferenceSpec:
     def steps(self) -> int:
         return len(ddim_timesteps(self.t_prime, self.skip))
 
-    def describe(self) -> str:
+    def describe(self, device: str = "cpu") -> str:
         return (f"DDAD-S reference: torch {torch.__version__} eager FP32, {self.preset} UNet at {self.image_size} px, "
                 f"{self.steps} conditioned DDIM steps (T'={self.t_prime}, eta={self.eta:g}), {self.backbone} "
-                f"features, fused map; random weights (speed does not depend on them), "
-                f"{torch.get_num_threads()} torch threads")
+                f"features, fused map; random weights (speed does not depend on them), on {device_label(device)}")
+
+
+def device_label(device: str | torch.device) -> str:
+    """Where torch runs, in words: the GPU's name (with cuDNN's TF32 setting, torch's default kept as DDAD's
+    code keeps it), or the CPU's torch thread count."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        tf32 = "on" if torch.backends.cudnn.allow_tf32 else "off"
+        return f"{torch.cuda.get_device_name(device)} ({device}; cuDNN TF32 convolutions {tf32})"
+    return f"the CPU, {torch.get_num_threads()} torch threads"
 
 
 def fill_zero_parameters(module: nn.Module, seed: int = 0, std: float = 0.02) -> nn.Module:
@@ -101,9 +111,9 @@ def reference_pipeline(spec: ReferenceSpec = ReferenceSpec()) -> DDADPipeline:
                           spec.w, spec.seed)
 
 
-def reference_runner(spec: ReferenceSpec = ReferenceSpec()) -> TorchRunner:
-    """The reference behind the Runner protocol (one frame per torch call)."""
-    return TorchRunner(reference_pipeline(spec), batch_size=1)
+def reference_runner(spec: ReferenceSpec = ReferenceSpec(), device: str = "cpu") -> TorchRunner:
+    """The reference behind the Runner protocol (one frame per torch call) on `device`."""
+    return TorchRunner(reference_pipeline(spec), device=device, batch_size=1)
 
 
 @lru_cache(maxsize=None)

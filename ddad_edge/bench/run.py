@@ -86,10 +86,12 @@ def bench_runner(runner, variant: dict[str, Any], source_factory: SourceFactory,
 def bench_bundle(bundle: Path | Bundle, source_factory: SourceFactory, backend: Backend | str = Backend.AUTO,
                  batch: int = 1, warmup: int = 3, iters: int = 30, threads: int = 0, budget_s: float | None = None,
                  peak_gflops: float | None = None, model: str = "", show_progress: bool = True,
-                 samples: bool = True, count_flops: bool = True) -> dict[str, Any]:
+                 samples: bool = True, count_flops: bool = True, torch_device: str = "cpu") -> dict[str, Any]:
     """Benchmark a bundle on a backend through the inspection loop; returns its row (see report.py).
 
     `model` says what weights the bundle holds, for the row (e.g. "speed-only: random weights").
+    `torch_device`: where the torch backend runs (auto: the GPU where torch sees one). `peak_gflops` is the
+    CPU's: it is compared only with rows that run on the CPU.
     """
     if not isinstance(bundle, Bundle):
         bundle = read_bundle(Path(bundle))
@@ -99,6 +101,10 @@ def bench_bundle(bundle: Path | Bundle, source_factory: SourceFactory, backend: 
         chosen = None  # open_runner says so in one line
     # ONNX Runtime's thread count is its own option; AUTO may pick TensorRT, which has none
     options = {"threads": threads} if chosen is Backend.ONNXRUNTIME and threads else {}
+    if chosen is Backend.TORCH:
+        from ddad_edge.train.diffusion import pick_device
+
+        options["device"] = str(pick_device(torch_device))
     runner = open_runner(bundle, backend, **options)
     backend_name = {"OnnxRunner": "onnxruntime", "TensorRTRunner": "tensorrt", "TorchRunner": "torch"}.get(
         type(runner).__name__, type(runner).__name__)
@@ -109,31 +115,48 @@ def bench_bundle(bundle: Path | Bundle, source_factory: SourceFactory, backend: 
                "model": model or f"bundle {bundle.path}", "bundle": str(bundle.path)}
     fidelity, source = read_fidelity(bundle)
     return bench_runner(runner, variant, source_factory, batch, warmup, iters, budget_s,
-                        bundle_gflops(desc) if count_flops else None, peak_gflops, fidelity, source,
-                        show_progress=show_progress, samples=samples)
+                        bundle_gflops(desc) if count_flops else None, peak_gflops if runs_on_cpu(runner) else None,
+                        fidelity, source, show_progress=show_progress, samples=samples)
+
+
+def runs_on_cpu(runner) -> bool:
+    """Whether a runner computes on the CPU only: ONNX Runtime with the CPU provider alone, or torch on the
+    CPU. TensorRT (and any runner that says nothing) is not: a CPU peak means nothing beside it."""
+    providers = getattr(runner, "providers", None)
+    if providers is not None:
+        return tuple(providers) == ("CPUExecutionProvider",)
+    device = getattr(runner, "device", None)
+    return device is not None and str(device).split(":")[0] == "cpu"
 
 
 def bench_reference(source_factory: SourceFactory, warmup: int = 1, iters: int = 3, peak_gflops: float | None = None,
                     show_progress: bool = True, samples: bool = True, spec=None,
-                    threads: int | None = None) -> dict[str, Any]:
+                    threads: int | None = None, device: str = "cpu") -> dict[str, Any]:
     """The DDAD-S reference row (reference.py; `spec` a ReferenceSpec, default DDAD's), measured through
-    the same loop as every bundle, with `threads` torch threads (None: torch's default)."""
+    the same loop as every bundle, on `device` (auto: the GPU where torch sees one), with `threads` torch
+    threads (None: torch's default). The GPU's FLOP rate is not compared with the CPU's peak."""
     import torch
 
-    from ddad_edge.bench.reference import ReferenceSpec, reference_runner, variant_gflops
+    from ddad_edge.bench.reference import ReferenceSpec, device_label, reference_runner, variant_gflops
+    from ddad_edge.train.diffusion import pick_device
 
     spec = spec or ReferenceSpec()
+    dev = pick_device(device)
     before = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
     try:
-        variant = {"name": f"DDAD-S reference (torch eager, {torch.get_num_threads()} threads)", "backend": "torch",
+        where = (f"{torch.get_num_threads()} threads" if dev.type == "cpu"
+                 else torch.cuda.get_device_name(dev))
+        variant = {"name": f"DDAD-S reference (torch eager, {where})", "backend": "torch",
                    "precision": "fp32", "preset": spec.preset, "image_size": spec.image_size, "steps": spec.steps,
-                   "backbone": spec.backbone, "scoring": "fused", "eta": spec.eta, "model": spec.describe(),
-                   "bundle": None, "threads": torch.get_num_threads()}
+                   "backbone": spec.backbone, "scoring": "fused", "eta": spec.eta, "model": spec.describe(dev),
+                   "bundle": None, "threads": torch.get_num_threads(), "device": str(dev),
+                   "device_label": device_label(dev)}
         gflops = variant_gflops(spec.preset, spec.image_size, spec.steps, spec.backbone)
-        return bench_runner(reference_runner(spec), variant, source_factory, 1, warmup, iters, gflops=gflops,
-                            peak_gflops=peak_gflops, reference=True, show_progress=show_progress, samples=samples)
+        return bench_runner(reference_runner(spec, str(dev)), variant, source_factory, 1, warmup, iters,
+                            gflops=gflops, peak_gflops=peak_gflops if dev.type == "cpu" else None, reference=True,
+                            show_progress=show_progress, samples=samples)
     finally:
         torch.set_num_threads(before)
 

@@ -51,6 +51,9 @@ def bench_command(
     reference_threads: list[int] = typer.Option([0], "--reference-threads",
                                                 help="torch threads of the reference (0: torch's default); "
                                                      "repeat to try several: the fastest is the reference"),
+    torch_device: str = typer.Option("auto", "--torch-device",
+                                     help="where torch runs the reference and --backend torch: auto (the GPU "
+                                          "where torch sees one, as DDAD runs), cpu, cuda, cuda:N"),
     images: Optional[Path] = typer.Option(None, "--images", help="read these image files (default: synthetic)"),
     frame_size: str = typer.Option("640x480", "--frame-size", help="size of the synthetic camera frames, WxH"),
     threads: int = typer.Option(0, "--threads", min=0, help="ONNX Runtime intra-op threads (0: its default)"),
@@ -86,11 +89,15 @@ def bench_command(
             except ImportError:
                 raise DdadError("--reference runs the DDAD-S reference in torch, which is not installed here: "
                                 "run it on a machine with ddad-edge[train]") from None
-            for n in reference_threads:
+            from ddad_edge.train.diffusion import pick_device
+
+            device = pick_device(torch_device)  # a device torch cannot use fails before any timing
+            # thread counts matter on the CPU; on a GPU the reference is timed once
+            for n in (reference_threads if device.type == "cpu" else [0]):
                 rows.append(bench_reference(source, reference_warmup, reference_iters, peak, progress,
-                                            threads=n or None))
+                                            threads=n or None, device=str(device)))
         rows.append(bench_bundle(target, source, backend, batch, warmup, iters, threads, peak_gflops=peak,
-                                 show_progress=progress))
+                                 show_progress=progress, torch_device=torch_device))
         if ort_profile:
             from ddad_edge.bench.ort_profile import profile_onnx
             from ddad_edge.inspect.preprocess import Preprocessor

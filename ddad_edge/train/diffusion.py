@@ -31,12 +31,21 @@ from ddad_edge.train.distributed import (DistEnv, Ranks, detect_env, device_for,
 
 
 def pick_device(requested: str = "auto") -> torch.device:
-    """CUDA when present (or when asked), else the CPU."""
+    """CUDA when present (or when asked), else the CPU; a device torch cannot use here is one line."""
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise DdadError(f"device {requested} was asked for, but torch sees no CUDA GPU here")
-    return torch.device(requested)
+    try:
+        device = torch.device(requested)
+    except RuntimeError:
+        raise DdadError(f"device {requested!r} is not a torch device: ask for auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DdadError(f"device {requested} was asked for, but torch sees no CUDA GPU here: ask for cpu, "
+                            "or auto (the GPU when there is one)")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise DdadError(f"device {requested} was asked for, but torch sees {torch.cuda.device_count()} "
+                            "CUDA GPU(s) here: ask for cuda:0 or auto")
+    return device
 
 
 def diffusion_loss(unet: UNet, x0: torch.Tensor, abar: torch.Tensor, generator: torch.Generator | None = None,

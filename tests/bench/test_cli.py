@@ -54,7 +54,9 @@ def test_one_line_errors(capsys, toy_bundle, tmp_path):
     for args, word in ((("--bundle", tmp_path / "nope"), "not found"),
                        (("--bundle", toy_bundle.path, "--frame-size", "big"), "--frame-size"),
                        (("--bundle", toy_bundle.path, "--backend", "cuda-magic"), "unknown backend"),
-                       (("--bundle", toy_bundle.path, "--images", tmp_path), "no images")):
+                       (("--bundle", toy_bundle.path, "--images", tmp_path), "no images"),
+                       (("--bundle", toy_bundle.path, "--reference", "--torch-device", "tpu-7"),
+                        "not a torch device")):
         code, _, err = run_cli(capsys, "bench", *args, "--no-progress")
         assert code == 2 and len(err.splitlines()) == 1 and err.startswith("error: ") and word in err, err
 

@@ -47,6 +47,7 @@ def test_matrix_at_toy_scale(run_matrix, tmp_path, capsys):
     for words in ("What was measured on which model", "Target:", "ONNX Runtime profile", "INT8 against FP32",
                   "overhead", "| variant |"):
         assert words in md, words
+    assert "torch (the reference) ran on the CPU" in md and ref["variant"]["device"] == "cpu"
     assert (out / "toy.png").read_bytes()[:4] == b"\x89PNG"
     details = json.loads((out / "toy.details.json").read_text())
     assert details["ort_profile"]["runs"] == 1

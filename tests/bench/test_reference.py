@@ -54,3 +54,47 @@ def test_reference_row_and_speedups(toy_bundle, frame_files):
     expected = ref["stages_ms"]["frame"]["p50"] / row["stages_ms"]["frame"]["p50"]
     assert abs(row["speedup_vs_reference"] - expected) <= 0.01 * expected + 0.01
     assert ref["speedup_vs_reference"] == 1.0
+
+
+def test_reference_row_says_where_it_ran(frame_files):
+    source = file_source_factory(frame_files)
+    spec = ReferenceSpec(preset="tiny", image_size=32, backbone="resnet18")
+    ref = bench_reference(source, warmup=0, iters=1, show_progress=False, spec=spec, threads=1, device="cpu")
+    assert ref["variant"]["device"] == "cpu" and "on the CPU, 1 torch threads" in ref["variant"]["model"]
+
+
+def test_torch_device_choice(monkeypatch):
+    """auto takes the GPU where torch sees one (DDAD runs on CUDA), else the CPU; a device torch cannot use
+    here is one line that says what to ask for. (torch.cuda's answers are set here: no GPU on this machine.)"""
+    import pytest
+
+    from ddad_edge.errors import DdadError
+    from ddad_edge.train.diffusion import pick_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert pick_device("auto").type == "cpu" and pick_device("cpu").type == "cpu"
+    for asked, words in (("cuda", "no CUDA GPU here: ask for cpu, or auto"), ("cuda:0", "no CUDA GPU"),
+                         ("tpu-7", "not a torch device")):
+        with pytest.raises(DdadError) as err:
+            pick_device(asked)
+        assert words in str(err.value) and "\n" not in str(err.value)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert pick_device("auto").type == "cuda" and pick_device("cuda:0").index == 0
+    with pytest.raises(DdadError, match="sees 1 CUDA GPU"):
+        pick_device("cuda:3")
+
+
+def test_cpu_peak_only_beside_cpu_rows(toy_bundle):
+    """GFLOP/s is set against the CPU's peak only for runners that compute on the CPU."""
+    from types import SimpleNamespace
+
+    from ddad_edge.bench.run import runs_on_cpu
+    from ddad_edge.runtime.base import open_runner
+
+    with open_runner(toy_bundle, "onnxruntime") as runner:
+        assert runs_on_cpu(runner)
+    assert not runs_on_cpu(SimpleNamespace(providers=("CUDAExecutionProvider", "CPUExecutionProvider")))
+    assert runs_on_cpu(SimpleNamespace(device=torch.device("cpu")))
+    assert not runs_on_cpu(SimpleNamespace(device=torch.device("cuda", 0)))
+    assert not runs_on_cpu(SimpleNamespace())  # TensorRT says nothing: a GPU
