@@ -20,80 +20,205 @@ def _p50(row: dict, stage: str = "frame") -> float:
     return row["stages_ms"][stage]["p50"]
 
 
-# Kernels that do a convolution or a matrix product, and the NCHWc layout reorders that exist only to feed
-# ONNX Runtime's blocked convolution kernels: the work faster convolutions could remove.
-PRODUCT_OPS = ("Conv", "FusedConv", "NhwcFusedConv", "QLinearConv", "ConvInteger", "Gemm", "QGemm", "MatMul",
-               "FusedMatMul", "MatMulInteger", "MatMulIntegerToFloat", "QLinearMatMul", "DynamicQuantizeMatMul",
-               "Einsum", "ReorderInput", "ReorderOutput")
+# Kernels that do a convolution or a matrix product (integer and float), and the NCHWc layout reorders that
+# exist only to feed ONNX Runtime's blocked float convolutions: the work faster convolutions could remove.
+INT8_PRODUCT_OPS = ("QLinearConv", "ConvInteger", "QGemm", "MatMulInteger", "MatMulIntegerToFloat", "QLinearMatMul",
+                    "DynamicQuantizeMatMul")
+FLOAT_PRODUCT_OPS = ("Conv", "FusedConv", "NhwcFusedConv", "Gemm", "MatMul", "FusedMatMul", "Einsum", "ReorderInput",
+                     "ReorderOutput")
+PRODUCT_OPS = INT8_PRODUCT_OPS + FLOAT_PRODUCT_OPS
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear")
+REST = ("GroupNorm as InstanceNormalization, SiLU, residual adds, concatenation, softmax, the sampler's "
+        "arithmetic")
 
 
-def free_compute_bound(row: dict, profile: dict) -> dict[str, float]:
-    """How fast `row` could get if its convolutions and matrix products took no time (Amdahl's bound).
+def row_on_cpu(row: dict) -> bool:
+    """Whether a row computed on the CPU (rows recorded before devices were noted all did)."""
+    return str(row["variant"].get("device") or "cpu").split(":")[0] == "cpu"
 
-    The profile's kernel-time shares are applied to the row's own inference p50; decode, resize and decision
-    stay as measured. Returns the shares, the frame time with free products (`free_products_ms`) and with free
-    products and free Quantize/DequantizeLinear as well (`free_products_qdq_ms`): what is left is the
-    element-wise and normalisation work, which faster convolution kernels cannot remove.
-    """
+
+def reference_row(rows: list[dict]) -> dict | None:
+    return next((r for r in rows if r.get("reference")), None)
+
+
+def find_row(rows: list[dict], precision: str, steps: int, backbone: str | None, backend: str) -> dict | None:
+    for r in rows:
+        v = r["variant"]
+        if (not r.get("reference") and v.get("backend") == backend and v.get("precision") == precision
+                and v.get("steps") == steps and v.get("backbone") == backbone):
+            return r
+    return None
+
+
+def edge_backend(rows: list[dict]) -> str:
+    """Where the default edge variant runs in this run: TensorRT when the reference ran on a GPU (a Jetson, a
+    workstation), ONNX Runtime on the CPU otherwise, so the speed-up compares like with like."""
+    ref = reference_row(rows)
+    return "onnxruntime" if ref is None or row_on_cpu(ref) else "tensorrt"
+
+
+def edge_row(rows: list[dict], edge_key: Any) -> dict | None:
+    """The default edge variant's row (`--edge`: precision, steps, backbone) on `edge_backend`."""
+    return find_row(rows, edge_key.precision.value, edge_key.steps, edge_key.backbone, edge_backend(rows))
+
+
+def fastest_distilled(rows: list[dict], backend: str, precision: str | None = None) -> dict | None:
+    """The fastest (whole-frame p50) distilled row (1 or 2 steps) of `backend`, of `precision` if given."""
+    found = [r for r in rows if not r.get("reference") and r["variant"].get("backend") == backend
+             and r["variant"].get("steps") in (1, 2) and precision in (None, r["variant"].get("precision"))]
+    return min(found, key=_p50, default=None)
+
+
+def kernel_shares(profile: dict) -> dict[str, float]:
+    """Shares of kernel time: integer and float products, Q/DQ, and the rest."""
     share = {p["name"]: p["share"] for p in profile["by_op"]}
-    products = sum(share.get(k, 0.0) for k in PRODUCT_OPS)
-    qdq = sum(share.get(k, 0.0) for k in QDQ_OPS)
+    out = {"int8_products": sum(share.get(k, 0.0) for k in INT8_PRODUCT_OPS),
+           "float_products": sum(share.get(k, 0.0) for k in FLOAT_PRODUCT_OPS),
+           "qdq": sum(share.get(k, 0.0) for k in QDQ_OPS)}
+    out["products"] = out["int8_products"] + out["float_products"]
+    out["rest"] = max(0.0, 1.0 - out["products"] - out["qdq"])
+    return out
+
+
+def free_compute_bound(row: dict, profile: dict, peak: float | None = None) -> dict[str, float | None]:
+    """How fast `row` could get if its convolutions and matrix products took no time (Amdahl's bound), and if
+    they ran at the CPU's estimated `peak` (GFLOP/s or GOP/s of the row's precision) instead.
+
+    The profile's kernel time, as a fraction of its run time, is taken from the row's own inference p50, and
+    each op type's share of kernel time from that; ONNX Runtime's time outside kernels, decode, resize and
+    decision stay as measured. `free_products_ms`: the frame with the products free; `free_products_qdq_ms`:
+    with Quantize/DequantizeLinear free as well; `products_at_peak_ms`: with the products at `peak`, Q/DQ
+    and the rest as profiled (None without a peak or a FLOP count).
+    """
+    s = kernel_shares(profile)
     frame, infer = _p50(row), _p50(row, "infer")
-    outside = frame - infer
-    return {"products_share": products, "qdq_share": qdq, "frame_ms": frame,
-            "free_products_ms": outside + infer * max(0.0, 1.0 - products),
-            "free_products_qdq_ms": outside + infer * max(0.0, 1.0 - products - qdq)}
+    kernels = infer * min(1.0, profile["kernels_ms"] / profile["run_ms"]) if profile.get("run_ms") else infer
+    kept = frame - kernels  # decode, resize, decision, ORT's time outside kernels
+    at_peak = None
+    if peak and row.get("gflops_per_frame"):
+        at_peak = kept + kernels * (s["qdq"] + s["rest"]) + 1e3 * row["gflops_per_frame"] / peak
+    return {"products_share": s["products"], "qdq_share": s["qdq"], "frame_ms": frame,
+            "free_products_ms": kept + kernels * (s["qdq"] + s["rest"]),
+            "free_products_qdq_ms": kept + kernels * s["rest"], "products_at_peak_ms": at_peak}
 
 
-def bound_section(rows: list[dict], ref: dict, profiles: list[dict]) -> list[str]:
-    """The Amdahl bound of each profiled variant against the reference, as a table and a verdict."""
+def peak_of(cpu: dict | None, precision: str) -> float | None:
+    """The CPU's estimated peak for a row's products: INT8 GOP/s for INT8 rows (VNNI), FP32 GFLOP/s for FP32."""
+    cpu = cpu or {}
+    return {"int8": cpu.get("int8_peak_gops"), "fp32": cpu.get("fp32_peak_gflops")}.get(precision)
+
+
+def bound_section(rows: list[dict], ref: dict, profiles: list[dict], cpu: dict | None = None) -> list[str]:
+    """The bounds of each profiled variant against the reference, as a table and a verdict drawn from it."""
     by_name = {r["variant"]["name"]: r for r in rows if not r.get("reference")}
     found = [(p, by_name[p["row"]]) for p in profiles if p.get("row") in by_name]
     if not found:
         return []
     ref_ms = _p50(ref)
-    lines = ["", "How far faster kernels alone could go (Amdahl's bound from the profile: each op type's share of "
-             "kernel time applied to the row's inference p50, decode, resize and decision as measured):", "",
-             "| variant | frame p50 ms | convolutions + products | Q/DQ | frame if products took 0 ms | speed-up "
-             "at most | also Q/DQ 0 ms | speed-up at most |", "|---|---|---|---|---|---|---|---|"]
-    best_products, best_all = 0.0, (0.0, "", 0.0)
-    for profile, row in found:
-        b = free_compute_bound(row, profile)
-        best_products = max(best_products, ref_ms / b["free_products_ms"])
-        if ref_ms / b["free_products_qdq_ms"] > best_all[0]:
-            best_all = (ref_ms / b["free_products_qdq_ms"], row["variant"]["name"], b["free_products_qdq_ms"])
-        lines.append(f"| {row['variant']['name']} | {b['frame_ms']:,.1f} | {100 * b['products_share']:.0f}% | "
-                     f"{100 * b['qdq_share']:.0f}% | {b['free_products_ms']:,.1f} | "
-                     f"{ref_ms / b['free_products_ms']:.1f}x | {b['free_products_qdq_ms']:,.1f} | "
-                     f"{ref_ms / b['free_products_qdq_ms']:.1f}x |")
-    rest = ("GroupNorm as InstanceNormalization, SiLU, residual adds, concatenation, softmax, the sampler's "
-            "arithmetic: element-wise work on full-resolution feature maps, bound by memory traffic rather than "
-            "arithmetic")
     budget = ref_ms / TARGET_SPEEDUP
-    if best_products < TARGET_SPEEDUP:
-        lines += ["", f"With every convolution and matrix product free, none of these variants reaches "
-                  f"{TARGET_SPEEDUP:g}x in ONNX Runtime on this CPU (at most {best_products:.1f}x)."]
-        if best_all[0] < TARGET_SPEEDUP:
-            lines[-1] += (f" Not even with the INT8 conversions free as well (at most {best_all[0]:.1f}x): the "
-                          f"rest ({rest}) takes more than the {budget:,.1f} ms a frame may take.")
+
+    def x(ms: float | None) -> str:
+        return "—" if ms is None else f"{ref_ms / ms:.1f}x"
+
+    lines = ["", "How far faster kernels could take each profiled variant. Amdahl's bound: the profile's shares of "
+             "kernel time applied to the row's own inference p50, with ONNX Runtime's time outside kernels, decode, "
+             "resize and decision as measured. The last columns run the products at this CPU's estimated peak "
+             "instead (INT8 rows: the VNNI estimate), with Q/DQ and the rest as profiled.", "",
+             "| variant | frame p50 ms | products | Q/DQ | rest | products 0 ms: frame ms | speed-up | also Q/DQ 0 ms | "
+             "speed-up | products at peak: frame ms | speed-up |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    bounds = []
+    for profile, row in found:
+        b = free_compute_bound(row, profile, peak_of(cpu, row["variant"].get("precision")))
+        bounds.append((row["variant"]["name"], b))
+        lines.append(f"| {row['variant']['name']} | {b['frame_ms']:,.1f} | {100 * b['products_share']:.0f}% | "
+                     f"{100 * b['qdq_share']:.0f}% | {100 * (1 - b['products_share'] - b['qdq_share']):.0f}% | "
+                     f"{b['free_products_ms']:,.1f} | {x(b['free_products_ms'])} | {b['free_products_qdq_ms']:,.1f} | "
+                     f"{x(b['free_products_qdq_ms'])} | "
+                     + ("—" if b["products_at_peak_ms"] is None else f"{b['products_at_peak_ms']:,.1f}")
+                     + f" | {x(b['products_at_peak_ms'])} |")
+    free = max(bounds, key=lambda nb: ref_ms / nb[1]["free_products_ms"])
+    free_qdq = max(bounds, key=lambda nb: ref_ms / nb[1]["free_products_qdq_ms"])
+    peaked = [nb for nb in bounds if nb[1]["products_at_peak_ms"] is not None]
+    text = [f"{TARGET_SPEEDUP:g}x means ≤ {budget:,.1f} ms per frame."]
+    if ref_ms / free[1]["free_products_ms"] < TARGET_SPEEDUP:
+        text.append(f"With every convolution and matrix product free, none of the profiled variants gets there "
+                    f"(best: {free[0]}, {x(free[1]['free_products_ms'])}): the Q/DQ and the rest ({REST}) take "
+                    "longer than that on their own.")
+        if ref_ms / free_qdq[1]["free_products_qdq_ms"] < TARGET_SPEEDUP:
+            text.append(f"Not even with the INT8 conversions free too (best: {x(free_qdq[1]['free_products_qdq_ms'])})"
+                        ": the rest alone is over the budget.")
         else:
-            lines[-1] += (f" Only with the INT8 conversions free as well would {best_all[1]} reach "
-                          f"{best_all[0]:.1f}x: its rest ({rest}) takes {best_all[2]:,.1f} ms of the "
-                          f"{budget:,.1f} ms a frame may take.")
-        lines[-1] += (" Faster convolution kernels are not enough: the target needs the work between the "
-                      "convolutions fused into them, with no INT8 conversions around it (as TensorRT does on a GPU "
-                      "and ONNX Runtime's CPU kernels do not), or less of that work: fewer or smaller feature maps.")
-    return lines
+            text.append(f"With the INT8 conversions free too, {free_qdq[0]} could get there "
+                        f"({x(free_qdq[1]['free_products_qdq_ms'])}): its rest takes "
+                        f"{free_qdq[1]['free_products_qdq_ms']:,.1f} ms of the {budget:,.1f}.")
+    else:
+        text.append(f"With every convolution and matrix product free, {free[0]} could get there "
+                    f"({x(free[1]['free_products_ms'])}).")
+    if peaked:
+        best = max(peaked, key=lambda nb: ref_ms / nb[1]["products_at_peak_ms"])
+        reach = ref_ms / best[1]["products_at_peak_ms"]
+        text.append(f"With the products at this CPU's estimated peak and the rest as profiled, the best is {best[0]} "
+                    f"at {reach:.1f}x" + (": faster convolution kernels alone cannot reach the target on this CPU "
+                                          "for the profiled variants." if reach < TARGET_SPEEDUP else "."))
+    return lines + ["", " ".join(text)]
 
 
-def _find(rows: list[dict], precision: str, steps: int, backbone: str | None) -> dict | None:
-    for r in rows:
-        v = r["variant"]
-        if (not r.get("reference") and v.get("backend") == "onnxruntime" and v.get("precision") == precision
-                and v.get("steps") == steps and v.get("backbone") == backbone):
-            return r
-    return None
+def verdict(rows: list[dict], edge_key: Any, profile: dict | None, extra_profiles: list[dict] = (),
+            cpu: dict | None = None) -> list[str]:
+    ref = reference_row(rows)
+    edge = edge_row(rows, edge_key)
+    backend = edge_backend(rows)
+    lines = [f"## Target: the default edge variant at least {TARGET_SPEEDUP:g}x faster per frame than the reference", ""]
+    if not ref or not edge:
+        return lines + [f"Not measured in this run (no reference row, or no {backend} row of the edge variant "
+                        f"{edge_key.precision.value} k{edge_key.steps} {edge_key.backbone or 'pixel-only'}).", ""]
+    where = "the CPU" if row_on_cpu(ref) else "the GPU"
+    reached = edge["speedup_vs_reference"] or 0
+    lines += [
+        f"- Default edge variant (`--edge`, on {backend} as the reference ran on {where}): "
+        f"**{edge['variant']['name']}**: whole-frame p50 {_p50(edge):,.1f} ms vs reference {_p50(ref):,.1f} ms → "
+        f"**{reached:.1f}x** ({'target met' if reached >= TARGET_SPEEDUP else 'target NOT met'}).",
+    ]
+    best = fastest_distilled(rows, backend, "int8")
+    if best is not None:
+        lines.append(f"- Fastest distilled (1-2 steps) INT8 {backend} variant: **{best['variant']['name']}**: "
+                     f"{_p50(best):,.1f} ms → **{best['speedup_vs_reference']:.1f}x**"
+                     f" ({'met' if (best['speedup_vs_reference'] or 0) >= TARGET_SPEEDUP else 'NOT met'}).")
+    if ref.get("gflops_per_frame") and edge.get("gflops_per_frame"):
+        ratio = ref["gflops_per_frame"] / edge["gflops_per_frame"]
+        need_ms = _p50(ref) / TARGET_SPEEDUP
+        infer_budget = need_ms - (_p50(edge) - _p50(edge, "infer"))
+        need_rate = edge["gflops_per_frame"] / (infer_budget / 1e3) if infer_budget > 0 else float("inf")
+        peak = (f" (estimated FP32 peak of this CPU: {edge['achieved_gflops'] / edge['peak_fraction']:,.0f} "
+                "GFLOP/s)" if edge.get("peak_fraction") else "")
+        lines += [
+            "", "Where the time goes:", "",
+            f"- Compute: the reference does {ref['gflops_per_frame']:,.0f} GFLOP per frame, the edge variant "
+            f"{edge['gflops_per_frame']:,.1f}: fewer FLOPs alone allow **{ratio:.1f}x**. The rest must come from "
+            f"running them faster: the reference reaches {ref['achieved_gflops']} GFLOP/s in torch eager, the edge "
+            f"variant {edge['achieved_gflops']} GFLOP/s in {backend}{peak}.",
+            f"- {TARGET_SPEEDUP:g}x means ≤ {need_ms:,.1f} ms per frame; with this run's decode, resize and decision "
+            f"({_p50(edge) - _p50(edge, 'infer'):,.1f} ms) the graph would have to run at "
+            f"{need_rate:,.0f} GFLOP/s.",
+            f"- Per stage (p50 ms): decode {_p50(edge, 'decode'):.2f}, resize {_p50(edge, 'resize'):.2f}, inference "
+            f"{_p50(edge, 'infer'):,.1f}, decision {_p50(edge, 'decide'):.3f}.",
+        ]
+    if profile:
+        lines += ["", f"ONNX Runtime profile of {profile['variant']} ({profile['runs']} runs after a warm-up; "
+                  f"{profile['run_ms']:,.1f} ms per run, {profile['kernels_ms']:,.1f} ms in kernels):", "",
+                  "| part of the graph | ms per run | share |", "|---|---|---|"]
+        lines += [f"| {p['name']} | {p['ms_per_run']:,.1f} | {100 * p['share']:.1f}% |" for p in profile["by_part"]]
+        lines += ["", "| operator | ms per run | share |", "|---|---|---|"]
+        lines += [f"| {p['name']} | {p['ms_per_run']:,.1f} | {100 * p['share']:.1f}% |" for p in profile["by_op"][:12]]
+        s = kernel_shares(profile)
+        lines += ["", f"In kernel time: integer convolutions/products {100 * s['int8_products']:.0f}%, float "
+                  f"convolutions/products (with their NCHWc reorders) {100 * s['float_products']:.0f}%, converting "
+                  f"to and from INT8 (Quantize/DequantizeLinear) {100 * s['qdq']:.0f}%, everything else "
+                  f"(normalisation, activations, element-wise arithmetic, concatenation) {100 * s['rest']:.0f}%."]
+        lines += ["", "Slowest nodes: " + "; ".join(f"`{n['node']}` ({n['op']}) {n['ms_per_run']:.1f} ms"
+                                                    for n in profile["top_nodes"][:6]) + "."]
+    lines += bound_section(rows, ref, [p for p in (profile, *extra_profiles) if p], cpu)
+    return lines + ["", ""]
 
 
 def provenance(rows: list[dict], a: Any) -> list[str]:
@@ -134,65 +259,6 @@ def provenance(rows: list[dict], a: Any) -> list[str]:
     return lines
 
 
-def verdict(rows: list[dict], edge_key: Any, profile: dict | None, extra_profiles: list[dict] = ()) -> list[str]:
-    ref = next((r for r in rows if r.get("reference")), None)
-    edge = _find(rows, edge_key.precision.value, edge_key.steps, edge_key.backbone)
-    lines = [f"## Target: the default edge variant at least {TARGET_SPEEDUP:g}x faster per frame than the reference", ""]
-    if not ref or not edge:
-        return lines + ["Not measured in this run (no reference row or no edge row).", ""]
-    candidates = [r for r in rows if not r.get("reference") and r["variant"].get("backend") == "onnxruntime"
-                  and r["variant"].get("precision") == "int8" and r["variant"].get("steps") in (1, 2)]
-    best = max(candidates, key=lambda r: r["speedup_vs_reference"] or 0)
-    reached = edge["speedup_vs_reference"] or 0
-    lines += [
-        f"- Default edge variant (`--edge`): **{edge['variant']['name']}**: whole-frame p50 {_p50(edge):,.1f} ms vs "
-        f"reference {_p50(ref):,.1f} ms → **{reached:.1f}x** "
-        f"({'target met' if reached >= TARGET_SPEEDUP else 'target NOT met'}).",
-        f"- Fastest distilled (1-2 steps) INT8 ONNX Runtime variant: **{best['variant']['name']}**: "
-        f"{_p50(best):,.1f} ms → **{best['speedup_vs_reference']:.1f}x**"
-        f" ({'met' if (best['speedup_vs_reference'] or 0) >= TARGET_SPEEDUP else 'NOT met'}).",
-    ]
-    if ref.get("gflops_per_frame") and edge.get("gflops_per_frame"):
-        ratio = ref["gflops_per_frame"] / edge["gflops_per_frame"]
-        need_ms = _p50(ref) / TARGET_SPEEDUP
-        infer_budget = need_ms - (_p50(edge) - _p50(edge, "infer"))
-        need_rate = edge["gflops_per_frame"] / (infer_budget / 1e3) if infer_budget > 0 else float("inf")
-        lines += [
-            "", "Where the time goes:", "",
-            f"- Compute: the reference does {ref['gflops_per_frame']:,.0f} GFLOP per frame, the edge variant "
-            f"{edge['gflops_per_frame']:,.1f}: fewer FLOPs alone allow **{ratio:.1f}x**. The rest must come from "
-            f"running them faster: the reference reaches {ref['achieved_gflops']} GFLOP/s in torch eager, the edge "
-            f"variant {edge['achieved_gflops']} GFLOP/s in ONNX Runtime (estimated FP32 peak of this CPU: "
-            f"{edge['achieved_gflops'] / edge['peak_fraction'] if edge.get('peak_fraction') else float('nan'):,.0f}"
-            " GFLOP/s).",
-            f"- {TARGET_SPEEDUP:g}x means ≤ {need_ms:,.1f} ms per frame; with this run's decode, resize and decision "
-            f"({_p50(edge) - _p50(edge, 'infer'):,.1f} ms) the graph would have to run at "
-            f"{need_rate:,.0f} GFLOP/s.",
-            f"- Per stage (p50 ms): decode {_p50(edge, 'decode'):.2f}, resize {_p50(edge, 'resize'):.2f}, inference "
-            f"{_p50(edge, 'infer'):,.1f}, decision {_p50(edge, 'decide'):.3f}.",
-        ]
-    if profile:
-        lines += ["", f"ONNX Runtime profile of {profile['variant']} ({profile['runs']} runs after a warm-up; "
-                  f"{profile['run_ms']:,.1f} ms per run, {profile['kernels_ms']:,.1f} ms in kernels):", "",
-                  "| part of the graph | ms per run | share |", "|---|---|---|"]
-        lines += [f"| {p['name']} | {p['ms_per_run']:,.1f} | {100 * p['share']:.1f}% |" for p in profile["by_part"]]
-        lines += ["", "| operator | ms per run | share |", "|---|---|---|"]
-        lines += [f"| {p['name']} | {p['ms_per_run']:,.1f} | {100 * p['share']:.1f}% |" for p in profile["by_op"][:12]]
-        share = {p["name"]: p["share"] for p in profile["by_op"]}
-        qdq = share.get("QuantizeLinear", 0) + share.get("DequantizeLinear", 0)
-        int8_ops = sum(v for k, v in share.items() if k.startswith(("QLinear", "MatMulInteger", "ConvInteger")))
-        fp32_ops = share.get("Conv", 0) + share.get("Gemm", 0) + share.get("MatMul", 0) + share.get("FusedConv", 0)
-        rest = 1 - qdq - int8_ops - fp32_ops
-        lines += ["", f"In kernel time: integer convolutions/products {100 * int8_ops:.0f}%, float "
-                  f"convolutions/products {100 * fp32_ops:.0f}%, converting to and from INT8 (Quantize/"
-                  f"DequantizeLinear) {100 * qdq:.0f}%, everything else (normalisation, activations, element-wise "
-                  f"arithmetic, layout) {100 * rest:.0f}%."]
-        lines += ["", "Slowest nodes: " + "; ".join(f"`{n['node']}` ({n['op']}) {n['ms_per_run']:.1f} ms"
-                                                    for n in profile["top_nodes"][:6]) + "."]
-    lines += bound_section(rows, ref, [p for p in (profile, *extra_profiles) if p])
-    return lines + ["", ""]
-
-
 def int8_vs_fp32(rows: list[dict]) -> list[str]:
     lines = ["## INT8 against FP32 on this CPU (ONNX Runtime, whole-frame p50)", "",
              "| steps | backbone | FP32 ms | INT8 ms | INT8 / FP32 |", "|---|---|---|---|---|"]
@@ -200,7 +266,7 @@ def int8_vs_fp32(rows: list[dict]) -> list[str]:
         v = r["variant"]
         if r.get("reference") or v.get("precision") != "fp32" or v.get("backend") != "onnxruntime":
             continue
-        q = _find(rows, "int8", v["steps"], v.get("backbone"))
+        q = find_row(rows, "int8", v["steps"], v.get("backbone"), "onnxruntime")
         if q:
             lines.append(f"| {v['steps']} | {v.get('backbone') or 'pixel-only'} | {_p50(r):,.1f} | {_p50(q):,.1f} | "
                          f"{_p50(q) / _p50(r):.2f} |")
@@ -248,7 +314,7 @@ def write_markdown(path: Path, name: str, rows: list[dict], meta: dict, profile:
         *provenance(rows, a),
         "## Results (ms per frame; speed-up = reference whole-frame p50 / row whole-frame p50)", "",
         markdown_table(rows), "",
-        *verdict(rows, edge_key, profile, extra_profiles),
+        *verdict(rows, edge_key, profile, extra_profiles, meta["machine"].get("cpu")),
         *int8_vs_fp32(rows),
         *overhead_section(overhead),
         "## Reading the numbers", "",

@@ -29,7 +29,7 @@ from ddad_edge.bench.run import (bench_bundle, bench_reference, bench_runner, de
                                  loop_overhead, read_fidelity, variant_name)
 from ddad_edge.bundle import Precision, read_bundle  # noqa: E402
 from ddad_edge.runtime.base import open_runner  # noqa: E402
-from matrix_report import write_markdown  # noqa: E402
+from matrix_report import fastest_distilled, find_row, write_markdown  # noqa: E402
 from speed_bundles import SPEED_MODEL, SpeedVariant, speed_bundle, student_grid  # noqa: E402
 
 
@@ -125,10 +125,16 @@ def torch_row(v: SpeedVariant, source, a, peak, device: str):
     pipeline = speed_pipeline(random_unet(v.preset, v.image_size), student_grid(v.steps), 250, 0.0, v.backbone)
     variant = {"name": variant_name("torch", "fp32", v.steps, v.backbone, v.scoring), "backend": "torch",
                "precision": "fp32", **v.graph(), "model": SPEED_MODEL.format(backbone=v.backbone or "pixel-only"),
-               "bundle": None}
+               "bundle": None, "device": device}
     return bench_runner(TorchRunner(pipeline, device=device, batch_size=1), variant, source, 1, a.warmup, a.iters,
                         a.row_budget_s, variant_gflops(v.preset, v.image_size, v.steps, v.backbone),
                         peak if device == "cpu" else None, show_progress=not a.no_progress)
+
+
+def edge_variant(a: argparse.Namespace) -> SpeedVariant:
+    """The default edge variant of `--edge` (precision,steps,backbone; backbone pixel or none: pixel-only)."""
+    prec, k, bb = csv(a.edge)
+    return SpeedVariant(int(k), None if bb in ("pixel", "none") else bb, Precision(prec), a.image_size, a.preset)
 
 
 def rewrite_report(a: argparse.Namespace) -> int:
@@ -143,11 +149,11 @@ def rewrite_report(a: argparse.Namespace) -> int:
         return 2
     rows, saved = json.loads(results.read_text()), json.loads(details.read_text())
     meta = saved["meta"]
-    made = parse_args(shlex.split(meta["command"])[2:])  # the run's own options, not this call's
-    prec, k, bb = csv(made.edge)
-    edge = SpeedVariant(int(k), None if bb in ("pixel", "none") else bb, Precision(prec), made.image_size,
-                        made.preset)
-    extra = [p for p in (saved.get("ort_profile_fastest_int8"),) if p]
+    # the run's own options, not this call's: as saved, else (older results) parsed from its command line
+    made = (argparse.Namespace(**{**vars(parse_args([])), **meta["options"]}) if meta.get("options")
+            else parse_args(shlex.split(meta["command"])[2:]))
+    edge = edge_variant(made)
+    extra = saved.get("ort_profiles_more") or [p for p in (saved.get("ort_profile_fastest_int8"),) if p]
     path = write_markdown(a.out / f"{name}.md", name, rows, meta, saved.get("ort_profile"),
                           saved.get("loop_overhead") or {}, edge, made, extra_profiles=extra)
     print(f"rewrote {path} from {results.name} and {details.name} (made by: {meta['command']})", file=sys.stderr)
@@ -163,6 +169,11 @@ def main(argv: list[str] | None = None) -> int:
     started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     variants = matrix_variants(a)
     backends = csv(a.backends)
+    torch_device = None  # where torch runs the reference and the torch rows; checked before any work
+    if not a.no_reference or "torch" in backends:
+        from ddad_edge.bench.run import torch_device_of
+
+        torch_device = torch_device_of(a.torch_device)
     t0 = time.perf_counter()
     bundles = {}
     for v in variants:
@@ -194,19 +205,19 @@ def main(argv: list[str] | None = None) -> int:
 
     preset, size, backbone = csv(a.reference_spec)
     reference_spec = ReferenceSpec(preset=preset, image_size=int(size), backbone=backbone)
-    torch_device = "cpu"
-    if not a.no_reference or "torch" in backends:
+    if torch_device is not None:
         from ddad_edge.bench.reference import device_label
-        from ddad_edge.train.diffusion import pick_device
 
-        dev = pick_device(a.torch_device)
-        torch_device = str(dev)
         users = [w for w, used in (("the reference", not a.no_reference), ("the torch rows", "torch" in backends))
                  if used]
-        notes.append(f"torch ({' and '.join(users)}) ran on {'the CPU' if dev.type == 'cpu' else device_label(dev)}")
-    if torch_device != "cpu" and "onnxruntime" in backends:
-        notes.append("onnxruntime rows ran on the CPU (its CPU execution provider), the torch ones on the GPU: "
-                     "compare the GPU with the tensorrt rows")
+        notes.append(f"torch ({' and '.join(users)}) ran on "
+                     f"{'the CPU' if torch_device.type == 'cpu' else device_label(torch_device)}")
+        if torch_device.type != "cpu" and "onnxruntime" in backends:
+            notes.append("onnxruntime rows ran on the CPU (its CPU execution provider), torch on the GPU: "
+                         + ("the 30x verdict takes the tensorrt rows, which ran on the GPU too"
+                            if "tensorrt" in backends else "no tensorrt rows ran, so no row here compares GPU "
+                            "with GPU"))
+    torch_device = str(torch_device or "cpu")
     if "torch" in backends and any(v.precision is not Precision.FP32 for v in variants):
         notes.append("torch rows are FP32 eager only: FP16 and INT8 are precisions of the exported graph, "
                      "measured on onnxruntime and tensorrt")
@@ -242,29 +253,31 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(again)
     add_speedups(rows)
 
-    # Where the time goes: ONNX Runtime's per-operator profile of the default edge variant, and of the fastest
-    # distilled INT8 row when that is another one (the variant nearest the target: its bound is the best case).
-    prec, k, bb = csv(a.edge)
-    edge = SpeedVariant(int(k), None if bb in ("pixel", "none") else bb, Precision(prec), a.image_size, a.preset)
-    profile, fastest_profile = None, None
-    if edge.key in bundles and a.profile_runs:
+    # Where the time goes: ONNX Runtime's per-operator profile of the default edge variant's ONNX Runtime row,
+    # and of the fastest distilled INT8 row and the fastest distilled row of any precision where those are other
+    # rows (the variants nearest the target: their bounds are the best cases).
+    edge = edge_variant(a)
+    profile, more_profiles = None, []
+    if a.profile_runs and "onnxruntime" in backends:
         from ddad_edge.bench.ort_profile import profile_onnx
         from ddad_edge.inspect.preprocess import Preprocessor
 
         frame = Preprocessor(a.image_size).prepare_batch([source(1).grab(1).frames[0].image])
-        ort_rows = {r["variant"]["bundle"]: r for r in rows
-                    if r["variant"].get("bundle") and r["variant"].get("backend") == "onnxruntime"}
-        profile = profile_onnx(bundles[edge.key].model_path, frame, runs=a.profile_runs, threads=a.threads)
-        edge_row = ort_rows.get(str(bundles[edge.key].path))
-        profile.update(variant=edge.key, row=edge_row["variant"]["name"] if edge_row else None)
-        distilled = [r for r in ort_rows.values()
-                     if r["variant"].get("precision") == "int8" and r["variant"].get("steps") in (1, 2)]
-        fastest_int8 = min(distilled, key=_p50, default=None)
-        if fastest_int8 is not None and fastest_int8 is not edge_row:
-            by_path = {str(b.path): b for b in bundles.values()}
-            fastest_profile = profile_onnx(by_path[fastest_int8["variant"]["bundle"]].model_path, frame,
-                                           runs=a.profile_runs, threads=a.threads)
-            fastest_profile.update(variant=fastest_int8["variant"]["name"], row=fastest_int8["variant"]["name"])
+        by_path = {str(b.path): b for b in bundles.values()}
+        wanted = [find_row(rows, edge.precision.value, edge.steps, edge.backbone, "onnxruntime"),
+                  fastest_distilled(rows, "onnxruntime", "int8"), fastest_distilled(rows, "onnxruntime")]
+        seen = set()
+        for i, row in enumerate(wanted):
+            if row is None or row["variant"]["name"] in seen:
+                continue
+            seen.add(row["variant"]["name"])
+            bundle = by_path[row["variant"]["bundle"]]
+            p = profile_onnx(bundle.model_path, frame, runs=a.profile_runs, threads=a.threads)
+            p.update(variant=row["variant"]["name"], row=row["variant"]["name"], bundle=bundle.path.name)
+            if i == 0:
+                profile = p
+            else:
+                more_profiles.append(p)
 
     # The loop's own overhead at the model's size, around a near-zero-cost graph (line rate) and around the
     # fastest real row (about a frame a second here, where the event log syncs to disk on every frame).
@@ -292,7 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     run_s = time.perf_counter() - t_run
 
     meta = {"command": command, "started": started, "run_s": round(run_s, 1), "machine": machine,
-            "frame_size": f"{width}x{height}", "notes": notes}
+            "frame_size": f"{width}x{height}", "notes": notes,
+            "options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(a).items()}}
     for r in rows:
         r["run"] = {k: meta[k] for k in ("command", "started", "machine", "frame_size")}
     name = a.machine or machine_slug(machine)
@@ -301,12 +315,17 @@ def main(argv: list[str] | None = None) -> int:
     plot_latency_vs_auroc(rows, a.out / f"{name}.png", title=f"{name}: whole-frame p50 vs image AUROC "
                           f"({a.image_size} px; hollow = speed-only, no report)")
     write_json(a.out / f"{name}.details.json", {"meta": meta, "ort_profile": profile,
-                                                "ort_profile_fastest_int8": fastest_profile, "loop_overhead": overhead})
-    write_markdown(a.out / f"{name}.md", name, rows, meta, profile, overhead, edge, a,
-                   extra_profiles=[p for p in (fastest_profile,) if p])
+                                                "ort_profiles_more": more_profiles, "loop_overhead": overhead})
+    write_markdown(a.out / f"{name}.md", name, rows, meta, profile, overhead, edge, a, extra_profiles=more_profiles)
     print(f"wrote {a.out / name}.{{md,json,png}} in {run_s:.0f} s", file=sys.stderr)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from ddad_edge.errors import DdadError
+
+    try:
+        sys.exit(main())
+    except DdadError as exc:  # bad input: one line, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

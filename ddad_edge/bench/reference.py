@@ -57,10 +57,12 @@ def device_label(device: str | torch.device) -> str:
     """Where torch runs, in words: the GPU's name (with cuDNN's TF32 setting, torch's default kept as DDAD's
     code keeps it), or the CPU's torch thread count."""
     device = torch.device(device)
+    if device.type == "cpu":
+        return f"the CPU, {torch.get_num_threads()} torch threads"
     if device.type == "cuda":
         tf32 = "on" if torch.backends.cudnn.allow_tf32 else "off"
         return f"{torch.cuda.get_device_name(device)} ({device}; cuDNN TF32 convolutions {tf32})"
-    return f"the CPU, {torch.get_num_threads()} torch threads"
+    return str(device)
 
 
 def fill_zero_parameters(module: nn.Module, seed: int = 0, std: float = 0.02) -> nn.Module:

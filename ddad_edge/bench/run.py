@@ -15,6 +15,7 @@ from ddad_edge.bench.report import fidelity_of, make_row
 from ddad_edge.bench.tegrastats import TegrastatsSampler
 from ddad_edge.bench.timing import SourceFactory, measure_runner
 from ddad_edge.bundle import REPORT_NAME, Bundle, read_bundle
+from ddad_edge.errors import DdadError
 from ddad_edge.runtime.base import Backend, open_runner
 
 
@@ -102,9 +103,7 @@ def bench_bundle(bundle: Path | Bundle, source_factory: SourceFactory, backend: 
     # ONNX Runtime's thread count is its own option; AUTO may pick TensorRT, which has none
     options = {"threads": threads} if chosen is Backend.ONNXRUNTIME and threads else {}
     if chosen is Backend.TORCH:
-        from ddad_edge.train.diffusion import pick_device
-
-        options["device"] = str(pick_device(torch_device))
+        options["device"] = str(torch_device_of(torch_device))
     runner = open_runner(bundle, backend, **options)
     backend_name = {"OnnxRunner": "onnxruntime", "TensorRTRunner": "tensorrt", "TorchRunner": "torch"}.get(
         type(runner).__name__, type(runner).__name__)
@@ -114,9 +113,22 @@ def bench_bundle(bundle: Path | Bundle, source_factory: SourceFactory, backend: 
                "backend": backend_name, "precision": bundle.precision.value, **desc,
                "model": model or f"bundle {bundle.path}", "bundle": str(bundle.path)}
     fidelity, source = read_fidelity(bundle)
+    on_cpu = runs_on_cpu(runner)
+    variant["device"] = "cpu" if on_cpu else str(getattr(runner, "device", None) or "gpu")
     return bench_runner(runner, variant, source_factory, batch, warmup, iters, budget_s,
-                        bundle_gflops(desc) if count_flops else None, peak_gflops if runs_on_cpu(runner) else None,
+                        bundle_gflops(desc) if count_flops else None, peak_gflops if on_cpu else None,
                         fidelity, source, show_progress=show_progress, samples=samples)
+
+
+def torch_device_of(name: str):
+    """The torch device a benchmark times torch on: the CPU or a CUDA GPU (auto: the GPU where torch sees one,
+    as DDAD's own code runs); anything else is one line."""
+    from ddad_edge.train.diffusion import pick_device
+
+    device = pick_device(name)
+    if device.type not in ("cpu", "cuda"):
+        raise DdadError(f"--torch-device {name}: the benchmark times torch on cpu or cuda[:N] (or auto) only")
+    return device
 
 
 def runs_on_cpu(runner) -> bool:
@@ -138,10 +150,9 @@ def bench_reference(source_factory: SourceFactory, warmup: int = 1, iters: int =
     import torch
 
     from ddad_edge.bench.reference import ReferenceSpec, device_label, reference_runner, variant_gflops
-    from ddad_edge.train.diffusion import pick_device
 
     spec = spec or ReferenceSpec()
-    dev = pick_device(device)
+    dev = torch_device_of(device)
     before = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)

@@ -36,6 +36,18 @@ def _print_row(row: dict) -> None:
         typer.echo("  power: " + ", ".join(f"{k[9:]} {v['mean']:g} mW mean" for k, v in rails.items()))
 
 
+def cross_device_note(rows: list[dict]) -> str | None:
+    """A line when the reference and the bundle's row ran on different devices (CPU against GPU), else None."""
+    ref = next((r for r in rows if r.get("reference")), None)
+    row = rows[-1]
+    on_cpu = [str(r["variant"].get("device") or "cpu").split(":")[0] == "cpu" for r in (ref or row, row)]
+    if ref is None or on_cpu[0] == on_cpu[1]:
+        return None
+    return (f"note: the reference ran on {ref['variant'].get('device_label', ref['variant'].get('device'))}, "
+            f"{row['variant']['name']} on {'the CPU' if on_cpu[1] else 'a GPU'}: the speed-up compares two devices "
+            f"(--torch-device {'cpu' if on_cpu[1] else 'cuda'} times the reference on the same one)")
+
+
 @app.command("bench")
 def bench_command(
     bundle: Path = typer.Option(..., "--bundle", help="bundle folder (from ddad-edge export)"),
@@ -49,8 +61,9 @@ def bench_command(
     reference_iters: int = typer.Option(3, "--reference-iters", min=1,
                                         help="measured calls of the reference (seconds each on a CPU)"),
     reference_threads: list[int] = typer.Option([0], "--reference-threads",
-                                                help="torch threads of the reference (0: torch's default); "
-                                                     "repeat to try several: the fastest is the reference"),
+                                                help="torch threads of the reference on a CPU (0: torch's "
+                                                     "default); repeat to try several: the fastest is the "
+                                                     "reference. On a GPU it is timed once"),
     torch_device: str = typer.Option("auto", "--torch-device",
                                      help="where torch runs the reference and --backend torch: auto (the GPU "
                                           "where torch sees one, as DDAD runs), cpu, cuda, cuda:N"),
@@ -89,9 +102,9 @@ def bench_command(
             except ImportError:
                 raise DdadError("--reference runs the DDAD-S reference in torch, which is not installed here: "
                                 "run it on a machine with ddad-edge[train]") from None
-            from ddad_edge.train.diffusion import pick_device
+            from ddad_edge.bench.run import torch_device_of
 
-            device = pick_device(torch_device)  # a device torch cannot use fails before any timing
+            device = torch_device_of(torch_device)  # a device torch cannot use fails before any timing
             # thread counts matter on the CPU; on a GPU the reference is timed once
             for n in (reference_threads if device.type == "cpu" else [0]):
                 rows.append(bench_reference(source, reference_warmup, reference_iters, peak, progress,
@@ -105,6 +118,9 @@ def bench_command(
             probe_frames = Preprocessor(target.image_size).prepare_batch([source(1).grab(1).frames[0].image])
             rows[-1]["ort_profile"] = profile_onnx(target.model_path, probe_frames, threads=threads)
     add_speedups(rows)
+    note = cross_device_note(rows)
+    if note:
+        typer.echo(note)
     if machine.get("jetson"):
         j = machine["jetson"]
         mode = j.get("power_mode") or {}

@@ -74,3 +74,18 @@ def test_bench_without_torch(toy_bundle, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     row = json.loads((tmp_path / "n.json").read_text())[0]
     assert row["frames"] == 2 and row["gflops_per_frame"] is None
+
+
+def test_cross_device_note():
+    """A GPU reference against a CPU bundle row (or the reverse) is said in one line; like with like is not."""
+    from ddad_edge.cli.bench import cross_device_note
+
+    ref = {"reference": True, "variant": {"device": "cuda:0", "device_label": "Orin (cuda:0)"}}
+    cpu_row = {"variant": {"name": "onnxruntime int8 k2 resnet18", "device": "cpu"}}
+    gpu_row = {"variant": {"name": "tensorrt int8 k2 resnet18", "device": "gpu"}}
+    note = cross_device_note([ref, cpu_row])
+    assert note and "Orin (cuda:0)" in note and "on the CPU" in note and "--torch-device cpu" in note
+    assert cross_device_note([ref, gpu_row]) is None
+    assert cross_device_note([cpu_row]) is None  # no reference
+    cpu_ref = {"reference": True, "variant": {"device": "cpu", "device_label": "the CPU, 2 torch threads"}}
+    assert "--torch-device cuda" in cross_device_note([cpu_ref, gpu_row])

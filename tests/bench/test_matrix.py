@@ -27,7 +27,7 @@ def test_matrix_at_toy_scale(run_matrix, tmp_path, capsys):
             "--frame-size", "64x48", "--warmup", "1", "--iters", "3", "--overhead-frames", "4", "--null-frames", "20",
             "--profile-runs", "1",
             "--edge", "fp32,1,pixel", "--reference-spec", "tiny,32,resnet18", "--reference-threads", "1",
-            "--reference-iters", "2", "--no-progress"]
+            "--reference-iters", "2", "--torch-device", "cpu", "--no-progress"]
     assert run_matrix.main(args) == 0
     rows = json.loads((out / "toy.json").read_text())
     # the reference, the rows, the reference once more at the end; the faster reference is THE reference
@@ -53,7 +53,8 @@ def test_matrix_at_toy_scale(run_matrix, tmp_path, capsys):
     assert details["ort_profile"]["runs"] == 1
     # the edge variant (here FP32, by --edge) is profiled, and so is the fastest distilled INT8 row, another one
     assert details["ort_profile"]["row"] == fp32["variant"]["name"]
-    assert details["ort_profile_fastest_int8"]["row"] == int8["variant"]["name"]
+    assert [p["row"] for p in details["ort_profiles_more"]] == [int8["variant"]["name"]]
+    assert details["meta"]["options"]["edge"] == "fp32,1,pixel" and fp32["variant"]["device"] == "cpu"
     assert "Amdahl's bound" in md
     for r in (fp32, int8):
         assert f"| {r['variant']['name']} | {r['stages_ms']['frame']['p50']:,.1f} |" in md
@@ -79,23 +80,74 @@ def test_matrix_at_toy_scale(run_matrix, tmp_path, capsys):
 def test_free_compute_bound_applies_kernel_shares_to_the_rows_inference(run_matrix):
     import matrix_report
 
-    row = {"variant": {"name": "v"}, "stages_ms": {"frame": {"p50": 100.0}, "infer": {"p50": 90.0}}}
-    profile = {"by_op": [{"name": "QLinearConv", "share": 0.3}, {"name": "Conv", "share": 0.1},
+    row = {"variant": {"name": "v", "precision": "int8"}, "gflops_per_frame": 2.0,
+           "stages_ms": {"frame": {"p50": 100.0}, "infer": {"p50": 90.0}}}
+    profile = {"run_ms": 100.0, "kernels_ms": 90.0,  # 10 % of a run is ORT outside kernels: that stays
+               "by_op": [{"name": "QLinearConv", "share": 0.3}, {"name": "Conv", "share": 0.1},
                          {"name": "Einsum", "share": 0.05}, {"name": "ReorderInput", "share": 0.05},
                          {"name": "DequantizeLinear", "share": 0.15}, {"name": "QuantizeLinear", "share": 0.05},
                          {"name": "InstanceNormalization", "share": 0.3}]}
-    b = matrix_report.free_compute_bound(row, profile)
+    cpu = {"int8_peak_gops": 100.0}
+    b = matrix_report.free_compute_bound(row, profile, peak=100.0)
     assert b["products_share"] == pytest.approx(0.5) and b["qdq_share"] == pytest.approx(0.2)
-    assert b["free_products_ms"] == pytest.approx(10.0 + 90.0 * 0.5)  # decode etc. stay, half the kernels go
-    assert b["free_products_qdq_ms"] == pytest.approx(10.0 + 90.0 * 0.3)  # only the normalisation is left
-    ref = {"reference": True, "variant": {"name": "ref"}, "stages_ms": {"frame": {"p50": 1110.0}}}
-    text = "\n".join(matrix_report.bound_section([ref, row], ref, [dict(profile, row="v")]))
-    assert "| v | 100.0 | 50% | 20% | 55.0 | 20.2x | 37.0 | 30.0x |" in text
-    # with free products 20.2x: not enough; with free Q/DQ too, 30.0x: the rest fits the 37-ms budget
-    assert "none of these variants reaches 30x" in text and "Only with the INT8 conversions free as well" in text
-    ref["stages_ms"]["frame"]["p50"] = 1000.0
-    text = "\n".join(matrix_report.bound_section([ref, row], ref, [dict(profile, row="v")]))
-    assert "Not even with the INT8 conversions free as well (at most 27.0x)" in text
-    ref["stages_ms"]["frame"]["p50"] = 1700.0  # 30.9x with free products: no claim that faster kernels cannot
-    text = "\n".join(matrix_report.bound_section([ref, row], ref, [dict(profile, row="v")]))
-    assert "| v |" in text and "none of these variants" not in text
+    # kernels: 90 ms x 0.9 = 81 ms; kept: decode etc. 10 ms + ORT outside kernels 9 ms = 19 ms
+    assert b["free_products_ms"] == pytest.approx(19.0 + 81.0 * 0.5)
+    assert b["free_products_qdq_ms"] == pytest.approx(19.0 + 81.0 * 0.3)  # only the normalisation is left
+    assert b["products_at_peak_ms"] == pytest.approx(59.5 + 1e3 * 2.0 / 100.0)  # 2 GOP at 100 GOP/s
+    assert matrix_report.free_compute_bound(row, profile)["products_at_peak_ms"] is None
+
+    def text(ref_ms):
+        ref = {"reference": True, "variant": {"name": "ref"}, "stages_ms": {"frame": {"p50": ref_ms}}}
+        return "\n".join(matrix_report.bound_section([ref, row], ref, [dict(profile, row="v")], cpu))
+
+    t = text(1000.0)  # 16.8x free products, 23.1x free Q/DQ too, 12.6x at peak
+    assert "| v | 100.0 | 50% | 20% | 30% | 59.5 | 16.8x | 43.3 | 23.1x | 79.5 | 12.6x |" in t
+    assert "none of the profiled variants gets there" in t and "Not even with the INT8 conversions free" in t
+    assert "faster convolution kernels alone cannot reach the target" in t
+    t = text(1500.0)  # 25.2x, 34.6x, 18.9x
+    assert "With the INT8 conversions free too, v could get there (34.6x)" in t and "Not even" not in t
+    assert "cannot reach" in t
+    t = text(2000.0)  # 33.6x with free products, but the products at peak cost 20 ms: 25.2x
+    assert "could get there (33.6x)" in t and "none of the profiled" not in t and "cannot reach" in t
+    t = text(2500.0)  # 31.4x even at peak: no claim that faster kernels cannot reach the target
+    assert "at 31.4x." in t and "cannot reach" not in t
+
+
+def test_edge_row_compares_like_with_like(run_matrix):
+    """With the reference on a GPU, the verdict takes the edge variant's TensorRT row; on a CPU, ONNX Runtime's."""
+    import matrix_report
+    from speed_bundles import SpeedVariant
+
+    from ddad_edge.bundle import Precision
+
+    def row(backend, precision, steps, p50, device):
+        return {"variant": {"name": f"{backend} {precision} k{steps}", "backend": backend, "precision": precision,
+                            "steps": steps, "backbone": "resnet18", "device": device},
+                "stages_ms": {"frame": {"p50": p50}}}
+
+    rows = [row("onnxruntime", "int8", 2, 50.0, "cpu"), row("tensorrt", "int8", 2, 5.0, "gpu"),
+            row("onnxruntime", "fp32", 1, 30.0, "cpu"), row("onnxruntime", "int8", 10, 1.0, "cpu")]
+    edge = SpeedVariant(2, "resnet18", Precision.INT8, 256, "ddad-s")
+    gpu_ref = {"reference": True, "variant": {"device": "cuda:0"}, "stages_ms": {"frame": {"p50": 100.0}}}
+    cpu_ref = {"reference": True, "variant": {"device": "cpu"}, "stages_ms": {"frame": {"p50": 100.0}}}
+    assert matrix_report.edge_row([gpu_ref, *rows], edge)["variant"]["backend"] == "tensorrt"
+    assert matrix_report.edge_row([cpu_ref, *rows], edge)["variant"]["backend"] == "onnxruntime"
+    # distilled only (1-2 steps): the 10-step row is faster but not a candidate
+    assert matrix_report.fastest_distilled(rows, "onnxruntime")["variant"]["name"] == "onnxruntime fp32 k1"
+    assert matrix_report.fastest_distilled(rows, "onnxruntime", "int8")["variant"]["name"] == "onnxruntime int8 k2"
+    assert matrix_report.fastest_distilled(rows, "onnxruntime", "fp16") is None
+
+
+def test_bad_torch_device_before_any_work(run_matrix, tmp_path):
+    from ddad_edge.errors import DdadError
+
+    with pytest.raises(DdadError, match="not a torch device"):
+        run_matrix.main(["--work", str(tmp_path / "work"), "--torch-device", "tpu-7"])
+    assert not (tmp_path / "work").exists()  # refused before a bundle was made
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "run_matrix.py"), "--work", str(tmp_path / "work"),
+                           "--torch-device", "tpu-7"], capture_output=True, text=True, timeout=300)
+    err = done.stderr.strip()
+    assert done.returncode == 2 and len(err.splitlines()) == 1 and err.startswith("error: ") and "tpu-7" in err
