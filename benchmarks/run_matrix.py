@@ -131,6 +131,16 @@ def torch_row(v: SpeedVariant, source, a, peak, device: str):
                         peak if device == "cpu" else None, show_progress=not a.no_progress)
 
 
+LOCAL_OPTIONS = ("work", "out", "fidelity_bundles")  # this machine's folders: not needed to write the report again
+
+
+def saved_options(a: argparse.Namespace) -> dict:
+    """The run's options as JSON values, for `--report-only`, without this machine's folders."""
+    import json
+
+    return json.loads(json.dumps({k: v for k, v in vars(a).items() if k not in LOCAL_OPTIONS}, default=str))
+
+
 def edge_variant(a: argparse.Namespace) -> SpeedVariant:
     """The default edge variant of `--edge` (precision,steps,backbone; backbone pixel or none: pixel-only)."""
     prec, k, bb = csv(a.edge)
@@ -170,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     variants = matrix_variants(a)
     backends = csv(a.backends)
     torch_device = None  # where torch runs the reference and the torch rows; checked before any work
-    if not a.no_reference or "torch" in backends:
+    if not a.prepare_only and (not a.no_reference or "torch" in backends):
         from ddad_edge.bench.run import torch_device_of
 
         torch_device = torch_device_of(a.torch_device)
@@ -306,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
 
     meta = {"command": command, "started": started, "run_s": round(run_s, 1), "machine": machine,
             "frame_size": f"{width}x{height}", "notes": notes,
-            "options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(a).items()}}
+            "options": saved_options(a)}
     for r in rows:
         r["run"] = {k: meta[k] for k in ("command", "started", "machine", "frame_size")}
     name = a.machine or machine_slug(machine)

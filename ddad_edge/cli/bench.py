@@ -43,7 +43,7 @@ def cross_device_note(rows: list[dict]) -> str | None:
     on_cpu = [str(r["variant"].get("device") or "cpu").split(":")[0] == "cpu" for r in (ref or row, row)]
     if ref is None or on_cpu[0] == on_cpu[1]:
         return None
-    return (f"note: the reference ran on {ref['variant'].get('device_label', ref['variant'].get('device'))}, "
+    return (f"the reference ran on {ref['variant'].get('device_label', ref['variant'].get('device'))}, "
             f"{row['variant']['name']} on {'the CPU' if on_cpu[1] else 'a GPU'}: the speed-up compares two devices "
             f"(--torch-device {'cpu' if on_cpu[1] else 'cuda'} times the reference on the same one)")
 
@@ -120,7 +120,8 @@ def bench_command(
     add_speedups(rows)
     note = cross_device_note(rows)
     if note:
-        typer.echo(note)
+        typer.echo(f"note: {note}")
+        rows[-1]["note"] = note
     if machine.get("jetson"):
         j = machine["jetson"]
         mode = j.get("power_mode") or {}
@@ -138,7 +139,7 @@ def bench_command(
         from ddad_edge.bundle import atomic_write_bytes
 
         text = ["# ddad-edge bench", "", f"Command: `{command}`", "", *machine_lines(machine), "",
-                markdown_table(rows)]
+                markdown_table(rows), *(["", f"Note: {note}."] if note else [])]
         md.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(md, "\n".join(text).encode())
     if plot:

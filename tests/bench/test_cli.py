@@ -89,3 +89,4 @@ def test_cross_device_note():
     assert cross_device_note([cpu_row]) is None  # no reference
     cpu_ref = {"reference": True, "variant": {"device": "cpu", "device_label": "the CPU, 2 torch threads"}}
     assert "--torch-device cuda" in cross_device_note([cpu_ref, gpu_row])
+    assert note.startswith("the reference ran on Orin")

@@ -27,7 +27,8 @@ def test_matrix_at_toy_scale(run_matrix, tmp_path, capsys):
             "--frame-size", "64x48", "--warmup", "1", "--iters", "3", "--overhead-frames", "4", "--null-frames", "20",
             "--profile-runs", "1",
             "--edge", "fp32,1,pixel", "--reference-spec", "tiny,32,resnet18", "--reference-threads", "1",
-            "--reference-iters", "2", "--torch-device", "cpu", "--no-progress"]
+            "--reference-iters", "2", "--torch-device", "cpu", "--no-progress",
+            "--fidelity-bundles", str(tmp_path)]  # no report under it: every row stays speed-only
     assert run_matrix.main(args) == 0
     rows = json.loads((out / "toy.json").read_text())
     # the reference, the rows, the reference once more at the end; the faster reference is THE reference
@@ -55,6 +56,7 @@ def test_matrix_at_toy_scale(run_matrix, tmp_path, capsys):
     assert details["ort_profile"]["row"] == fp32["variant"]["name"]
     assert [p["row"] for p in details["ort_profiles_more"]] == [int8["variant"]["name"]]
     assert details["meta"]["options"]["edge"] == "fp32,1,pixel" and fp32["variant"]["device"] == "cpu"
+    assert "work" not in details["meta"]["options"]  # this machine's folders are not saved
     assert "Amdahl's bound" in md
     for r in (fp32, int8):
         assert f"| {r['variant']['name']} | {r['stages_ms']['frame']['p50']:,.1f} |" in md
@@ -64,6 +66,16 @@ def test_matrix_at_toy_scale(run_matrix, tmp_path, capsys):
     assert [c["event_log"] for c in cases] == [False, True, True, True]
     assert [c["frames"] for c in cases] == [20, 20, 20, 4]
     # --report-only writes the same Markdown again from the saved files, under the options of the run
+    (out / "toy.md").unlink()
+    assert run_matrix.main(["--report-only", "--out", str(out), "--machine", "toy"]) == 0
+    assert (out / "toy.md").read_text() == md
+    # results saved before options and device fields existed: parsed from the command line, all rows on the CPU
+    old = json.loads((out / "toy.details.json").read_text())
+    old["meta"].pop("options")
+    old["ort_profile_fastest_int8"] = old.pop("ort_profiles_more")[0]
+    (out / "toy.details.json").write_text(json.dumps(old))
+    (out / "toy.json").write_text(json.dumps([{**r, "variant": {k: v for k, v in r["variant"].items()
+                                                               if k != "device"}} for r in rows]))
     (out / "toy.md").unlink()
     assert run_matrix.main(["--report-only", "--out", str(out), "--machine", "toy"]) == 0
     assert (out / "toy.md").read_text() == md
@@ -95,6 +107,8 @@ def test_free_compute_bound_applies_kernel_shares_to_the_rows_inference(run_matr
     assert b["free_products_qdq_ms"] == pytest.approx(19.0 + 81.0 * 0.3)  # only the normalisation is left
     assert b["products_at_peak_ms"] == pytest.approx(59.5 + 1e3 * 2.0 / 100.0)  # 2 GOP at 100 GOP/s
     assert matrix_report.free_compute_bound(row, profile)["products_at_peak_ms"] is None
+    # a peak estimate below what was reached never makes the bound slower than the measured frame
+    assert matrix_report.free_compute_bound(row, profile, peak=10.0)["products_at_peak_ms"] == pytest.approx(100.0)
 
     def text(ref_ms):
         ref = {"reference": True, "variant": {"name": "ref"}, "stages_ms": {"frame": {"p50": ref_ms}}}
@@ -111,6 +125,34 @@ def test_free_compute_bound_applies_kernel_shares_to_the_rows_inference(run_matr
     assert "could get there (33.6x)" in t and "none of the profiled" not in t and "cannot reach" in t
     t = text(2500.0)  # 31.4x even at peak: no claim that faster kernels cannot reach the target
     assert "at 31.4x." in t and "cannot reach" not in t
+    # a row without a peak estimate (FP16 here) is not covered by the claim, which names the rows it covers
+    fp16 = {**row, "variant": {"name": "w", "precision": "fp16"}}
+    ref = {"reference": True, "variant": {"name": "ref"}, "stages_ms": {"frame": {"p50": 1000.0}}}
+    t = "\n".join(matrix_report.bound_section([ref, row, fp16], ref, [dict(profile, row="v"), dict(profile, row="w")],
+                                               cpu))
+    assert "| w | 100.0 |" in t and "| — | — |" in t
+    assert "cannot reach the target on this CPU for v (no peak estimate for the others)." in t
+
+
+def test_no_cpu_bound_against_a_gpu_reference(run_matrix):
+    """With the reference on a GPU the verdict takes the TensorRT row and sets no CPU bound against the GPU."""
+    import matrix_report
+    from speed_bundles import SpeedVariant
+
+    from ddad_edge.bundle import Precision
+
+    stages = {s: {"p50": 1.0} for s in ("frame", "infer", "decode", "resize", "decide")}
+    ref = {"reference": True, "variant": {"name": "ref", "device": "cuda:0"}, "stages_ms": {"frame": {"p50": 100.0}}}
+    ort = {"variant": {"name": "ort", "backend": "onnxruntime", "precision": "int8", "steps": 2, "backbone": None,
+                       "device": "cpu"}, "stages_ms": {**stages, "frame": {"p50": 50.0}, "infer": {"p50": 49.0}}}
+    trt = {"variant": {"name": "trt", "backend": "tensorrt", "precision": "int8", "steps": 2, "backbone": None,
+                       "device": "gpu"}, "stages_ms": stages}
+    profile = {"variant": "ort", "row": "ort", "runs": 1, "run_ms": 49.0, "kernels_ms": 45.0,
+               "by_part": [], "by_op": [{"name": "QLinearConv", "share": 1.0, "ms_per_run": 45.0}], "top_nodes": []}
+    text = "\n".join(matrix_report.verdict([ref, ort, trt], SpeedVariant(2, None, Precision.INT8, 256, "ddad-s"),
+                                           profile, cpu={"int8_peak_gops": 1.0}))
+    assert "**trt**" in text and "→ **100.0x** (target met)" in text
+    assert "Amdahl" not in text and "no CPU bound is set against it" in text
 
 
 def test_edge_row_compares_like_with_like(run_matrix):

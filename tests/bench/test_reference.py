@@ -83,6 +83,11 @@ def test_torch_device_choice(monkeypatch):
     assert pick_device("auto").type == "cuda" and pick_device("cuda:0").index == 0
     with pytest.raises(DdadError, match="sees 1 CUDA GPU"):
         pick_device("cuda:3")
+    from ddad_edge.bench.run import torch_device_of
+
+    assert torch_device_of("auto").type == "cuda"
+    with pytest.raises(DdadError, match="cpu or cuda"):  # a torch device, but not one the benchmark times on
+        torch_device_of("meta")
 
 
 def test_cpu_peak_only_beside_cpu_rows(toy_bundle):
