@@ -129,8 +129,8 @@ def bound_section(rows: list[dict], ref: dict, profiles: list[dict], cpu: dict |
              "kernel time applied to the row's own inference p50, with ONNX Runtime's time outside kernels, decode, "
              "resize and decision as measured; products include the layout changes that feed them. The last "
              "columns run all the row's FLOPs at this CPU's estimated peak instead (INT8 rows: the VNNI estimate, "
-             "float products included; never slower than measured), with Q/DQ and the rest as profiled: an upper "
-             "bound too.", "",
+             "float products included, AMX units not counted; never slower than measured), with Q/DQ and the rest "
+             "as profiled: an upper bound too, at those rates.", "",
              "| variant | frame p50 ms | products | Q/DQ | rest | products 0 ms: frame ms | speed-up | also Q/DQ 0 ms | "
              "speed-up | products at peak: frame ms | speed-up |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     bounds = []
@@ -167,8 +167,8 @@ def bound_section(rows: list[dict], ref: dict, profiles: list[dict], cpu: dict |
         covered = ("the profiled variants" if len(peaked) == len(bounds)
                    else ", ".join(name for name, _ in peaked) + " (no peak estimate for the others)")
         text.append(f"With the products at this CPU's estimated peak and the rest as profiled, the best is {best[0]} "
-                    f"at {reach:.1f}x" + (f": faster convolution kernels alone cannot reach the target on this CPU "
-                                          f"for {covered}." if reach < TARGET_SPEEDUP else "."))
+                    f"at {reach:.1f}x" + (f": faster convolution kernels alone cannot reach the target at these "
+                                          f"estimated peak rates, for {covered}." if reach < TARGET_SPEEDUP else "."))
     return lines + ["", " ".join(text)]
 
 

@@ -131,7 +131,7 @@ def test_free_compute_bound_applies_kernel_shares_to_the_rows_inference(run_matr
     t = "\n".join(matrix_report.bound_section([ref, row, fp16], ref, [dict(profile, row="v"), dict(profile, row="w")],
                                                cpu))
     assert "| w | 100.0 |" in t and "| — | — |" in t
-    assert "cannot reach the target on this CPU for v (no peak estimate for the others)." in t
+    assert "cannot reach the target at these estimated peak rates, for v (no peak estimate for the others)." in t
 
 
 def test_no_cpu_bound_against_a_gpu_reference(run_matrix):
