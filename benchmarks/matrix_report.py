@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ddad_edge.bench.report import machine_lines, markdown_table
+from ddad_edge.bench.report import machine_lines, markdown_table, row_on_cpu
 from ddad_edge.bundle import atomic_write_bytes
 
 TARGET_SPEEDUP = 30.0
@@ -32,11 +32,6 @@ PRODUCT_OPS = INT8_PRODUCT_OPS + FLOAT_PRODUCT_OPS + LAYOUT_OPS
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear")
 REST = ("GroupNorm as InstanceNormalization, SiLU, residual adds, concatenation, softmax, the sampler's "
         "arithmetic")
-
-
-def row_on_cpu(row: dict) -> bool:
-    """Whether a row computed on the CPU (rows recorded before devices were noted all did)."""
-    return str(row["variant"].get("device") or "cpu").split(":")[0] == "cpu"
 
 
 def reference_row(rows: list[dict]) -> dict | None:

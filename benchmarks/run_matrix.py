@@ -24,7 +24,7 @@ sys.path.insert(0, str(HERE))
 
 from ddad_edge.bench.frames import file_source_factory, parse_frame_size, write_synthetic_frames  # noqa: E402
 from ddad_edge.bench.machine import describe_machine, machine_slug  # noqa: E402
-from ddad_edge.bench.report import add_speedups, plot_latency_vs_auroc, write_json  # noqa: E402
+from ddad_edge.bench.report import add_speedups, is_cpu, plot_latency_vs_auroc, write_json  # noqa: E402
 from ddad_edge.bench.run import (bench_bundle, bench_reference, bench_runner, describe_variant,  # noqa: E402
                                  loop_overhead, read_fidelity, variant_name)
 from ddad_edge.bundle import Precision, read_bundle  # noqa: E402
@@ -128,7 +128,7 @@ def torch_row(v: SpeedVariant, source, a, peak, device: str):
                "bundle": None, "device": device}
     return bench_runner(TorchRunner(pipeline, device=device, batch_size=1), variant, source, 1, a.warmup, a.iters,
                         a.row_budget_s, variant_gflops(v.preset, v.image_size, v.steps, v.backbone),
-                        peak if device == "cpu" else None, show_progress=not a.no_progress)
+                        peak if is_cpu(device) else None, show_progress=not a.no_progress)
 
 
 LOCAL_OPTIONS = ("work", "out", "fidelity_bundles")  # this machine's folders: not needed to write the report again

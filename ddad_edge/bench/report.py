@@ -75,6 +75,17 @@ def make_row(variant: dict[str, Any], measurement: Measurement, gflops_per_frame
     return row
 
 
+def is_cpu(device: Any) -> bool:
+    """Whether a device ("cpu", "cuda:0", "gpu", a torch.device) is the CPU; None counts as the CPU (rows
+    recorded before devices were noted all ran there)."""
+    return str(device or "cpu").split(":")[0] == "cpu"
+
+
+def row_on_cpu(row: dict[str, Any]) -> bool:
+    """Whether a row computed on the CPU."""
+    return is_cpu(row["variant"].get("device"))
+
+
 def add_speedups(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Fill every row's `speedup_vs_reference` against the reference row among them (None without one).
 

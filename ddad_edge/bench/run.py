@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from ddad_edge.bench.machine import gpu_memory_used_mb
-from ddad_edge.bench.report import fidelity_of, make_row
+from ddad_edge.bench.report import fidelity_of, is_cpu, make_row
 from ddad_edge.bench.tegrastats import TegrastatsSampler
 from ddad_edge.bench.timing import SourceFactory, measure_runner
 from ddad_edge.bundle import REPORT_NAME, Bundle, read_bundle
@@ -138,7 +138,7 @@ def runs_on_cpu(runner) -> bool:
     if providers is not None:
         return tuple(providers) == ("CPUExecutionProvider",)
     device = getattr(runner, "device", None)
-    return device is not None and str(device).split(":")[0] == "cpu"
+    return device is not None and is_cpu(device)
 
 
 def bench_reference(source_factory: SourceFactory, warmup: int = 1, iters: int = 3, peak_gflops: float | None = None,

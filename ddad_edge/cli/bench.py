@@ -38,14 +38,15 @@ def _print_row(row: dict) -> None:
 
 def cross_device_note(rows: list[dict]) -> str | None:
     """A line when the reference and the bundle's row ran on different devices (CPU against GPU), else None."""
-    ref = next((r for r in rows if r.get("reference")), None)
-    row = rows[-1]
-    on_cpu = [str(r["variant"].get("device") or "cpu").split(":")[0] == "cpu" for r in (ref or row, row)]
-    if ref is None or on_cpu[0] == on_cpu[1]:
+    from ddad_edge.bench.report import row_on_cpu
+
+    ref, row = next((r for r in rows if r.get("reference")), None), rows[-1]
+    if ref is None or row_on_cpu(ref) == row_on_cpu(row):
         return None
+    on_cpu = row_on_cpu(row)
     return (f"the reference ran on {ref['variant'].get('device_label', ref['variant'].get('device'))}, "
-            f"{row['variant']['name']} on {'the CPU' if on_cpu[1] else 'a GPU'}: the speed-up compares two devices "
-            f"(--torch-device {'cpu' if on_cpu[1] else 'cuda'} times the reference on the same one)")
+            f"{row['variant']['name']} on {'the CPU' if on_cpu else 'a GPU'}: the speed-up compares two devices "
+            f"(--torch-device {'cpu' if on_cpu else 'cuda'} times the reference on the same one)")
 
 
 @app.command("bench")
