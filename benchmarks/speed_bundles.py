@@ -3,8 +3,9 @@
 A K-step graph costs the same whatever its weights hold, so the speed of a distilled 1- or 2-step
 student, of an INT8 file, or of another backbone can be measured without training any of them. The
 graph comes from the export stage's own functions (ddad_edge.deploy): `export_onnx` for the FP32 file,
-`quantize_file` with the default INT8 recipe (calibration/int8.yaml: Q/DQ on Conv/Gemm/MatMul inputs,
-symmetric S8S8, per-channel weights, the blur kept in FP32) for INT8, and `convert_fp16` with the
+`quantize_first_try` with the default INT8 recipe for INT8 (calibration/int8.yaml: Q/DQ on Conv/Gemm/MatMul
+inputs and convolution outputs, symmetric S8S8, per-channel weights, the blur and the time embedding kept
+in FP32: the file the export writes on its first try), and `convert_fp16` with the
 fp16-safe recipe's groups for FP16. What is NOT reproduced: the INT8 accuracy-guided fallback (there is no
 trained model to judge; it can only keep more nodes in FP32, never fewer) and the thresholds. Calibration
 ranges come from synthetic nominal parts at the model's size.
@@ -14,6 +15,7 @@ Bundles are cached under the work folder by variant; a second run reuses them.
 
 from __future__ import annotations
 
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +25,7 @@ import numpy as np
 from ddad_edge.bundle import MODEL_NAME, Bundle, Precision, read_bundle, write_manifest
 from ddad_edge.errors import DdadError
 
-SPEED_RECIPE = 2  # bump when the way speed bundles are made changes: cached ones are then made again
+SPEED_RECIPE = 3  # bump when the way speed bundles are made changes: cached ones are then made again
 SPEED_MODEL = "speed-only: random weights (DDAD-S UNet, {backbone}); outputs are not meaningful, only their cost"
 
 
@@ -75,16 +77,11 @@ def _export_fp32(variant: SpeedVariant, path: Path, seed: int) -> Path:
     return export_onnx(pipeline, path)
 
 
-def _quantize_int8(fp32: Path, dst: Path, frames: np.ndarray, cache: Path) -> Path:
-    import onnx
-
-    from ddad_edge.deploy.int8 import quantize_file
-    from ddad_edge.deploy.precision import nodes_of_groups
+def _quantize_int8(fp32: Path, dst: Path, frames: np.ndarray, work: Path) -> Path:
+    from ddad_edge.deploy.int8 import quantize_first_try
     from ddad_edge.deploy.recipes import load_recipe
 
-    recipe = load_recipe("int8").int8
-    keep = nodes_of_groups(onnx.load(str(fp32)), recipe.keep_fp32)
-    return quantize_file(fp32, dst, frames, recipe, cache, exclude=keep)
+    return quantize_first_try(fp32, dst, frames, load_recipe("int8").int8, work)
 
 
 def _convert_fp16(fp32: Path, dst: Path) -> Path:
@@ -118,7 +115,8 @@ def speed_bundle(variant: SpeedVariant, work: Path, seed: int = 0, calib_count: 
         fp32 = speed_bundle(fp32_variant, work, seed, calib_count, log)  # reuse the FP32 file
         if variant.precision is Precision.INT8:
             frames = calibration_frames(variant.image_size, calib_count)
-            _quantize_int8(fp32.model_path, out / MODEL_NAME, frames, Path(work) / f".{variant.key}-ranges.json")
+            with tempfile.TemporaryDirectory(dir=work) as scratch:  # the quantizer's source copy and ranges
+                _quantize_int8(fp32.model_path, out / MODEL_NAME, frames, Path(scratch))
         else:
             _convert_fp16(fp32.model_path, out / MODEL_NAME)
     manifest = {

@@ -2,10 +2,15 @@
 
 ONNX Runtime's `quantize_static` writes the file: QDQ format, signed INT8 activations and weights, both
 symmetric (every zero point 0, as TensorRT requires), per-channel weights, biases left in FP32 (TensorRT
-dequantizes only INT8 tensors), Q/DQ on the inputs of convolutions and matrix products only (TensorRT's
-recommended placement; it fuses each pair into the INT8 kernel that reads it). Activation ranges
-come from nominal training images only, by the recipe's method (min-max, entropy or percentile),
-computed once and reused for every retry.
+dequantizes only INT8 tensors), Q/DQ on the inputs of convolutions and matrix products (TensorRT's
+recommended placement; it fuses each pair into the INT8 kernel that reads it) and on the outputs of
+the recipe's `quantize_outputs` types (convolutions by default). The output pair is what lets ONNX
+Runtime on a CPU fuse a convolution into QLinearConv: without it, every convolution of the file runs
+in float on weights dequantized on every call, slower than the FP32 file; TensorRT fuses it into a
+convolution that writes INT8. A node kept in FP32 (by the recipe's groups or by the fallback) reads the
+float tensor, never a dequantized copy, and so does the float arithmetic between the last convolutions and
+the map and score (the UNet's prediction is not rounded to INT8 on its way to the map). Activation ranges come from nominal training images only, by
+the recipe's method (min-max, entropy or percentile), computed once and reused for every retry.
 
 Fallback: the file is judged on held-out nominal and painted-defect images against the FP32 reference.
 If the score rank correlation falls below the recipe's minimum, or the map or score error passes the
@@ -86,6 +91,23 @@ def constants_to_initializers(src: Path, dst: Path) -> Path:
     return Path(dst)
 
 
+def quantization_source(fp32: Path, work: Path) -> Path:
+    """The FP32 graph as the quantizer reads it (work/int8-source.onnx: Constant nodes made initializers)."""
+    return constants_to_initializers(fp32, Path(work) / "int8-source.onnx")
+
+
+def quantize_first_try(fp32: Path, dst: Path, calibration: np.ndarray, recipe: Int8Recipe, work: Path) -> Path:
+    """The file `quantize_int8` writes on its first try, without judging it (no fallback): every node of the
+    recipe's op types quantized but those in its keep_fp32 groups. Benchmarks time this file. Returns `dst`.
+    """
+    import onnx
+
+    _, kept = _targets(onnx.load(str(fp32)), recipe)
+    cache = Path(work) / "int8-ranges.json"
+    cache.unlink(missing_ok=True)  # ranges of this graph, as the export computes them
+    return quantize_file(quantization_source(fp32, work), dst, calibration, recipe, cache, kept)
+
+
 @contextmanager
 def _quiet_quantizer():
     """ORT's quantizer logs advice at WARNING level through the root logger; keep the export's output readable."""
@@ -125,22 +147,24 @@ def _reader(frames: np.ndarray, batch: int = 1):
 def quantize_file(src: Path, dst: Path, calibration: np.ndarray, recipe: Int8Recipe, cache: Path,
                   exclude: list[str], activation_unsigned: bool = False, qoperator: bool = False,
                   op_types: tuple[str, ...] | None = None, quantize_bias: bool = False,
-                  quantize_outputs: bool = False) -> Path:
+                  output_types: tuple[str, ...] | None = None) -> Path:
     """Write the INT8 version of the FP32 graph `src` to `dst`; returns `dst`.
 
-    `cache` holds the activation ranges (computed from `calibration` frames on first use, then reused).
-    The defaults make the bundle's file: Q/DQ on the inputs of the quantized ops only (TensorRT's
-    pattern; a node kept in FP32 then reads a float tensor), S8S8, symmetric, FP32 biases.
-    `activation_unsigned`, `qoperator`, `quantize_bias` and `quantize_outputs` (Q/DQ on the outputs too,
-    which ONNX Runtime needs to fuse QLinearConv) make CPU variants for the report only.
+    `src` must hold its weights as initializers (`quantization_source`). `cache` holds the activation
+    ranges (computed from `calibration` frames on first use, then reused). The defaults make the bundle's
+    file: Q/DQ on the inputs of the recipe's op types and on the outputs of its `quantize_outputs` types,
+    S8S8, symmetric, FP32 biases; the nodes in `exclude` read float tensors. `activation_unsigned`,
+    `qoperator`, `quantize_bias`, `op_types` and `output_types` (None: the recipe's) make CPU variants for
+    the report only.
     """
     types = list(op_types if op_types is not None else recipe.op_types)
+    outputs = set(output_types if output_types is not None else recipe.quantize_outputs)
     q = _ort_quantization()
     methods = {CalibrationMethod.MINMAX: q.CalibrationMethod.MinMax,
                CalibrationMethod.ENTROPY: q.CalibrationMethod.Entropy,
                CalibrationMethod.PERCENTILE: q.CalibrationMethod.Percentile}
     extra = {"ActivationSymmetric": not activation_unsigned, "WeightSymmetric": True, "QuantizeBias": quantize_bias,
-             "OpTypesToExcludeOutputQuantization": [] if quantize_outputs else types}
+             "OpTypesToExcludeOutputQuantization": [t for t in types if t not in outputs]}
     if recipe.method is CalibrationMethod.PERCENTILE:
         extra["CalibPercentile"] = recipe.percentile
     with _quiet_quantizer():
@@ -151,7 +175,75 @@ def quantize_file(src: Path, dst: Path, calibration: np.ndarray, recipe: Int8Rec
             per_channel=True, activation_type=q.QuantType.QUInt8 if activation_unsigned else q.QuantType.QInt8,
             weight_type=q.QuantType.QInt8, calibrate_method=methods[recipe.method],
             nodes_to_exclude=list(exclude), extra_options=extra, calibration_cache_path=str(cache))
+    if not qoperator:
+        _read_float(Path(dst), set(exclude), set(types))
     return Path(dst)
+
+
+def _float_readers(model, kept: set[str], quantized_types: set[str]) -> set[str]:
+    """Names of the nodes that must read float tensors: those kept in FP32, and every node not quantized from
+    which a graph output is reached through unquantized nodes only (the sampler's arithmetic after the UNet's
+    last convolution, the distances, the blur): the map and score are computed in float from there on."""
+    producer = {o: n for n in model.graph.node for o in n.output}
+    readers = {name for name in kept}
+    todo = [producer[o.name] for o in model.graph.output if o.name in producer]
+    seen: set[str] = set()
+    while todo:
+        node = todo.pop()
+        if node.name in seen:
+            continue
+        seen.add(node.name)
+        quantized = node.op_type in quantized_types and node.name not in kept
+        if node.op_type not in ("QuantizeLinear", "DequantizeLinear"):
+            if quantized:
+                continue  # an INT8 op: what it reads is its own business
+            readers.add(node.name)
+        todo.extend(producer[i] for i in node.input if i in producer)
+    return readers
+
+
+def _read_float(path: Path, kept: set[str], quantized_types: set[str]) -> int:
+    """Rewire every float reader (`_float_readers`) that reads a dequantized activation to the float tensor
+    before its Quantize node, and drop the Q/DQ nodes nobody reads any more. Returns the inputs rewired.
+
+    The quantizer shares one Q/DQ pair among all readers of a tensor, so a quantized convolution's output
+    pair would also feed a node kept in FP32 (the fallback keeps a node in FP32 precisely because INT8 at its
+    input costs too much) and the float arithmetic that makes the map. Weights (DQ of an INT8 initializer)
+    are left alone: a kept node's own weights are never quantized, and a weight shared with a quantized node
+    is quantized for all of its readers.
+    """
+    import onnx
+
+    model = onnx.load(str(path))
+    g = model.graph
+    producer = {o: n for n in g.node for o in n.output}
+    readers = _float_readers(model, kept, quantized_types)
+    rewired = 0
+    for node in g.node:
+        if node.name not in readers:
+            continue
+        for i, name in enumerate(node.input):
+            dq = producer.get(name)
+            q = producer.get(dq.input[0]) if dq is not None and dq.op_type == "DequantizeLinear" else None
+            if q is not None and q.op_type == "QuantizeLinear":
+                node.input[i] = q.input[0]
+                rewired += 1
+    if rewired:
+        graph_outputs = {o.name for o in g.output}
+        while True:  # drop DQ nodes, then Q nodes, that nothing reads
+            read = {i for n in g.node for i in n.input} | graph_outputs
+            dead = [n for n in g.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")
+                    and not any(o in read for o in n.output)]
+            if not dead:
+                break
+            for n in dead:
+                g.node.remove(n)
+        read = {i for n in g.node for i in n.input}
+        unused = [t for t in g.initializer if t.name not in read]  # the dropped pairs' scales and zero points
+        for t in unused:
+            g.initializer.remove(t)
+        onnx.save(model, str(path))
+    return rewired
 
 
 def check_symmetric(path: Path) -> int:
@@ -246,7 +338,7 @@ def quantize_int8(fp32: Path, dst: Path, calibration: np.ndarray, fid: FidelityS
 
     model = onnx.load(str(fp32))
     targets, kept = _targets(model, recipe)
-    source = constants_to_initializers(fp32, Path(work) / "int8-source.onnx")
+    source = quantization_source(fp32, work)
     siblings = _weight_groups(onnx.load(str(source)), targets)
     cache = Path(work) / "int8-ranges.json"
     cache.unlink(missing_ok=True)

@@ -60,6 +60,7 @@ class Int8Recipe:
     percentile: float = 99.999  # for method: percentile
     calibration_images: int = 64  # nominal training images (never test images)
     op_types: tuple[str, ...] = ("Conv", "Gemm", "MatMul")  # ops whose inputs get Q/DQ
+    quantize_outputs: tuple[str, ...] = ("Conv",)  # of op_types, those whose outputs get Q/DQ too (CPU fusion)
     keep_fp32: tuple[str, ...] = ("blur", "time_embedding")  # node groups never quantized
     min_rank_correlation: float = 0.98  # score ranking vs FP32 on held-out nominal + painted-defect images
     fallback_rounds: int = 4  # retries, each keeping more of the most sensitive nodes in FP32
@@ -131,6 +132,10 @@ def _validate(recipe: Recipe, path: Path) -> None:
                             f"choose from {', '.join(sorted(groups))}")
     if not (recipe.tolerance.map_rel > 0 and recipe.tolerance.score_rel > 0):
         raise DdadError(f"recipe {path}: tolerance values must be positive")
+    stray = [t for t in recipe.int8.quantize_outputs if t not in recipe.int8.op_types]
+    if stray:
+        raise DdadError(f"recipe {path}: int8.quantize_outputs names {stray}, which are not in int8.op_types "
+                        f"{list(recipe.int8.op_types)}: only quantized ops can have their outputs quantized")
     if recipe.int8.calibration_images < 1:
         raise DdadError(f"recipe {path}: int8.calibration_images must be at least 1")
     if not 0 < recipe.int8.percentile <= 100:
