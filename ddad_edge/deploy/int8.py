@@ -7,17 +7,19 @@ recommended placement; it fuses each pair into the INT8 kernel that reads it) an
 the recipe's `quantize_outputs` types (convolutions by default). The output pair is what lets ONNX
 Runtime on a CPU fuse a convolution into QLinearConv: without it, every convolution of the file runs
 in float on weights dequantized on every call, slower than the FP32 file; TensorRT fuses it into a
-convolution that writes INT8. A node kept in FP32 (by the recipe's groups or by the fallback) reads the
-float tensor, never a dequantized copy, and so does the float arithmetic between the last convolutions and
-the map and score (the UNet's prediction is not rounded to INT8 on its way to the map). Activation ranges come from nominal training images only, by
-the recipe's method (min-max, entropy or percentile), computed once and reused for every retry.
+convolution that writes INT8. A node kept in FP32 (by the recipe's groups or by the fallback) reads its
+input unquantized, never a dequantized copy (what it reads may still carry the output rounding of quantized
+convolutions further up), and the float arithmetic between the last convolutions and the map and score
+reads float tensors: the UNet's prediction is not rounded to INT8 on its way to the map, and no graph
+output is written by a Q/DQ pair. Activation ranges come from nominal training images only, by the
+recipe's method (min-max, entropy or percentile), computed once and reused for every retry.
 
 Fallback: the file is judged on held-out nominal and painted-defect images against the FP32 reference.
 If the score rank correlation falls below the recipe's minimum, or the map or score error passes the
 recipe's tolerance, the quantized nodes are ranked by the error each one adds (relative error of its
-output minus that of its input, FP32 vs Q/DQ, on a few frames), and the worst are kept in FP32 for the
-next try, together with every node that shares their weights (the same UNet convolution in each
-unrolled step); the number kept doubles each round. The report lists them.
+output, after its own output rounding, minus that of its input, FP32 vs Q/DQ, on a few frames), and the
+worst are kept in FP32 for the next try, together with every node that shares their weights (the same
+UNet convolution in each unrolled step); the number kept doubles each round. The report lists them.
 """
 
 from __future__ import annotations
@@ -176,15 +178,18 @@ def quantize_file(src: Path, dst: Path, calibration: np.ndarray, recipe: Int8Rec
             weight_type=q.QuantType.QInt8, calibrate_method=methods[recipe.method],
             nodes_to_exclude=list(exclude), extra_options=extra, calibration_cache_path=str(cache))
     if not qoperator:
-        _read_float(Path(dst), set(exclude), set(types))
+        _read_float(Path(dst), set(exclude), set(types), recipe.keep_fp32)
     return Path(dst)
 
 
-def _float_readers(model, kept: set[str], quantized_types: set[str]) -> set[str]:
-    """Names of the nodes that must read float tensors: those kept in FP32, and every node not quantized from
-    which a graph output is reached through unquantized nodes only (the sampler's arithmetic after the UNet's
-    last convolution, the distances, the blur): the map and score are computed in float from there on."""
+def _float_readers(model, kept: set[str], quantized_types: set[str], float_groups: tuple[str, ...]) -> set[str]:
+    """Names of the nodes that must read float tensors: those kept in FP32, and every node from which a graph
+    output is reached without passing a node of the quantized types other than those of the `float_groups`
+    (the recipe's keep_fp32: the blur): the sampler's arithmetic after the UNet's last convolution, the
+    distances. The map and score are computed in float from there on. The walk stops at every other
+    convolution, kept by the fallback or not: upstream of it the graph is quantized as usual."""
     producer = {o: n for n in model.graph.node for o in n.output}
+    through = set(nodes_of_groups(model, float_groups))
     readers = {name for name in kept}
     todo = [producer[o.name] for o in model.graph.output if o.name in producer]
     seen: set[str] = set()
@@ -193,18 +198,18 @@ def _float_readers(model, kept: set[str], quantized_types: set[str]) -> set[str]
         if node.name in seen:
             continue
         seen.add(node.name)
-        quantized = node.op_type in quantized_types and node.name not in kept
+        if node.op_type in quantized_types and node.name not in through:
+            continue  # one of the last convolutions: what it reads is its own business
         if node.op_type not in ("QuantizeLinear", "DequantizeLinear"):
-            if quantized:
-                continue  # an INT8 op: what it reads is its own business
             readers.add(node.name)
         todo.extend(producer[i] for i in node.input if i in producer)
     return readers
 
 
-def _read_float(path: Path, kept: set[str], quantized_types: set[str]) -> int:
+def _read_float(path: Path, kept: set[str], quantized_types: set[str], float_groups: tuple[str, ...]) -> int:
     """Rewire every float reader (`_float_readers`) that reads a dequantized activation to the float tensor
-    before its Quantize node, and drop the Q/DQ nodes nobody reads any more. Returns the inputs rewired.
+    before its Quantize node, give a graph output written by a Q/DQ pair back to the float tensor, and drop
+    the Q/DQ nodes nobody reads any more with their scales and zero points. Returns the tensors rewired.
 
     The quantizer shares one Q/DQ pair among all readers of a tensor, so a quantized convolution's output
     pair would also feed a node kept in FP32 (the fallback keeps a node in FP32 precisely because INT8 at its
@@ -217,7 +222,7 @@ def _read_float(path: Path, kept: set[str], quantized_types: set[str]) -> int:
     model = onnx.load(str(path))
     g = model.graph
     producer = {o: n for n in g.node for o in n.output}
-    readers = _float_readers(model, kept, quantized_types)
+    readers = _float_readers(model, kept, quantized_types, float_groups)
     rewired = 0
     for node in g.node:
         if node.name not in readers:
@@ -228,8 +233,19 @@ def _read_float(path: Path, kept: set[str], quantized_types: set[str]) -> int:
             if q is not None and q.op_type == "QuantizeLinear":
                 node.input[i] = q.input[0]
                 rewired += 1
+    for out in g.output:  # a graph output written by a Q/DQ pair: the float tensor takes the output's name
+        dq = producer.get(out.name)
+        q = producer.get(dq.input[0]) if dq is not None and dq.op_type == "DequantizeLinear" else None
+        if q is not None and q.op_type == "QuantizeLinear":
+            x = q.input[0]
+            g.node.remove(dq)
+            for n in g.node:
+                n.output[:] = [out.name if o == x else o for o in n.output]
+                n.input[:] = [out.name if i == x else i for i in n.input]
+            rewired += 1
     if rewired:
         graph_outputs = {o.name for o in g.output}
+        dropped: set[str] = set()
         while True:  # drop DQ nodes, then Q nodes, that nothing reads
             read = {i for n in g.node for i in n.input} | graph_outputs
             dead = [n for n in g.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")
@@ -237,10 +253,10 @@ def _read_float(path: Path, kept: set[str], quantized_types: set[str]) -> int:
             if not dead:
                 break
             for n in dead:
+                dropped.update(n.input[1:])  # scale and zero point
                 g.node.remove(n)
-        read = {i for n in g.node for i in n.input}
-        unused = [t for t in g.initializer if t.name not in read]  # the dropped pairs' scales and zero points
-        for t in unused:
+        read = {i for n in g.node for i in n.input} | {i.name for i in g.input}
+        for t in [t for t in g.initializer if t.name in dropped and t.name not in read]:
             g.initializer.remove(t)
         onnx.save(model, str(path))
     return rewired
@@ -285,8 +301,11 @@ def judge(path: Path, fid: FidelitySet, ref_maps: np.ndarray, ref_scores: np.nda
 def rank_sensitive_nodes(fp32: Path, qdq: Path, frames: np.ndarray, targets: list[str]) -> list[tuple[str, float]]:
     """Quantized nodes ranked by the relative error each adds (output error minus input error), worst first.
 
-    Runs both graphs on `frames` (a few suffice), one frame at a time, with every target's data input and
-    output exposed; only running sums are kept, so memory stays at one frame's activations per graph.
+    A node's output is read after its own output Q/DQ where only float ops read that pair, so the rounding
+    of a convolution's output is charged to that convolution; a pair that a quantized op reads is charged to
+    that reader, whose fallback removes it. Runs both graphs on `frames` (a few
+    suffice), one frame at a time, with every target's data input and output exposed; only running sums
+    are kept, so memory stays at one frame's activations per graph.
     """
     import onnx
     import onnxruntime as ort
@@ -296,23 +315,41 @@ def rank_sensitive_nodes(fp32: Path, qdq: Path, frames: np.ndarray, targets: lis
     by_name = {n.name: n for n in model.graph.node}
     pairs = [(name, by_name[name].input[0], by_name[name].output[0]) for name in targets if name in by_name]
     wanted = {t for _, i, o in pairs for t in (i, o)}
-    sessions = []
+    written = {o for _, _, o in pairs}
+    sessions, aliases = [], []
     for path in (fp32, qdq):
         m = onnx.load(str(path))
+        alias = {t: t for t in wanted}
+        if path == qdq:
+            readers = {}
+            for n in m.graph.node:
+                for t in n.input:
+                    readers.setdefault(t, []).append(n)
+            quantized = set(targets)
+            for q in m.graph.node:
+                dqs = [n for n in readers.get(q.output[0], []) if n.op_type == "DequantizeLinear"]
+                if q.op_type != "QuantizeLinear" or q.input[0] not in written or not dqs:
+                    continue
+                # a pair that a quantized op reads is that op's input rounding (keeping the reader in FP32
+                # removes it); a pair only float ops read is the writer's output rounding
+                if not any(r.name in quantized for dq in dqs for r in readers.get(dq.output[0], [])):
+                    alias[q.input[0]] = dqs[0].output[0]
         present = {o for n in m.graph.node for o in n.output}
         known = {o.name for o in m.graph.output}
-        for t in sorted(wanted & present - known):
+        for t in sorted(set(alias.values()) & present - known):
             m.graph.output.append(helper.make_tensor_value_info(t, TensorProto.FLOAT, None))
         options = ort.SessionOptions()
         options.log_severity_level = 3
         sessions.append(ort.InferenceSession(m.SerializeToString(), options, providers=["CPUExecutionProvider"]))
-    names = sorted(wanted & {o.name for o in sessions[0].get_outputs()} & {o.name for o in sessions[1].get_outputs()})
+        aliases.append(alias)
+    exposed = [{o.name for o in sess.get_outputs()} for sess in sessions]
+    names = sorted(t for t in wanted if aliases[0][t] in exposed[0] and aliases[1][t] in exposed[1])
     diff2 = dict.fromkeys(names, 0.0)
     ref2 = dict.fromkeys(names, 0.0)
     for i in range(len(frames)):
         feed = {"frames": np.ascontiguousarray(frames[i:i + 1])}
-        ref = sessions[0].run(names, feed)
-        quant = sessions[1].run(names, feed)
+        ref = sessions[0].run([aliases[0][t] for t in names], feed)
+        quant = sessions[1].run([aliases[1][t] for t in names], feed)
         for name, r, q in zip(names, ref, quant):
             r = np.asarray(r, np.float64)
             diff2[name] += float(np.square(np.asarray(q, np.float64) - r).sum())

@@ -110,12 +110,14 @@ def _make_int8(recipe: Recipe, fp32: Path, dst: Path, work: Path, fid: FidelityS
                                    runs=latency_runs, log=log)
     details = {
         "kind": "int8",
-        "format": "QDQ, INT8 activations and weights, symmetric (zero points 0), per-channel weights, FP32 biases",
+        "format": "QDQ, INT8 activations and weights, symmetric (zero points 0), per-channel weights, FP32 biases; "
+                  "Q/DQ on the inputs of op_types and on the outputs of quantize_outputs",
         "method": cfg.method.value,
         "percentile": cfg.percentile if cfg.method.value == "percentile" else None,
         "calibration_images": int(len(calibration)),
         "calibration_source": "nominal training images (train split of train/good), never test images",
         "op_types": list(cfg.op_types),
+        "quantize_outputs": list(cfg.quantize_outputs),
         "quantized_nodes": len(result.quantized_nodes) - len(result.fallback_nodes),
         "candidate_nodes": len(result.quantized_nodes),
         "kept_fp32_by_recipe": result.kept_by_recipe,

@@ -52,3 +52,10 @@ def test_int8_speed_bundle_is_the_exports_first_try(tmp_path, monkeypatch):
     for name, value in export_weights.items():
         np.testing.assert_array_equal(timed_weights[name], value, err_msg=name)
     assert any(op == "QuantizeLinear" for op, _, _ in timed_nodes)
+    # the UNet's head is quantized (INT8 weights and input) but its prediction reaches the map in float
+    writers = {o: op for op, _, outs in timed_nodes for o in outs}
+    heads = [(ins, outs) for op, ins, outs in timed_nodes if op == "Conv" and "head" in outs[0]]
+    assert heads
+    for ins, outs in heads:
+        assert writers[ins[1]] == "DequantizeLinear"
+        assert [op for op, i, _ in timed_nodes if outs[0] in i and op == "QuantizeLinear"] == []

@@ -21,7 +21,7 @@ from torch import nn
 
 from ddad_edge.bundle import Precision
 from ddad_edge.deploy.fidelity import FidelitySet, output_error, rank_correlation, run_onnx
-from ddad_edge.deploy.int8 import check_symmetric, quantize_int8
+from ddad_edge.deploy.int8 import check_symmetric, quantize_file, quantize_int8
 from ddad_edge.deploy.precision import NodeGroup, convert_fp16, emulate_fp16, group_of, nodes_of_groups
 from ddad_edge.deploy.recipes import Int8Recipe, Tolerance, load_recipe, recipe_for
 from ddad_edge.deploy.thresholds import ThresholdRule, compute_thresholds
@@ -164,14 +164,23 @@ def test_int8_bundle_runs_integer_convolutions_in_onnx_runtime(project, tmp_path
     ran = _ort_optimized(bundle.model_path, tmp_path / "ort.onnx")
     fused = [n for n in ran.graph.node if n.op_type == "QLinearConv"]
     assert len(fused) >= len(quantized) // 2, (len(fused), len(quantized))
-    readers = {i: n for n in model.graph.node for i in n.input}
     heads = [n for n in model.graph.node if n.op_type == "Conv" and "/unet/head/" in n.name]
-    assert heads and all(readers[h.output[0]].op_type != "QuantizeLinear" for h in heads)
+    assert heads
+    for head in heads:
+        readers = [r.op_type for r in model.graph.node if head.output[0] in r.input]
+        assert readers and "QuantizeLinear" not in readers, readers
+    assert [n.name for n in model.graph.node if n.name in kept and _reads_dequantized_activation(model, n)] == []
+
+
+def _reads_dequantized_activation(model, node) -> bool:
+    """Whether `node` reads the output of a DequantizeLinear fed by a QuantizeLinear (a rounded activation)."""
     producers = {o: n for n in model.graph.node for o in n.output}
-    for n in model.graph.node:  # the kept nodes read float activations, never a dequantized copy
-        if n.name in kept:
-            dq = producers.get(n.input[0])
-            assert dq is None or dq.op_type != "DequantizeLinear", n.name
+    for name in node.input:
+        dq = producers.get(name)
+        q = producers.get(dq.input[0]) if dq is not None and dq.op_type == "DequantizeLinear" else None
+        if q is not None and q.op_type == "QuantizeLinear":
+            return True
+    return False
 
 
 class _SensitiveNet(nn.Module):
@@ -223,6 +232,42 @@ def test_int8_fallback_keeps_the_sensitive_node_in_fp32(tmp_path):
     maps, scores = run_onnx(tmp_path / "q.onnx", frames)
     assert rank_correlation(scores, ref[1]) >= 0.98
     assert check_symmetric(tmp_path / "q.onnx") > 0
+
+
+class _ConvOutNet(nn.Module):
+    """Two convolutions, the second writing the graph output itself."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.c1, self.c2 = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 1, 1)
+
+    def forward(self, frames):
+        x = frames.permute(0, 3, 1, 2).float() * (2.0 / 255.0) - 1.0
+        m = self.c2(torch.relu(self.c1(x)))
+        return m, m.flatten(1).amax(dim=1)
+
+
+def test_int8_never_writes_a_graph_output_through_a_qdq_pair(tmp_path):
+    """With nothing kept in float, the last convolution's output Q/DQ would make the map INT8-rounded while
+    the score (read by a float op) is not; the map keeps the float tensor instead."""
+    path = tmp_path / "toy.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(_ConvOutNet().eval(), (torch.zeros(1, 16, 16, 3, dtype=torch.uint8),), str(path),
+                          dynamo=False, opset_version=17, input_names=["frames"],
+                          output_names=["anomaly_map", "score"])
+    frames = np.random.default_rng(0).integers(0, 256, (4, 16, 16, 3), dtype=np.uint8)
+    recipe = Int8Recipe(calibration_images=4, keep_fp32=(), cpu_study=False)
+    q = quantize_file(path, tmp_path / "q.onnx", frames, recipe, tmp_path / "ranges.json", [])
+    model = onnx.load(str(q))
+    producers = {o: n for n in model.graph.node for o in n.output}
+    assert [producers[o.name].op_type for o in model.graph.output] == ["Conv", "ReduceMax"]
+    assert producers["anomaly_map"].input[0] in producers  # the conv itself reads a quantized input
+    assert producers[producers["anomaly_map"].input[0]].op_type == "DequantizeLinear"
+    assert check_symmetric(q) > 0
+    maps, scores = run_onnx(q, frames[:1])
+    np.testing.assert_allclose(scores, maps.reshape(1, -1).max(axis=1), rtol=1e-6)  # map and score agree
 
 
 def test_int8_gives_up_in_one_line_when_no_round_meets_the_budget(tmp_path):
