@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ddad_edge.bench.report import machine_lines, markdown_table, row_on_cpu
+from ddad_edge.bench.report import machine_lines, markdown_table, reference_row, row_on_cpu
 from ddad_edge.bundle import atomic_write_bytes
 
 TARGET_SPEEDUP = 30.0
@@ -32,10 +32,6 @@ PRODUCT_OPS = INT8_PRODUCT_OPS + FLOAT_PRODUCT_OPS + LAYOUT_OPS
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear")
 REST = ("GroupNorm as InstanceNormalization, SiLU, residual adds, concatenation, softmax, the sampler's "
         "arithmetic")
-
-
-def reference_row(rows: list[dict]) -> dict | None:
-    return next((r for r in rows if r.get("reference")), None)
 
 
 def find_row(rows: list[dict], precision: str, steps: int, backbone: str | None, backend: str) -> dict | None:
@@ -231,7 +227,7 @@ def verdict(rows: list[dict], edge_key: Any, profile: dict | None, extra_profile
 
 
 def provenance(rows: list[dict], a: Any) -> list[str]:
-    ref = next((r for r in rows if r.get("reference")), None)
+    ref = reference_row(rows)
     with_fid = [r for r in rows if r.get("fidelity")]
     lines = ["## What was measured on which model", ""]
     if ref:

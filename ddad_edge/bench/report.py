@@ -81,6 +81,11 @@ def is_cpu(device: Any) -> bool:
     return str(device or "cpu").split(":")[0] == "cpu"
 
 
+def reference_row(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The first row marked as the reference (after `add_speedups`, the fastest one), or None."""
+    return next((r for r in rows if r.get("reference")), None)
+
+
 def row_on_cpu(row: dict[str, Any]) -> bool:
     """Whether a row computed on the CPU."""
     return is_cpu(row["variant"].get("device"))

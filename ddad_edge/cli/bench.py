@@ -38,9 +38,9 @@ def _print_row(row: dict) -> None:
 
 def cross_device_note(rows: list[dict]) -> str | None:
     """A line when the reference and the bundle's row ran on different devices (CPU against GPU), else None."""
-    from ddad_edge.bench.report import row_on_cpu
+    from ddad_edge.bench.report import reference_row, row_on_cpu
 
-    ref, row = next((r for r in rows if r.get("reference")), None), rows[-1]
+    ref, row = reference_row(rows), rows[-1]
     if ref is None or row_on_cpu(ref) == row_on_cpu(row):
         return None
     on_cpu = row_on_cpu(row)

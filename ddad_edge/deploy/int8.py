@@ -93,9 +93,12 @@ def constants_to_initializers(src: Path, dst: Path) -> Path:
     return Path(dst)
 
 
-def quantization_source(fp32: Path, work: Path) -> Path:
-    """The FP32 graph as the quantizer reads it (work/int8-source.onnx: Constant nodes made initializers)."""
-    return constants_to_initializers(fp32, Path(work) / "int8-source.onnx")
+def quantization_inputs(fp32: Path, work: Path) -> tuple[Path, Path]:
+    """(the FP32 graph as the quantizer reads it, work/int8-source.onnx with Constant nodes made initializers;
+    the activation ranges' cache, work/int8-ranges.json, emptied: the ranges of this graph are computed anew)."""
+    cache = Path(work) / "int8-ranges.json"
+    cache.unlink(missing_ok=True)
+    return constants_to_initializers(fp32, Path(work) / "int8-source.onnx"), cache
 
 
 def quantize_first_try(fp32: Path, dst: Path, calibration: np.ndarray, recipe: Int8Recipe, work: Path) -> Path:
@@ -105,9 +108,8 @@ def quantize_first_try(fp32: Path, dst: Path, calibration: np.ndarray, recipe: I
     import onnx
 
     _, kept = _targets(onnx.load(str(fp32)), recipe)
-    cache = Path(work) / "int8-ranges.json"
-    cache.unlink(missing_ok=True)  # ranges of this graph, as the export computes them
-    return quantize_file(quantization_source(fp32, work), dst, calibration, recipe, cache, kept)
+    source, cache = quantization_inputs(fp32, work)
+    return quantize_file(source, dst, calibration, recipe, cache, kept)
 
 
 @contextmanager
@@ -152,7 +154,7 @@ def quantize_file(src: Path, dst: Path, calibration: np.ndarray, recipe: Int8Rec
                   output_types: tuple[str, ...] | None = None) -> Path:
     """Write the INT8 version of the FP32 graph `src` to `dst`; returns `dst`.
 
-    `src` must hold its weights as initializers (`quantization_source`). `cache` holds the activation
+    `src` must hold its weights as initializers (`quantization_inputs`). `cache` holds the activation
     ranges (computed from `calibration` frames on first use, then reused). The defaults make the bundle's
     file: Q/DQ on the inputs of the recipe's op types and on the outputs of its `quantize_outputs` types,
     S8S8, symmetric, FP32 biases; the nodes in `exclude` read float tensors. `activation_unsigned`,
@@ -182,13 +184,20 @@ def quantize_file(src: Path, dst: Path, calibration: np.ndarray, recipe: Int8Rec
     return Path(dst)
 
 
-def _float_readers(model, kept: set[str], quantized_types: set[str], float_groups: tuple[str, ...]) -> set[str]:
+def _rounded(producer: dict, name: str):
+    """(Quantize node, Dequantize node) when tensor `name` is an activation rounded by a Q/DQ pair, else None."""
+    dq = producer.get(name)
+    q = producer.get(dq.input[0]) if dq is not None and dq.op_type == "DequantizeLinear" else None
+    return (q, dq) if q is not None and q.op_type == "QuantizeLinear" else None
+
+
+def _float_readers(model, producer: dict, kept: set[str], quantized_types: set[str],
+                   float_groups: tuple[str, ...]) -> set[str]:
     """Names of the nodes that must read float tensors: those kept in FP32, and every node from which a graph
     output is reached without passing a node of the quantized types other than those of the `float_groups`
     (the recipe's keep_fp32: the blur): the sampler's arithmetic after the UNet's last convolution, the
     distances. The map and score are computed in float from there on. The walk stops at every other
     convolution, kept by the fallback or not: upstream of it the graph is quantized as usual."""
-    producer = {o: n for n in model.graph.node for o in n.output}
     through = set(nodes_of_groups(model, float_groups))
     readers = {name for name in kept}
     todo = [producer[o.name] for o in model.graph.output if o.name in producer]
@@ -222,21 +231,20 @@ def _read_float(path: Path, kept: set[str], quantized_types: set[str], float_gro
     model = onnx.load(str(path))
     g = model.graph
     producer = {o: n for n in g.node for o in n.output}
-    readers = _float_readers(model, kept, quantized_types, float_groups)
+    readers = _float_readers(model, producer, kept, quantized_types, float_groups)
     rewired = 0
     for node in g.node:
         if node.name not in readers:
             continue
         for i, name in enumerate(node.input):
-            dq = producer.get(name)
-            q = producer.get(dq.input[0]) if dq is not None and dq.op_type == "DequantizeLinear" else None
-            if q is not None and q.op_type == "QuantizeLinear":
-                node.input[i] = q.input[0]
+            pair = _rounded(producer, name)
+            if pair is not None:
+                node.input[i] = pair[0].input[0]
                 rewired += 1
     for out in g.output:  # a graph output written by a Q/DQ pair: the float tensor takes the output's name
-        dq = producer.get(out.name)
-        q = producer.get(dq.input[0]) if dq is not None and dq.op_type == "DequantizeLinear" else None
-        if q is not None and q.op_type == "QuantizeLinear":
+        pair = _rounded(producer, out.name)
+        if pair is not None:
+            q, dq = pair
             x = q.input[0]
             g.node.remove(dq)
             for n in g.node:
@@ -375,10 +383,8 @@ def quantize_int8(fp32: Path, dst: Path, calibration: np.ndarray, fid: FidelityS
 
     model = onnx.load(str(fp32))
     targets, kept = _targets(model, recipe)
-    source = quantization_source(fp32, work)
+    source, cache = quantization_inputs(fp32, work)
     siblings = _weight_groups(onnx.load(str(source)), targets)
-    cache = Path(work) / "int8-ranges.json"
-    cache.unlink(missing_ok=True)
     result = Int8Result(Path(dst), targets, kept, [], source=source)
     excluded: list[str] = []
     for round_ in range(recipe.fallback_rounds + 1):
