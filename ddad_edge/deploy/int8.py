@@ -9,9 +9,12 @@ Runtime on a CPU fuse a convolution into QLinearConv: without it, every convolut
 in float on weights dequantized on every call, slower than the FP32 file; TensorRT fuses it into a
 convolution that writes INT8. A node kept in FP32 (by the recipe's groups or by the fallback) reads its
 input unquantized, never a dequantized copy (what it reads may still carry the output rounding of quantized
-convolutions further up), and the float arithmetic between the last convolutions and the map and score
-reads float tensors: the UNet's prediction is not rounded to INT8 on its way to the map, and no graph
-output is written by a Q/DQ pair. Activation ranges come from nominal training images only, by the
+convolutions further up), and the float arithmetic between the last convolutions (and the extractor's
+feature maps) and the map and score reads float tensors: the UNet's prediction is not rounded to INT8 on
+its way to the map, and no graph output is written by a Q/DQ pair. A tensor rounded for a convolution's
+input is rounded for that convolution alone: the float ops beside it (the GroupNorm and the shape
+arithmetic that read the UNet's skip concatenation with its 1x1 convolution) read it unrounded, and ONNX
+Runtime fuses the convolution, which it does not while the Dequantize node has other readers. Activation ranges come from nominal training images only, by the
 recipe's method (min-max, entropy or percentile), computed once and reused for every retry.
 
 Fallback: the file is judged on held-out nominal and painted-defect images against the FP32 reference.
@@ -34,7 +37,7 @@ from typing import Callable
 import numpy as np
 
 from ddad_edge.deploy.fidelity import FidelitySet, output_error, rank_correlation, run_onnx
-from ddad_edge.deploy.precision import nodes_of_groups
+from ddad_edge.deploy.precision import BACKBONE, nodes_of_groups
 from ddad_edge.deploy.recipes import CalibrationMethod, Int8Recipe, Tolerance
 from ddad_edge.errors import DdadError, missing_package
 
@@ -180,7 +183,7 @@ def quantize_file(src: Path, dst: Path, calibration: np.ndarray, recipe: Int8Rec
             weight_type=q.QuantType.QInt8, calibrate_method=methods[recipe.method],
             nodes_to_exclude=list(exclude), extra_options=extra, calibration_cache_path=str(cache))
     if not qoperator:
-        _read_float(Path(dst), set(exclude), set(types), recipe.keep_fp32)
+        _read_float(Path(dst), set(exclude), set(types), outputs, recipe.keep_fp32)
     return Path(dst)
 
 
@@ -191,13 +194,24 @@ def _rounded(producer: dict, name: str):
     return (q, dq) if q is not None and q.op_type == "QuantizeLinear" else None
 
 
+def _input_rounding(producer: dict, q, quantized: set[str], output_types: set[str]) -> bool:
+    """Whether Quantize node `q` rounds a tensor for the quantized nodes that read it, not as the output of
+    the quantized node that writes it (`output_types`: the recipe's quantize_outputs). Only the first kind
+    may be skipped by float readers: an output pair is what lets ONNX Runtime fuse its writer."""
+    writer = producer.get(q.input[0])
+    return writer is None or writer.name not in quantized or writer.op_type not in output_types
+
+
 def _float_readers(model, producer: dict, kept: set[str], quantized_types: set[str],
                    float_groups: tuple[str, ...]) -> set[str]:
     """Names of the nodes that must read float tensors: those kept in FP32, and every node from which a graph
     output is reached without passing a node of the quantized types other than those of the `float_groups`
-    (the recipe's keep_fp32: the blur): the sampler's arithmetic after the UNet's last convolution, the
-    distances. The map and score are computed in float from there on. The walk stops at every other
-    convolution, kept by the fallback or not: upstream of it the graph is quantized as usual."""
+    (the recipe's keep_fp32: the blur) or entering the feature extractor: the sampler's arithmetic after the
+    UNet's last convolution, the distances. The map and score are computed in float from the UNet's
+    prediction and the feature maps on. The walk stops at every other convolution, kept by the fallback or
+    not, and at the extractor's feature maps: upstream of them the graph is quantized as usual (inside the
+    extractor, the residual additions that lead to a feature map read their convolutions' INT8 outputs like
+    the rest of it, so ONNX Runtime fuses those convolutions too)."""
     through = set(nodes_of_groups(model, float_groups))
     readers = {name for name in kept}
     todo = [producer[o.name] for o in model.graph.output if o.name in producer]
@@ -209,22 +223,29 @@ def _float_readers(model, producer: dict, kept: set[str], quantized_types: set[s
         seen.add(node.name)
         if node.op_type in quantized_types and node.name not in through:
             continue  # one of the last convolutions: what it reads is its own business
+        if BACKBONE.match(node.name):
+            continue  # a feature map's last node: the extractor is quantized as a whole
         if node.op_type not in ("QuantizeLinear", "DequantizeLinear"):
             readers.add(node.name)
         todo.extend(producer[i] for i in node.input if i in producer)
     return readers
 
 
-def _read_float(path: Path, kept: set[str], quantized_types: set[str], float_groups: tuple[str, ...]) -> int:
+def _read_float(path: Path, kept: set[str], quantized_types: set[str], output_types: set[str],
+                float_groups: tuple[str, ...]) -> int:
     """Rewire every float reader (`_float_readers`) that reads a dequantized activation to the float tensor
-    before its Quantize node, give a graph output written by a Q/DQ pair back to the float tensor, and drop
-    the Q/DQ nodes nobody reads any more with their scales and zero points. Returns the tensors rewired.
+    before its Quantize node, and every other reader that is not a quantized node to it too where the pair
+    rounds an input only (`_input_rounding`); give a graph output written by a Q/DQ pair back to the float
+    tensor, and drop the Q/DQ nodes nobody reads any more with their scales and zero points. Returns the
+    tensors rewired.
 
     The quantizer shares one Q/DQ pair among all readers of a tensor, so a quantized convolution's output
     pair would also feed a node kept in FP32 (the fallback keeps a node in FP32 precisely because INT8 at its
-    input costs too much) and the float arithmetic that makes the map. Weights (DQ of an INT8 initializer)
-    are left alone: a kept node's own weights are never quantized, and a weight shared with a quantized node
-    is quantized for all of its readers.
+    input costs too much) and the float arithmetic that makes the map; and a pair made for a quantized
+    convolution's input would also feed the GroupNorm and the shape arithmetic beside it, rounding them
+    for nothing, and ONNX Runtime would not fuse that convolution into QLinearConv while its Dequantize
+    node has other readers. Weights (DQ of an INT8 initializer) are left alone: a kept node's own weights
+    are never quantized, and a weight shared with a quantized node is quantized for all of its readers.
     """
     import onnx
 
@@ -232,13 +253,15 @@ def _read_float(path: Path, kept: set[str], quantized_types: set[str], float_gro
     g = model.graph
     producer = {o: n for n in g.node for o in n.output}
     readers = _float_readers(model, producer, kept, quantized_types, float_groups)
+    quantized = {n.name for n in g.node if n.op_type in quantized_types and n.name not in kept}
     rewired = 0
     for node in g.node:
-        if node.name not in readers:
-            continue
         for i, name in enumerate(node.input):
             pair = _rounded(producer, name)
-            if pair is not None:
+            if pair is None:
+                continue
+            if node.name in readers or (node.name not in quantized
+                                        and _input_rounding(producer, pair[0], quantized, output_types)):
                 node.input[i] = pair[0].input[0]
                 rewired += 1
     for out in g.output:  # a graph output written by a Q/DQ pair: the float tensor takes the output's name

@@ -41,9 +41,12 @@ class NodeGroup(str, Enum):
 
 
 _SCORER = re.compile(r"^/pipeline/scorer/(?!extractor/)")
+# the feature extractor's nodes: /pipeline/scorer/extractor/layer2/layer2.0/conv1/Conv
+BACKBONE = re.compile(r"^/pipeline/scorer/extractor/")
 _BLUR = re.compile(r"^/pipeline/scorer/(Conv|Pad)(_\d+)?$")
-# sin/cos of t and what makes t: /pipeline/unet_3/Sin, /pipeline/unet/Cast; the MLP and each block's emb.
-_TIME = re.compile(r"^/pipeline/unet(_\d+)?/(Sin|Cos|Mul|Cast|Unsqueeze|Concat)(_\d+)?$|/time_mlp/|/emb/")
+# sin/cos of t and what makes t: /pipeline/unet_3/Sin, /pipeline/unet/Cast; the MLP and each block's emb,
+# in every unrolled UNet call (the exporter names the second call's /down.0/block/emb_1/Gemm)
+_TIME = re.compile(r"^/pipeline/unet(_\d+)?/(Sin|Cos|Mul|Cast|Unsqueeze|Concat)(_\d+)?$|/time_mlp/|/emb(_\d+)?/")
 
 
 def group_of(node) -> NodeGroup | None:

@@ -59,6 +59,11 @@ def test_every_node_group_is_found_in_the_exported_graph(prep):
     outputs = {o.name for o in model.graph.output}
     producers = [n for n in model.graph.node if set(n.output) & outputs]
     assert {group_of(n) for n in producers} <= {NodeGroup.BLUR, NodeGroup.DISTANCES}
+    # every matrix product of the UNet is the time embedding's, in each of the K unrolled calls
+    gemms = [n for n in model.graph.node if n.op_type == "Gemm" and "/unet" in n.name]
+    assert any("emb_1/" in n.name for n in gemms)  # the second call's names carry the exporter's suffix
+    assert {group_of(n) for n in gemms} == {NodeGroup.TIME_EMBEDDING}, \
+        sorted(n.name for n in gemms if group_of(n) is not NodeGroup.TIME_EMBEDDING)[:3]
 
 
 def test_fp16_with_every_node_kept_is_exactly_fp32(prep, tmp_path):
@@ -172,6 +177,42 @@ def test_int8_bundle_runs_integer_convolutions_in_onnx_runtime(project, tmp_path
     assert [n.name for n in model.graph.node if n.name in kept and _reads_dequantized_activation(model, n)] == []
 
 
+def test_int8_rounds_a_convolution_input_for_that_convolution_alone(project, tmp_path):
+    """A tensor that a quantized convolution reads and float ops read too (the UNet's skip concatenation,
+    read by a 1x1 skip convolution and by a GroupNorm and its shape): the float ops read it unrounded, and
+    ONNX Runtime fuses the convolution. While the Dequantize node had other readers it ran the convolution
+    in float (20 of the 140 convolutions of 256-px DDAD-S, and the dequantization twice). In the extractor,
+    the residual additions read their convolutions' INT8 outputs like any other reader, so those fuse too."""
+    bundle = tiny_bundle(project, "int8")
+    model = onnx.load(str(bundle.model_path))
+    producers = {o: n for n in model.graph.node for o in n.output}
+    readers: dict[str, list] = {}
+    for n in model.graph.node:
+        for i in n.input:
+            readers.setdefault(i, []).append(n)
+    details = json.loads(bundle.file("report.json").read_text())["precision_details"]
+    kept = set(details["kept_fp32_by_recipe"]) | set(details["fallback_nodes"])
+    quantized = {n.name for n in model.graph.node if n.op_type == "Conv" and n.name not in kept}
+    input_pairs = 0
+    for q in (n for n in model.graph.node if n.op_type == "QuantizeLinear"):
+        writer = producers.get(q.input[0])
+        if writer is not None and writer.name in quantized:
+            continue  # a convolution's output pair: float ops read through it (that is what fuses the writer)
+        input_pairs += 1
+        for dq in readers.get(q.output[0], []):
+            assert {r.name for r in readers.get(dq.output[0], [])} <= quantized, (q.name, dq.name)
+    assert input_pairs
+    ran = _ort_optimized(bundle.model_path, tmp_path / "ort.onnx")
+    fused = {n.name for n in ran.graph.node if n.op_type == "QLinearConv"}
+    skips = {n for n in quantized if "/unet/" in n and "/skip/" in n}
+    assert skips and skips <= fused, sorted(skips - fused)
+    residual = [n for n in model.graph.node if n.name in quantized and "/extractor/" in n.name
+                and any(r.op_type == "Add" for r in readers.get(n.output[0], []))]
+    assert residual == []  # an extractor convolution read by its block's addition directly stays float
+    extractor = {n for n in quantized if "/extractor/" in n}
+    assert extractor and len(extractor & fused) >= len(extractor) // 2, (len(extractor & fused), len(extractor))
+
+
 def _reads_dequantized_activation(model, node) -> bool:
     """Whether `node` reads the output of a DequantizeLinear fed by a QuantizeLinear (a rounded activation)."""
     producers = {o: n for n in model.graph.node for o in n.output}
@@ -268,6 +309,46 @@ def test_int8_never_writes_a_graph_output_through_a_qdq_pair(tmp_path):
     assert check_symmetric(q) > 0
     maps, scores = run_onnx(q, frames[:1])
     np.testing.assert_allclose(scores, maps.reshape(1, -1).max(axis=1), rtol=1e-6)  # map and score agree
+
+
+class _SharedInputNet(nn.Module):
+    """A tensor written by a float op and read by a convolution and by float arithmetic beside it, as the
+    UNet's skip concatenation is read by its 1x1 skip convolution and by a GroupNorm."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.c1, self.c2, self.c3 = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 1), nn.Conv2d(8, 1, 3, padding=1)
+
+    def forward(self, frames):
+        x = frames.permute(0, 3, 1, 2).float() * (2.0 / 255.0) - 1.0
+        t = torch.sigmoid(self.c1(x))  # written by a float op
+        u = self.c2(t) + t.mean(dim=1, keepdim=True)  # read by a convolution and by a float reduction
+        m = self.c3(u).abs()
+        return m, m.flatten(1).amax(dim=1)
+
+
+def test_int8_float_readers_of_a_convolution_input_read_it_unrounded(tmp_path):
+    path = tmp_path / "toy.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(_SharedInputNet().eval(), (torch.zeros(1, 16, 16, 3, dtype=torch.uint8),), str(path),
+                          dynamo=False, opset_version=17, input_names=["frames"],
+                          output_names=["anomaly_map", "score"])
+    frames = np.random.default_rng(0).integers(0, 256, (4, 16, 16, 3), dtype=np.uint8)
+    recipe = Int8Recipe(calibration_images=4, keep_fp32=(), cpu_study=False)
+    q = quantize_file(path, tmp_path / "q.onnx", frames, recipe, tmp_path / "ranges.json", [])
+    model = onnx.load(str(q))
+    producers = {o: n for n in model.graph.node for o in n.output}
+    mean = next(n for n in model.graph.node if n.op_type == "ReduceMean")
+    c2 = next(n for n in model.graph.node if n.name == "/c2/Conv")
+    assert producers[mean.input[0]].op_type == "Sigmoid"  # the float reduction reads the float tensor
+    assert producers[c2.input[0]].op_type == "DequantizeLinear"  # the convolution reads it rounded
+    ran = _ort_optimized(q, tmp_path / "ort.onnx")
+    # c3 writes the map: its output stays float, so it runs as a float convolution by design
+    assert {n.name for n in ran.graph.node if n.op_type == "QLinearConv"} == {"/c1/Conv", "/c2/Conv"}
+    maps, _ = run_onnx(q, frames[:1])
+    assert np.isfinite(maps).all()
 
 
 def test_int8_gives_up_in_one_line_when_no_round_meets_the_budget(tmp_path):
