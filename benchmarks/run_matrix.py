@@ -282,7 +282,8 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             seen.add(row["variant"]["name"])
             bundle = by_path[row["variant"]["bundle"]]
-            p = profile_onnx(bundle.model_path, frame, runs=a.profile_runs, threads=a.threads)
+            p = profile_onnx(bundle.model_path, frame, runs=a.profile_runs, threads=a.threads,
+                             int8=bundle.precision is Precision.INT8)
             p.update(variant=row["variant"]["name"], row=row["variant"]["name"], bundle=bundle.path.name)
             if i == 0:
                 profile = p

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from ddad_edge.errors import DdadError, missing_package
 from ddad_edge.runtime.base import INPUT_NAME
+from ddad_edge.runtime.ort_session import open_session
 
 PARTS = (("backbone", re.compile(r"/pipeline/scorer/extractor/")), ("scoring", re.compile(r"/pipeline/scorer/")),
          ("unet", re.compile(r"/pipeline/unet(_\d+)?/")))
@@ -75,29 +75,13 @@ def summarise_events(events: list[dict[str, Any]], skip_runs: int = 1, top: int 
 
 
 def profile_onnx(model_path: Path, frames: np.ndarray, runs: int = 3, threads: int = 0,
-                 optimization: str = "all") -> dict[str, Any]:
+                 optimization: str = "all", int8: bool = False) -> dict[str, Any]:
     """Run `model_path` in ONNX Runtime (CPU) on `frames` (N, S, S, 3) uint8 `runs` times after one warm-up
-    run, with the profiler on; returns `summarise_events` of the profile."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise missing_package("onnxruntime", "the per-operator profile", "pip install onnxruntime") from None
-    levels = {"disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-              "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-              "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-              "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
+    run, with the profiler on, in a session opened as the runner opens it (`int8`: an INT8 file); returns
+    `summarise_events` of the profile."""
     with tempfile.TemporaryDirectory(prefix="ddad-ort-profile-") as tmp:
-        options = ort.SessionOptions()
-        options.enable_profiling = True
-        options.profile_file_prefix = str(Path(tmp) / "ort")
-        options.graph_optimization_level = levels[optimization]
-        options.log_severity_level = 3
-        if threads:
-            options.intra_op_num_threads = threads
-        try:
-            session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:
-            raise DdadError(f"ONNX Runtime cannot load {model_path}: {str(exc).splitlines()[0][:200]}") from None
+        session = open_session(model_path, ("CPUExecutionProvider",), optimization, threads, int8=int8,
+                               profile_prefix=str(Path(tmp) / "ort"), purpose="the per-operator profile")
         for _ in range(runs + 1):
             session.run(None, {INPUT_NAME: frames})
         path = session.end_profiling()

@@ -83,7 +83,7 @@ def bench_command(
     from ddad_edge.bench.machine import describe_machine
     from ddad_edge.bench.report import add_speedups, machine_lines, markdown_table, plot_latency_vs_auroc, write_json
     from ddad_edge.bench.run import bench_bundle, bench_reference
-    from ddad_edge.bundle import read_bundle
+    from ddad_edge.bundle import Precision, read_bundle
 
     target = read_bundle(bundle)  # a bad bundle fails before any frame is written
     machine = describe_machine()
@@ -117,7 +117,8 @@ def bench_command(
             from ddad_edge.inspect.preprocess import Preprocessor
 
             probe_frames = Preprocessor(target.image_size).prepare_batch([source(1).grab(1).frames[0].image])
-            rows[-1]["ort_profile"] = profile_onnx(target.model_path, probe_frames, threads=threads)
+            rows[-1]["ort_profile"] = profile_onnx(target.model_path, probe_frames, threads=threads,
+                                                   int8=target.precision is Precision.INT8)
     add_speedups(rows)
     note = cross_device_note(rows)
     if note:

@@ -223,7 +223,8 @@ def write_bundle(prep: Prepared, options: ExportOptions, log: Callable[[str], No
     tolerance = {"map_abs": float(recipe.tolerance.map_rel * np.max(np.abs(ref.maps))),
                  "score_rel": float(recipe.tolerance.score_rel), "map_rel": float(recipe.tolerance.map_rel)}
     _check_probe(out / MODEL_NAME, probe_frames, probe_maps, probe_scores, tolerance)
-    latency = measure_latency(out / MODEL_NAME, fid.frames[:1], runs=options.latency_runs)
+    latency = measure_latency(out / MODEL_NAME, fid.frames[:1], runs=options.latency_runs,
+                              int8=options.precision is Precision.INT8)
     fp32_latency = latency if options.precision is Precision.FP32 else \
         measure_latency(fp32, fid.frames[:1], runs=options.latency_runs)
     if options.precision is Precision.FP32 and options.calibration_frames > 0:

@@ -64,7 +64,8 @@ def study_cpu_variants(fp32: Path, source: Path, int8_file: Path, work: Path, ca
             rows.append({"variant": v.name, "description": v.description, "error": str(exc).splitlines()[0][:200]})
             log(f"  cpu study {v.name:<26} not made: {rows[-1]['error']}")
             continue
-        latency = measure_latency(path, frame, runs=runs, optimization=optimization)
+        latency = measure_latency(path, frame, runs=runs, optimization=optimization,
+                                  int8=v.name.startswith("int8"))
         maps, scores = run_onnx(path, fid.frames)
         err = output_error(maps, scores, ref_maps, ref_scores)
         rows.append({"variant": v.name, "description": v.description, "tensorrt_compatible": v.tensorrt_compatible,

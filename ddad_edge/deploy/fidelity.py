@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ddad_edge.errors import missing_package
 from ddad_edge.metrics import image_auroc
+from ddad_edge.runtime import ort_session
 
 
 @dataclass(frozen=True)
@@ -44,22 +44,11 @@ def output_error(maps: np.ndarray, scores: np.ndarray, ref_maps: np.ndarray, ref
     return OutputError(float(diff.max()), float(diff.mean()), float(diff.max()) / scale, float(srel.max()))
 
 
-def open_session(path: Path, optimization: str = "all", threads: int = 0):
-    """An ONNX Runtime CPU session of an ONNX file (no bundle needed)."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise missing_package("onnxruntime", "export", "pip install onnxruntime") from None
-    levels = {"disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-              "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-              "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-              "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
-    options = ort.SessionOptions()
-    options.graph_optimization_level = levels[optimization]
-    options.log_severity_level = 3
-    if threads:
-        options.intra_op_num_threads = threads
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+def open_session(path: Path, optimization: str = "all", threads: int = 0, int8: bool = False):
+    """An ONNX Runtime CPU session of an ONNX file (no bundle needed), opened as the runner opens it
+    (`runtime.ort_session`: `int8` leaves out the NHWC layout pass for an INT8 file)."""
+    return ort_session.open_session(path, ("CPUExecutionProvider",), optimization, threads, int8=int8,
+                                    purpose="export")
 
 
 def run_onnx(path: Path, frames: np.ndarray, batch: int = 8) -> tuple[np.ndarray, np.ndarray]:
@@ -164,9 +153,10 @@ class Latency:
 
 
 def measure_latency(path: Path, frame: np.ndarray, runs: int = 10, warmup: int = 2, optimization: str = "all",
-                    threads: int = 0, max_seconds: float = 60.0) -> Latency:
-    """ORT CPU latency of one frame (1, S, S, 3) uint8 through an ONNX file; stops early after `max_seconds`."""
-    session = open_session(path, optimization, threads)
+                    threads: int = 0, max_seconds: float = 60.0, int8: bool = False) -> Latency:
+    """ORT CPU latency of one frame (1, S, S, 3) uint8 through an ONNX file (`int8`: an INT8 file, opened as
+    the runner opens one); stops early after `max_seconds`."""
+    session = open_session(path, optimization, threads, int8)
     feed = {"frames": np.ascontiguousarray(frame[:1])}
     for _ in range(warmup):
         session.run(None, feed)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ddad_edge.bundle import Bundle
-from ddad_edge.errors import DdadError, missing_package
+from ddad_edge.bundle import Bundle, Precision
+from ddad_edge.errors import DdadError
 from ddad_edge.runtime.base import INPUT_NAME, Inspection, RunnerBase, check_frames
+from ddad_edge.runtime.ort_session import onnxruntime, open_session
 
 PROVIDERS = {
     "cpu": "CPUExecutionProvider",
@@ -21,15 +22,12 @@ class OnnxRunner(RunnerBase):
     `providers`: names from PROVIDERS in order of preference; unavailable ones are an error, not a
     silent fallback, so a benchmark never measures another provider than it says.
     `threads`: intra-op threads (0: ONNX Runtime's default). `optimization`: disable|basic|extended|all.
+    An INT8 bundle runs without ONNX Runtime's NHWC layout pass on the CPU (`runtime.ort_session`).
     """
 
     def __init__(self, bundle: Bundle, providers: tuple[str, ...] = ("cpu",), threads: int = 0,
                  optimization: str = "all") -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise missing_package("onnxruntime", "the ONNX Runtime backend",
-                                  "pip install onnxruntime (or onnxruntime-gpu)") from None
+        ort = onnxruntime("the ONNX Runtime backend")
         available = set(ort.get_available_providers())
         chosen = []
         for name in providers:
@@ -38,25 +36,11 @@ class OnnxRunner(RunnerBase):
                 raise DdadError(f"ONNX Runtime provider {provider} is not available here "
                                 f"(available: {', '.join(sorted(available))})")
             chosen.append(provider)
-        levels = {
-            "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-        }
-        options = ort.SessionOptions()
-        options.graph_optimization_level = levels[optimization]
-        if threads:
-            options.intra_op_num_threads = threads
-        options.log_severity_level = 3
         self.bundle = bundle
         self.image_size = bundle.image_size
         self.providers = tuple(chosen)
-        try:
-            self._session = ort.InferenceSession(str(bundle.model_path), options, providers=chosen)
-        except Exception as exc:  # ORT raises its own exception types for a broken file
-            raise DdadError(f"ONNX Runtime cannot load {bundle.model_path}: "
-                            f"{str(exc).splitlines()[0][:200]}") from None
+        self._session = open_session(bundle.model_path, chosen, optimization, threads,
+                                     int8=bundle.precision is Precision.INT8)
         self._outputs = [o.name for o in self._session.get_outputs()]
         if self._outputs[:2] != ["anomaly_map", "score"]:
             raise DdadError(f"{bundle.model_path} has outputs {self._outputs}, expected anomaly_map, score: "
