@@ -10,17 +10,23 @@ is used on purpose: at opset 17 it writes GroupNorm as Reshape → InstanceNorma
 → Add, which TensorRT 8.6 parses and fuses, and it keeps the module path in every node name
 (`/pipeline/unet/...`, `/pipeline/scorer/...`), which the precision stage uses to find the time
 embedding, the blur and the distances. The dynamo exporter targets opset 18+ (GroupNormalization),
-which TensorRT 8.6 cannot read.
+which TensorRT 8.6 cannot read. A GroupNorm with one channel per group (DDAD-S's 32-channel layers at
+full resolution: 32 groups) is the instance norm of each channel with the GroupNorm's own scale and bias,
+and is written as that one InstanceNormalization node, the same arithmetic in two full-size passes fewer
+(ONNX Runtime on 2 x86 cores: 3.0 against 4.3 ms for GroupNorm + SiLU at 32 x 256 x 256).
 """
 
 from __future__ import annotations
 
 import warnings
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from ddad_edge.errors import DdadError
 from ddad_edge.model.pipeline import DDADPipeline, FrameGraph
@@ -64,7 +70,7 @@ def export_onnx(pipeline: DDADPipeline, path: Path, opset: int = OPSET) -> Path:
     size = pipeline.unet.cfg.image_size
     frames = torch.zeros((TRACE_BATCH, size, size, 3), dtype=torch.uint8)
     axes = {INPUT_NAME: {0: BATCH_DIM}, OUTPUT_NAMES[0]: {0: BATCH_DIM}, OUTPUT_NAMES[1]: {0: BATCH_DIM}}
-    with warnings.catch_warnings(), torch.no_grad():
+    with warnings.catch_warnings(), torch.no_grad(), channel_norms(graph):
         # The tracer warns about Python floats and shapes it turns into constants; for this graph those
         # are exactly the step coefficients and the static image size, so the warnings say nothing new.
         warnings.simplefilter("ignore")
@@ -77,6 +83,35 @@ def export_onnx(pipeline: DDADPipeline, path: Path, opset: int = OPSET) -> Path:
     onnx.save(model, str(path))
     check_graph(path, size, len(pipeline.timesteps))
     return path
+
+
+class _ChannelNorm(nn.Module):
+    """A GroupNorm with one channel per group, as the instance norm it is: the same parameters (same
+    initializer names), the same epsilon, exported as one InstanceNormalization node."""
+
+    def __init__(self, norm: nn.GroupNorm) -> None:
+        super().__init__()
+        self.weight, self.bias, self.eps = norm.weight, norm.bias, norm.eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.instance_norm(x, weight=self.weight, bias=self.bias, eps=self.eps)
+
+
+@contextmanager
+def channel_norms(module: nn.Module):
+    """Within the block, every affine GroupNorm of `module` with as many groups as channels is a `_ChannelNorm`;
+    the GroupNorms are put back after, so the caller's module is left as it was."""
+    swapped = []
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.GroupNorm) and child.affine and child.num_groups == child.num_channels:
+                setattr(parent, name, _ChannelNorm(child))
+                swapped.append((parent, name, child))
+    try:
+        yield len(swapped)
+    finally:
+        for parent, name, child in swapped:
+            setattr(parent, name, child)
 
 
 def _set_output_shapes(model, size: int) -> None:

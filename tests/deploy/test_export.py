@@ -66,6 +66,51 @@ def test_graph_takes_any_batch_and_a_frame_scores_the_same_alone(prep):
     np.testing.assert_allclose(scores, prep.ref.scores[:3], rtol=1e-4)
 
 
+def test_a_groupnorm_with_one_channel_per_group_is_one_instance_norm_with_the_same_outputs(tmp_path):
+    """DDAD-S's full-resolution layers have 32 channels in 32 groups: those GroupNorms are written as one
+    InstanceNormalization with their own scale and bias (no Reshape, Mul, Add around it), the others as
+    before, and the file computes what the torch pipeline computes. Random weights, pixel-only scoring."""
+    import dataclasses
+
+    import torch
+
+    from ddad_edge.bench.reference import fill_zero_parameters, speed_pipeline
+    from ddad_edge.config import model_preset
+    from ddad_edge.deploy.onnx_export import export_onnx
+    from ddad_edge.model.pipeline import FrameGraph
+    from ddad_edge.model.unet import UNet
+
+    cfg = dataclasses.replace(model_preset("tiny", 32), base_channels=8, norm_groups=8, channel_mults=(1, 2))
+    torch.manual_seed(0)
+    unet = fill_zero_parameters(UNet(cfg), 0).eval()
+    norms = [m for m in unet.modules() if isinstance(m, torch.nn.GroupNorm)]
+    with torch.no_grad():
+        for m in norms:  # not the default 1 and 0, so a lost scale or shift shows in the outputs
+            m.weight.uniform_(0.5, 1.5)
+            m.bias.uniform_(-0.5, 0.5)
+    per_channel = [m for m in norms if m.num_groups == m.num_channels]
+    assert per_channel and len(per_channel) < len(norms)
+    pipeline = speed_pipeline(unet, [100, 50], 150, 0.0, None)
+    path = export_onnx(pipeline, tmp_path / "model.onnx")
+    assert [m for m in unet.modules() if isinstance(m, torch.nn.GroupNorm)] == norms  # put back after export
+    model = onnx.load(str(path))
+    inits = {t.name: t for t in model.graph.initializer}
+    producers = {o: n for n in model.graph.node for o in n.output}
+    instance = [n for n in model.graph.node if n.op_type == "InstanceNormalization"]
+    direct = [n for n in instance if producers.get(n.input[0]) is None or producers[n.input[0]].op_type != "Reshape"]
+    calls = 2  # the UNet is unrolled once per step
+    assert len(direct) == calls * len(per_channel) and len(instance) == calls * len(norms)
+    for n in direct:  # the GroupNorm's own per-channel scale, not the ones of the reshaped form
+        scale = onnx.numpy_helper.to_array(inits[n.input[1]])
+        assert scale.shape == (8,) and not np.allclose(scale, 1.0)
+    frames = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    maps, scores = run_onnx(path, frames)
+    with torch.no_grad():
+        ref_maps, ref_scores = FrameGraph(pipeline).eval()(torch.from_numpy(frames))
+    np.testing.assert_allclose(maps, ref_maps.numpy(), rtol=1e-4, atol=1e-5 * float(ref_maps.abs().max()))
+    np.testing.assert_allclose(scores, ref_scores.numpy(), rtol=1e-4)
+
+
 def test_check_graph_refuses_a_graph_with_fewer_steps_than_the_sampler(prep):
     from ddad_edge.errors import DdadError
 
