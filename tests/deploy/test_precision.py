@@ -289,18 +289,24 @@ class _ConvOutNet(nn.Module):
         return m, m.flatten(1).amax(dim=1)
 
 
-def test_int8_never_writes_a_graph_output_through_a_qdq_pair(tmp_path):
-    """With nothing kept in float, the last convolution's output Q/DQ would make the map INT8-rounded while
-    the score (read by a float op) is not; the map keeps the float tensor instead."""
+def _quantized_toy(net: nn.Module, tmp_path: Path) -> tuple[Path, np.ndarray]:
+    """(`net` exported at 16 px and quantized by the default placement with nothing kept in float, its 4
+    random calibration frames)."""
     path = tmp_path / "toy.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(_ConvOutNet().eval(), (torch.zeros(1, 16, 16, 3, dtype=torch.uint8),), str(path),
+        torch.onnx.export(net.eval(), (torch.zeros(1, 16, 16, 3, dtype=torch.uint8),), str(path),
                           dynamo=False, opset_version=17, input_names=["frames"],
                           output_names=["anomaly_map", "score"])
     frames = np.random.default_rng(0).integers(0, 256, (4, 16, 16, 3), dtype=np.uint8)
     recipe = Int8Recipe(calibration_images=4, keep_fp32=(), cpu_study=False)
-    q = quantize_file(path, tmp_path / "q.onnx", frames, recipe, tmp_path / "ranges.json", [])
+    return quantize_file(path, tmp_path / "q.onnx", frames, recipe, tmp_path / "ranges.json", []), frames
+
+
+def test_int8_never_writes_a_graph_output_through_a_qdq_pair(tmp_path):
+    """With nothing kept in float, the last convolution's output Q/DQ would make the map INT8-rounded while
+    the score (read by a float op) is not; the map keeps the float tensor instead."""
+    q, frames = _quantized_toy(_ConvOutNet(), tmp_path)
     model = onnx.load(str(q))
     producers = {o: n for n in model.graph.node for o in n.output}
     assert [producers[o.name].op_type for o in model.graph.output] == ["Conv", "ReduceMax"]
@@ -329,15 +335,7 @@ class _SharedInputNet(nn.Module):
 
 
 def test_int8_float_readers_of_a_convolution_input_read_it_unrounded(tmp_path):
-    path = tmp_path / "toy.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(_SharedInputNet().eval(), (torch.zeros(1, 16, 16, 3, dtype=torch.uint8),), str(path),
-                          dynamo=False, opset_version=17, input_names=["frames"],
-                          output_names=["anomaly_map", "score"])
-    frames = np.random.default_rng(0).integers(0, 256, (4, 16, 16, 3), dtype=np.uint8)
-    recipe = Int8Recipe(calibration_images=4, keep_fp32=(), cpu_study=False)
-    q = quantize_file(path, tmp_path / "q.onnx", frames, recipe, tmp_path / "ranges.json", [])
+    q, frames = _quantized_toy(_SharedInputNet(), tmp_path)
     model = onnx.load(str(q))
     producers = {o: n for n in model.graph.node for o in n.output}
     mean = next(n for n in model.graph.node if n.op_type == "ReduceMean")
