@@ -2,20 +2,20 @@
 
 ONNX Runtime's `quantize_static` writes the file: QDQ format, signed INT8 activations and weights, both
 symmetric (every zero point 0, as TensorRT requires), per-channel weights, biases left in FP32 (TensorRT
-dequantizes only INT8 tensors), Q/DQ on the inputs of convolutions and matrix products (TensorRT's
-recommended placement; it fuses each pair into the INT8 kernel that reads it) and on the outputs of
-the recipe's `quantize_outputs` types (convolutions by default). The output pair is what lets ONNX
-Runtime on a CPU fuse a convolution into QLinearConv: without it, every convolution of the file runs
-in float on weights dequantized on every call, slower than the FP32 file; TensorRT fuses it into a
-convolution that writes INT8. A node kept in FP32 (by the recipe's groups or by the fallback) reads its
-input unquantized, never a dequantized copy (what it reads may still carry the output rounding of quantized
-convolutions further up), and the float arithmetic between the last convolutions (and the extractor's
-feature maps) and the map and score reads float tensors: the UNet's prediction is not rounded to INT8 on
-its way to the map, and no graph output is written by a Q/DQ pair. A tensor rounded for a convolution's
-input is rounded for that convolution alone: the float ops beside it (the GroupNorm and the shape
-arithmetic that read the UNet's skip concatenation with its 1x1 convolution) read it unrounded, and ONNX
-Runtime fuses the convolution, which it does not while the Dequantize node has other readers. Activation ranges come from nominal training images only, by the
-recipe's method (min-max, entropy or percentile), computed once and reused for every retry.
+dequantizes only INT8 tensors), Q/DQ on the inputs of convolutions and matrix products (TensorRT's recommended
+placement; it fuses each pair into the INT8 kernel that reads it) and on the outputs of the recipe's
+`quantize_outputs` types (convolutions by default). The output pair is what lets ONNX Runtime on a CPU fuse a
+convolution into QLinearConv: without it, every convolution of the file runs in float on weights dequantized
+on every call, slower than the FP32 file; TensorRT fuses it into a convolution that writes INT8. A node kept
+in FP32 (by the recipe's groups or by the fallback) reads its input unquantized, never a dequantized copy
+(what it reads may still carry the output rounding of quantized convolutions further up), and the float
+arithmetic between the last convolutions (and the extractor's feature maps) and the map and score reads float
+tensors: the UNet's prediction is not rounded to INT8 on its way to the map, and no graph output is written by
+a Q/DQ pair. A tensor rounded for a convolution's input is rounded for that convolution alone: the float ops
+beside it (the GroupNorm and the shape arithmetic that read the UNet's skip concatenation with its 1x1
+convolution) read it unrounded, and ONNX Runtime fuses the convolution, which it does not while the Dequantize
+node has other readers. Activation ranges come from nominal training images only, by the recipe's method
+(min-max, entropy or percentile), computed once and reused for every retry.
 
 Fallback: the file is judged on held-out nominal and painted-defect images against the FP32 reference.
 If the score rank correlation falls below the recipe's minimum, or the map or score error passes the
