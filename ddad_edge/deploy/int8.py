@@ -40,6 +40,7 @@ from ddad_edge.deploy.fidelity import FidelitySet, output_error, rank_correlatio
 from ddad_edge.deploy.precision import BACKBONE, nodes_of_groups
 from ddad_edge.deploy.recipes import CalibrationMethod, Int8Recipe, Tolerance
 from ddad_edge.errors import DdadError, missing_package
+from ddad_edge.runtime.ort_session import open_session
 
 
 @dataclass
@@ -339,7 +340,6 @@ def rank_sensitive_nodes(fp32: Path, qdq: Path, frames: np.ndarray, targets: lis
     are kept, so memory stays at one frame's activations per graph.
     """
     import onnx
-    import onnxruntime as ort
     from onnx import TensorProto, helper
 
     model = onnx.load(str(fp32))
@@ -369,9 +369,7 @@ def rank_sensitive_nodes(fp32: Path, qdq: Path, frames: np.ndarray, targets: lis
         known = {o.name for o in m.graph.output}
         for t in sorted(set(alias.values()) & present - known):
             m.graph.output.append(helper.make_tensor_value_info(t, TensorProto.FLOAT, None))
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        sessions.append(ort.InferenceSession(m.SerializeToString(), options, providers=["CPUExecutionProvider"]))
+        sessions.append(open_session(m.SerializeToString(), purpose="ranking INT8 nodes by sensitivity"))
         aliases.append(alias)
     exposed = [{o.name for o in sess.get_outputs()} for sess in sessions]
     names = sorted(t for t in wanted if aliases[0][t] in exposed[0] and aliases[1][t] in exposed[1])

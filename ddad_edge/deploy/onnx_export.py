@@ -108,7 +108,7 @@ def channel_norms(module: nn.Module):
                 setattr(parent, name, _ChannelNorm(child))
                 swapped.append((parent, name, child))
     try:
-        yield len(swapped)
+        yield
     finally:
         for parent, name, child in swapped:
             setattr(parent, name, child)

@@ -26,6 +26,7 @@ from ddad_edge.deploy.precision import NodeGroup, convert_fp16, emulate_fp16, gr
 from ddad_edge.deploy.recipes import Int8Recipe, Tolerance, load_recipe, recipe_for
 from ddad_edge.deploy.thresholds import ThresholdRule, compute_thresholds
 from ddad_edge.errors import DdadError
+from ddad_edge.runtime.ort_session import session_options
 from tests.deploy.tiny_bundles import prepared, tiny_bundle, tiny_project
 
 REPO = Path(__file__).resolve().parents[2]
@@ -149,10 +150,8 @@ def _ort_optimized(path: Path, dst: Path):
     """The graph ONNX Runtime runs on the CPU (extended optimisations: its Q/DQ fusions, no CPU layouts)."""
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    options = session_options(ort, "extended")
     options.optimized_model_filepath = str(dst)
-    options.log_severity_level = 3
     ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     return onnx.load(str(dst))
 
