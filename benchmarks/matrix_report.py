@@ -226,6 +226,27 @@ def verdict(rows: list[dict], edge_key: Any, profile: dict | None, extra_profile
     return lines + ["", ""]
 
 
+def fidelity_provenance(with_fid: list[dict], a: Any) -> list[str]:
+    """Which model each row's fidelity numbers were measured on, one line per model; a warning where that
+    model is not the one the rows time (their preset and image size)."""
+    by_model: dict[str, list[dict]] = {}
+    for r in with_fid:
+        by_model.setdefault(r.get("fidelity_model", ""), []).append(r)
+    lines = []
+    for model, rs in by_model.items():
+        lines.append(f"  - {model}: {', '.join(r['variant']['name'] for r in rs)} (each row's report.json: "
+                     "`fidelity_source` in the JSON file)")
+    other = sorted({f"{g['preset']} at {g['image_size']} px" for r in with_fid
+                    if (g := r.get("fidelity_graph")) and (g["preset"], g["image_size"]) != (a.preset, a.image_size)})
+    if other:
+        lines.append(f"  - **Read these as the cost of each choice, not as the accuracy of the timed model**: they "
+                     f"were measured on {' and '.join(other)}, trained on synthetic parts, while the rows time "
+                     f"{a.preset} at {a.image_size} px. What carries over is the difference a choice makes (INT8 "
+                     "against FP32, fewer steps, pixel-only against fused, one backbone against another) on a "
+                     "trained model; a model of your own parts gets its own numbers from `ddad-edge export`.")
+    return lines
+
+
 def provenance(rows: list[dict], a: Any) -> list[str]:
     ref = reference_row(rows)
     with_fid = [r for r in rows if r.get("fidelity")]
@@ -245,12 +266,14 @@ def provenance(rows: list[dict], a: Any) -> list[str]:
         f"{a.calibration_frames} synthetic nominal frame(s), without the accuracy-guided fallback (which can only "
         "keep more nodes in FP32). Their outputs are not meaningful; their cost is.",
         "- **Fidelity columns** (image AUROC, rank correlation, map error) come only from a real exported bundle's "
-        "report.json of the same variant (precision, steps, scoring, backbone), named per row below. "
+        "report.json of the same variant (precision, steps, scoring, backbone), named per row below. Image AUROC "
+        "is the bundle's own, on its labelled test split (there fewer steps and the scoring show); rank "
+        "correlation and map error compare the exported file with the FP32 torch pipeline of the same sampler and "
+        "scoring, so they show what the precision costs. "
         + ("Rows without one show —: no real report of that variant existed for this run."
            if len(with_fid) < len(rows) else ""),
     ]
-    for r in with_fid:
-        lines.append(f"  - {r['variant']['name']}: {r['fidelity_source']} — {r.get('fidelity_model', '')}")
+    lines += fidelity_provenance(with_fid, a)
     if not with_fid:
         lines.append("  - none of the rows had a real report: every row here is speed only.")
     lines += [

@@ -98,8 +98,20 @@ def matrix_variants(a: argparse.Namespace) -> list[SpeedVariant]:
             for b in heads]
 
 
-def fidelity_index(paths: list[Path]) -> dict[tuple, tuple[dict, str, str]]:
-    """(precision, steps, scoring, backbone) → (fidelity numbers, report path, model it was measured on)."""
+def shown(path: str | Path | None) -> str | None:
+    """A path as the results show it: relative to the current folder where it lies under it (this
+    machine's absolute folders mean nothing to a reader of the committed files)."""
+    if path is None:
+        return None
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def fidelity_index(paths: list[Path]) -> dict[tuple, tuple[dict, str, dict]]:
+    """(precision, steps, scoring, backbone) → (fidelity numbers, report path, the model they were measured
+    on: its run, preset and image size)."""
     found = {}
     for root in paths:
         for manifest in sorted([root / "manifest.yaml"] + list(Path(root).glob("*/manifest.yaml"))):
@@ -112,7 +124,8 @@ def fidelity_index(paths: list[Path]) -> dict[tuple, tuple[dict, str, str]]:
             d = describe_variant(bundle)
             run = (bundle.manifest.get("source") or {}).get("run")
             key = (bundle.precision.value, d["steps"], d["scoring"], d["backbone"])
-            found[key] = (numbers, source, f"exported from run {run} ({d['preset']} at {d['image_size']} px)")
+            found[key] = (numbers, shown(source), {"run": shown(run), "preset": d["preset"],
+                                                   "image_size": d["image_size"]})
     return found
 
 
@@ -249,7 +262,9 @@ def main(argv: list[str] | None = None) -> int:
             key = (v.precision.value, v.steps, v.scoring, v.backbone)
             if key in fidelity:
                 numbers, src, model = fidelity[key]
-                row.update(fidelity=numbers, fidelity_source=src, fidelity_model=model)
+                row.update(fidelity=numbers, fidelity_source=src, fidelity_graph=model,
+                           fidelity_model=f"exported from run {model['run']} ({model['preset']} at "
+                                          f"{model['image_size']} px)")
             rows.append(row)
             gc.collect()
     refs = [r for r in rows if r.get("reference")]

@@ -193,3 +193,33 @@ def test_bad_torch_device_before_any_work(run_matrix, tmp_path):
                            "--torch-device", "tpu-7"], capture_output=True, text=True, timeout=300)
     err = done.stderr.strip()
     assert done.returncode == 2 and len(err.splitlines()) == 1 and err.startswith("error: ") and "tpu-7" in err
+
+
+def test_fidelity_of_another_model_is_named_and_flagged(run_matrix):
+    """Fidelity numbers measured on a smaller trained model are listed per model, and flagged as the cost of
+    each choice, not the accuracy of the timed model; measured on the timed model itself, no flag."""
+    import argparse
+
+    import matrix_report
+
+    def row(name, preset, size):
+        return {"variant": {"name": name}, "fidelity": {"test_split.auroc": 0.9}, "fidelity_source": f"/b/{name}/r",
+                "fidelity_graph": {"run": "/runs/a", "preset": preset, "image_size": size},
+                "fidelity_model": f"exported from run /runs/a ({preset} at {size} px)"}
+
+    timed = argparse.Namespace(preset="ddad-s", image_size=256)
+    lines = matrix_report.fidelity_provenance([row("int8 k2", "tiny", 64), row("fp32 k2", "tiny", 64)], timed)
+    assert lines[0].startswith("  - exported from run /runs/a (tiny at 64 px): int8 k2, fp32 k2")
+    assert len(lines) == 2 and "not as the accuracy of the timed model" in lines[1]
+    assert "tiny at 64 px" in lines[1] and "ddad-s at 256 px" in lines[1]
+    same = matrix_report.fidelity_provenance([row("int8 k2", "ddad-s", 256)], timed)
+    assert len(same) == 1 and "not as the accuracy" not in same[0]
+    # rows saved before the model was recorded apart from its text: listed, never flagged on a guess
+    old = {k: v for k, v in row("int8 k1", "tiny", 64).items() if k != "fidelity_graph"}
+    assert len(matrix_report.fidelity_provenance([old], timed)) == 1
+
+
+def test_paths_in_results_are_relative_where_they_can_be(run_matrix, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert run_matrix.shown(tmp_path / "work" / "fidelity" / "runs" / "a") == "work/fidelity/runs/a"
+    assert run_matrix.shown("/elsewhere/run") == "/elsewhere/run" and run_matrix.shown(None) is None

@@ -1,0 +1,186 @@
+"""Real exported bundles for the matrix's fidelity columns, made with the commands a user types.
+
+    python benchmarks/fidelity_bundles.py        # into benchmarks/work/fidelity/ (cached: reruns continue)
+    python benchmarks/run_matrix.py --fidelity-bundles benchmarks/work/fidelity/bundles
+
+The matrix's speed rows are 256-px DDAD-S graphs with random weights: their cost is real, their outputs
+are not. What each choice costs in accuracy (INT8 against FP32, a 2- or 1-step distilled sampler against
+the 10-step teacher, pixel-only against fused scoring) is measured here on a model that is trained: the
+tiny preset on the synthetic parts, small enough for a CPU. The matrix names that model beside every number
+it takes from here, so it is never read as the accuracy of the 256-px DDAD-S.
+
+  1. `ddad-edge synth`: the synthetic MVTec-layout dataset (the demo's parts).
+  2. `ddad-edge train --preset tiny --max-steps N --backbone B --backbone-weights none`: one UNet, trained
+     for a fixed number of optimiser steps. No download: the extractor starts from random weights, as in
+     the demo, and `adapt` adapts it to the parts.
+  3. `ddad-edge distill --to-steps K --iterations N` for every K below the teacher's own steps.
+  4. For every further backbone: a run folder of its own holding the same UNet and students (copied), its
+     config's scoring backbone set to that backbone; `ddad-edge adapt` in every run folder.
+  5. `ddad-edge export --steps K --precision P --scoring S --target onnx` for every variant; pixel-only
+     bundles once (they have no extractor). Each bundle's report.json holds its fidelity against the run's
+     FP32 torch pipeline, on painted defects and on the labelled test split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # the repository's ddad_edge, when run as a script
+
+from ddad_edge.errors import DdadError  # noqa: E402
+
+CATEGORY = "widget"
+TRAIN_FILES = ("config.yaml", "split.yaml", "checkpoints", "students", "distill")  # what a derived run copies
+
+
+def csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=HERE / "work" / "fidelity",
+                   help="data/, runs/ and bundles/ go here; what is already there is kept")
+    p.add_argument("--backbones", default="wide_resnet50_2,resnet18", help="extractors of the fused bundles")
+    p.add_argument("--steps", default="10,2,1", help="sampler steps; those below the teacher's are distilled")
+    p.add_argument("--precisions", default="fp32,int8", help="fp32,fp16,int8")
+    p.add_argument("--scorings", default="fused,pixel")
+    p.add_argument("--preset", default="tiny")
+    p.add_argument("--image-size", type=int, default=64)
+    p.add_argument("--n-train", type=int, default=200, help="nominal training images of the synthetic set")
+    p.add_argument("--train-steps", type=int, default=800, help="optimiser steps of the UNet")
+    p.add_argument("--adapt-steps", type=int, default=40, help="optimiser steps of each extractor's adaptation")
+    p.add_argument("--distill-iterations", type=int, default=120, help="optimiser steps of each distillation")
+    p.add_argument("--defect-target", default="teacher",
+                   help="distill's target on a synthetic defect: teacher (follows the teacher from the first "
+                        "iterations, for short budgets, as the demo) or repaired (needs ~200 iterations)")
+    p.add_argument("--seed", type=int, default=0)
+    return p.parse_args(argv)
+
+
+def cli(args: list[str]) -> None:
+    """One `ddad-edge` command, in this process, as a user would type it; a failure stops the script."""
+    from ddad_edge.cli import main
+
+    print("$ ddad-edge " + " ".join(args), flush=True)
+    code = main(args)
+    if code != 0:
+        raise DdadError(f"`ddad-edge {' '.join(args)}` failed with exit status {code}")
+
+
+def teacher_steps(run: Path) -> int:
+    from ddad_edge.model.checkpoint import open_run
+    from ddad_edge.model.runner import teacher_grid
+
+    return len(teacher_grid(open_run(run)))
+
+
+def derive_run(base: Path, run: Path, backbone: str) -> None:
+    """`run`: the trained UNet and students of `base`, scored with `backbone` (its own adaptation follows)."""
+    tmp = run.with_name(run.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name in TRAIN_FILES:
+        src = base / name
+        if src.is_dir():
+            shutil.copytree(src, tmp / name)
+        elif src.is_file():
+            shutil.copy2(src, tmp / name)
+    config = yaml.safe_load((tmp / "config.yaml").read_text())
+    config["scoring"]["backbone"] = backbone
+    (tmp / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    tmp.rename(run)
+
+
+def bundle_name(precision: str, steps: int, scoring: str, backbone: str) -> str:
+    return f"{precision}-k{steps}-{'pixel' if scoring == 'pixel' else backbone}"
+
+
+def check_options(a: argparse.Namespace) -> tuple[list[str], list[int], list[str], list[str]]:
+    """The variant lists of the options, or a DdadError naming the option and the choices, before any work."""
+    from ddad_edge.bundle import Precision
+    from ddad_edge.config import BACKBONES
+
+    choices = {"--backbones": BACKBONES, "--precisions": tuple(p.value for p in Precision),
+               "--scorings": ("fused", "pixel")}
+    lists = {"--backbones": csv(a.backbones), "--precisions": csv(a.precisions), "--scorings": csv(a.scorings)}
+    for option, values in lists.items():
+        bad = [v for v in values if v not in choices[option]] or ([] if values else ["(nothing)"])
+        if bad:
+            raise DdadError(f"{option} {bad[0]} is not one of {', '.join(choices[option])}")
+    try:
+        steps = [int(k) for k in csv(a.steps)]
+    except ValueError:
+        steps = []
+    if not steps or min(steps) < 1:
+        raise DdadError(f"--steps {a.steps} is not a list of step counts such as 10,2,1")
+    return lists["--backbones"], steps, lists["--precisions"], lists["--scorings"]
+
+
+def make(a: argparse.Namespace) -> list[Path]:
+    """Steps 1-5 of the module docstring; returns the bundle folders (made now or before)."""
+    backbones, steps, precisions, scorings = check_options(a)
+    out = a.out
+    data, runs, bundles = out / "data", out / "runs", out / "bundles"
+    if not (data / CATEGORY / "train").is_dir():
+        cli(["synth", "--out", str(data), "--category", CATEGORY, "--size", str(a.image_size),
+             "--n-train", str(a.n_train), "--seed", str(a.seed)])
+    base = runs / backbones[0]
+    if not (base / "checkpoints" / "last.pt").is_file():
+        cli(["train", "--data", str(data), "--category", CATEGORY, "--preset", a.preset, "--image-size",
+             str(a.image_size), "--out", str(base), "--max-steps", str(a.train_steps), "--seed", str(a.seed),
+             "--backbone", backbones[0], "--backbone-weights", "none"])
+    native = teacher_steps(base)
+    for k in sorted({k for k in steps if k < native}, reverse=True):
+        if not (base / "students" / f"steps_{k}.pt").is_file():
+            cli(["distill", "--run", str(base), "--to-steps", str(k), "--iterations", str(a.distill_iterations),
+                 "--max-minutes", "0", "--defect-target", a.defect_target, "--seed", str(a.seed),
+                 "--scoring", "pixel"])
+    made = []
+    for i, backbone in enumerate(backbones):
+        run = runs / backbone
+        if not run.is_dir():
+            derive_run(base, run, backbone)
+        if not (run / "backbone.pt").is_file():
+            cli(["adapt", "--run", str(run), "--max-steps", str(a.adapt_steps)])
+        for k in steps:
+            for precision in precisions:
+                for scoring in scorings:
+                    if scoring == "pixel" and i > 0:
+                        continue  # no extractor in a pixel-only graph: one bundle serves every backbone
+                    bundle = bundles / bundle_name(precision, k, scoring, backbone)
+                    made.append(bundle)
+                    if (bundle / "manifest.yaml").is_file():
+                        continue
+                    cli(["export", "--run", str(run), "--steps", str(k), "--precision", precision,
+                         "--scoring", scoring, "--target", "onnx", "--out", str(bundle), "--overwrite"])
+    return made
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse_args(argv)
+    started = time.monotonic()
+    try:
+        check_options(a)
+    except DdadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        made = make(a)
+    except DdadError as exc:  # a command's own error line is above this one
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"{len(made)} bundles under {a.out / 'bundles'} in {(time.monotonic() - started) / 60:.1f} min; "
+          f"their fidelity: ddad-edge bundle-table {a.out / 'bundles'}/*", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
