@@ -186,13 +186,32 @@ def write_bundle(prep: Prepared, options: ExportOptions, log: Callable[[str], No
     if any(getattr(options, k) != getattr(prep.options, k) for k in source):
         raise ValueError(f"write_bundle: {source} must match the prepared export")
     recipe = recipe_for(options.precision, options.recipe)
-    run, size, fid, ref, test, work, fp32 = prep.run, prep.size, prep.fid, prep.ref, prep.test, prep.work, prep.fp32
-    out = Path(options.out or default_out(run.path, options.precision, prep.steps, prep.scoring))
+    out = Path(options.out or default_out(prep.run.path, options.precision, prep.steps, prep.scoring))
     _check_out(out, options.overwrite)
+    # Made in a sibling folder and moved into place only when whole: a refused export (INT8 beyond its
+    # budget, say) leaves no half-made bundle, and --overwrite keeps the old bundle until the new one exists.
+    staging = out.with_name(f".{out.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    log(f"writing {options.precision.value} bundle with recipe {recipe.name} → {out}")
+    try:
+        made, fidelity, thresholds, err, latency, fp32_latency = _write_into(staging, prep, options, recipe, log)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     if out.exists():
         shutil.rmtree(out)
-    out.mkdir(parents=True)
-    log(f"writing {options.precision.value} bundle with recipe {recipe.name} → {out}")
+    staging.rename(out)
+    bundle = read_bundle(out)
+    log(f"wrote {out}: image threshold {thresholds['image']:.4g}, score rank correlation "
+        f"{fidelity['score_rank_correlation']:.4f}, map error {err.map_rel:.3g} of max, "
+        f"ORT CPU {latency.p50_ms:.1f} ms/frame (FP32 file {fp32_latency.p50_ms:.1f})")
+    return bundle
+
+
+def _write_into(out: Path, prep: Prepared, options: ExportOptions, recipe, log: Callable[[str], None]):
+    """The bundle's files in folder `out` (write_bundle's staging folder); returns what its last line says."""
+    run, size, fid, ref, test, work, fp32 = prep.run, prep.size, prep.fid, prep.ref, prep.test, prep.work, prep.fp32
     calibration = _train_frames(run, recipe.int8.calibration_images, size) \
         if options.precision is Precision.INT8 else None
     made = make_precision_file(options.precision, recipe, fp32, out / MODEL_NAME, work, fid, ref.maps, ref.scores,
@@ -274,11 +293,7 @@ def write_bundle(prep: Prepared, options: ExportOptions, log: Callable[[str], No
     write_manifest(out, manifest)
     for name in (MANIFEST_NAME, REPORT_NAME):  # written through a private temporary file: make them readable
         os.chmod(out / name, 0o644)
-    bundle = read_bundle(out)
-    log(f"wrote {out}: image threshold {thresholds['image']:.4g}, score rank correlation "
-        f"{fidelity['score_rank_correlation']:.4f}, map error {err.map_rel:.3g} of max, "
-        f"ORT CPU {latency.p50_ms:.1f} ms/frame (FP32 file {fp32_latency.p50_ms:.1f})")
-    return bundle
+    return made, fidelity, thresholds, err, latency, fp32_latency
 
 
 def _check_out(out: Path, overwrite: bool) -> None:

@@ -330,6 +330,15 @@ def judge(path: Path, fid: FidelitySet, ref_maps: np.ndarray, ref_scores: np.nda
     return Attempt(list(excluded), rank, err.map_rel, err.score_rel, bool(met))
 
 
+def missed(attempt: Attempt, min_rank: float, tolerance: Tolerance) -> str:
+    """The parts of the budget an attempt missed, e.g. `map error 0.0944 of max > 0.05`; judge's test."""
+    a, t = attempt, tolerance
+    parts = [(a.rank_correlation < min_rank, f"score rank correlation {a.rank_correlation:.3f} < {min_rank:g}"),
+             (a.map_rel > t.map_rel, f"map error {a.map_rel:.3g} of max > {t.map_rel:g}"),
+             (a.score_rel > t.score_rel, f"score error {a.score_rel:.3g} > {t.score_rel:g}")]
+    return ", ".join(text for miss, text in parts if miss) or "met"
+
+
 def rank_sensitive_nodes(fp32: Path, qdq: Path, frames: np.ndarray, targets: list[str]) -> list[tuple[str, float]]:
     """Quantized nodes ranked by the relative error each adds (output error minus input error), worst first.
 
@@ -420,10 +429,9 @@ def quantize_int8(fp32: Path, dst: Path, calibration: np.ndarray, fid: FidelityS
             break
         if round_ == recipe.fallback_rounds:
             raise DdadError(
-                f"INT8 missed the recipe's budget after {recipe.fallback_rounds} fallback rounds (rank correlation "
-                f"{attempt.rank_correlation:.3f} < {recipe.min_rank_correlation} or map/score error "
-                f"{attempt.map_rel:.3g}/{attempt.score_rel:.3g} > {tolerance.map_rel:g}/{tolerance.score_rel:g}): "
-                "raise int8.fallback_rounds, try another recipe (int8-entropy, int8-percentile), or export fp16")
+                f"INT8 missed the recipe's budget after {recipe.fallback_rounds} fallback rounds "
+                f"({missed(attempt, recipe.min_rank_correlation, tolerance)}): raise int8.fallback_rounds, "
+                "try another recipe (int8-entropy, int8-percentile), or export fp16")
         if not result.sensitivity:
             probe = fid.frames[np.r_[0:min(2, len(fid.frames) // 2), len(fid.frames) - 2:len(fid.frames)]]
             result.sensitivity = rank_sensitive_nodes(fp32, dst, probe, targets)

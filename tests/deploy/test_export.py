@@ -217,6 +217,29 @@ def test_a_wrong_recipe_is_one_line(project, tmp_path, capsys):
     assert code == 2 and "is for int8, not fp16" in err and len(err.splitlines()) == 1
 
 
+def test_a_refused_export_leaves_no_half_bundle_and_overwrite_keeps_the_old_one(project, tmp_path, capsys):
+    """INT8 against a budget no file meets (map error 1e-9 of max, no fallback round): the export refuses
+    for real. The bundle it was to replace is still there, whole; a new folder is not left half made."""
+    import shutil
+
+    from tests.deploy.tiny_bundles import INT8_TEST_RECIPE
+
+    strict = yaml.safe_load(INT8_TEST_RECIPE)
+    strict["tolerance"] = {"map_rel": 1e-9, "score_rel": 1e-9}
+    strict["int8"].update(calibration_images=4, fallback_rounds=0)
+    (tmp_path / "strict.yaml").write_text(yaml.safe_dump(strict))
+    old = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle(project, "fp32").path, old)
+    before = {p.name: p.read_bytes() for p in old.iterdir()}
+    for out, overwrite in ((old, ["--overwrite"]), (tmp_path / "new", [])):
+        code = main(["export", "--run", str(project / "runs" / "widget"), "--precision", "int8", "--recipe",
+                     str(tmp_path / "strict.yaml"), "--target", "onnx", "--out", str(out), *overwrite])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and "missed the recipe's budget" in err and len(err.splitlines()) == 1
+    assert {p.name: p.read_bytes() for p in old.iterdir()} == before and read_bundle(old).precision is Precision.FP32
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "strict.yaml"]  # no new/, no .partial
+
+
 def test_bundle_reads_back_verified_and_a_changed_model_is_refused(project, tmp_path):
     import shutil
 

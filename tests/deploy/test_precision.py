@@ -21,7 +21,7 @@ from torch import nn
 
 from ddad_edge.bundle import Precision
 from ddad_edge.deploy.fidelity import FidelitySet, output_error, rank_correlation, run_onnx
-from ddad_edge.deploy.int8 import check_symmetric, quantize_file, quantize_int8
+from ddad_edge.deploy.int8 import Attempt, check_symmetric, missed, quantize_file, quantize_int8
 from ddad_edge.deploy.precision import NodeGroup, convert_fp16, emulate_fp16, group_of, nodes_of_groups
 from ddad_edge.deploy.recipes import Int8Recipe, Tolerance, load_recipe, recipe_for
 from ddad_edge.deploy.thresholds import ThresholdRule, compute_thresholds
@@ -358,6 +358,14 @@ def test_int8_gives_up_in_one_line_when_no_round_meets_the_budget(tmp_path):
         quantize_int8(path, tmp_path / "q.onnx", frames[:4], fid, *run_onnx(path, frames), recipe,
                       Tolerance(0.05, 0.05), tmp_path, log=lambda _: None)
     assert "\n" not in str(exc.value)
+
+
+def test_the_give_up_line_names_only_what_was_missed():
+    tol = Tolerance(0.05, 0.05)
+    assert missed(Attempt([], 0.998, 0.0944, 0.133, False), 0.98, tol) == \
+        "map error 0.0944 of max > 0.05, score error 0.133 > 0.05"
+    assert missed(Attempt([], 0.91, 0.01, 0.02, False), 0.98, tol) == "score rank correlation 0.910 < 0.98"
+    assert missed(Attempt([], 0.99, 0.01, 0.02, True), 0.98, tol) == "met"
 
 
 def test_every_committed_recipe_loads_and_knows_its_precision():
