@@ -18,12 +18,17 @@ it takes from here, so it is never read as the accuracy of the 256-px DDAD-S.
      config's scoring backbone set to that backbone; `ddad-edge adapt` in every run folder.
   5. `ddad-edge export --steps K --precision P --scoring S --target onnx` for every variant; pixel-only
      bundles once (they have no extractor). Each bundle's report.json holds its fidelity against the run's
-     FP32 torch pipeline, on painted defects and on the labelled test split.
+     FP32 torch pipeline, on painted defects and on the labelled test split. An export the command refuses
+     (INT8 beyond the recipe's accuracy budget on this model, say) is a result too: its reason goes to
+     bundles/refused.json, the matrix shows it in that row's place, and the other variants go on.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import json
 import shutil
 import sys
 import time
@@ -37,6 +42,7 @@ sys.path.insert(0, str(HERE.parent))  # the repository's ddad_edge, when run as 
 from ddad_edge.errors import DdadError  # noqa: E402
 
 CATEGORY = "widget"
+REFUSED = "refused.json"  # exports that failed (INT8 beyond its accuracy budget, say): what they said
 TRAIN_FILES = ("config.yaml", "split.yaml", "checkpoints", "students", "distill")  # what a derived run copies
 
 
@@ -61,18 +67,43 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--defect-target", default="teacher",
                    help="distill's target on a synthetic defect: teacher (follows the teacher from the first "
                         "iterations, for short budgets, as the demo) or repaired (needs ~200 iterations)")
+    p.add_argument("--int8-recipe", default="", help="`ddad-edge export --recipe` of the INT8 bundles "
+                   "(calibration/NAME.yaml or a path; default: the export's own, calibration/int8.yaml)")
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
 
 
+class CommandFailed(DdadError):
+    """A `ddad-edge` command that exited non-zero; `said` is what it wrote to stderr (its one-line reason)."""
+
+    def __init__(self, args: list[str], code: int, said: str) -> None:
+        super().__init__(f"`ddad-edge {' '.join(args)}` failed with exit status {code}")
+        self.said = said
+
+
+class _Tee(io.StringIO):
+    """Writes through to `stream` and keeps a copy."""
+
+    def __init__(self, stream) -> None:
+        super().__init__()
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        self.stream.write(text)
+        return super().write(text)
+
+
 def cli(args: list[str]) -> None:
-    """One `ddad-edge` command, in this process, as a user would type it; a failure stops the script."""
+    """One `ddad-edge` command, in this process, as a user would type it; CommandFailed when it fails."""
     from ddad_edge.cli import main
 
     print("$ ddad-edge " + " ".join(args), flush=True)
-    code = main(args)
+    err = _Tee(sys.stderr)
+    with contextlib.redirect_stderr(err):
+        code = main(args)
     if code != 0:
-        raise DdadError(f"`ddad-edge {' '.join(args)}` failed with exit status {code}")
+        said = [line.removeprefix("error: ") for line in err.getvalue().splitlines() if line.startswith("error: ")]
+        raise CommandFailed(args, code, said[-1] if said else "")
 
 
 def teacher_steps(run: Path) -> int:
@@ -124,8 +155,9 @@ def check_options(a: argparse.Namespace) -> tuple[list[str], list[int], list[str
     return lists["--backbones"], steps, lists["--precisions"], lists["--scorings"]
 
 
-def make(a: argparse.Namespace) -> list[Path]:
-    """Steps 1-5 of the module docstring; returns the bundle folders (made now or before)."""
+def make(a: argparse.Namespace) -> tuple[list[Path], dict[str, dict]]:
+    """Steps 1-5 of the module docstring; returns the bundle folders (made now or before) and the exports
+    that were refused (the export's own reason, also in bundles/refused.json), by bundle name."""
     backbones, steps, precisions, scorings = check_options(a)
     out = a.out
     data, runs, bundles = out / "data", out / "runs", out / "bundles"
@@ -143,7 +175,7 @@ def make(a: argparse.Namespace) -> list[Path]:
             cli(["distill", "--run", str(base), "--to-steps", str(k), "--iterations", str(a.distill_iterations),
                  "--max-minutes", "0", "--defect-target", a.defect_target, "--seed", str(a.seed),
                  "--scoring", "pixel"])
-    made = []
+    made, refused = [], read_refused(bundles)  # a refused export is refused again on a rerun: not retried
     for i, backbone in enumerate(backbones):
         run = runs / backbone
         if not run.is_dir():
@@ -155,13 +187,35 @@ def make(a: argparse.Namespace) -> list[Path]:
                 for scoring in scorings:
                     if scoring == "pixel" and i > 0:
                         continue  # no extractor in a pixel-only graph: one bundle serves every backbone
-                    bundle = bundles / bundle_name(precision, k, scoring, backbone)
-                    made.append(bundle)
+                    name = bundle_name(precision, k, scoring, backbone)
+                    bundle = bundles / name
                     if (bundle / "manifest.yaml").is_file():
+                        made.append(bundle)
                         continue
-                    cli(["export", "--run", str(run), "--steps", str(k), "--precision", precision,
-                         "--scoring", scoring, "--target", "onnx", "--out", str(bundle), "--overwrite"])
-    return made
+                    if name in refused:
+                        continue
+                    try:
+                        recipe = ["--recipe", a.int8_recipe] if precision == "int8" and a.int8_recipe else []
+                        cli(["export", "--run", str(run), "--steps", str(k), "--precision", precision,
+                             "--scoring", scoring, "--target", "onnx", "--out", str(bundle), "--overwrite", *recipe])
+                        made.append(bundle)
+                    except CommandFailed as exc:  # e.g. INT8 beyond the recipe's accuracy budget: a result
+                        refused[name] = {"precision": precision, "steps": k, "scoring": scoring,
+                                         "backbone": None if scoring == "pixel" else backbone,
+                                         "run": str(run), "preset": a.preset, "image_size": a.image_size,
+                                         "why": exc.said or str(exc)}
+                        write_refused(bundles, refused)
+    return made, refused
+
+
+def read_refused(bundles: Path) -> dict[str, dict]:
+    path = bundles / REFUSED
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def write_refused(bundles: Path, refused: dict[str, dict]) -> None:
+    bundles.mkdir(parents=True, exist_ok=True)
+    (bundles / REFUSED).write_text(json.dumps(refused, indent=1))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -173,12 +227,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        made = make(a)
+        made, refused = make(a)
     except DdadError as exc:  # a command's own error line is above this one
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"{len(made)} bundles under {a.out / 'bundles'} in {(time.monotonic() - started) / 60:.1f} min; "
           f"their fidelity: ddad-edge bundle-table {a.out / 'bundles'}/*", flush=True)
+    for name, why in refused.items():
+        print(f"refused: {name}: {why['why']}", flush=True)
     return 0
 
 

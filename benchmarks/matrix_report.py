@@ -274,6 +274,10 @@ def provenance(rows: list[dict], a: Any) -> list[str]:
            if len(with_fid) < len(rows) else ""),
     ]
     lines += fidelity_provenance(with_fid, a)
+    for r in rows:
+        if (no := r.get("fidelity_refused")) and not r.get("fidelity"):
+            lines.append(f"  - {r['variant']['name']}: no bundle, so —: `ddad-edge export` refused this variant "
+                         f"on run {no['run']} ({no['preset']} at {no['image_size']} px): {no['why']}")
     if not with_fid:
         lines.append("  - none of the rows had a real report: every row here is speed only.")
     lines += [

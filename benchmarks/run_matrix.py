@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import shlex
 import sys
 import time
@@ -82,8 +83,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--calibration-frames", type=int, default=1, help="synthetic frames for INT8 ranges")
     p.add_argument("--prepare-only", action="store_true", help="make the bundles and stop")
     p.add_argument("--report-only", action="store_true",
-                   help="measure nothing: rewrite <machine>.md from the saved <machine>.json and .details.json "
-                        "(after a change to the report's wording), with the options of the run that made them")
+                   help="measure nothing: rewrite <machine>.md and .png from the saved <machine>.json and "
+                        ".details.json (after a change to the report's wording), with the options of the run that "
+                        "made them")
     p.add_argument("--no-progress", action="store_true")
     return p.parse_args(argv)
 
@@ -129,6 +131,21 @@ def fidelity_index(paths: list[Path]) -> dict[tuple, tuple[dict, str, dict]]:
     return found
 
 
+def refused_index(paths: list[Path]) -> dict[tuple, dict]:
+    """(precision, steps, scoring, backbone) → an export that was refused for that variant (its reason, the
+    run and model it was tried on), from the refused.json that `fidelity_bundles.py` leaves beside its
+    bundles."""
+    found = {}
+    for root in paths:
+        path = Path(root) / "refused.json"
+        if not path.is_file():
+            continue
+        for entry in json.loads(path.read_text()).values():
+            key = (entry["precision"], entry["steps"], entry["scoring"], entry["backbone"])
+            found[key] = {**entry, "run": shown(entry.get("run"))}
+    return found
+
+
 def torch_row(v: SpeedVariant, source, a, peak, device: str):
     """A torch eager row of a speed-only FP32 variant (the same pipeline the ONNX file was exported from),
     on `device`; the CPU's peak is compared with it only on the CPU."""
@@ -160,10 +177,14 @@ def edge_variant(a: argparse.Namespace) -> SpeedVariant:
     return SpeedVariant(int(k), None if bb in ("pixel", "none") else bb, Precision(prec), a.image_size, a.preset)
 
 
-def rewrite_report(a: argparse.Namespace) -> int:
-    """`--report-only`: the Markdown file again from the saved results, under the options they were made with."""
-    import json
+def plot(rows: list[dict], out: Path, name: str, image_size: int) -> Path:
+    return plot_latency_vs_auroc(rows, out / f"{name}.png", title=f"{name}: whole-frame p50 vs image AUROC "
+                                 f"({image_size} px; hollow = no AUROC for the variant)")
 
+
+def rewrite_report(a: argparse.Namespace) -> int:
+    """`--report-only`: the Markdown file and the plot again from the saved results, under the options they
+    were made with."""
     name = a.machine or machine_slug(describe_machine())
     results, details = a.out / f"{name}.json", a.out / f"{name}.details.json"
     if not results.is_file() or not details.is_file():
@@ -179,6 +200,7 @@ def rewrite_report(a: argparse.Namespace) -> int:
     extra = saved.get("ort_profiles_more") or [p for p in (saved.get("ort_profile_fastest_int8"),) if p]
     path = write_markdown(a.out / f"{name}.md", name, rows, meta, saved.get("ort_profile"),
                           saved.get("loop_overhead") or {}, edge, made, extra_profiles=extra)
+    plot(rows, a.out, name, made.image_size)
     print(f"rewrote {path} from {results.name} and {details.name} (made by: {meta['command']})", file=sys.stderr)
     return 0
 
@@ -210,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     peak = machine["cpu"].get("fp32_peak_gflops")
     width, height = parse_frame_size(a.frame_size)
     source = file_source_factory(write_synthetic_frames(a.work / f"frames-{width}x{height}", width, height))
-    fidelity = fidelity_index(a.fidelity_bundles)
+    fidelity, refused = fidelity_index(a.fidelity_bundles), refused_index(a.fidelity_bundles)
     rows, notes = [], []
     if "tensorrt" in backends:
         from ddad_edge.deploy.tensorrt_build import build_if_possible, tensorrt_available
@@ -265,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
                 row.update(fidelity=numbers, fidelity_source=src, fidelity_graph=model,
                            fidelity_model=f"exported from run {model['run']} ({model['preset']} at "
                                           f"{model['image_size']} px)")
+            elif key in refused:
+                row.update(fidelity_refused=refused[key])
             rows.append(row)
             gc.collect()
     refs = [r for r in rows if r.get("reference")]
@@ -338,8 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     name = a.machine or machine_slug(machine)
     a.out.mkdir(parents=True, exist_ok=True)
     write_json(a.out / f"{name}.json", rows)
-    plot_latency_vs_auroc(rows, a.out / f"{name}.png", title=f"{name}: whole-frame p50 vs image AUROC "
-                          f"({a.image_size} px; hollow = speed-only, no report)")
+    plot(rows, a.out, name, a.image_size)
     write_json(a.out / f"{name}.details.json", {"meta": meta, "ort_profile": profile,
                                                 "ort_profiles_more": more_profiles, "loop_overhead": overhead})
     write_markdown(a.out / f"{name}.md", name, rows, meta, profile, overhead, edge, a, extra_profiles=more_profiles)

@@ -159,6 +159,16 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def auroc_axis(known: list[float]) -> tuple[float, float, float, float]:
+    """The plot's AUROC axis for the rows' known AUROCs: (bottom, the band of rows without one, the line
+    above that band, top). The axis spans the known values (at least 0.5 to 1 when none is known), so close
+    AUROCs stay apart; the band lies below the lowest; the top leaves room for the labels above 1.0."""
+    lowest = min(known) if known else 0.5
+    span = max(1.0 - lowest, 0.05)
+    low = lowest - 0.6 * span
+    return low, low + 0.2 * span, low + 0.4 * span, 1.0 + 0.25 * span
+
+
 def plot_latency_vs_auroc(rows: list[dict[str, Any]], path: Path, title: str = "") -> Path:
     """Whole-frame p50 (ms, log scale) against image AUROC, one point per row; rows whose bundle has no
     AUROC sit in a band below the axis, hollow, so no variant is hidden. Returns `path` (PNG)."""
@@ -169,9 +179,7 @@ def plot_latency_vs_auroc(rows: list[dict[str, Any]], path: Path, title: str = "
 
     fig, ax = plt.subplots(figsize=(9, 5.5), dpi=110)
     aurocs = [image_auroc(r.get("fidelity")) for r in rows]
-    known = [a for a in aurocs if a is not None]
-    low = min(known + [0.5]) - 0.08
-    band = low + 0.03
+    low, band, line, top = auroc_axis([a for a in aurocs if a is not None])
     order = sorted(range(len(rows)), key=lambda i: rows[i]["stages_ms"]["frame"]["p50"])
     lift = {i: 4 + 9 * (k % 4) for k, i in enumerate(order)}  # neighbours' labels on different heights
     for i, (r, auroc) in enumerate(zip(rows, aurocs)):
@@ -186,14 +194,14 @@ def plot_latency_vs_auroc(rows: list[dict[str, Any]], path: Path, title: str = "
             ax.scatter([x], [auroc], s=40, color="tab:blue", zorder=2)
         ax.annotate(label, (x, auroc if auroc is not None else band), fontsize=6, rotation=35,
                     xytext=(3, lift[i]), textcoords="offset points")
-    ax.axhline(low + 0.06, color="lightgrey", lw=0.8)
-    ax.text(0.01, band - 0.02, "below the line: no AUROC in the variant's report (speed only)",
-            transform=ax.get_yaxis_transform(), fontsize=7, color="grey", va="top")
+    ax.axhline(line, color="lightgrey", lw=0.8)
+    ax.text(0.01, band - (band - low) / 2, "below the line: no AUROC for the variant (speed only)",
+            transform=ax.get_yaxis_transform(), fontsize=7, color="grey", va="center")
     ax.set_xscale("log")
-    ax.set_ylim(low, 1.02)
+    ax.set_ylim(low, top)
     ax.set_xlabel("whole-frame latency p50 (ms, log scale)")
     ax.set_ylabel("image AUROC (from the bundle's report)")
-    ax.set_title(title or "latency vs image AUROC, one point per variant", fontsize=9)
+    ax.set_title(title or "latency vs image AUROC, one point per variant", fontsize=9, pad=60)  # over the labels
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     path = Path(path)

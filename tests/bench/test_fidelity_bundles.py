@@ -4,6 +4,9 @@ fidelity index finding every bundle under its variant."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import types
 from pathlib import Path
 
@@ -13,25 +16,34 @@ import yaml
 from ddad_edge.bench.report import image_auroc
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+TOY = ["--backbones", "resnet18,resnet50", "--steps", "1", "--image-size", "32", "--n-train", "12",
+       "--train-steps", "2", "--adapt-steps", "1", "--distill-iterations", "1"]
 
 
-@pytest.fixture
-def scripts(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    import fidelity_bundles
-    import run_matrix
+@pytest.fixture(scope="module")
+def scripts():
+    with pytest.MonkeyPatch.context() as mp:
+        mp.syspath_prepend(str(BENCHMARKS))
+        import fidelity_bundles
+        import run_matrix
 
-    return types.SimpleNamespace(fidelity_bundles=fidelity_bundles, run_matrix=run_matrix)
+        yield types.SimpleNamespace(fidelity_bundles=fidelity_bundles, run_matrix=run_matrix)
 
 
-def test_bundles_for_every_variant_and_a_rerun_makes_nothing(scripts, tmp_path, capsys):
+@pytest.fixture(scope="module")
+def made(scripts, tmp_path_factory):
+    """FP32 bundles of the toy model, fused for both backbones and pixel-only once; what the first call said."""
     pytest.importorskip("onnx")
-    out = tmp_path / "fidelity"
-    args = ["--out", str(out), "--backbones", "resnet18,resnet50", "--steps", "1", "--precisions", "fp32",
-            "--scorings", "fused,pixel", "--image-size", "32", "--n-train", "12", "--train-steps", "2",
-            "--adapt-steps", "1", "--distill-iterations", "1"]
-    assert scripts.fidelity_bundles.main(args) == 0
-    first = capsys.readouterr().out
+    out = tmp_path_factory.mktemp("fidelity")
+    args = ["--out", str(out), *TOY, "--precisions", "fp32", "--scorings", "fused,pixel"]
+    said = io.StringIO()
+    with contextlib.redirect_stdout(said):
+        assert scripts.fidelity_bundles.main(args) == 0
+    return out, args, said.getvalue()
+
+
+def test_bundles_for_every_variant_and_a_rerun_makes_nothing(scripts, made, capsys):
+    out, args, first = made
     for command in ("synth", "train", "distill", "adapt", "export"):
         assert f"$ ddad-edge {command} " in first, command
     assert first.count("$ ddad-edge adapt ") == 2 and first.count("$ ddad-edge export ") == 3
@@ -49,10 +61,35 @@ def test_bundles_for_every_variant_and_a_rerun_makes_nothing(scripts, tmp_path, 
     for numbers, source, model in index.values():
         assert 0.0 <= image_auroc(numbers) <= 1.0 and Path(source).is_file()
         assert (model["preset"], model["image_size"]) == ("tiny", 32)
+    assert scripts.run_matrix.refused_index([out / "bundles"]) == {}
 
     # everything is there: a second call only lists it
     assert scripts.fidelity_bundles.main(args) == 0
     assert "$ ddad-edge" not in capsys.readouterr().out
+
+
+def test_a_refused_export_is_recorded_and_the_rest_goes_on(scripts, made, tmp_path, capsys):
+    """An INT8 budget no file can meet (map error 1e-9 of max, no fallback round): the export refuses it
+    for real, the script says so, keeps the reason for the matrix, and does not try it again."""
+    out, _, _ = made
+    recipe = yaml.safe_load((BENCHMARKS.parent / "calibration" / "int8.yaml").read_text())
+    recipe["tolerance"] = {"map_rel": 1e-9, "score_rel": 1e-9}
+    recipe["int8"].update(calibration_images=4, fallback_rounds=0, cpu_study=False)
+    (tmp_path / "strict.yaml").write_text(yaml.safe_dump(recipe))
+    args = ["--out", str(out), *TOY, "--precisions", "fp32,int8", "--scorings", "pixel",
+            "--int8-recipe", str(tmp_path / "strict.yaml")]
+    assert scripts.fidelity_bundles.main(args) == 0
+    said = capsys.readouterr()
+    assert said.out.count("$ ddad-edge export ") == 1 and "--recipe" in said.out  # only the INT8 one is new
+    assert "refused: int8-k1-pixel: INT8 missed the recipe's budget" in said.out
+    refused = json.loads((out / "bundles" / "refused.json").read_text())
+    assert list(refused) == ["int8-k1-pixel"] and not (out / "bundles" / "int8-k1-pixel" / "manifest.yaml").exists()
+    entry = scripts.run_matrix.refused_index([out / "bundles"])[("int8", 1, "pixel", None)]
+    assert "budget" in entry["why"] and (entry["preset"], entry["image_size"]) == ("tiny", 32)
+    # refused once, refused on a rerun without a new try
+    assert scripts.fidelity_bundles.main(args) == 0
+    again = capsys.readouterr().out
+    assert "$ ddad-edge" not in again and "refused: int8-k1-pixel" in again
 
 
 @pytest.mark.parametrize("option, value, named", [("--backbones", "resnet18,no_such_net", "no_such_net"),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ddad_edge.bench.report import (add_speedups, fidelity_of, image_auroc, make_row, markdown_table, pick,
-                                    plot_latency_vs_auroc)
+from ddad_edge.bench.report import (add_speedups, auroc_axis, fidelity_of, image_auroc, make_row, markdown_table,
+                                    pick, plot_latency_vs_auroc)
 from ddad_edge.bench.timing import Measurement, stage_samples
 
 # the shape of the export stage's report.json (deploy/bundle_export.py)
@@ -72,3 +72,12 @@ def test_table_and_plot(tmp_path):
     png = plot_latency_vs_auroc(rows, tmp_path / "plot.png")
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+
+def test_auroc_axis_keeps_close_aurocs_apart_and_the_speed_only_band_below_them():
+    low, band, line, top = auroc_axis([0.942, 0.979, 1.0])
+    assert low < band < line < 0.942 and top > 1.0 and top - low < 0.12  # 0.94-1.0 fills the axis
+    low, band, line, top = auroc_axis([])
+    assert low < band < line < 0.5 and top > 1.0
+    low, band, line, top = auroc_axis([1.0, 1.0])  # all equal: still a band below, the points not on the edge
+    assert low < band < line < 1.0 < top
