@@ -155,10 +155,11 @@ def check_options(a: argparse.Namespace) -> tuple[list[str], list[int], list[str
     return lists["--backbones"], steps, lists["--precisions"], lists["--scorings"]
 
 
-def make(a: argparse.Namespace) -> tuple[list[Path], dict[str, dict]]:
-    """Steps 1-5 of the module docstring; returns the bundle folders (made now or before) and the exports
-    that were refused (the export's own reason, also in bundles/refused.json), by bundle name."""
-    backbones, steps, precisions, scorings = check_options(a)
+def make(a: argparse.Namespace, backbones: list[str], steps: list[int], precisions: list[str],
+         scorings: list[str]) -> tuple[list[Path], dict[str, dict]]:
+    """Steps 1-5 of the module docstring for the checked variant lists (`check_options`); returns the bundle
+    folders (made now or before) and the exports that were refused (the export's own reason, also in
+    bundles/refused.json), by bundle name."""
     out = a.out
     data, runs, bundles = out / "data", out / "runs", out / "bundles"
     if not (data / CATEGORY / "train").is_dir():
@@ -222,12 +223,12 @@ def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
     started = time.monotonic()
     try:
-        check_options(a)
+        variants = check_options(a)
     except DdadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        made, refused = make(a)
+        made, refused = make(a, *variants)
     except DdadError as exc:  # a command's own error line is above this one
         print(f"error: {exc}", file=sys.stderr)
         return 1

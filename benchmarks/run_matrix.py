@@ -30,16 +30,13 @@ from ddad_edge.bench.run import (bench_bundle, bench_reference, bench_runner, de
                                  loop_overhead, read_fidelity, variant_name)
 from ddad_edge.bundle import Precision, read_bundle  # noqa: E402
 from ddad_edge.runtime.base import open_runner  # noqa: E402
+from fidelity_bundles import csv, read_refused  # noqa: E402
 from matrix_report import fastest_distilled, find_row, write_markdown  # noqa: E402
 from speed_bundles import SPEED_MODEL, SpeedVariant, speed_bundle, student_grid  # noqa: E402
 
 
 def _p50(row: dict) -> float:
     return row["stages_ms"]["frame"]["p50"]
-
-
-def csv(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -137,10 +134,7 @@ def refused_index(paths: list[Path]) -> dict[tuple, dict]:
     bundles."""
     found = {}
     for root in paths:
-        path = Path(root) / "refused.json"
-        if not path.is_file():
-            continue
-        for entry in json.loads(path.read_text()).values():
+        for entry in read_refused(Path(root)).values():
             key = (entry["precision"], entry["steps"], entry["scoring"], entry["backbone"])
             found[key] = {**entry, "run": shown(entry.get("run"))}
     return found

@@ -195,7 +195,7 @@ def write_bundle(prep: Prepared, options: ExportOptions, log: Callable[[str], No
     staging.mkdir(parents=True)
     log(f"writing {options.precision.value} bundle with recipe {recipe.name} → {out}")
     try:
-        made, fidelity, thresholds, err, latency, fp32_latency = _write_into(staging, prep, options, recipe, log)
+        summary = _write_into(staging, prep, options, recipe, log)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -203,14 +203,13 @@ def write_bundle(prep: Prepared, options: ExportOptions, log: Callable[[str], No
         shutil.rmtree(out)
     staging.rename(out)
     bundle = read_bundle(out)
-    log(f"wrote {out}: image threshold {thresholds['image']:.4g}, score rank correlation "
-        f"{fidelity['score_rank_correlation']:.4f}, map error {err.map_rel:.3g} of max, "
-        f"ORT CPU {latency.p50_ms:.1f} ms/frame (FP32 file {fp32_latency.p50_ms:.1f})")
+    log(f"wrote {out}: {summary}")
     return bundle
 
 
-def _write_into(out: Path, prep: Prepared, options: ExportOptions, recipe, log: Callable[[str], None]):
-    """The bundle's files in folder `out` (write_bundle's staging folder); returns what its last line says."""
+def _write_into(out: Path, prep: Prepared, options: ExportOptions, recipe, log: Callable[[str], None]) -> str:
+    """The bundle's files in folder `out` (write_bundle's staging folder); returns the summary of its
+    thresholds, fidelity and latency for write_bundle's last line."""
     run, size, fid, ref, test, work, fp32 = prep.run, prep.size, prep.fid, prep.ref, prep.test, prep.work, prep.fp32
     calibration = _train_frames(run, recipe.int8.calibration_images, size) \
         if options.precision is Precision.INT8 else None
@@ -293,7 +292,9 @@ def _write_into(out: Path, prep: Prepared, options: ExportOptions, recipe, log: 
     write_manifest(out, manifest)
     for name in (MANIFEST_NAME, REPORT_NAME):  # written through a private temporary file: make them readable
         os.chmod(out / name, 0o644)
-    return made, fidelity, thresholds, err, latency, fp32_latency
+    return (f"image threshold {thresholds['image']:.4g}, score rank correlation "
+            f"{fidelity['score_rank_correlation']:.4f}, map error {err.map_rel:.3g} of max, "
+            f"ORT CPU {latency.p50_ms:.1f} ms/frame (FP32 file {fp32_latency.p50_ms:.1f})")
 
 
 def _check_out(out: Path, overwrite: bool) -> None:
