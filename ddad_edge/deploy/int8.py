@@ -19,10 +19,17 @@ node has other readers. Activation ranges come from nominal training images only
 
 Fallback: the file is judged on held-out nominal and painted-defect images against the FP32 reference.
 If the score rank correlation falls below the recipe's minimum, or the map or score error passes the
-recipe's tolerance, the quantized nodes are ranked by the error each one adds (relative error of its
-output, after its own output rounding, minus that of its input, FP32 vs Q/DQ, on a few frames), and the
-worst are kept in FP32 for the next try, together with every node that shares their weights (the same
-UNet convolution in each unrolled step); the number kept doubles each round. The report lists them.
+recipe's tolerance, the quantized nodes are ranked, and the worst are kept in FP32 for the next try,
+together with every node that shares their weights (the same UNet convolution in each unrolled step); the
+number kept doubles each round. The report lists them. The recipe's `sensitivity` says how they are ranked:
+  output  each weight group quantized alone, on a few frames: its error in the map and the score, as a
+          fraction of the tolerance. It measures what is judged, so a node whose small rounding reaches
+          the map unattenuated (the UNet's last convolutions) is found. One file serves every group: the
+          first try's, with each rounding behind a switch (`switchable`), run once per group.
+  local   the relative error each node adds to its own output (after its own output rounding, minus that
+          of its input, FP32 vs Q/DQ), from one run of the file: fast, but blind to how much of a node's
+          error reaches the map (on a 1-step student it ranked the UNet's output convolution 53rd of 62,
+          though that node alone used 2.7 times the map budget).
 """
 
 from __future__ import annotations
@@ -38,8 +45,9 @@ import numpy as np
 
 from ddad_edge.deploy.fidelity import FidelitySet, output_error, rank_correlation, run_onnx
 from ddad_edge.deploy.precision import BACKBONE, nodes_of_groups
-from ddad_edge.deploy.recipes import CalibrationMethod, Int8Recipe, Tolerance
+from ddad_edge.deploy.recipes import CalibrationMethod, Int8Recipe, Sensitivity, Tolerance
 from ddad_edge.errors import DdadError, missing_package
+from ddad_edge.progress import Progress
 from ddad_edge.runtime.ort_session import open_session
 
 
@@ -67,7 +75,7 @@ class Int8Result:
     kept_by_recipe: list[str]  # op_types nodes in the recipe's keep_fp32 groups
     fallback_nodes: list[str]  # kept in FP32 by the fallback, most sensitive first
     attempts: list[Attempt] = field(default_factory=list)
-    sensitivity: list[tuple[str, float]] = field(default_factory=list)  # (node, added relative error), worst first
+    sensitivity: list[tuple[str, float]] = field(default_factory=list)  # (node, recipe's measure), worst first
     source: Path | None = None  # the FP32 graph as quantized (Constant nodes made initializers)
 
 
@@ -401,6 +409,118 @@ def rank_sensitive_nodes(fp32: Path, qdq: Path, frames: np.ndarray, targets: lis
     return ranked
 
 
+SWITCH_INPUT = "int8_groups"  # the switchable file's extra input: one 0/1 entry per weight group
+
+
+def switchable(qdq: Path, source: Path, groups: list[tuple[str, ...]]):
+    """The INT8 file `qdq` with every rounding behind a switch, as an onnx ModelProto.
+
+    What a node reads from a Dequantize output d of a rounded tensor x becomes x + m·(d − x), m an entry of
+    graph input SWITCH_INPUT (G,) float, one per group of `groups`: for a quantized node, its own group's
+    entry (its input and weight rounding: kept in FP32, it reads x); for a float node, the entry of the
+    convolution whose output rounding it reads. With one entry 1 and the others 0 the file computes that
+    group alone in INT8, as the fallback makes it with every other target kept in FP32.
+    `source` (the FP32 graph with initializers, `quantization_inputs`) gives the float weights.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model, src = onnx.load(str(qdq)), onnx.load(str(source))
+    float_weights = {t.name: t for t in src.graph.initializer}
+    inits = {t.name for t in model.graph.initializer}
+    group_of = {name: i for i, group in enumerate(groups) for name in group}
+    graph_nodes = list(model.graph.node)
+    producer = {o: n for n in graph_nodes for o in n.output}
+    readers: dict[str, list[int]] = {}  # tensor → indices of the nodes that read it
+    for i, n in enumerate(graph_nodes):
+        for t in n.input:
+            readers.setdefault(t, []).append(i)
+    nodes, added = [], []
+
+    def switch(d: str, x: str, entry: int, tag: str) -> str:
+        """x + SWITCH_INPUT[entry]·(d − x), appended to the graph; returns its output's name."""
+        added.append(numpy_helper.from_array(np.array(entry, np.int64), f"{tag}_index"))
+        nodes.extend([
+            helper.make_node("Sub", [d, x], [f"{tag}_delta"], name=f"{tag}_sub"),
+            helper.make_node("Gather", [SWITCH_INPUT, f"{tag}_index"], [f"{tag}_on"], name=f"{tag}_gather"),
+            helper.make_node("Mul", [f"{tag}_delta", f"{tag}_on"], [f"{tag}_scaled"], name=f"{tag}_mul"),
+            helper.make_node("Add", [x, f"{tag}_scaled"], [f"{tag}_out"], name=f"{tag}_add")])
+        return f"{tag}_out"
+
+    rewire: dict[tuple[int, str], str] = {}  # (index of a reader, tensor it reads) → the switched tensor instead
+    for node in graph_nodes:
+        nodes.append(node)
+        if node.op_type != "DequantizeLinear":
+            continue
+        d, tag = node.output[0], f"{node.name or node.output[0]}_int8_switch"
+        by_entry: dict[int, list[int]] = {}  # group → the readers whose view of d it switches
+        if node.input[0] in inits:  # a weight: its float values come from the source graph
+            weight = float_weights.get(node.input[0].removesuffix("_quantized"))
+            if weight is None:
+                continue
+            x = f"{weight.name}_int8_switch_float"
+            added.append(numpy_helper.from_array(numpy_helper.to_array(weight), x))
+            for r in readers.get(d, []):
+                if graph_nodes[r].name in group_of:
+                    by_entry.setdefault(group_of[graph_nodes[r].name], []).append(r)
+        else:
+            q = producer.get(node.input[0])
+            if q is None or q.op_type != "QuantizeLinear":
+                continue
+            x = q.input[0]
+            writer = producer.get(x)
+            wrote = group_of.get(writer.name) if writer is not None else None
+            for r in readers.get(d, []):
+                entry = group_of.get(graph_nodes[r].name, wrote)
+                if entry is not None:
+                    by_entry.setdefault(entry, []).append(r)
+        for k, (entry, rs) in enumerate(by_entry.items()):
+            out = switch(d, x, entry, f"{tag}{k}")
+            for r in rs:
+                rewire[(r, d)] = out
+    for (r, d), out in rewire.items():
+        reader = graph_nodes[r]
+        for i, t in enumerate(reader.input):
+            if t == d:
+                reader.input[i] = out
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    model.graph.initializer.extend(added)
+    model.graph.input.append(helper.make_tensor_value_info(SWITCH_INPUT, TensorProto.FLOAT, [len(groups)]))
+    return model
+
+
+def rank_by_output_error(fp32: Path, qdq: Path, source: Path, targets: list[str], siblings: dict[str, list[str]],
+                         frames: np.ndarray, tolerance: Tolerance,
+                         log: Callable[[str], None] = print) -> list[tuple[str, float]]:
+    """Quantized nodes ranked by the error each weight group makes in the graph's outputs on its own, worst first.
+
+    Each group of targets sharing a weight (`_weight_groups`) is switched on alone in the `switchable` version
+    of the INT8 file `qdq` and run on `frames`; its measure is max(map error / tolerance.map_rel, score error /
+    tolerance.score_rel) against the FP32 file on the same frames: 1.0 uses the whole budget alone. Every node
+    of a group gets its group's measure. One session serves every group.
+    """
+    groups = list(dict.fromkeys(tuple(siblings.get(t, [t])) for t in targets))
+    log(f"int8 fallback: measuring each of {len(groups)} weight groups quantized alone on {len(frames)} frames")
+    ref_maps, ref_scores = run_onnx(fp32, frames)
+    session = open_session(switchable(qdq, source, groups).SerializeToString(),
+                           purpose="ranking INT8 nodes by their error in the outputs")
+    feed = {"frames": np.ascontiguousarray(frames)}
+    ranked: list[tuple[str, float]] = []
+    with Progress("int8 fallback: groups measured", total=len(groups)) as bar:
+        for i, group in enumerate(groups):
+            feed[SWITCH_INPUT] = (np.arange(len(groups)) == i).astype(np.float32)
+            maps, scores = session.run(["anomaly_map", "score"], feed)
+            err = output_error(np.asarray(maps, np.float32), np.asarray(scores, np.float32), ref_maps, ref_scores)
+            measure = max(err.map_rel / tolerance.map_rel, err.score_rel / tolerance.score_rel)
+            ranked.extend((name, measure) for name in group)
+            bar.update(i + 1)
+    ranked.sort(key=lambda item: -item[1])
+    worst = ", ".join(f"{name} {m:.2g}" for name, m in ranked[:3])
+    log(f"int8 fallback: worst alone (fraction of the budget): {worst}")
+    return ranked
+
+
 def quantize_int8(fp32: Path, dst: Path, calibration: np.ndarray, fid: FidelitySet, ref_maps: np.ndarray,
                   ref_scores: np.ndarray, recipe: Int8Recipe, tolerance: Tolerance, work: Path,
                   log: Callable[[str], None] = print) -> Int8Result:
@@ -434,7 +554,11 @@ def quantize_int8(fp32: Path, dst: Path, calibration: np.ndarray, fid: FidelityS
                 "try another recipe (int8-entropy, int8-percentile), or export fp16")
         if not result.sensitivity:
             probe = fid.frames[np.r_[0:min(2, len(fid.frames) // 2), len(fid.frames) - 2:len(fid.frames)]]
-            result.sensitivity = rank_sensitive_nodes(fp32, dst, probe, targets)
+            if recipe.sensitivity is Sensitivity.OUTPUT:
+                result.sensitivity = rank_by_output_error(fp32, dst, source, targets, siblings, probe, tolerance,
+                                                          log)
+            else:
+                result.sensitivity = rank_sensitive_nodes(fp32, dst, probe, targets)
         n = min(len(targets), math.ceil(recipe.fallback_fraction * len(targets) * 2 ** round_))
         excluded = _with_weight_siblings([name for name, _ in result.sensitivity[:n]], siblings)
     return result

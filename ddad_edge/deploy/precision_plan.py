@@ -21,7 +21,7 @@ from ddad_edge.deploy.fidelity import FidelitySet
 from ddad_edge.deploy.int8 import check_symmetric, quantize_int8
 from ddad_edge.deploy.precision import (NodeGroup, convert_fp16, emulated_error, group_sizes, measure_fp16_groups,
                                         nodes_of_groups)
-from ddad_edge.deploy.recipes import Recipe
+from ddad_edge.deploy.recipes import Recipe, Sensitivity
 from ddad_edge.errors import DdadError
 
 FP16_MEASURE_FRAMES = 4  # frames for the per-group FP16 measurement (half nominal, half painted)
@@ -97,6 +97,10 @@ def _make_fp16(recipe: Recipe, fp32: Path, dst: Path, work: Path, fid: FidelityS
     return PrecisionFile(details, summary)
 
 
+# what a node's number in the report's most_sensitive_nodes is, per int8.sensitivity
+_SENSITIVITY_MEASURE = {Sensitivity.OUTPUT: "output_error_alone_of_budget", Sensitivity.LOCAL: "added_relative_error"}
+
+
 def _make_int8(recipe: Recipe, fp32: Path, dst: Path, work: Path, fid: FidelitySet, ref_maps: np.ndarray,
                ref_scores: np.ndarray, calibration: np.ndarray, latency_runs: int,
                log: Callable[[str], None]) -> PrecisionFile:
@@ -123,7 +127,9 @@ def _make_int8(recipe: Recipe, fp32: Path, dst: Path, work: Path, fid: FidelityS
         "kept_fp32_by_recipe": result.kept_by_recipe,
         "fallback_nodes": result.fallback_nodes,
         "attempts": [a.as_dict() for a in result.attempts],
-        "most_sensitive_nodes": [{"node": n, "added_relative_error": e} for n, e in result.sensitivity[:20]],
+        "sensitivity": cfg.sensitivity.value,
+        "most_sensitive_nodes": [{"node": n, _SENSITIVITY_MEASURE[cfg.sensitivity]: e}
+                                 for n, e in result.sensitivity[:20]],
         "min_rank_correlation": cfg.min_rank_correlation,
         "zero_points_checked": zero_points,
         "cpu_variants": study,

@@ -23,6 +23,13 @@ RECIPE_DIR = "calibration"
 DEFAULT_RECIPES = {Precision.FP32: "fp32", Precision.FP16: "fp16", Precision.INT8: "int8"}
 
 
+class Sensitivity(str, Enum):
+    """How the INT8 fallback ranks the quantized nodes before keeping the worst in FP32."""
+
+    OUTPUT = "output"  # each weight group quantized alone: its error in the graph's map and score (exact, slower)
+    LOCAL = "local"  # the relative error each node adds to its own output, from one run of the file (fast)
+
+
 class CalibrationMethod(str, Enum):
     """How INT8 activation ranges are taken from the calibration images."""
 
@@ -65,6 +72,7 @@ class Int8Recipe:
     min_rank_correlation: float = 0.98  # score ranking vs FP32 on held-out nominal + painted-defect images
     fallback_rounds: int = 4  # retries, each keeping more of the most sensitive nodes in FP32
     fallback_fraction: float = 0.1  # of the quantized nodes, excluded per retry (doubles each round)
+    sensitivity: Sensitivity = Sensitivity.OUTPUT  # how the fallback ranks the nodes it keeps in FP32
     cpu_study: bool = True  # also time the CPU variants (U8S8, QOperator, all ops) for the report
 
 

@@ -23,7 +23,7 @@ from ddad_edge.bundle import Precision
 from ddad_edge.deploy.fidelity import FidelitySet, output_error, rank_correlation, run_onnx
 from ddad_edge.deploy.int8 import Attempt, check_symmetric, missed, quantize_file, quantize_int8
 from ddad_edge.deploy.precision import NodeGroup, convert_fp16, emulate_fp16, group_of, nodes_of_groups
-from ddad_edge.deploy.recipes import Int8Recipe, Tolerance, load_recipe, recipe_for
+from ddad_edge.deploy.recipes import Int8Recipe, Sensitivity, Tolerance, load_recipe, recipe_for
 from ddad_edge.deploy.thresholds import ThresholdRule, compute_thresholds
 from ddad_edge.errors import DdadError
 from ddad_edge.runtime.ort_session import session_options
@@ -274,6 +274,98 @@ def test_int8_fallback_keeps_the_sensitive_node_in_fp32(tmp_path):
     assert check_symmetric(tmp_path / "q.onnx") > 0
 
 
+class _ReconstructionNet(nn.Module):
+    """A map that is a small difference of large tensors, as DDAD's |x - x̂0|: `recon` copies the image
+    within 1%, so rounding its tensors to INT8 (steps of ~1/127) moves the map by far more than 5% of its
+    maximum, although its own relative error is small. A side branch reads an outlier channel (per-tensor
+    INT8 on its input wipes out its signal: a large error of its own) but reaches the map scaled by 1e-4."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.recon = nn.Conv2d(3, 3, 1)
+        self.side_in, self.side_out = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 3, 1)
+        with torch.no_grad():
+            self.recon.weight.copy_(torch.eye(3)[:, :, None, None] + torch.randn(3, 3, 1, 1, generator=g) * 0.01)
+            self.recon.bias.zero_()
+            for c in (self.side_in, self.side_out):
+                c.weight.copy_(torch.randn(c.weight.shape, generator=g) * 0.3)
+                c.bias.zero_()
+            self.side_in.bias[0] = 2000.0
+            self.side_out.weight[:, 0] = 0.0
+
+    def forward(self, frames):
+        x = frames.permute(0, 3, 1, 2).float() * (2.0 / 255.0) - 1.0
+        side = self.side_out(torch.relu(self.side_in(x)))
+        m = (x - self.recon(x) - 1e-4 * side).abs().mean(dim=1, keepdim=True)
+        return m, m.flatten(1).amax(dim=1)
+
+
+@pytest.mark.parametrize("sensitivity", ["output", "local"])
+def test_int8_fallback_ranks_by_the_error_in_the_map(tmp_path, sensitivity):
+    path = tmp_path / "toy.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(_ReconstructionNet().eval(), (torch.zeros(2, 16, 16, 3, dtype=torch.uint8),), str(path),
+                          dynamo=False, opset_version=17, input_names=["frames"],
+                          output_names=["anomaly_map", "score"],
+                          dynamic_axes={"frames": {0: "N"}, "anomaly_map": {0: "N"}, "score": {0: "N"}})
+    recon = next(n.name for n in onnx.load(str(path)).graph.node if n.op_type == "Conv" and "recon" in n.name)
+    frames = np.random.default_rng(0).integers(0, 256, (12, 16, 16, 3), dtype=np.uint8)
+    fid = FidelitySet(frames, np.r_[np.zeros(6, int), np.ones(6, int)])
+    ref = run_onnx(path, frames)
+    # three convolutions: the first retry keeps exactly one of them in FP32
+    recipe = Int8Recipe(calibration_images=6, keep_fp32=(), fallback_rounds=1, fallback_fraction=0.3,
+                        cpu_study=False, sensitivity=Sensitivity(sensitivity))
+    make = lambda: quantize_int8(path, tmp_path / "q.onnx", frames[:6], fid, *ref, recipe,  # noqa: E731
+                                 Tolerance(0.05, 0.05), tmp_path, log=lambda _: None)
+    if sensitivity == "local":
+        # the side branch's own error is the largest, so the local ranking keeps it, and the map stays off
+        with pytest.raises(DdadError, match="after 1 fallback rounds"):
+            make()
+        return
+    result = make()
+    assert result.attempts[0].map_rel > 0.05  # everything quantized: the copy's rounding is in the map
+    assert result.sensitivity[0][0] == recon and result.sensitivity[0][1] > 1.0  # alone, past the budget
+    assert all(measure < 0.25 for _, measure in result.sensitivity[1:])  # the side branch hardly reaches it
+    assert result.fallback_nodes == [recon] and result.attempts[-1].met and len(result.attempts) == 2
+    maps, _ = run_onnx(tmp_path / "q.onnx", frames)
+    assert output_error(maps, maps.max(axis=(1, 2, 3)), *ref).map_rel <= 0.05
+
+
+def test_switchable_file_computes_each_group_alone_as_the_fallback_makes_it(tmp_path):
+    """The output ranking runs one file with a switch per weight group: all on, it is the first try's file;
+    all off, the FP32 file; one on, the file the fallback makes with every other target kept in FP32."""
+    from ddad_edge.deploy.int8 import SWITCH_INPUT, _targets, _weight_groups, quantization_inputs, switchable
+    from ddad_edge.runtime.ort_session import open_session
+
+    path = tmp_path / "toy.onnx"
+    _export_toy(path)
+    frames = np.random.default_rng(1).integers(0, 256, (6, 16, 16, 3), dtype=np.uint8)
+    recipe = Int8Recipe(calibration_images=6, keep_fp32=(), cpu_study=False)
+    source, cache = quantization_inputs(path, tmp_path)
+    targets, kept = _targets(onnx.load(str(path)), recipe)
+    siblings = _weight_groups(onnx.load(str(source)), targets)
+    groups = list(dict.fromkeys(tuple(siblings[t]) for t in targets))
+    first = quantize_file(source, tmp_path / "first.onnx", frames, recipe, cache, kept)
+    session = open_session(switchable(first, source, groups).SerializeToString())
+
+    def run(mask):
+        return session.run(["anomaly_map", "score"], {"frames": frames, SWITCH_INPUT: np.asarray(mask, np.float32)})
+
+    def close(a, b):  # the switch adds one rounding of x + (d - x) in float
+        return output_error(a[0], a[1], b[0], b[1]).map_rel < 1e-5
+
+    assert len(groups) == 3
+    assert close(run([1, 1, 1]), run_onnx(first, frames))
+    assert close(run([0, 0, 0]), run_onnx(path, frames))
+    for i, group in enumerate(groups):
+        alone = quantize_file(source, tmp_path / f"alone{i}.onnx", frames, recipe, cache,
+                              kept + [t for t in targets if t not in group])
+        assert close(run(np.arange(3) == i), run_onnx(alone, frames)), group
+    assert not close(run([0, 1, 0]), run_onnx(path, frames))  # the sensitive conv alone is far from FP32
+
+
 class _ConvOutNet(nn.Module):
     """Two convolutions, the second writing the graph output itself."""
 
@@ -376,6 +468,7 @@ def test_every_committed_recipe_loads_and_knows_its_precision():
         assert recipe.name == name and recipe.description
         assert recipe_for(recipe.precision, REPO / "calibration" / f"{name}.yaml") == recipe
     assert load_recipe("int8-percentile").int8.method.value == "percentile"
+    assert load_recipe("int8").int8.sensitivity.value == "output"
     assert load_recipe("fp16-safe").fp16.keep_fp32 == tuple(g.value for g in NodeGroup)
 
 
@@ -383,6 +476,9 @@ def test_recipe_errors_name_the_key(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("precision: int8\nint8: {methd: minmax}\n")
     with pytest.raises(DdadError, match="int8.methd"):
+        load_recipe(bad)
+    bad.write_text("precision: int8\nint8: {sensitivity: global}\n")
+    with pytest.raises(DdadError, match="int8.sensitivity"):
         load_recipe(bad)
     bad.write_text("precision: fp16\nfp16: {keep_fp32: [groupnorm]}\n")
     with pytest.raises(DdadError, match="groupnorm"):
