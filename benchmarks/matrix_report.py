@@ -236,6 +236,14 @@ def fidelity_provenance(with_fid: list[dict], a: Any) -> list[str]:
     for model, rs in by_model.items():
         lines.append(f"  - {model}: {', '.join(r['variant']['name'] for r in rs)} (each row's report.json: "
                      "`fidelity_source` in the JSON file)")
+    mixed = [(r["variant"]["name"], g["int8_quantized"], g["int8_candidates"]) for r in with_fid
+             if (g := r.get("fidelity_graph")) and "int8_quantized" in g]
+    if mixed:
+        parts = ", ".join(f"{name} {q} of {c}" for name, q, c in mixed)
+        lines.append(f"  - INT8 nodes quantized in the bundle each INT8 row's fidelity comes from, after the export's "
+                     f"accuracy-guided fallback (the rest run in FP32): {parts}. The timed INT8 files quantize all "
+                     "of theirs (the first try), so where a bundle kept nodes in FP32 its file runs slower than its "
+                     "row, between the INT8 and the FP32 row of its variant.")
     other = sorted({f"{g['preset']} at {g['image_size']} px" for r in with_fid
                     if (g := r.get("fidelity_graph")) and (g["preset"], g["image_size"]) != (a.preset, a.image_size)})
     if other:

@@ -123,9 +123,22 @@ def fidelity_index(paths: list[Path]) -> dict[tuple, tuple[dict, str, dict]]:
             d = describe_variant(bundle)
             run = (bundle.manifest.get("source") or {}).get("run")
             key = (bundle.precision.value, d["steps"], d["scoring"], d["backbone"])
-            found[key] = (numbers, shown(source), {"run": shown(run), "preset": d["preset"],
-                                                   "image_size": d["image_size"]})
+            model = {"run": shown(run), "preset": d["preset"], "image_size": d["image_size"]}
+            model.update(int8_share(Path(source)))
+            found[key] = (numbers, shown(source), model)
     return found
+
+
+def int8_share(report: Path) -> dict[str, int]:
+    """{"int8_quantized", "int8_candidates"}: how many of an INT8 bundle's candidate nodes its file runs in INT8
+    after the export's fallback (report.json's precision_details); {} for other bundles."""
+    try:
+        details = json.loads(report.read_text()).get("precision_details") or {}
+    except (OSError, json.JSONDecodeError):
+        return {}
+    if details.get("kind") != "int8" or "quantized_nodes" not in details:
+        return {}
+    return {"int8_quantized": int(details["quantized_nodes"]), "int8_candidates": int(details["candidate_nodes"])}
 
 
 def refused_index(paths: list[Path]) -> dict[tuple, dict]:

@@ -219,6 +219,34 @@ def test_fidelity_of_another_model_is_named_and_flagged(run_matrix):
     assert len(matrix_report.fidelity_provenance([old], timed)) == 1
 
 
+def test_int8_fidelity_bundles_say_how_much_of_them_is_int8(run_matrix, tmp_path):
+    """An INT8 bundle whose fallback kept nodes in FP32 is not the all-INT8 file its row times: the report
+    says how many nodes each INT8 fidelity bundle quantized, read from its report.json."""
+    import argparse
+
+    import matrix_report
+
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps({"precision_details": {"kind": "int8", "quantized_nodes": 20,
+                                                        "candidate_nodes": 94, "fallback_nodes": ["a"] * 74}}))
+    assert run_matrix.int8_share(report) == {"int8_quantized": 20, "int8_candidates": 94}
+    report.write_text(json.dumps({"precision_details": {"kind": "fp16"}}))
+    assert run_matrix.int8_share(report) == {}
+    report.write_text("{not json")
+    assert run_matrix.int8_share(report) == {}
+
+    def row(name, graph):
+        return {"variant": {"name": name}, "fidelity": {"test_split.auroc": 0.9}, "fidelity_source": "/b/r",
+                "fidelity_graph": graph, "fidelity_model": "exported from run /runs/a (tiny at 64 px)"}
+
+    graph = {"run": "/runs/a", "preset": "tiny", "image_size": 64}
+    timed = argparse.Namespace(preset="tiny", image_size=64)
+    lines = matrix_report.fidelity_provenance(
+        [row("int8 k2", {**graph, "int8_quantized": 20, "int8_candidates": 94}), row("fp32 k2", graph)], timed)
+    assert len(lines) == 2 and "int8 k2 20 of 94" in lines[1] and "fp32 k2" not in lines[1]
+    assert len(matrix_report.fidelity_provenance([row("fp32 k2", graph)], timed)) == 1
+
+
 def test_paths_in_results_are_relative_where_they_can_be(run_matrix, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert run_matrix.shown(tmp_path / "work" / "fidelity" / "runs" / "a") == "work/fidelity/runs/a"
