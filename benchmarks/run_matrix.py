@@ -136,7 +136,7 @@ def int8_share(report: Path) -> dict[str, int]:
         details = json.loads(report.read_text()).get("precision_details") or {}
     except (OSError, json.JSONDecodeError):
         return {}
-    if details.get("kind") != "int8" or "quantized_nodes" not in details:
+    if details.get("kind") != "int8" or "quantized_nodes" not in details or "candidate_nodes" not in details:
         return {}
     return {"int8_quantized": int(details["quantized_nodes"]), "int8_candidates": int(details["candidate_nodes"])}
 

@@ -415,12 +415,15 @@ SWITCH_INPUT = "int8_groups"  # the switchable file's extra input: one 0/1 entry
 def switchable(qdq: Path, source: Path, groups: list[tuple[str, ...]]):
     """The INT8 file `qdq` with every rounding behind a switch, as an onnx ModelProto.
 
-    What a node reads from a Dequantize output d of a rounded tensor x becomes x + m·(d − x), m an entry of
-    graph input SWITCH_INPUT (G,) float, one per group of `groups`: for a quantized node, its own group's
-    entry (its input and weight rounding: kept in FP32, it reads x); for a float node, the entry of the
-    convolution whose output rounding it reads. With one entry 1 and the others 0 the file computes that
-    group alone in INT8, as the fallback makes it with every other target kept in FP32.
-    `source` (the FP32 graph with initializers, `quantization_inputs`) gives the float weights.
+    What a node reads from a Dequantize output d of a rounded tensor x becomes d where an entry of graph
+    input SWITCH_INPUT (G,) float (one per group of `groups`) is above 0.5, else x: for a quantized node,
+    its own group's entry (its input and weight rounding: kept in FP32, it reads x); for a float node, the
+    entry of the convolution whose output rounding it reads. With one entry 1 and the others 0 the file
+    computes that group alone in INT8 as the fallback makes it with every other target kept in FP32, with
+    one difference: the roundings are emulated, every convolution runs in float on dequantized values
+    (ONNX Runtime fuses none), where the judged file runs integer kernels. `source` (the FP32 graph with
+    initializers, `quantization_inputs`) gives the float weights. Returns (model, the number of Dequantize
+    outputs some reader still reads unswitched: on in every run; 0 unless the quantizer's names change).
     """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -435,16 +438,16 @@ def switchable(qdq: Path, source: Path, groups: list[tuple[str, ...]]):
     for i, n in enumerate(graph_nodes):
         for t in n.input:
             readers.setdefault(t, []).append(i)
-    nodes, added = [], []
+    half = "int8_switch_half"
+    nodes, added = [], [numpy_helper.from_array(np.array(0.5, np.float32), half)]
 
     def switch(d: str, x: str, entry: int, tag: str) -> str:
-        """x + SWITCH_INPUT[entry]·(d − x), appended to the graph; returns its output's name."""
+        """d where SWITCH_INPUT[entry] > 0.5 else x, appended to the graph; returns its output's name."""
         added.append(numpy_helper.from_array(np.array(entry, np.int64), f"{tag}_index"))
         nodes.extend([
-            helper.make_node("Sub", [d, x], [f"{tag}_delta"], name=f"{tag}_sub"),
-            helper.make_node("Gather", [SWITCH_INPUT, f"{tag}_index"], [f"{tag}_on"], name=f"{tag}_gather"),
-            helper.make_node("Mul", [f"{tag}_delta", f"{tag}_on"], [f"{tag}_scaled"], name=f"{tag}_mul"),
-            helper.make_node("Add", [x, f"{tag}_scaled"], [f"{tag}_out"], name=f"{tag}_add")])
+            helper.make_node("Gather", [SWITCH_INPUT, f"{tag}_index"], [f"{tag}_entry"], name=f"{tag}_gather"),
+            helper.make_node("Greater", [f"{tag}_entry", half], [f"{tag}_on"], name=f"{tag}_on"),
+            helper.make_node("Where", [f"{tag}_on", d, x], [f"{tag}_out"], name=f"{tag}_where")])
         return f"{tag}_out"
 
     rewire: dict[tuple[int, str], str] = {}  # (index of a reader, tensor it reads) → the switched tensor instead
@@ -483,11 +486,13 @@ def switchable(qdq: Path, source: Path, groups: list[tuple[str, ...]]):
         for i, t in enumerate(reader.input):
             if t == d:
                 reader.input[i] = out
+    dequantized = {n.output[0] for n in graph_nodes if n.op_type == "DequantizeLinear"}
+    unswitched = len({t for n in graph_nodes for t in n.input if t in dequantized})
     del model.graph.node[:]
     model.graph.node.extend(nodes)
     model.graph.initializer.extend(added)
     model.graph.input.append(helper.make_tensor_value_info(SWITCH_INPUT, TensorProto.FLOAT, [len(groups)]))
-    return model
+    return model, unswitched
 
 
 def rank_by_output_error(fp32: Path, qdq: Path, source: Path, targets: list[str], siblings: dict[str, list[str]],
@@ -496,22 +501,28 @@ def rank_by_output_error(fp32: Path, qdq: Path, source: Path, targets: list[str]
     """Quantized nodes ranked by the error each weight group makes in the graph's outputs on its own, worst first.
 
     Each group of targets sharing a weight (`_weight_groups`) is switched on alone in the `switchable` version
-    of the INT8 file `qdq` and run on `frames`; its measure is max(map error / tolerance.map_rel, score error /
-    tolerance.score_rel) against the FP32 file on the same frames: 1.0 uses the whole budget alone. Every node
-    of a group gets its group's measure. One session serves every group.
+    of the INT8 file `qdq` and run on `frames` (one at a time: the file holds float and INT8 weights and runs
+    unfused); its measure is max(map error / tolerance.map_rel, score error / tolerance.score_rel) against the
+    FP32 file on the same frames: 1.0 uses the whole budget alone. Every node of a group gets its group's
+    measure. One session serves every group.
     """
     groups = list(dict.fromkeys(tuple(siblings.get(t, [t])) for t in targets))
     log(f"int8 fallback: measuring each of {len(groups)} weight groups quantized alone on {len(frames)} frames")
     ref_maps, ref_scores = run_onnx(fp32, frames)
-    session = open_session(switchable(qdq, source, groups).SerializeToString(),
-                           purpose="ranking INT8 nodes by their error in the outputs")
-    feed = {"frames": np.ascontiguousarray(frames)}
+    model, unswitched = switchable(qdq, source, groups)
+    if unswitched:
+        log(f"int8 fallback: {unswitched} roundings could not be switched and stay on in every measurement")
+    session = open_session(model.SerializeToString(), purpose="ranking INT8 nodes by their error in the outputs")
+    del model
     ranked: list[tuple[str, float]] = []
     with Progress("int8 fallback: groups measured", total=len(groups)) as bar:
         for i, group in enumerate(groups):
-            feed[SWITCH_INPUT] = (np.arange(len(groups)) == i).astype(np.float32)
-            maps, scores = session.run(["anomaly_map", "score"], feed)
-            err = output_error(np.asarray(maps, np.float32), np.asarray(scores, np.float32), ref_maps, ref_scores)
+            mask = (np.arange(len(groups)) == i).astype(np.float32)
+            outs = [session.run(["anomaly_map", "score"], {"frames": np.ascontiguousarray(frames[j:j + 1]),
+                                                           SWITCH_INPUT: mask}) for j in range(len(frames))]
+            maps = np.concatenate([np.asarray(m, np.float32) for m, _ in outs])
+            scores = np.concatenate([np.asarray(s, np.float32) for _, s in outs])
+            err = output_error(maps, scores, ref_maps, ref_scores)
             measure = max(err.map_rel / tolerance.map_rel, err.score_rel / tolerance.score_rel)
             ranked.extend((name, measure) for name in group)
             bar.update(i + 1)
