@@ -506,7 +506,7 @@ def rank_by_output_error(fp32: Path, qdq: Path, source: Path, targets: list[str]
     FP32 file on the same frames: 1.0 uses the whole budget alone. Every node of a group gets its group's
     measure. One session serves every group.
     """
-    groups = list(dict.fromkeys(tuple(siblings.get(t, [t])) for t in targets))
+    groups = _distinct_groups(targets, siblings)
     log(f"int8 fallback: measuring each of {len(groups)} weight groups quantized alone on {len(frames)} frames")
     ref_maps, ref_scores = run_onnx(fp32, frames)
     model, unswitched = switchable(qdq, source, groups)
@@ -590,6 +590,11 @@ def _weight_groups(model, targets: list[str]) -> dict[str, list[str]]:
             by_weight.setdefault(node.input[1], []).append(node.name)
             weight_of[node.name] = node.input[1]
     return {name: by_weight.get(weight_of.get(name, ""), [name]) for name in targets}
+
+
+def _distinct_groups(targets: list[str], siblings: dict[str, list[str]]) -> list[tuple[str, ...]]:
+    """The weight groups of `targets` (`_weight_groups`), each once, in the order of their first target."""
+    return list(dict.fromkeys(tuple(siblings.get(t, [t])) for t in targets))
 
 
 def _with_weight_siblings(names: list[str], siblings: dict[str, list[str]]) -> list[str]:

@@ -26,7 +26,7 @@ DEFAULT_RECIPES = {Precision.FP32: "fp32", Precision.FP16: "fp16", Precision.INT
 class Sensitivity(str, Enum):
     """How the INT8 fallback ranks the quantized nodes before keeping the worst in FP32."""
 
-    OUTPUT = "output"  # each weight group quantized alone: its error in the graph's map and score (exact, slower)
+    OUTPUT = "output"  # each weight group quantized alone: its error in the graph's map and score (one run per group)
     LOCAL = "local"  # the relative error each node adds to its own output, from one run of the file (fast)
 
 

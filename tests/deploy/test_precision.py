@@ -341,7 +341,8 @@ def test_switchable_file_computes_each_group_alone_as_the_fallback_makes_it(tmp_
     """The output ranking runs one file with a switch per weight group: all on, it is the first try's file;
     all off, the FP32 file; one on, the file the fallback makes with every other target kept in FP32. (The
     reconstruction toy rounds its input for two convolutions beside a float op that reads it unrounded.)"""
-    from ddad_edge.deploy.int8 import SWITCH_INPUT, _targets, _weight_groups, quantization_inputs, switchable
+    from ddad_edge.deploy.int8 import (SWITCH_INPUT, _distinct_groups, _targets, _weight_groups, quantization_inputs,
+                                       switchable)
     from ddad_edge.runtime.ort_session import open_session
 
     path = tmp_path / "toy.onnx"
@@ -351,7 +352,7 @@ def test_switchable_file_computes_each_group_alone_as_the_fallback_makes_it(tmp_
     source, cache = quantization_inputs(path, tmp_path)
     targets, kept = _targets(onnx.load(str(path)), recipe)
     siblings = _weight_groups(onnx.load(str(source)), targets)
-    groups = list(dict.fromkeys(tuple(siblings[t]) for t in targets))
+    groups = _distinct_groups(targets, siblings)
     first = quantize_file(source, tmp_path / "first.onnx", frames, recipe, cache, kept)
     model, unswitched = switchable(first, source, groups)
     assert unswitched == 0  # every rounding of the file is behind a switch
