@@ -147,7 +147,7 @@ def run_demo(out: Path, minutes: float = 8.0, json_path: Path | None = None,
         "frame_verdicts_right": f"{verdicts['verdicts_right']}/{verdicts['frames_with_part']}",
         "p50_ms": whole.get("p50"), "p99_ms": whole.get("p99"),
         "bundle": str(bundle), "events": str(events), "ng_images": str(line / "ng"),
-        "overlays": str(out / "eval" / "overlays"), "distill_report": str(run / "distill" / "report.json"),
+        "overlays": str(out / "eval" / "overlays"), "distill_report": str(run / "distill" / "report_steps_2.json"),
         "latency_plot": str(out / "bench.png"),
         "minutes": round((time.monotonic() - started) / 60, 2),
     }

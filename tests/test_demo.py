@@ -50,7 +50,8 @@ def test_the_demo_runs_the_whole_job_and_its_summary_matches_the_files(tmp_path,
     assert bench[0]["stages_ms"]["frame"]["p50"] == summary["p50_ms"]
     manifest = (out / "bundle-int8-k2" / "manifest.yaml").read_text()
     assert "int8" in manifest
-    report = json.loads((out / "runs" / "widget" / "distill" / "report.json").read_text())
+    report = json.loads(Path(summary["distill_report"]).read_text())
+    assert Path(summary["distill_report"]) == out / "runs" / "widget" / "distill" / "report_steps_2.json"
     assert report["rounds"][-1]["steps"] == 2
     assert any(Path(summary["overlays"]).iterdir())  # input, reconstruction and heatmap of test images
     assert Path(summary["latency_plot"]).stat().st_size > 1000

@@ -45,7 +45,10 @@ def distill(
                                                        "you will export (default: the run's)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
 ) -> None:
-    """Distill the conditioned sampler to 4, 2 or 1 steps; saves RUN/students/steps_K.pt and RUN/distill/report.json."""
+    """Distill the conditioned sampler to 4, 2 or 1 steps.
+
+    Saves RUN/students/steps_K.pt and RUN/distill/report_steps_K.json.
+    """
     from ddad_edge.errors import DdadError
     from ddad_edge.model.checkpoint import latest_run, open_run
     from ddad_edge.train.distill import DistillConfig

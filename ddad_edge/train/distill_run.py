@@ -1,10 +1,11 @@
 """`ddad-edge distill` on a run folder: the rounds of distillation, their checkpoints, and the fidelity report.
 
 Writes into the run folder:
-  students/steps_{K_T}.pt    round 0: the teacher itself on the distillation grid (e.g. 8 steps from T'=248),
-                             so `evaluate --steps 8` measures the grid every student is distilled from
-  students/steps_K.pt        each round's student: weights, step grid, T', w, round, method, its fidelity
-  distill/report.json        every sampler's fidelity (see distill_fidelity) and the timings
+  students/steps_{K_T}.pt       round 0: the teacher itself on the distillation grid (e.g. 8 steps from
+                                T'=248), so `evaluate --steps 8` measures the grid every student is distilled from
+  students/steps_K.pt           each round's student: weights, step grid, T', w, round, method, its fidelity
+  distill/report_steps_K.json   every sampler's fidelity (see distill_fidelity) and the timings; one file per
+                                target K, so distilling to 2 and then to 1 step keeps both reports
 """
 
 from __future__ import annotations
@@ -160,7 +161,7 @@ def distill_run(run: Run, cfg: DistillConfig, device: str = "auto", show_progres
         source = res.student
 
     seconds = time.monotonic() - started
-    report = write_report(run.path / "distill" / "report.json", {
+    report = write_report(report_path(run, cfg.to_steps), {
         "run": str(run.path), "method": cfg.method.value, "w": w, "eta": 0.0, "device": str(dev),
         "scoring": scoring.value,
         "config": to_dict(cfg), "rows": [row.to_json() for row in rows], "rounds": rounds,
@@ -168,6 +169,11 @@ def distill_run(run: Run, cfg: DistillConfig, device: str = "auto", show_progres
         "seconds_total": round(seconds, 1),
     })
     return DistillResult(rows, checkpoints, report, seconds, scoring)
+
+
+def report_path(run: Run, steps: int) -> Path:
+    """Where `distill --to-steps steps` writes its fidelity report."""
+    return run.path / "distill" / f"report_steps_{steps}.json"
 
 
 def summary_of(rows: list[FidelityRow], steps: int) -> dict:

@@ -168,7 +168,9 @@ def test_progressive_distill_saves_each_round_with_its_grid_and_w_and_evaluate_p
     student = load_checkpoint(run.student_path(1))
     assert set(student["fidelity"]) >= {"student", "naive"} and student["training"]["iterations"] == 2
 
-    report = json.loads((run_dir / "distill" / "report.json").read_text())
+    report_path = run_dir / "distill" / "report_steps_1.json"
+    assert f"report {report_path}" in out
+    report = json.loads(report_path.read_text())
     assert report["scoring"] == "pixel" and "pixel scoring" in out  # the mode the report's scores use
     assert report["config"]["defect_target"] == "teacher"  # progressive's only target, recorded
     assert student["distill"]["defect_target"] == "teacher"
@@ -190,6 +192,17 @@ def test_progressive_distill_saves_each_round_with_its_grid_and_w_and_evaluate_p
     assert code == 0, err
     ev = json.loads((tmp_path / "ev.json").read_text())
     assert ev["steps"] == 1 and ev["timesteps"] == [186] and ev["w"] == run.cfg.sampler.w
+
+    # A second distillation to another K writes its own report and leaves the first one as it was.
+    first = report_path.read_bytes()
+    code, out, err = _cli(capsys, "distill", "--run", run_dir, "--to-steps", 2, "--teacher-steps", 4,
+                          "--method", "direct", "--iterations", 1, "--batch-size", 4, "--device", "cpu",
+                          "--scoring", "pixel")
+    assert code == 0, err
+    assert report_path.read_bytes() == first
+    second = json.loads((run_dir / "distill" / "report_steps_2.json").read_text())
+    assert second["method"] == "direct" and [r["steps"] for r in second["rounds"]] == [2]
+    assert "student_2" in second["summary"] and "student_1" in report["summary"]
 
 
 def test_evaluate_refuses_steps_that_were_not_distilled_in_one_line(tiny_run, capsys):
