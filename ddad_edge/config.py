@@ -231,6 +231,22 @@ CATEGORY_PRESETS: dict[str, CategoryPreset] = {
 }
 
 
+def with_absolute_paths(cfg: RunConfig) -> RunConfig:
+    """`cfg` with its dataset root and backbone weights file made absolute (against the working directory).
+
+    A run folder keeps these paths for `adapt`, `distill`, `evaluate` and `export`, which may be started from
+    another directory than `train` was.
+    """
+    def absolute(value: str) -> str:
+        return str(Path(value).expanduser().resolve()) if value else value
+
+    weights = cfg.scoring.backbone_weights
+    return dataclasses.replace(
+        cfg, data=dataclasses.replace(cfg.data, root=absolute(cfg.data.root)),
+        scoring=dataclasses.replace(cfg.scoring, backbone_weights=weights if weights in ("", "none")
+                                    else absolute(weights)))
+
+
 def run_config_for(
     preset: str = "ddad-s",
     image_size: int | None = None,

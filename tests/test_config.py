@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 
 from ddad_edge.config import (CATEGORY_PRESETS, RunConfig, dump_run_config, from_dict, load_run_config,
-                              model_preset, run_config_for, to_dict)
+                              model_preset, run_config_for, to_dict, with_absolute_paths)
 from ddad_edge.errors import DdadError
 
 
@@ -87,3 +87,14 @@ def test_a_partial_config_file_overlays_the_preset_it_names_or_is_given(tmp_path
                  "--epochs", "0", "--out", str(tmp_path / "b")]) == 0
     saved = load_run_config(tmp_path / "b" / "config.yaml")
     assert saved.model == run_config_for("tiny", 32).model and saved.train.t_max == 300
+
+
+@pytest.mark.parametrize("weights, expected", [("w/wrn50.pth", "{cwd}/w/wrn50.pth"), ("none", "none"), ("", "")])
+def test_a_new_run_keeps_absolute_paths_of_its_data_and_weights(tmp_path, monkeypatch, weights, expected):
+    monkeypatch.chdir(tmp_path)
+    cfg = run_config_for("tiny", 32, "widget", "data")
+    cfg = dataclasses.replace(cfg, scoring=dataclasses.replace(cfg.scoring, backbone_weights=weights))
+    done = with_absolute_paths(cfg)
+    assert done.data.root == str(tmp_path / "data")
+    assert done.scoring.backbone_weights == expected.format(cwd=tmp_path)
+    assert dataclasses.replace(done, data=cfg.data, scoring=cfg.scoring) == cfg  # nothing else changes

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import yaml
 
-from ddad_edge.config import RunConfig, dump_run_config, to_dict
+from ddad_edge.config import RunConfig, dump_run_config, to_dict, with_absolute_paths
 from ddad_edge.data.folders import list_train, load_images, split_train_val
 from ddad_edge.errors import DdadError
 from ddad_edge.model.checkpoint import LAST, config_of, load_checkpoint, save_checkpoint
@@ -174,10 +174,9 @@ def _fit(cfg: RunConfig, out: Path, resume: bool, dev: torch.device, show_progre
         train_paths = [Path(p) for p in split["train"]]
         if ranks.is_main:
             (out / "config.yaml").write_text(dump_run_config(cfg))  # the limits this session trains to
-    elif ranks.is_main:
-        train_paths, _ = prepare_run(cfg, out)
     else:
-        train_paths, _ = plan_split(cfg)
+        cfg = with_absolute_paths(cfg)  # the run folder must work from any directory
+        train_paths, _ = prepare_run(cfg, out) if ranks.is_main else plan_split(cfg)
 
     torch.manual_seed(cfg.train.seed)
     gen = torch.Generator().manual_seed(cfg.train.seed)

@@ -2,6 +2,9 @@
 
 import json
 import math
+from pathlib import Path
+
+import yaml
 
 from ddad_edge.cli import main
 
@@ -27,6 +30,18 @@ def test_synth_train_adapt_evaluate(tmp_path, monkeypatch):
     assert len(rows) == 13 and rows[0] == "path,kind,label,score"
     assert len(list((eval_dir / "overlays").glob("*.png"))) == 6
     assert all(math.isfinite(float(r.split(",")[-1])) for r in rows[1:])
+
+    # The run keeps absolute paths, so its later stages work from another directory than `train` ran in.
+    run = tmp_path / "runs" / "widget"
+    split = yaml.safe_load((run / "split.yaml").read_text())
+    assert all(Path(p).is_absolute() for p in split["train"] + split["val"])
+    assert yaml.safe_load((run / "config.yaml").read_text())["data"]["root"] == str(tmp_path / "data")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(["adapt", "--run", str(run), "--max-steps", "1"]) == 0
+    assert main(["evaluate", "--run", str(run), "--json", "again.json", "--eta", "0"]) == 0
+    assert json.loads((elsewhere / "again.json").read_text())["n_images"] == 12
 
 
 def test_model_info_json(capsys):
