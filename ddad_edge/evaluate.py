@@ -2,6 +2,10 @@
 
 The same code measures a training run (through the torch runner) and a bundle (through the runner that
 will be deployed), so a user measures exactly what goes to the line. Never imports torch itself.
+
+Pixel metrics need masks: when some defective images have none, or there is no ground_truth folder, or
+no mask marks a defect pixel, `evaluate_runner` says so in one line on stderr (pixel AUROC and AUPRO then use the
+images that have a mask, or are NaN), and metrics.json counts `defective_without_mask`.
 """
 
 from __future__ import annotations
@@ -9,12 +13,14 @@ from __future__ import annotations
 import csv
 import json
 import math
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
-from ddad_edge.data.folders import TestSample, list_test, load_test_arrays
+from ddad_edge.data.folders import GROUND_TRUTH, TestSample, category_dir, list_test, load_test_arrays
 from ddad_edge.errors import DdadError
 from ddad_edge.metrics import aupro, f1_max, image_auroc, pixel_auroc
 from ddad_edge.overlay import heatmap_overlay
@@ -33,13 +39,15 @@ class Evaluation:
     f1_threshold: float
     n_images: int
     n_defective: int
+    defective_without_mask: int = 0  # left out of pixel AUROC and AUPRO
     paths: list[str] = field(default_factory=list)
     kinds: list[str] = field(default_factory=list)
     labels: list[int] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
 
     def summary(self) -> dict[str, float]:
-        keys = ("image_auroc", "pixel_auroc", "aupro", "f1_max", "f1_threshold", "n_images", "n_defective")
+        keys = ("image_auroc", "pixel_auroc", "aupro", "f1_max", "f1_threshold", "n_images", "n_defective",
+                "defective_without_mask")
         return {k: getattr(self, k) for k in keys}
 
 
@@ -71,23 +79,56 @@ def metrics_of(labels: np.ndarray, scores: np.ndarray, masks: np.ndarray, has_ma
     return out
 
 
+def missing_masks_note(samples: list[TestSample], ground_truth: Path, shown: int = 3) -> str | None:
+    """One line on the defective images without a mask, and what that does to the pixel metrics; None when
+    every defective image has one."""
+    defective = [s for s in samples if s.label == 1]
+    missing = [s for s in defective if s.mask_path is None]
+    if not missing:
+        return None
+    if not ground_truth.is_dir():
+        return (f"pixel AUROC and AUPRO not measured: no {GROUND_TRUTH} folder in {ground_truth.parent} "
+                f"(defect masks go in {GROUND_TRUTH}/<kind>/<stem>_mask.png)")
+    names = ", ".join(f"{s.kind}/{s.path.name}" for s in missing[:shown]) + (", ..." if len(missing) > shown else "")
+    if len(missing) == len(defective):
+        return (f"none of the {len(defective)} defective images has a mask in {ground_truth} (e.g. {names}; "
+                "expected <kind>/<stem>_mask.png): pixel AUROC and AUPRO not measured")
+    return (f"{len(missing)} of {len(defective)} defective images have no mask in {ground_truth} ({names}): "
+            f"pixel AUROC and AUPRO use the other {len(defective) - len(missing)}")
+
+
+def _say_on_stderr(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
 def evaluate_runner(runner: Runner, data_root: str | Path, category: str = "", batch: int = 8,
-                    show_progress: bool = True) -> tuple[Evaluation, np.ndarray, np.ndarray, list[TestSample]]:
+                    show_progress: bool = True, say: Callable[[str], None] = _say_on_stderr,
+                    ) -> tuple[Evaluation, np.ndarray, np.ndarray, list[TestSample]]:
     """Evaluate a runner on the test split of an MVTec-layout dataset.
 
     Returns the Evaluation, the test images (N, S, S, 3) uint8, their maps (N, S, S) and the samples.
+    Why pixel metrics leave images out, or are NaN, goes to `say` as one line (default: stderr).
     """
     samples = list_test(data_root, category)
     labels = np.array([s.label for s in samples])
     if labels.min() == labels.max():
         raise DdadError(f"the test split of {data_root} has only {'defective' if labels[0] else 'good'} images: "
                         "AUROC needs both good and defective ones")
+    ground_truth = category_dir(data_root, category) / GROUND_TRUTH
+    note = missing_masks_note(samples, ground_truth)
+    if note:
+        say(note)
     images, labels, masks, has_mask = load_test_arrays(samples, runner.image_size)
+    known = has_mask & (labels == 1)
+    if known.any() and not masks[known].any():
+        say(f"no mask in {ground_truth} marks a defect pixel at {runner.image_size} px: pixel AUROC and AUPRO "
+            "not measured")
     maps, scores = infer_all(runner, images, batch, "evaluate", show_progress)
     m = metrics_of(labels, scores, masks, has_mask, maps)
     ev = Evaluation(
         image_auroc=m["image_auroc"], pixel_auroc=m["pixel_auroc"], aupro=m["aupro"], f1_max=m["f1_max"],
         f1_threshold=m["f1_threshold"], n_images=len(samples), n_defective=int(labels.sum()),
+        defective_without_mask=int((~has_mask).sum()),
         paths=[str(s.path) for s in samples], kinds=[s.kind for s in samples], labels=[int(v) for v in labels],
         scores=[float(v) for v in scores],
     )

@@ -12,10 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ddad_edge.data.image_files import IMAGE_SUFFIXES, list_image_files, read_image
 from ddad_edge.errors import DdadError
 from ddad_edge.inspect.frame import Dropped, Frame, Grab
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
 def parse_frame_size(text: str) -> tuple[int, int]:
@@ -59,9 +58,11 @@ def write_synthetic_frames(folder: Path, width: int = 640, height: int = 480, co
 def image_files(folder: Path) -> list[Path]:
     """The image files under `folder` (recursively, sorted); one line when there are none."""
     folder = Path(folder)
+    if folder.is_file():
+        raise DdadError(f"--images {folder} is a file, not a folder: give its folder ({folder.parent})")
     if not folder.is_dir():
         raise DdadError(f"image folder not found: {folder}")
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = list_image_files(folder, recursive=True)
     if not files:
         raise DdadError(f"no images in {folder} (looked for {', '.join(IMAGE_SUFFIXES)})")
     return files
@@ -70,7 +71,8 @@ def image_files(folder: Path) -> list[Path]:
 class CyclingFileSource:
     """A frame source that reads and decodes `n_frames` frames from `files`, round and round.
 
-    Every read decodes the file again (no frame is cached), and never drops a frame, as a file source.
+    Every read decodes the file again (no frame is cached) with the decoder of the line's image-folder
+    source (`data.image_files.read_image`), and never drops a frame, as a file source.
     """
 
     live = False
@@ -80,7 +82,7 @@ class CyclingFileSource:
 
         if not files:
             raise DdadError("the benchmark has no frames to read")
-        self._cv2 = import_cv2()
+        import_cv2()  # a missing OpenCV is one line here, not a FAULT on every frame
         self._files, self._n, self._seq = list(files), n_frames, 0
         self.name = f"{len(files)} image files, {n_frames} reads"
 
@@ -89,11 +91,11 @@ class CyclingFileSource:
         while self._seq < self._n and len(grab.frames) < max_frames:
             path = self._files[self._seq % len(self._files)]
             t, wall = time.monotonic(), time.time()
-            bgr = self._cv2.imread(str(path), self._cv2.IMREAD_COLOR)
-            if bgr is None:
-                frame = Frame(self._seq, t, wall, None, name=path.name, fault=f"cannot decode {path}")
+            try:
+                rgb = read_image(path)
+            except DdadError as exc:
+                frame = Frame(self._seq, t, wall, None, name=path.name, fault=str(exc))
             else:
-                rgb = self._cv2.cvtColor(bgr, self._cv2.COLOR_BGR2RGB)
                 frame = Frame(self._seq, t, wall, rgb, name=path.name, decode_ms=(time.monotonic() - t) * 1e3)
             grab.frames.append(frame)
             self._seq += 1

@@ -120,11 +120,7 @@ def run_command(
     config = LoopConfig(threshold=threshold_from_bundle(loaded.manifest, threshold), debounce=window, batch=batch,
                         deadline_ms=deadline_ms, on_fault=policy, roi=config_roi, max_frames=max_frames)
     timing = RejectTiming(pulse_s=pulse_ms / 1e3, delay_s=delay_ms / 1e3, max_late_s=max_late_ms / 1e3)
-    out = out or Path("runs") / time.strftime("inspect-%Y%m%d-%H%M%S")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DdadError(f"cannot create the output folder {out}: {exc.strerror or exc}") from None
+    out = out or Path("runs") / time.strftime("inspect-%Y%m%d-%H%M%S")  # created once the source is open
     outputs = _Outputs(out, events, events_max_mb, ng_images, ng_max_images, ng_max_mb, preview, http_port,
                        http_host, gpio_spec, ready_spec, not active_low, timing, metrics_port, metrics_host)
     info = {"bundle": str(bundle), "backend": backend, "out": str(out), "gpio": gpio, "delay_ms": delay_ms,
@@ -154,11 +150,16 @@ class _Outputs:
     metrics_host: str = "127.0.0.1"
 
     def open(self, threshold: float, opened: list) -> tuple[list, object]:
-        """Open the sinks (event log last) and the reject output, appending each to `opened`."""
+        """Create the output folder, open the sinks (event log last) and the reject output, appending each
+        to `opened`."""
         from ddad_edge.inspect.ng_images import NgImageSink, NgQuota
         from ddad_edge.inspect.reject import open_reject_output
         from ddad_edge.inspect.sinks import EventLog, EventLogSink
 
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DdadError(f"cannot create the output folder {self.out}: {exc.strerror or exc}") from None
         sinks = []
         if self.ng_images:
             quota = NgQuota(self.ng_max_images, int(self.ng_max_mb * 1e6))
@@ -211,16 +212,24 @@ def _inspect(spec, bundle, backend, config, outputs: _Outputs, info: dict) -> No
 
     from ddad_edge.inspect.loop import install_stop_signals, run_loop
     from ddad_edge.inspect.ng_images import NgImageSink
-    from ddad_edge.inspect.sources import open_source
+    from ddad_edge.inspect.sources import SourceKind, open_source
     from ddad_edge.inspect.summary import StopReason
     from ddad_edge.runtime.base import open_runner
 
+    # A file source (image folder, video not replayed in real time) is opened before any output is created,
+    # so a source it refuses (no images, an unreadable video) leaves nothing behind; it reads nothing until
+    # the loop asks. A live source is opened last: it starts grabbing at once.
+    file_source = spec.kind is SourceKind.IMAGES or (spec.kind is SourceKind.VIDEO and not spec.realtime)
     opened: list = []  # closed in reverse if anything fails before the loop owns them
     try:
         runner = open_runner(bundle, backend)
         opened.append(runner)
+        source = open_source(spec) if file_source else None
+        if source is not None:
+            opened.append(source)
         sinks, reject = outputs.open(config.threshold, opened)
-        source = open_source(spec)  # last: a live source starts grabbing now
+        if source is None:
+            source = open_source(spec)
     except BaseException:
         for thing in reversed(opened):
             thing.close()

@@ -8,12 +8,17 @@ The layout (MVTec AD, and VisA once converted to it)::
     root/category/ground_truth/<kind>/<stem>_mask.png     (MVTec naming)
     root/category/ground_truth/<kind>/<stem>.png          (VisA converted naming)
 
+Images are the files with a suffix of `image_files.IMAGE_SUFFIXES` (PNG, JPEG, BMP, TIFF, WebP; any
+case). A mask may have any of these suffixes too, and `_mask` in any case (`000_mask.PNG`, `000_MASK.tif`).
+
 A defective test image without a mask file gets `mask_path=None`: its pixels are unknown, so it counts in
 image metrics but is left out of pixel metrics (it is not treated as an all-zero mask, which would turn its
-defect pixels into false positives).
+defect pixels into false positives). `evaluate` says how many there are.
 
-Images are read with OpenCV from bytes (`cv2.imdecode`) so paths with any characters work, after their
-header is checked (`image_header`): an absurd size, a truncated JPEG or a non-image is one line.
+Images are decoded by `image_files.read_image`, the decoder of the inspection loop too, so a file gives
+the same pixels in training, evaluation and on the line (EXIF orientation ignored everywhere). It reads
+bytes (`cv2.imdecode`) so paths with any characters work, after the header is checked (`image_header`):
+an absurd size, a truncated JPEG or a non-image is one line.
 """
 
 from __future__ import annotations
@@ -24,21 +29,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ddad_edge.data.image_header import MAX_IMAGE_FILE_BYTES, decode_image
-from ddad_edge.errors import DdadError, missing_package
+from ddad_edge.data.image_files import IMAGE_SUFFIXES, list_image_files, read_image, read_stored
+from ddad_edge.data.image_files import import_cv2 as _cv2
+from ddad_edge.errors import DdadError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 GOOD = "good"
+GROUND_TRUTH = "ground_truth"
 
 _LAYOUT_HINT = "expected the MVTec layout <root>/<category>/{train/good, test/<kind>, ground_truth/<kind>}"
-
-
-def _cv2():
-    try:
-        import cv2
-    except ImportError:
-        raise missing_package("cv2", "reading images", "pip install opencv-python-headless") from None
-    return cv2
 
 
 @dataclass(frozen=True)
@@ -69,26 +67,35 @@ def category_dir(root: Path | str, category: str) -> Path:
     return folder
 
 
-def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-
-
 def list_train(root: Path | str, category: str = "") -> list[Path]:
     """The nominal training images, `train/good/*`, sorted by name."""
     good = category_dir(root, category) / "train" / GOOD
     if not good.is_dir():
         raise DdadError(f"training folder not found: {good} ({_LAYOUT_HINT})")
-    paths = _images_in(good)
+    paths = list_image_files(good)
     if not paths:
         raise DdadError(f"no images in {good}: expected {', '.join(IMAGE_SUFFIXES)} files of nominal parts")
     return paths
 
 
-def _find_mask(gt_dir: Path, stem: str) -> Path | None:
-    for name in (f"{stem}_mask.png", f"{stem}.png"):
-        candidate = gt_dir / name
-        if candidate.is_file():
-            return candidate
+def _masks_by_stem(gt_dir: Path) -> dict[str, list[Path]]:
+    """The image files of a ground_truth/<kind> folder by lower-case stem (several when only the suffix or
+    the case differs), each list sorted by name; empty when the folder is absent."""
+    masks: dict[str, list[Path]] = {}
+    if gt_dir.is_dir():
+        for path in list_image_files(gt_dir):
+            masks.setdefault(path.stem.lower(), []).append(path)
+    return masks
+
+
+def _find_mask(masks: dict[str, list[Path]], stem: str) -> Path | None:
+    """The mask of the test image `stem`: `<stem>_mask.*` (MVTec), else `<stem>.*` (VisA converted), any
+    image suffix, any case; an exact-case stem wins over one that differs only in case."""
+    for wanted in (f"{stem}_mask", stem):
+        found = masks.get(wanted.lower(), [])
+        exact = [p for p in found if p.stem.startswith(stem)]  # equal lengths: the image's stem, same case
+        if found:
+            return (exact or found)[0]
     return None
 
 
@@ -101,39 +108,15 @@ def list_test(root: Path | str, category: str = "") -> list[TestSample]:
     kinds = sorted((p.name for p in test.iterdir() if p.is_dir()), key=lambda k: (k != GOOD, k))
     samples: list[TestSample] = []
     for kind in kinds:
-        for path in _images_in(test / kind):
+        masks = {} if kind == GOOD else _masks_by_stem(folder / GROUND_TRUTH / kind)
+        for path in list_image_files(test / kind):
             if kind == GOOD:
                 samples.append(TestSample(path, kind, 0, None))
             else:
-                mask = _find_mask(folder / "ground_truth" / kind, path.stem)
-                samples.append(TestSample(path, kind, 1, mask))
+                samples.append(TestSample(path, kind, 1, _find_mask(masks, path.stem)))
     if not samples:
         raise DdadError(f"no test images in {test}: expected test/good/ and test/<defect kind>/ image files")
     return samples
-
-
-def _read_raw(path: Path, flags: int) -> np.ndarray:
-    path = Path(path)
-    if not path.is_file():
-        raise DdadError(f"image file not found: {path}")
-    size = path.stat().st_size
-    if size > MAX_IMAGE_FILE_BYTES:
-        raise DdadError(f"image file is {size / 2**30:.1f} GiB, more than the {MAX_IMAGE_FILE_BYTES >> 30} GiB "
-                        f"limit: {path}")
-    return decode_image(_cv2(), path.read_bytes(), str(path), flags)
-
-
-def _to_uint8(image: np.ndarray) -> np.ndarray:
-    if image.dtype == np.uint8:
-        return image
-    if image.dtype == np.uint16:
-        # 16-bit images span 0..65535; scale by the full range, not by the image's own maximum, so
-        # brightness stays comparable between images. v * 255 // 65535 == v // 257 (65535 = 255 * 257),
-        # computed in place of a uint32 copy twice the image's size.
-        return (image // 257).astype(np.uint8)
-    if np.issubdtype(image.dtype, np.floating):
-        return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    return np.clip(image, 0, 255).astype(np.uint8)
 
 
 def _resize(image: np.ndarray, size: int, interpolation_up: int) -> np.ndarray:
@@ -148,42 +131,36 @@ def _resize(image: np.ndarray, size: int, interpolation_up: int) -> np.ndarray:
 def load_image(path: Path | str, size: int | None) -> np.ndarray:
     """One image as RGB uint8 of shape (size, size, 3); `size=None` keeps the original (H, W, 3).
 
-    Grayscale is expanded to 3 channels, an alpha channel is dropped, 16-bit is scaled to 8-bit, and any
-    other size is resized (area interpolation when shrinking, bilinear when enlarging).
+    Decoded by `image_files.read_image`, as the inspection loop decodes frames: pixels as stored (EXIF
+    orientation ignored), grayscale expanded to 3 channels, alpha dropped, 16-bit and float scaled to
+    8-bit. Any other size is resized (area interpolation when shrinking, bilinear when enlarging).
     """
-    cv2 = _cv2()
-    image = _to_uint8(_read_raw(Path(path), cv2.IMREAD_UNCHANGED))
-    if image.ndim == 2:
-        image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
-    elif image.shape[2] == 1:
-        image = cv2.cvtColor(image[:, :, 0], cv2.COLOR_GRAY2RGB)
-    elif image.shape[2] == 4:
-        image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
-    else:
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    image = read_image(Path(path))
     if size is not None:
-        image = _resize(image, size, cv2.INTER_LINEAR)
+        image = _resize(image, size, _cv2().INTER_LINEAR)
     return np.ascontiguousarray(image)
 
 
 def load_mask(path: Path | str, size: int | None, image_shape: tuple[int, int] | None = None,
               image_path: Path | str | None = None) -> np.ndarray:
-    """A ground-truth mask as bool of shape (size, size): True where the defect is (any non-zero pixel).
+    """A ground-truth mask as bool of shape (size, size): True where the defect is.
 
+    A defect is any pixel whose colour channels are not all zero, in the file's own depth: 255 in an
+    8-bit mask, 1 in a 16-bit or float one as label tools export them (an alpha channel is ignored).
     `image_shape` is the (height, width) of the image the mask belongs to; a mask of another size is an
     error rather than silently stretched. The result stays binary (see the comment on resizing).
     """
     cv2 = _cv2()
-    mask = _to_uint8(_read_raw(Path(path), cv2.IMREAD_UNCHANGED))
-    if mask.ndim == 3:
-        mask = mask[:, :, :3].max(axis=2)
+    stored = read_stored(Path(path))
+    # Thresholded before any conversion to 8 bits, which would turn 16-bit 1s into 0s.
+    mask = (stored[:, :, :3] != 0).any(axis=2) if stored.ndim == 3 else stored != 0
     if image_shape is not None and tuple(mask.shape[:2]) != tuple(image_shape):
         mh, mw = mask.shape[:2]
         ih, iw = image_shape
         owner = f"image {image_path}" if image_path is not None else "its image"
         raise DdadError(f"mask {path} is {mw}x{mh} pixels but {owner} is {iw}x{ih}: "
                         "a mask must have the size of its image")
-    mask = (mask > 0).astype(np.float32)
+    mask = mask.astype(np.float32)
     if size is not None and mask.shape != (size, size):
         # Shrinking: a pixel is defect when at least half of it was (centred, unlike INTER_NEAREST, which
         # shifts by half a source pixel). Enlarging: exact nearest neighbour.

@@ -4,8 +4,10 @@ Cameras and streams are live (`grabber.LiveSource`): a thread grabs continuously
 newest frames. Video files and image folders hand out every frame, in order. A video file can also be
 replayed as if it were a camera (`realtime=True`), at its own frame rate, dropping what the loop misses.
 
-`check_source` does the cheap checks (the device or file exists, GStreamer is built in) so a typo is one
-line before any model is loaded; `open_source` starts the source.
+`check_source` does the cheap checks (the device or file exists, a video file opens, GStreamer is built
+in) so a typo is one line before any model is loaded or any output is created; `open_source` starts the
+source. Image files are listed and decoded as the training data are (`data.image_files`): one file gives
+the same pixels in training, evaluation and here.
 """
 
 from __future__ import annotations
@@ -18,13 +20,11 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Callable
 
-from ddad_edge.data.image_header import MAX_IMAGE_FILE_BYTES, decode_image
+from ddad_edge.data.image_files import IMAGE_SUFFIXES, list_image_files, read_image
 from ddad_edge.errors import DdadError
 from ddad_edge.inspect.frame import Dropped, Frame, Grab
 from ddad_edge.inspect.grabber import Backoff, LiveSource
 from ddad_edge.inspect.opencv import import_cv2, require_gstreamer
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 class SourceKind(str, Enum):
@@ -87,11 +87,32 @@ def check_source(spec: SourceSpec) -> None:
         if not re.match(r"^(rtsp|rtsps|http|https|rtmp|udp|tcp)://", spec.target):
             raise DdadError(f"--url {spec.target!r} is not a stream URL (rtsp://..., http://...)")
     elif spec.kind is SourceKind.VIDEO:
-        if not Path(spec.target).is_file():
+        path = Path(spec.target)
+        if path.is_dir():
+            raise DdadError(f"--video {spec.target} is a folder, not a video file: give a video file in it, "
+                            "or --images for a folder of images")
+        if not path.is_file():
             raise DdadError(f"video file not found: {spec.target}")
+        _check_video_opens(path)
     elif spec.kind is SourceKind.IMAGES:
-        if not Path(spec.target).is_dir():
+        path = Path(spec.target)
+        if path.is_file():
+            raise DdadError(f"--images {spec.target} is a file, not a folder: give its folder ({path.parent}), "
+                            "or --video for a video file")
+        if not path.is_dir():
             raise DdadError(f"image folder not found: {spec.target}")
+
+
+def _check_video_opens(path: Path) -> None:
+    """One line when OpenCV cannot open the video file at all (corrupt, empty, not a video): opening it
+    takes milliseconds, and a run refused here has created nothing yet."""
+    cv2 = import_cv2()
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            raise DdadError(f"cannot read video {path}: not a video OpenCV can decode")
+    finally:
+        cap.release()
 
 
 def csi_pipeline(sensor_id: int, width: int, height: int, fps: float) -> str:
@@ -197,12 +218,11 @@ class ImageFolderSource:
     live = False
 
     def __init__(self, root: Path) -> None:
-        self._cv2 = import_cv2()
+        import_cv2()  # a missing OpenCV is one line here, not a FAULT on every frame
         root = Path(root)
         self.name = f"images {root}"
         self._root = root
-        self._files = sorted((p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
-                             key=lambda p: p.relative_to(root).as_posix())
+        self._files = list_image_files(root, recursive=True)
         if not self._files:
             raise DdadError(f"no images in {root} (looked for {', '.join(IMAGE_SUFFIXES)})")
         self._next = 0
@@ -213,28 +233,16 @@ class ImageFolderSource:
             path = self._files[self._next]
             name = path.relative_to(self._root).as_posix()
             t, wall = time.monotonic(), time.time()
-            bgr, why = self._decode(path, name)
-            if bgr is None:
-                frame = Frame(self._next, t, wall, None, name=name, fault=why)
+            try:
+                rgb = read_image(path, name)
+            except DdadError as exc:
+                frame = Frame(self._next, t, wall, None, name=name, fault=str(exc))
             else:
-                rgb = self._cv2.cvtColor(bgr, self._cv2.COLOR_BGR2RGB)
                 frame = Frame(self._next, t, wall, rgb, name=name, decode_ms=(time.monotonic() - t) * 1e3)
             grab.frames.append(frame)
             self._next += 1
         grab.ended = self._next >= len(self._files)
         return grab
-
-    def _decode(self, path: Path, name: str) -> tuple[Any, str]:
-        """(BGR image, "") or (None, why): the header is checked first, so a file claiming an absurd size
-        is a fault, not an allocation of gigabytes."""
-        try:
-            if path.stat().st_size > MAX_IMAGE_FILE_BYTES:
-                return None, f"image {name} is larger than {MAX_IMAGE_FILE_BYTES >> 30} GiB"
-            return decode_image(self._cv2, path.read_bytes(), name, self._cv2.IMREAD_COLOR), ""
-        except DdadError as exc:
-            return None, str(exc)
-        except OSError as exc:
-            return None, f"cannot read image {name}: {exc.strerror or exc}"
 
     def close(self) -> list[Dropped]:
         return []

@@ -50,8 +50,9 @@ def test_bench_reads_given_images(capsys, toy_bundle, frame_files, tmp_path):
     assert json.loads((tmp_path / "r.json").read_text())[0]["frames"] == 3
 
 
-def test_one_line_errors(capsys, toy_bundle, tmp_path):
+def test_one_line_errors(capsys, toy_bundle, frame_files, tmp_path):
     for args, word in ((("--bundle", tmp_path / "nope"), "not found"),
+                       (("--bundle", toy_bundle.path, "--images", frame_files[0]), "is a file, not a folder"),
                        (("--bundle", toy_bundle.path, "--frame-size", "big"), "--frame-size"),
                        (("--bundle", toy_bundle.path, "--backend", "cuda-magic"), "unknown backend"),
                        (("--bundle", toy_bundle.path, "--images", tmp_path), "no images"),

@@ -1,5 +1,7 @@
-"""Bad inputs of the workstation commands end with one line naming the problem (exit 2, no traceback)."""
+"""Bad inputs of the workstation commands end with one line naming the problem (exit 2, no traceback); input
+that only limits what can be measured (defects without masks) is one line too, and the command goes on."""
 
+import json
 import shutil
 
 import cv2
@@ -97,3 +99,48 @@ def test_damaged_checkpoint(capsys, tmp_path, tiny_run):
 def test_missing_run(capsys, args):
     code, err = run_cli(capsys, *args)
     assert_one_line(code, err, "/no/such/run")
+
+
+def _red_dataset(root, masks_for=("000", "001"), marked=True):
+    """widget/: 2 good green parts, 3 parts with a red patch (the red bundle's defect); masks for `masks_for`
+    (all zero unless `marked`)."""
+    cat = root / "widget"
+    green = np.zeros((32, 32, 3), np.uint8)
+    green[:] = (0, 160, 0)  # BGR
+    red = green.copy()
+    red[8:24, 8:24] = (0, 0, 255)
+    mask = np.zeros((32, 32), np.uint8)
+    mask[8:24, 8:24] = 255 if marked else 0
+    for name, image in (("good/000.png", green), ("good/001.png", green), ("patch/000.png", red),
+                        ("patch/001.png", red), ("patch/002.png", red)):
+        (cat / "test" / name).parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(cat / "test" / name), image)
+    if masks_for is not None:
+        (cat / "ground_truth" / "patch").mkdir(parents=True)
+        for stem in masks_for:
+            cv2.imwrite(str(cat / "ground_truth" / "patch" / f"{stem}_mask.png"), mask)
+    return root
+
+
+@pytest.mark.parametrize("masks_for,marked,note,without", [
+    (("000", "001"), True, "1 of 3 defective images have no mask in {gt} (patch/002.png): pixel AUROC and AUPRO "
+                           "use the other 2", 1),
+    (None, True, "pixel AUROC and AUPRO not measured: no ground_truth folder in {cat} (defect masks go in "
+                 "ground_truth/<kind>/<stem>_mask.png)", 3),
+    (("000", "001", "002"), False, "no mask in {gt} marks a defect pixel at 32 px: pixel AUROC and AUPRO not "
+                                   "measured", 0),
+])
+def test_evaluate_says_what_the_pixel_metrics_lack(capsys, tmp_path, masks_for, marked, note, without):
+    from tests.inspect.toy_bundle import make_red_bundle
+
+    bundle = make_red_bundle(tmp_path / "bundle")
+    data = _red_dataset(tmp_path / "data", masks_for, marked)
+    code = main(["evaluate", "--bundle", str(bundle.path), "--data", str(data), "--category", "widget",
+                 "--out", str(tmp_path / "ev")])
+    err = capsys.readouterr().err.strip().splitlines()
+    cat = data / "widget"
+    assert code == 0 and err[0] == note.format(gt=cat / "ground_truth", cat=cat), err  # then the progress bar
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert metrics["defective_without_mask"] == without and metrics["n_defective"] == 3
+    measured = without == 1
+    assert (metrics["pixel_auroc"] == 1.0) if measured else (metrics["pixel_auroc"] is None)

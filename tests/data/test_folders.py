@@ -120,6 +120,68 @@ def test_mask_resizing_stays_binary(tmp_path: Path):
     assert out.sum() == 100 and out[5:15, 5:15].all()
 
 
+def test_masks_of_any_depth_mark_every_non_zero_pixel(tmp_path: Path):
+    """Label tools export 16-bit and float masks with defect = 1: no conversion to 8 bits may erase it."""
+    deep = np.zeros((20, 20), np.uint16)
+    deep[2:6, 2:6] = 1
+    assert load_mask(_write(tmp_path / "m16.png", deep), None).sum() == 16
+    rgb16 = np.zeros((20, 20, 3), np.uint16)
+    rgb16[10, 10, 0] = 1  # one channel is enough
+    assert load_mask(_write(tmp_path / "rgb16.png", rgb16), None).sum() == 1
+    real = np.zeros((20, 20), np.float32)
+    real[2:6, 2:6] = 1.0
+    real[15, 15] = 0.001
+    out = load_mask(_write(tmp_path / "f32.tif", real), None)
+    assert out.sum() == 17 and out[15, 15] and not out[0, 0]
+    assert load_mask(tmp_path / "m16.png", 10, image_shape=(20, 20))[1:3, 1:3].all()
+
+
+def test_float_images_in_0_to_1_and_in_0_to_255(tmp_path: Path):
+    """Float data up to 1 is scaled by 255; float data above 1 is already 0..255 (clipped), not all white."""
+    unit = np.zeros((8, 8, 3), np.float32)
+    unit[:, :, 2] = 0.5  # red, in OpenCV's BGR order
+    assert load_image(_write(tmp_path / "unit.tif", unit), None)[0, 0].tolist() == [128, 0, 0]
+    wide = np.zeros((8, 8, 3), np.float32)
+    wide[..., 0], wide[..., 1], wide[..., 2] = 10.0, 100.4, 300.0  # B, G, R; 300 is clipped to 255
+    img = load_image(_write(tmp_path / "wide.tif", wide), None)
+    assert img[0, 0].tolist() == [255, 100, 10] and (img == img[0, 0]).all()
+
+
+def test_webp_and_upper_case_suffixes_are_images_and_appledouble_files_are_not(tmp_path: Path):
+    good = tmp_path / "bottle" / "train" / "good"
+    _write(good / "000.png", _bgr(12, 12))
+    ok, webp = cv2.imencode(".webp", _bgr(12, 12, (10, 20, 30)), [cv2.IMWRITE_WEBP_QUALITY, 101])  # lossless
+    assert ok
+    (good / "001.webp").write_bytes(webp.tobytes())
+    _write(good / "002.PNG", _bgr(12, 12))
+    # What macOS writes beside each file on a FAT or network drive: metadata named like the image.
+    (good / "._000.png").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        " + bytes(60))
+    (good / "._001.webp").write_bytes(b"\x00\x05\x16\x07" + bytes(60))
+    paths = list_train(tmp_path, "bottle")
+    assert [p.name for p in paths] == ["000.png", "001.webp", "002.PNG"]
+    assert load_images(paths, 12)[1, 0, 0].tolist() == [30, 20, 10]
+
+
+def test_masks_are_found_with_any_suffix_and_case(tmp_path: Path):
+    cat = tmp_path / "bottle"
+    for stem in ("000", "001", "002", "003", "Img4"):
+        _write(cat / "test" / "crack" / f"{stem}.png", _bgr(16, 16))
+    mask = np.zeros((16, 16), np.uint8)
+    mask[4:8, 4:8] = 255
+    gt = cat / "ground_truth" / "crack"
+    _write(gt / "000_mask.PNG", mask)
+    _write(gt / "001_MASK.tif", mask)
+    _write(gt / "002.bmp", mask)  # VisA converted naming, another suffix
+    _write(gt / "img4_mask.png", mask)  # the stem differs in case only
+    _write(gt / "._003_mask.png", mask)  # macOS metadata, not a mask
+    found = {s.path.stem: s.mask_path and s.mask_path.name for s in list_test(tmp_path, "bottle")}
+    assert found == {"000": "000_mask.PNG", "001": "001_MASK.tif", "002": "002.bmp", "003": None,
+                     "Img4": "img4_mask.png"}
+    # An exact-case match wins over one that differs in case only.
+    _write(gt / "Img4_mask.bmp", mask)
+    assert list_test(tmp_path, "bottle")[-1].mask_path.name == "Img4_mask.bmp"
+
+
 def _one_line_error(call, *needles: str) -> str:
     with pytest.raises(DdadError) as info:
         call()

@@ -60,6 +60,24 @@ def test_one_line_errors_before_anything_loads(tmp_path, capsys):
         assert len(err) == 1 and err[0].startswith("error: ") and expected in err[0], (args, err)
 
 
+def test_a_refused_source_leaves_no_output_folder(tmp_path, red_bundle, capsys):
+    """No events.jsonl, no ng/: a run that never inspected a frame must not look like one that did."""
+    (tmp_path / "corrupt.avi").write_bytes(b"RIFF\x00\x00\x00\x00AVI not really a video")
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "no images").mkdir()
+    (tmp_path / "no images" / "notes.txt").write_text("not an image")
+    cases = [(["--video", str(tmp_path / "corrupt.avi")], "not a video OpenCV can decode"),
+             (["--video", str(tmp_path / "empty.mp4")], "not a video OpenCV can decode"),
+             (["--video", str(tmp_path / "missing.avi")], "video file not found"),
+             (["--images", str(tmp_path / "no images")], "no images in")]
+    for i, (source, expected) in enumerate(cases):
+        out = tmp_path / f"out{i}"
+        code = main(["run", *source, "--bundle", str(red_bundle.path), "--out", str(out)])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and expected in err[0], (source, err)
+        assert not out.exists(), (source, sorted(p.name for p in out.rglob("*")))
+
+
 def test_preview_needs_a_gui_opencv(tmp_path, red_bundle, capsys):
     import cv2
 

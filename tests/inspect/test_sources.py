@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import time
 
+import cv2
 import numpy as np
 import pytest
 
+from ddad_edge.bench.frames import CyclingFileSource, image_files
+from ddad_edge.data.folders import load_image
 from ddad_edge.errors import DdadError
 from ddad_edge.inspect.grabber import Backoff, LiveSource
 from ddad_edge.inspect.opencv import has_gstreamer
@@ -71,6 +74,71 @@ def test_image_folder_is_recursive_sorted_and_marks_unreadable_files(tmp_path):
     assert [f.seq for f in frames] == list(range(5))
     assert frames[2].image is None and "a/frame_005.png" in frames[2].fault
     assert index_of(frames[0].image) == 10 and index_of(frames[3].image) == 0
+
+
+def _exif_rotated_jpeg(path, rgb: np.ndarray) -> None:
+    """A JPEG whose EXIF orientation tag (6: turn 90 degrees clockwise to view) asks viewers to rotate it."""
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(rgb).save(path, exif=exif.tobytes(), quality=95)
+
+
+def test_a_file_gives_the_same_pixels_to_training_the_loop_and_the_benchmark(tmp_path):
+    """One decoder everywhere: EXIF orientation ignored (pixels as stored), float TIFFs read, not FAULTs."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    stored = part_image(3, True, height=24, width=40)  # wider than tall: a rotation would show
+    _exif_rotated_jpeg(folder / "a_rotated.jpg", stored)
+    assert cv2.imread(str(folder / "a_rotated.jpg")).shape[:2] == (40, 24)  # a viewer would turn it
+    bgr = stored[:, :, ::-1].astype(np.float32)
+    cv2.imwrite(str(folder / "b_unit.tif"), bgr / 255)
+    cv2.imwrite(str(folder / "c_wide.tif"), bgr)  # float 0..255
+    cv2.imwrite(str(folder / "d_deep.png"), bgr.astype(np.uint16) * 257)
+    frames, _, _ = drain(ImageFolderSource(folder), batch=8)
+    bench, _, _ = drain(CyclingFileSource(image_files(folder), 4), batch=8)
+    assert [f.name for f in frames] == ["a_rotated.jpg", "b_unit.tif", "c_wide.tif", "d_deep.png"]
+    for line, timed in zip(frames, bench):
+        assert line.image is not None and timed.image is not None, (line.fault, timed.fault)
+        trained = load_image(folder / line.name, None)
+        assert np.array_equal(line.image, trained) and np.array_equal(timed.image, trained), line.name
+    assert frames[0].image.shape == (24, 40, 3)  # as stored, not as a viewer turns it
+    for lossless in frames[1:]:
+        assert np.array_equal(lossless.image, stored), lossless.name
+
+
+def test_appledouble_files_are_no_frames(tmp_path):
+    """macOS writes `._name` metadata beside every file copied to a FAT or network drive: not images."""
+    write_images(tmp_path / "line", [part_image(i, False) for i in range(2)])
+    (tmp_path / "line" / "sub").mkdir()
+    for name in ("._frame_000.png", "sub/._frame_001.jpg"):
+        (tmp_path / "line" / name).write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        " + bytes(60))
+    frames, _, _ = drain(ImageFolderSource(tmp_path / "line"), batch=8)
+    assert [f.name for f in frames] == ["frame_000.png", "frame_001.png"]
+    assert all(f.image is not None for f in frames)
+    assert [p.name for p in image_files(tmp_path / "line")] == ["frame_000.png", "frame_001.png"]
+    with pytest.raises(DdadError, match="no images"):
+        ImageFolderSource(tmp_path / "line" / "sub")
+
+
+def test_a_file_for_images_and_a_folder_for_video_are_named_as_such(tmp_path):
+    frame = write_images(tmp_path, [part_image(0, False)])[0]
+    with pytest.raises(DdadError) as info:
+        check_source(SourceSpec(SourceKind.IMAGES, str(frame)))
+    assert str(info.value) == (f"--images {frame} is a file, not a folder: give its folder ({tmp_path}), "
+                               "or --video for a video file")
+    with pytest.raises(DdadError) as info:
+        check_source(SourceSpec(SourceKind.VIDEO, str(tmp_path)))
+    assert str(info.value) == (f"--video {tmp_path} is a folder, not a video file: give a video file in it, "
+                               "or --images for a folder of images")
+
+
+@pytest.mark.parametrize("content", [b"", b"RIFF\x00\x00\x00\x00AVI garbage"])
+def test_a_video_opencv_cannot_open_is_refused_by_the_cheap_check(tmp_path, content):
+    (tmp_path / "bad.avi").write_bytes(content)
+    with pytest.raises(DdadError, match="not a video OpenCV can decode"):
+        check_source(SourceSpec(SourceKind.VIDEO, str(tmp_path / "bad.avi")))
 
 
 def test_empty_folder_and_missing_paths_are_one_line_errors(tmp_path):
