@@ -185,6 +185,9 @@ def check_devices(pattern: str, label: str, fix_group: str, absent: str) -> list
     return found
 
 
+NO_GPIO_CHIP = "no /dev/gpiochip* (not a Jetson?): run with --gpio sim (simulated) or --gpio none"
+
+
 def run_doctor() -> list[Finding]:
     """Every check, in report order."""
     findings = check_python()
@@ -192,8 +195,7 @@ def run_doctor() -> list[Finding]:
     findings += check_cuda_bindings()
     findings.append(check_cuda_device())
     findings += check_jetson()
-    findings += check_devices("/dev/gpiochip*", "gpio", "gpio",
-                              "no /dev/gpiochip* (not a Jetson?): use reject output 'simulated' or 'none'")
+    findings += check_devices("/dev/gpiochip*", "gpio", "gpio", NO_GPIO_CHIP)
     findings += check_devices("/dev/video*", "camera", "video", "no /dev/video* cameras (files and URLs still work)")
     return findings
 

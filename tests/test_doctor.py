@@ -84,3 +84,18 @@ def test_device_permissions_with_fix(tmp_path):
         found = check_devices(str(tmp_path / "gpiochip*"), "gpio", "gpio", "none")
         assert found[0].status is Status.WARN and "usermod -aG gpio" in found[0].fix
     assert check_devices(str(tmp_path / "video*"), "camera", "video", "no cameras")[0].status is Status.INFO
+
+
+def test_no_gpio_chip_names_gpio_values_that_run_accepts(monkeypatch):
+    import glob
+    import re
+
+    from ddad_edge.inspect.gpio_lines import GpioSpec
+
+    real_glob = glob.glob
+    monkeypatch.setattr(glob, "glob", lambda p, *a, **k: [] if p == "/dev/gpiochip*" else real_glob(p, *a, **k))
+    (gpio,) = [f for f in run_doctor() if f.name == "gpio"]
+    values = re.findall(r"--gpio (\S+)", gpio.detail)
+    assert gpio.status is Status.INFO and values, gpio.detail
+    for value in values:
+        GpioSpec.parse(value)  # raises DdadError for a value `run --gpio` refuses (such as 'simulated')

@@ -13,18 +13,29 @@ from pathlib import Path
 import numpy as np
 
 from ddad_edge.data.image_files import IMAGE_SUFFIXES, list_image_files, read_image
+from ddad_edge.data.image_header import MAX_IMAGE_PIXELS
 from ddad_edge.errors import DdadError
 from ddad_edge.inspect.frame import Dropped, Frame, Grab
 
 
+MAX_JPEG_SIDE = 65500  # libjpeg's JPEG_MAX_DIMENSION: OpenCV writes no JPEG with a longer side
+
+
 def parse_frame_size(text: str) -> tuple[int, int]:
-    """`WxH` (for example 640x480) → (width, height) in pixels."""
+    """`WxH` (for example 640x480) → (width, height) in pixels; one line for a size under 8 pixels a side,
+    over the 67-megapixel image limit (image_header.MAX_IMAGE_PIXELS) or over JPEG's longest side."""
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise DdadError(f"--frame-size must be WIDTHxHEIGHT in pixels (for example 640x480), got {text!r}") from None
     if w < 8 or h < 8:
         raise DdadError(f"--frame-size {text}: width and height must be at least 8 pixels")
+    if w * h > MAX_IMAGE_PIXELS:  # the limit every image file read here is held to
+        raise DdadError(f"--frame-size {text} is {w * h:,} pixels, more than the limit of an image "
+                        f"({MAX_IMAGE_PIXELS:,} pixels, 8192x8192): give a camera's frame size, for example 640x480")
+    if max(w, h) > MAX_JPEG_SIDE:
+        raise DdadError(f"--frame-size {text}: the frames are JPEG files, whose sides are at most "
+                        f"{MAX_JPEG_SIDE} pixels: give a camera's frame size, for example 640x480")
     return w, h
 
 

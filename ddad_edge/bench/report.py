@@ -12,6 +12,7 @@ A row is a plain dict (the JSON file is a list of them):
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import re
@@ -20,6 +21,7 @@ from typing import Any
 
 from ddad_edge.bench.timing import Measurement, speedup
 from ddad_edge.bundle import atomic_write_bytes
+from ddad_edge.errors import DdadError
 
 _FIDELITY_KEY = re.compile(r"auroc|aupro|rank|spearman|kendall|f1|map.*(err|abs|rel)|score.*(err|abs|rel)", re.I)
 
@@ -121,9 +123,17 @@ def write_json(path: Path, payload: Any) -> Path:
         return v
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_parent(path)
     atomic_write_bytes(path, (json.dumps(clean(payload), indent=1) + "\n").encode())
     return path
+
+
+def make_parent(path: Path) -> None:
+    """Create the folder `path` goes in, or one DdadError line (a file stands where a folder must go)."""
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DdadError(f"cannot create the folder of {path}: {exc.strerror or exc}") from None
 
 
 def _f(v: Any, digits: int = 1) -> str:
@@ -171,7 +181,8 @@ def auroc_axis(known: list[float]) -> tuple[float, float, float, float]:
 
 def plot_latency_vs_auroc(rows: list[dict[str, Any]], path: Path, title: str = "") -> Path:
     """Whole-frame p50 (ms, log scale) against image AUROC, one point per row; rows whose bundle has no
-    AUROC sit in a band below the axis, hollow, so no variant is hidden. Returns `path` (PNG)."""
+    AUROC sit in a band below the axis, hollow, so no variant is hidden. Written to `path` itself, in the
+    format its suffix names (PNG without a suffix; outputs.plot_path checks the suffix first). Returns `path`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -205,9 +216,14 @@ def plot_latency_vs_auroc(rows: list[dict[str, Any]], path: Path, title: str = "
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    # rendered in memory, then written whole: the format follows the suffix (PNG without one, as the name says)
+    image = io.BytesIO()
+    try:
+        fig.savefig(image, format=path.suffix[1:].lower() or "png")
+    finally:
+        plt.close(fig)
+    make_parent(path)
+    atomic_write_bytes(path, image.getvalue())
     return path
 
 

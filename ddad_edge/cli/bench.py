@@ -75,26 +75,29 @@ def bench_command(
                                      help="also profile the graph per operator in ONNX Runtime (CPU)"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="write the rows (with raw samples) as JSON"),
     md: Optional[Path] = typer.Option(None, "--md", help="write a Markdown report"),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="write latency vs image AUROC as a PNG"),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="write latency vs image AUROC as a PNG (.svg, .pdf: that format)"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar"),
 ) -> None:
     """Time a bundle per stage (decode, resize, inference, decision, whole frame): p50/p90/p99/max, fps, memory."""
     from ddad_edge.bench.frames import file_source_factory, image_files, parse_frame_size, write_synthetic_frames
     from ddad_edge.bench.machine import describe_machine
-    from ddad_edge.bench.report import add_speedups, machine_lines, markdown_table, plot_latency_vs_auroc, write_json
+    from ddad_edge.bench.outputs import check_outputs
+    from ddad_edge.bench.report import add_speedups
     from ddad_edge.bench.run import bench_bundle, bench_reference
     from ddad_edge.bundle import Precision, read_bundle
 
+    # Everything the user gave is checked before the bundle loads and long before the last frame is timed:
+    # a measurement can take minutes, and its results must have somewhere to go.
+    outputs = check_outputs(json_out, md, plot)
+    files = image_files(images) if images is not None else None
+    size = parse_frame_size(frame_size) if images is None else None
     target = read_bundle(bundle)  # a bad bundle fails before any frame is written
     machine = describe_machine()
     peak = machine["cpu"].get("fp32_peak_gflops")
     command = "ddad-edge " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else "ddad-edge bench"
     with tempfile.TemporaryDirectory(prefix="ddad-bench-") as tmp:
-        if images is not None:
-            files = image_files(images)
-        else:
-            width, height = parse_frame_size(frame_size)
-            files = write_synthetic_frames(Path(tmp), width, height)
+        if files is None:
+            files = write_synthetic_frames(Path(tmp), *size)
         source = file_source_factory(files)
         rows = []
         if reference:
@@ -135,14 +138,32 @@ def bench_command(
         prof = rows[-1]["ort_profile"]
         typer.echo(f"  ONNX Runtime profile: {prof['run_ms']:.1f} ms per run; by part: " + ", ".join(
             f"{p['name']} {100 * p['share']:.0f}%" for p in prof["by_part"]))
-    if json_out:
-        write_json(json_out, rows)
-    if md:
-        from ddad_edge.bundle import atomic_write_bytes
+    _write_outputs(outputs, rows, machine, command, note)
 
+
+def _write_outputs(outputs: dict[str, Path], rows: list[dict], machine: dict, command: str,
+                   note: str | None) -> None:
+    """Write the checked output files (outputs.check_outputs), the JSON rows first, and say where each went.
+    A write that fails anyway (a full disk) does not stop the others; it is one line at the end."""
+    from ddad_edge.bench.report import machine_lines, make_parent, markdown_table, plot_latency_vs_auroc, write_json
+    from ddad_edge.bundle import atomic_write_bytes
+
+    def write_md(path: Path) -> None:
         text = ["# ddad-edge bench", "", f"Command: `{command}`", "", *machine_lines(machine), "",
                 markdown_table(rows), *(["", f"Note: {note}."] if note else [])]
-        md.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(md, "\n".join(text).encode())
-    if plot:
-        plot_latency_vs_auroc(rows, plot)
+        make_parent(path)
+        atomic_write_bytes(path, "\n".join(text).encode())
+
+    writers = {"json": ("rows, JSON", lambda p: write_json(p, rows)), "md": ("report, Markdown", write_md),
+               "plot": ("latency vs AUROC plot", lambda p: plot_latency_vs_auroc(rows, p))}
+    failed = []
+    for kind, path in outputs.items():
+        what, write = writers[kind]
+        try:
+            write(path)
+        except DdadError as exc:
+            failed.append(f"--{kind}: {exc}")
+            continue
+        typer.echo(f"written: {path} ({what})")
+    if failed:
+        raise DdadError("; ".join(failed))

@@ -129,6 +129,7 @@ def evaluate(
     from ddad_edge.evaluate import evaluate_runner, write_evaluation
 
     if bundle is not None:
+        _refuse_run_options(run, steps=steps, naive=naive, scoring=scoring, ratio=ratio, eta=eta, w=w)
         from ddad_edge.bundle import read_bundle
         from ddad_edge.runtime.base import open_runner
 
@@ -161,6 +162,24 @@ def evaluate(
     path = write_evaluation(ev, out, images, maps, extra=extra, json_path=json_path)
     summary = {k: v for k, v in ev.summary().items()}
     _print_json_or_table({**summary, "written": str(path)}, as_json=False)
+
+
+def _refuse_run_options(run: Optional[Path], **given) -> None:
+    """One line when --bundle comes with --run or with an option that only a run's pipeline takes: a bundle's
+    graph fixes its steps, scoring, eta, w and ratio at export, so these would be ignored without a word."""
+    if run is not None:
+        raise DdadError(f"--run {run} and --bundle both given: evaluate one of them (a run's pipeline in torch, "
+                        f"or a bundle through its runner)")
+    named = []
+    for k, v in given.items():
+        if v is True:
+            named.append(f"--{k}")
+        elif v is not None and v is not False:
+            named.append(f"--{k} {v:g}" if isinstance(v, float) else f"--{k} {getattr(v, 'value', v)}")
+    if named:
+        raise DdadError(f"{', '.join(named)} given with --bundle: {'these apply' if len(named) > 1 else 'it applies'}"
+                        f" to --run only (a bundle's steps, scoring, eta, w and ratio are fixed at export: export "
+                        f"another bundle with them)")
 
 
 def _fixed_ratio(r, steps, naive, eta, w) -> float:

@@ -26,10 +26,12 @@ def export_command(
                                                   help="fused or pixel (pixel: no feature extractor)."),
     target: str = typer.Option("auto", "--target",
                                help="auto (a TensorRT engine where TensorRT and a GPU exist), onnx or tensorrt."),
-    profile: Optional[str] = typer.Option(None, "--profile", help="TensorRT build profile (with --target)."),
+    profile: Optional[str] = typer.Option(
+        None, "--profile", help="TensorRT build profile, export/NAME.yaml or a path (with --target tensorrt or auto)."),
     quantile: float = typer.Option(0.99, help="Image threshold: this quantile of held-out nominal scores..."),
     margin: float = typer.Option(0.05, help="...times (1 + margin)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing bundle folder."),
+    overwrite: bool = typer.Option(False, "--overwrite",
+                                   help="Replace an existing bundle folder (never any other folder)."),
     test_split: bool = typer.Option(True, "--test-split/--no-test-split",
                                     help="Also judge on the dataset's labelled test split (AUROC, F1 threshold)."),
 ) -> None:
@@ -38,6 +40,7 @@ def export_command(
     from ddad_edge.deploy.bundle_export import ExportOptions, export_bundle
     from ddad_edge.deploy.recipes import load_recipe
     from ddad_edge.deploy.tensorrt_build import BuildTarget, build_if_possible
+    from ddad_edge.deploy.tensorrt_profile import load_build_profile
     from ddad_edge.deploy.thresholds import ThresholdRule
     from ddad_edge.errors import DdadError
     from ddad_edge.model.checkpoint import latest_run
@@ -49,16 +52,22 @@ def export_command(
     if chosen is None:
         chosen = load_recipe(recipe).precision if recipe else Precision.FP32
     try:
-        BuildTarget(target)
+        chosen_target = BuildTarget(target)
     except ValueError:
         raise DdadError(f"unknown target {target!r}: choose auto, onnx or tensorrt") from None
+    build_profile = None
+    if profile is not None:  # read now: a wrong name fails here, not after the export
+        if chosen_target is BuildTarget.ONNX:
+            raise DdadError(f"--profile {profile} is a TensorRT build profile and --target onnx builds no engine: "
+                            "drop --profile, or use --target tensorrt (or auto)")
+        build_profile = load_build_profile(profile)
     if scoring is ScoringMode.FEATURE:
         raise DdadError("--scoring feature is for evaluation only; export fused or pixel")
     options = ExportOptions(run=run or latest_run(), precision=chosen, recipe=recipe, out=out, steps=steps,
                             naive=naive, scoring=scoring, thresholds=ThresholdRule(quantile=quantile, margin=margin),
                             labelled=test_split, overwrite=overwrite)
     bundle = export_bundle(options, log=typer.echo)
-    build_if_possible(bundle.path, target, profile, log=typer.echo)
+    build_if_possible(bundle.path, chosen_target, build_profile, log=typer.echo)
     typer.echo(f"bundle: {bundle.path}")
 
 

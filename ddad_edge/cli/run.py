@@ -17,6 +17,7 @@ from ddad_edge.errors import DdadError
 EXIT_FAULT_STOP = 3  # the loop stopped itself on a fault (--on-fault stop)
 
 
+SIM_LOG = "gpio-sim.jsonl"  # level changes of simulated lines, in the output folder
 MAX_BATCH = 256  # frames per inference call; more is no line camera's rate and only holds memory
 
 
@@ -96,7 +97,7 @@ def run_command(
     """Inspect frames on the line: verdicts OK/NG/FAULT, reject pulses, events.jsonl and NG images."""
     from ddad_edge.bundle import read_bundle
     from ddad_edge.inspect.decide import Debounce, FaultPolicy, threshold_from_bundle
-    from ddad_edge.inspect.gpio_lines import GpioSpec
+    from ddad_edge.inspect.gpio_lines import GpioKind, GpioSpec, check_sim_log
     from ddad_edge.inspect.loop import LoopConfig
     from ddad_edge.inspect.preprocess import Roi
     from ddad_edge.inspect.reject import RejectTiming
@@ -114,6 +115,9 @@ def run_command(
         raise DdadError(f"--on-fault {on_fault!r}: choose reject, stop or ignore") from None
     gpio_spec = GpioSpec.parse(gpio)
     ready_spec = GpioSpec.parse(ready_gpio) if ready_gpio else None
+    uses_sim = gpio_spec.kind is GpioKind.SIM or (ready_spec is not None and ready_spec.kind is GpioKind.SIM)
+    if out is not None and uses_sim:
+        check_sim_log(out / SIM_LOG)
     config_roi = Roi.parse(roi) if roi else None
     window = Debounce.parse(debounce)
     loaded = read_bundle(bundle)
@@ -186,7 +190,7 @@ class _Outputs:
         sinks.append(EventLogSink(log))
         opened.append(sinks[-1])
         reject = open_reject_output(self.gpio_spec, self.timing, self.ready_spec, active_high=self.active_high,
-                                    sim_log=self.out / "gpio-sim.jsonl")
+                                    sim_log=self.out / SIM_LOG)
         opened.append(reject)
         return sinks, reject
 

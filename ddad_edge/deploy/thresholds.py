@@ -12,6 +12,7 @@ All thresholds are in the units of the graph's score (max of the blurred anomaly
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,8 +32,8 @@ class ThresholdRule:
     def __post_init__(self) -> None:
         if not (0 < self.quantile <= 1 and 0 < self.pixel_quantile <= 1):
             raise DdadError(f"threshold quantiles must be in (0, 1], got {self.quantile} and {self.pixel_quantile}")
-        if self.margin < 0:
-            raise DdadError(f"threshold margin must be >= 0, got {self.margin}")
+        if not (math.isfinite(self.margin) and self.margin >= 0):  # NaN passes `margin < 0`
+            raise DdadError(f"threshold margin (--margin) must be a finite number >= 0, got {self.margin}")
 
 
 def nominal_statistics(scores: np.ndarray) -> dict[str, float]:
@@ -57,6 +58,10 @@ def compute_thresholds(nominal_scores: np.ndarray, nominal_maps: np.ndarray, rul
     nominal_statistics(s)  # refuses an empty set
     image = float(np.quantile(s, rule.quantile)) * (1.0 + rule.margin)
     pixel = float(np.quantile(np.asarray(nominal_maps, np.float64).ravel(), rule.pixel_quantile)) * (1.0 + rule.margin)
+    if not (math.isfinite(image) and math.isfinite(pixel)):
+        # a NaN or infinite threshold would pass every part: no bundle is written with one
+        raise DdadError(f"the thresholds came out as image {image}, pixel {pixel}: the graph's scores on held-out "
+                        "nominal images are not finite; train the run again or export another precision")
     image_f1 = None
     if labels is not None and labelled_scores is not None:
         y = np.asarray(labels)

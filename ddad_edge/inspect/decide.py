@@ -61,17 +61,20 @@ def threshold_from_bundle(manifest: dict[str, Any], override: float | None = Non
         return float(override)
     thresholds = manifest.get("thresholds") or {}
     if not isinstance(thresholds, dict):
-        raise DdadError("the bundle's thresholds (manifest.yaml) are not a mapping; calibrate them again")
+        raise DdadError("the bundle's thresholds (manifest.yaml) are not a mapping; "
+                        "export the bundle again with `ddad-edge export`, or pass --threshold")
     value = thresholds.get("image")
     if value is None:
         raise DdadError("the bundle has no image threshold (thresholds.image in manifest.yaml): "
-                        "calibrate it, or pass --threshold")
+                        "export the bundle again with `ddad-edge export`, or pass --threshold")
     try:
         value = float(value) if not isinstance(value, bool) else float("nan")
     except (TypeError, ValueError, OverflowError):
-        raise DdadError(f"the bundle's image threshold {value!r} is not a number; calibrate it again") from None
+        raise DdadError(f"the bundle's image threshold {value!r} is not a number; "
+                        "export the bundle again with `ddad-edge export`, or pass --threshold") from None
     if not math.isfinite(value):
-        raise DdadError(f"the bundle's image threshold is {value}; calibrate it again")
+        raise DdadError(f"the bundle's image threshold is {value}; "
+                        "export the bundle again with `ddad-edge export`, or pass --threshold")
     return value
 
 

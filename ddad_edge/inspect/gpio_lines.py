@@ -70,6 +70,14 @@ class GpioSpec:
         return cls(GpioKind.GPIOD, chip, int(pin))
 
 
+def check_sim_log(path: Path) -> None:
+    """Refuse, in one line, a simulated-GPIO log path that cannot be a file (checked before a run opens
+    anything)."""
+    if path.exists() and not path.is_file():
+        raise DdadError(f"the simulated GPIO log {path} exists and is not a file (a folder?): move it away "
+                        "or choose another --out")
+
+
 class SimLine:
     """A simulated line: records (monotonic time, high) for every write; optionally mirrors to a file."""
 
@@ -77,7 +85,12 @@ class SimLine:
         self.name = name
         self.changes: list[tuple[float, bool]] = []
         self._lock = threading.Lock()
-        self._log = open(log_path, "a", buffering=1) if log_path else None
+        self._log = None
+        if log_path:
+            try:
+                self._log = open(log_path, "a", buffering=1)
+            except OSError as exc:
+                raise DdadError(f"cannot write the simulated GPIO log {log_path}: {exc.strerror or exc}") from None
 
     def write(self, high: bool) -> None:
         t = time.monotonic()

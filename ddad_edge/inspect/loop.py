@@ -7,7 +7,8 @@ Fail-safe: an inference error, an inference slower than the deadline, a non-fini
 or an NG verdict too late for the ejector make the frame's verdict FAULT. READY drops at once, the fault
 policy applies (reject the part, stop the loop, or ignore), and READY returns after the next healthy
 frame. A stop request (SIGINT/SIGTERM through `install_stop_signals`) lets the batch in flight finish;
-then pulses already due are fired, the outputs go to their safe state and the sinks are flushed.
+then pulses already due are fired, the outputs go to their safe state and the sinks are flushed. Pulses
+due too far ahead are cancelled, and their frames named in a `rejects_cancelled` record and the summary.
 """
 
 from __future__ import annotations
@@ -213,9 +214,15 @@ class _Loop:
             self.ready = healthy
             self.reject.set_ready(healthy)
         if healthy:
-            log.info("READY high: frame %d inspected without fault", r.frame.seq)
+            log.info("%s: frame %d inspected without fault", self.ready_words(True), r.frame.seq)
         else:
-            log.warning("READY low: frame %d FAULT: %s", r.frame.seq, r.reason)
+            log.warning("%s: frame %d FAULT: %s", self.ready_words(False), r.frame.seq, r.reason)
+
+    def ready_words(self, healthy: bool) -> str:
+        """How a change of health reads on the console: a READY level only where a READY line is driven."""
+        if self.reject.has_ready_line:
+            return "READY high" if healthy else "READY low"
+        return "healthy (no READY line)" if healthy else "unhealthy (no READY line)"
 
     def overrun(self, elapsed_s: float) -> None:
         """From the watchdog: the inference call in flight is past the deadline; READY drops now."""
@@ -224,8 +231,8 @@ class _Loop:
                 return
             self.ready = False
             self.reject.set_ready(False)
-        log.warning("READY low: inference still running after %.0f ms (deadline %g ms)", elapsed_s * 1e3,
-                    self.config.deadline_ms)
+        log.warning("%s: inference still running after %.0f ms (deadline %g ms)", self.ready_words(False),
+                    elapsed_s * 1e3, self.config.deadline_ms)
 
     def deliver(self, results: list[FrameResult]) -> None:
         for r in results:
@@ -262,8 +269,11 @@ class _Loop:
                 if cfg.max_frames and self.summary.frames >= cfg.max_frames:
                     self.summary.stop_reason = StopReason.MAX_FRAMES
                     break
+                want = cfg.batch
+                if cfg.max_frames:  # never grab past the limit: a batch may be cut short
+                    want = min(want, cfg.max_frames - self.summary.frames)
                 try:
-                    grab = self.source.grab(cfg.batch, cfg.grab_timeout_s)
+                    grab = self.source.grab(want, cfg.grab_timeout_s)
                 except Exception as exc:  # sources report trouble as fault markers; this is a bug or worse
                     self.note(f"source {self.source.name} failed: {type(exc).__name__}: {exc}")
                     self.summary.stop_reason = StopReason.SOURCE_ERROR
@@ -292,14 +302,33 @@ class _Loop:
             with self._ready_lock:
                 self.ready = False
                 self.reject.set_ready(False)
-            self.reject.close()  # pulses already due still fire; then the safe state
+            self.reject.close()  # pulses already due still fire; later ones are cancelled; then the safe state
             s = self.summary
             s.reject_pulses, s.pulses_fired = self.reject.pulses_requested, self.reject.pulses_fired
+            s.pulses_merged = self.reject.pulses_merged
+            cancelled = self.reject.cancelled_seqs
+            s.pulses_cancelled = len(cancelled)
+            if cancelled:
+                self.report_cancelled(cancelled)
             s.duration_s = time.monotonic() - t_start
             s.fill_percentiles(self.stats, self.config.record_stages)
             self.call_sinks(self.sinks, "finish")
             self.call_sinks(self.sinks, "on_summary", s.as_dict())
             self.call_sinks(self.sinks, "close")
+
+    def report_cancelled(self, seqs: list[int]) -> None:
+        """Name the parts that went unrejected because the run stopped before their pulse was due."""
+        shown = ", ".join(map(str, seqs[:20])) + (f", ... ({len(seqs) - 20} more)" if len(seqs) > 20 else "")
+        pulses = "reject pulse" if len(seqs) == 1 else "reject pulses"
+        message = (f"{len(seqs)} {pulses} cancelled at shutdown (due too far ahead to wait for): those parts "
+                   f"passed the ejector unrejected; pull the parts of frames (seq) {shown}")
+        log.warning("%s", message)
+        with self._note_lock:
+            for sink in self.sinks:  # a sink written before this record existed gets it as a note
+                if hasattr(sink, "on_rejects_cancelled"):
+                    self.call_sinks([sink], "on_rejects_cancelled", seqs, message)
+                else:
+                    self.call_sinks([sink], "on_note", message)
 
 
 def run_loop(runner: Runner, source: FrameSource, config: LoopConfig, reject: RejectOutput | None = None,

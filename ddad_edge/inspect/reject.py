@@ -6,7 +6,11 @@ arrives after that moment (more than `max_late_s` late) fires nothing: the part 
 pulse would hit the next, good part; the ticket says so and the loop counts the frame as a FAULT.
 
 READY is a second line that is active only while the loop is healthy; a PLC can stop the line when it
-drops. Both lines return to their inactive (safe) level on close.
+drops. It works without a reject line too (`--gpio none --ready-gpio ...`: an inspector that only
+watches and tells the PLC it is healthy). Both lines return to their inactive (safe) level on close.
+
+On close, pulses still more than the drain window ahead are cancelled: those parts pass the ejector
+unrejected. `cancelled_seqs` names their frames, so the loop can report them.
 """
 
 from __future__ import annotations
@@ -43,6 +47,9 @@ class RejectTicket:
         return self.start is None and self.note.startswith("late")
 
 
+NO_REJECT = "no reject output (--gpio none)"
+
+
 class RejectOutput(Protocol):
     """Where reject pulses and the READY level go."""
 
@@ -57,20 +64,45 @@ class RejectOutput(Protocol):
         ...
 
     @property
-    def pulses_requested(self) -> int: ...
+    def pulses_requested(self) -> int:
+        """Pulses asked for (NG parts, and FAULT ones under --on-fault reject)."""
+        ...
 
     @property
-    def pulses_fired(self) -> int: ...
+    def pulses_fired(self) -> int:
+        """Pulses driven on the line; overlapping requests merge into one."""
+        ...
+
+    @property
+    def pulses_merged(self) -> int:
+        """Requests that joined another pulse on the line (final after close)."""
+        ...
+
+    @property
+    def cancelled_seqs(self) -> list[int]:
+        """Frames whose pulse was cancelled at close (too far ahead): their parts went unrejected."""
+        ...
+
+    @property
+    def has_ready_line(self) -> bool:
+        """Whether a READY line is driven at all."""
+        ...
 
 
 class NoReject:
-    """`--gpio none`: verdicts are logged, nothing is driven."""
+    """`--gpio none` without a READY line: verdicts are logged, nothing is driven."""
 
     pulses_requested = 0
     pulses_fired = 0
+    pulses_merged = 0
+    has_ready_line = False
+
+    @property
+    def cancelled_seqs(self) -> list[int]:
+        return []
 
     def reject(self, frame: Frame) -> RejectTicket:
-        return RejectTicket(None, "no reject output (--gpio none)")
+        return RejectTicket(None, NO_REJECT)
 
     def set_ready(self, ready: bool) -> None:
         pass
@@ -80,27 +112,32 @@ class NoReject:
 
 
 class GpioReject:
-    """A reject line driven by a PulseScheduler and an optional READY line, on any GpioLine driver."""
+    """A reject line driven by a PulseScheduler and an optional READY line, on any GpioLine driver.
 
-    def __init__(self, reject_line: GpioLine, ready_line: GpioLine | None, timing: RejectTiming,
+    `reject_line` None: READY only (no reject output); every reject request then fires nothing.
+    """
+
+    def __init__(self, reject_line: GpioLine | None, ready_line: GpioLine | None, timing: RejectTiming,
                  active_high: bool = True, drain_s: float = 2.0) -> None:
         self.reject_line = reject_line
         self.ready_line = ready_line
         self.timing = timing
         self.active_high = active_high
         self._drain_s = drain_s
-        self._scheduler = PulseScheduler(reject_line, active_high)
+        self._scheduler = PulseScheduler(reject_line, active_high) if reject_line is not None else None
         self._ready: bool | None = None
         self._ready_lock = threading.Lock()
         self.set_ready(False)
 
     def reject(self, frame: Frame) -> RejectTicket:
+        if self._scheduler is None:
+            return RejectTicket(None, NO_REJECT)
         now = time.monotonic()
         start = frame.t_capture + self.timing.delay_s if self.timing.delay_s > 0 else now
         if start < now - self.timing.max_late_s:
             return RejectTicket(None, f"late by {(now - start) * 1e3:.1f} ms: the part has passed the ejector")
         start = max(start, now)
-        self._scheduler.schedule(start, start + self.timing.pulse_s)
+        self._scheduler.schedule(start, start + self.timing.pulse_s, tag=frame.seq)
         return RejectTicket(start)
 
     def set_ready(self, ready: bool) -> None:
@@ -110,16 +147,29 @@ class GpioReject:
             self._ready = ready
 
     @property
+    def has_ready_line(self) -> bool:
+        return self.ready_line is not None
+
+    @property
     def pulses_requested(self) -> int:
-        return self._scheduler.requested
+        return self._scheduler.requested if self._scheduler else 0
 
     @property
     def pulses_fired(self) -> int:
-        return self._scheduler.fired
+        return self._scheduler.fired if self._scheduler else 0
+
+    @property
+    def pulses_merged(self) -> int:
+        return self._scheduler.merged if self._scheduler else 0
+
+    @property
+    def cancelled_seqs(self) -> list[int]:
+        return list(self._scheduler.cancelled_tags) if self._scheduler else []
 
     def close(self) -> None:
         self.set_ready(False)
-        self._scheduler.close(self._drain_s)
+        if self._scheduler is not None:
+            self._scheduler.close(self._drain_s)
         for line in (self.reject_line, self.ready_line):
             if line is not None:
                 line.close()
@@ -129,18 +179,23 @@ def open_reject_output(spec: GpioSpec, timing: RejectTiming, ready: GpioSpec | N
                        active_high: bool = True, sim_log: Path | None = None) -> NoReject | GpioReject:
     """The reject output for `--gpio` (and `--ready-gpio`); `sim` always has a simulated READY line.
 
-    Lines start at their inactive level; `sim_log` mirrors simulated level changes to a JSON-lines file.
+    `--gpio none` with a READY line drives READY alone. Lines start at their inactive level; `sim_log`
+    mirrors simulated level changes to a JSON-lines file.
     """
-    if spec.kind is GpioKind.NONE:
-        return NoReject()
-    reject_line = open_line(spec, "reject", initial_high=not active_high, sim_log=sim_log)
     if ready is None and spec.kind is GpioKind.SIM:
         ready = GpioSpec(GpioKind.SIM)
+    wants_ready = ready is not None and ready.kind is not GpioKind.NONE
+    if spec.kind is GpioKind.NONE and not wants_ready:
+        return NoReject()
+    reject_line = None
+    if spec.kind is not GpioKind.NONE:
+        reject_line = open_line(spec, "reject", initial_high=not active_high, sim_log=sim_log)
     ready_line = None
-    if ready is not None and ready.kind is not GpioKind.NONE:
+    if wants_ready:
         try:
             ready_line = open_line(ready, "ready", initial_high=not active_high, sim_log=sim_log)
         except BaseException:
-            reject_line.close()
+            if reject_line is not None:
+                reject_line.close()
             raise
     return GpioReject(reject_line, ready_line, timing, active_high)

@@ -5,6 +5,8 @@ Record kinds in events.jsonl (one JSON object per line):
   verdict, and the reject (`reject_at`, monotonic seconds) or why there was none (`reject_note`).
 - `dropped`: a frame the source grabbed but the loop never inspected, and why.
 - `start`, `status`, `summary`: the run's settings, status changes (camera lost, quota reached) and totals.
+- `rejects_cancelled`: at shutdown, `seqs` of the frames whose reject pulse was cancelled because it was
+  due too far ahead to wait for: those parts passed the ejector unrejected and must be pulled by hand.
 Every sequence number a source hands out appears in exactly one `frame` or `dropped` record.
 """
 

@@ -43,6 +43,10 @@ class Sink:
 
     def on_note(self, message: str) -> None: ...
 
+    def on_rejects_cancelled(self, seqs: list[int], message: str) -> None:
+        """At shutdown: the frames whose reject pulse was cancelled (their parts went unrejected)."""
+        self.on_note(message)
+
     def finish(self) -> None:
         """Complete background work (it may still emit notes); called before the summary."""
 
@@ -189,6 +193,9 @@ class EventLogSink(Sink):
 
     def on_note(self, message: str) -> None:
         self.log.write(status_record(message))
+
+    def on_rejects_cancelled(self, seqs: list[int], message: str) -> None:
+        self.log.write(status_record(message, kind="rejects_cancelled", seqs=seqs))
 
     def on_summary(self, summary: dict[str, Any]) -> None:
         self.log.write(status_record("run ended", kind="summary", **summary))

@@ -55,8 +55,10 @@ class RunSummary:
     ng: int = 0
     fault: int = 0
     dropped: int = 0
-    reject_pulses: int = 0  # reject pulses planned (before merging)
-    pulses_fired: int = 0  # pulses driven on the line (overlapping ones merged)
+    reject_pulses: int = 0  # reject pulses requested (one per NG part, and per FAULT under --on-fault reject)
+    pulses_fired: int = 0  # pulses driven on the line
+    pulses_merged: int = 0  # requests that overlapped another and lengthened it instead of firing alone
+    pulses_cancelled: int = 0  # requests still too far ahead at shutdown: those parts passed unrejected
     missed_rejects: int = 0  # NG verdicts that came too late for the ejector
     sink_errors: int = 0
     stop_reason: StopReason = StopReason.END
@@ -86,8 +88,11 @@ class RunSummary:
         def ms(d: dict[str, float | None]) -> str:
             return " / ".join("-" if d.get(k) is None else f"{d[k]:.1f}" for k in ("p50", "p99"))
 
+        cancelled = f"{self.pulses_cancelled} cancelled at shutdown"
+        if self.pulses_cancelled:
+            cancelled += ": those parts passed the ejector unrejected (frames listed in the event log)"
         return (f"frames {self.frames}: OK {self.ok}, NG {self.ng}, FAULT {self.fault}, dropped {self.dropped}; "
-                f"reject pulses {self.reject_pulses} ({self.pulses_fired} on the line after merging, "
-                f"{self.missed_rejects} too late)\n"
+                f"reject pulses {self.reject_pulses}: {self.pulses_fired} fired, {self.pulses_merged} merged "
+                f"into another, {cancelled}; {self.missed_rejects} NG too late for the ejector\n"
                 f"latency capture→verdict p50/p99 {ms(self.latency_ms)} ms; loop work per frame p50/p99 "
                 f"{ms(self.loop_ms)} ms; {self.duration_s:.1f} s; stopped: {self.stop_reason.value}")

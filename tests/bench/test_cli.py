@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from ddad_edge.bench.timing import percentiles_of
 from ddad_edge.cli import main
@@ -91,3 +92,73 @@ def test_cross_device_note():
     cpu_ref = {"reference": True, "variant": {"device": "cpu", "device_label": "the CPU, 2 torch threads"}}
     assert "--torch-device cuda" in cross_device_note([cpu_ref, gpu_row])
     assert note.startswith("the reference ran on Orin")
+
+
+def _bad_outputs(tmp_path):
+    """(options, words of the error) for output paths that cannot be written; tmp_path/out is a folder and
+    tmp_path/model.onnx a file."""
+    out, onnx = tmp_path / "out", tmp_path / "model.onnx"
+    return [
+        (("--json", out), ["--json", f"{out} is a folder", str(out / "bench.json")]),
+        (("--md", out), ["--md", f"{out} is a folder"]),
+        (("--plot", out), ["--plot", f"{out} is a folder"]),  # not a silent out.png beside it
+        (("--json", onnx / "x.json"), ["--json", f"{onnx} is a file, not a folder"]),
+        (("--md", onnx / "deep" / "x.md"), ["--md", f"{onnx} is a file, not a folder"]),
+        (("--plot", onnx / "x.png"), ["--plot", f"{onnx} is a file, not a folder"]),
+        (("--plot", tmp_path / "lat.xyz"), ["--plot", "does not write .xyz files", ".png"]),
+        (("--json", tmp_path / "r.json", "--md", tmp_path / "r.json"), ["--json and --md both write"]),
+    ]
+
+
+@pytest.mark.parametrize("case", range(8))
+def test_output_paths_are_checked_before_the_bundle_loads(capsys, tmp_path, case):
+    """A bad output path is one line before anything is loaded or timed: the bundle here does not even
+    exist, and the error is still about the output. Nothing is created."""
+    (tmp_path / "out").mkdir()
+    (tmp_path / "model.onnx").write_bytes(b"onnx")
+    options, words = _bad_outputs(tmp_path)[case]
+    good = next((o, tmp_path / "new" / f"r.{ext}") for o, ext in (("--json", "json"), ("--md", "md"), ("--plot", "png"))
+                if o not in options)  # a good output beside the bad one: its folder must not be made either
+    code, _, err = run_cli(capsys, "bench", "--bundle", tmp_path / "no-bundle", *options, *good, "--no-progress")
+    assert code == 2 and len(err.splitlines()) == 1 and err.startswith("error: "), err
+    assert all(w in err for w in words), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "out"] and not any((tmp_path / "out").iterdir())
+
+
+def test_bench_says_where_its_files_went(capsys, toy_bundle, tmp_path):
+    """One line per written file, with the path written: a plot named without a suffix is a .png."""
+    code, out, err = run_cli(capsys, "bench", "--bundle", toy_bundle.path, "--warmup", 0, "--iters", 2,
+                             "--frame-size", "64x48", "--no-progress", "--json", tmp_path / "new" / "r.json",
+                             "--md", tmp_path / "r.md", "--plot", tmp_path / "latency")
+    assert code == 0, err
+    written = [line for line in out.splitlines() if line.startswith("written: ")]
+    assert written == [f"written: {tmp_path / 'new' / 'r.json'} (rows, JSON)",
+                       f"written: {tmp_path / 'r.md'} (report, Markdown)",
+                       f"written: {tmp_path / 'latency.png'} (latency vs AUROC plot)"], out
+    assert json.loads((tmp_path / "new" / "r.json").read_text())[0]["frames"] == 2
+    assert (tmp_path / "latency.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("size,words", [("100000x100000", ["10,000,000,000 pixels", "67,108,864"]),
+                                        ("8193x8192", ["more than the limit"]),
+                                        ("70000x16", ["JPEG", "65500"])])
+def test_frame_size_over_the_image_limit(capsys, toy_bundle, size, words):
+    code, _, err = run_cli(capsys, "bench", "--bundle", toy_bundle.path, "--frame-size", size, "--iters", 1,
+                           "--warmup", 0, "--no-progress")
+    assert code == 2 and len(err.splitlines()) == 1 and err.startswith(f"error: --frame-size {size}"), err
+    assert all(w in err for w in words), err
+
+
+def test_a_failed_write_keeps_the_other_files(capsys, tmp_path):
+    """A file that cannot be written after all (the disk filled, a file appeared where a folder was) does not
+    stop the others: they are written and said, and the failure is one line at the end."""
+    from ddad_edge.cli.bench import _write_outputs
+    from ddad_edge.errors import DdadError
+
+    (tmp_path / "taken").write_text("")
+    outputs = {"json": tmp_path / "taken" / "r.json", "plot": tmp_path / "p.png"}
+    with pytest.raises(DdadError, match=r"^--json: cannot create the folder of .*taken/r\.json") as caught:
+        _write_outputs(outputs, [], {}, "ddad-edge bench", None)
+    assert len(str(caught.value).splitlines()) == 1
+    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+    assert capsys.readouterr().out == f"written: {tmp_path / 'p.png'} (latency vs AUROC plot)\n"

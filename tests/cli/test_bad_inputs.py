@@ -144,3 +144,23 @@ def test_evaluate_says_what_the_pixel_metrics_lack(capsys, tmp_path, masks_for, 
     assert metrics["defective_without_mask"] == without and metrics["n_defective"] == 3
     measured = without == 1
     assert (metrics["pixel_auroc"] == 1.0) if measured else (metrics["pixel_auroc"] is None)
+
+
+@pytest.mark.parametrize("extra,words", [
+    (["--steps", "2", "--scoring", "pixel", "--eta", "1", "--w", "9", "--ratio", "fixed"],
+     ["--steps 2, --scoring pixel, --ratio fixed, --eta 1, --w 9 given with --bundle", "these apply to --run only",
+      "export another bundle"]),
+    (["--naive"], ["--naive given with --bundle", "it applies to --run only"]),
+    (["--run", "some-run"], ["--run some-run and --bundle both given"]),
+])
+def test_evaluate_bundle_refuses_run_options(capsys, tmp_path, extra, words):
+    """A bundle's graph fixes steps, scoring, eta, w and ratio: options that would be ignored are one line,
+    and nothing is evaluated or written."""
+    from tests.inspect.toy_bundle import make_red_bundle
+
+    bundle = make_red_bundle(tmp_path / "bundle")
+    data = _red_dataset(tmp_path / "data")
+    code, err = run_cli(capsys, "evaluate", "--bundle", bundle.path, "--data", data, "--category", "widget",
+                        "--out", tmp_path / "ev", *extra)
+    assert_one_line(code, err, *words)
+    assert not (tmp_path / "ev").exists()

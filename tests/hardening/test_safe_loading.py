@@ -66,6 +66,19 @@ def test_backbone_weights_carrying_a_pickled_object_are_refused(tmp_path):
     assert not marker.exists()
 
 
+@pytest.mark.parametrize("content", [[1, 2], {"conv1.weight": [0.0]}, 3.0], ids=["list", "dict-of-lists", "number"])
+def test_backbone_weights_that_are_no_state_dict_are_one_line(tmp_path, content):
+    import torch
+
+    from ddad_edge.model.backbone import load_backbone
+
+    path = tmp_path / "weights.pth"
+    torch.save(content, path)  # a valid torch file, but not a mapping of names to tensors
+    with pytest.raises(DdadError) as info:
+        load_backbone("resnet18", str(path))
+    assert_one_line(info.value, "weights.pth", "state_dict")
+
+
 def test_pickled_npz_members_are_refused(tmp_path):
     marker = tmp_path / "code-ran"
     path = tmp_path / "frames.npz"

@@ -4,12 +4,14 @@ low during the fault and high again after recovery."""
 
 from __future__ import annotations
 
+import threading
+
 from ddad_edge.inspect.decide import FaultPolicy
 from ddad_edge.inspect.gpio_lines import GpioSpec
 from ddad_edge.inspect.grabber import Backoff
 from ddad_edge.inspect.loop import LoopConfig, run_loop
 from ddad_edge.inspect.reject import RejectTiming, open_reject_output
-from ddad_edge.inspect.sinks import EventLog, EventLogSink, read_events
+from ddad_edge.inspect.sinks import EventLog, EventLogSink, Sink, read_events
 from ddad_edge.inspect.sources import SourceKind, SourceSpec, VideoFileSource, open_source
 from ddad_edge.inspect.summary import StopReason
 from tests.inspect.media import MjpegServer, part_image, write_video
@@ -150,3 +152,48 @@ def test_ready_drops_while_an_inference_call_hangs_past_the_deadline(tmp_path, r
     first_ready = reject.ready_line.intervals(high=True)[0]
     assert returned_at - first_ready[1] > 0.3, "READY fell ~100 ms into the 500 ms call, not when it returned"
     assert ready_edges(reject) == [False, True, False, True, False] and summary.fault == 1
+
+
+class StopAfter(Sink):
+    """Sets `stop` once frame `seq` has a verdict, as SIGTERM would mid-run."""
+
+    name = "stop-after"
+
+    def __init__(self, stop, seq):
+        self.stop, self.seq = stop, seq
+
+    def on_result(self, result):
+        if result.frame.seq >= self.seq:
+            self.stop.set()
+
+
+def test_a_stop_before_pulses_are_due_names_the_unrejected_parts(tmp_path, runner):
+    """Pulses 5 s ahead are beyond the 2 s drain at exit: they are cancelled, and said to be, by frame."""
+    reject = sim_output(delay_s=5.0, pulse_s=0.03)
+    events = tmp_path / "events.jsonl"
+    stop = threading.Event()
+    summary = run_loop(runner, video_of(tmp_path, 20, red=lambda i: i in (1, 3, 9)), LoopConfig(threshold=0.1),
+                       reject, [StopAfter(stop, 4), EventLogSink(EventLog(events))], stop)
+    records = assert_each_seq_once(events, 5)
+    assert [r["seq"] for r in records if r["reject_at"] is not None] == [1, 3]
+    assert reject.reject_line.intervals(high=True) == [] and reject.reject_line.level is False
+    counts = summary.reject_pulses, summary.pulses_fired, summary.pulses_merged, summary.pulses_cancelled
+    assert counts == (2, 0, 0, 2)
+    (cancelled,) = [r for r in read_events(events) if r["kind"] == "rejects_cancelled"]
+    assert cancelled["seqs"] == [1, 3] and "passed the ejector unrejected" in cancelled["message"]
+    (total,) = [r for r in read_events(events) if r["kind"] == "summary"]
+    assert total["pulses_cancelled"] == 2 and total["stop_reason"] == "signal"
+    text = summary.text()
+    assert "reject pulses 2: 0 fired, 0 merged into another, 2 cancelled at shutdown: those parts passed the " \
+           "ejector unrejected" in text and "after merging" not in text
+
+
+def test_pulses_due_within_the_drain_still_fire_and_none_is_cancelled(tmp_path, runner):
+    reject = sim_output(delay_s=0.1, pulse_s=0.005)
+    events = tmp_path / "events.jsonl"
+    summary = run_loop(runner, video_of(tmp_path, 6, red=lambda i: i == 2), LoopConfig(threshold=0.1), reject,
+                       [EventLogSink(EventLog(events))])
+    assert (summary.reject_pulses, summary.pulses_fired, summary.pulses_cancelled) == (1, 1, 0)
+    assert len(reject.reject_line.intervals(high=True)) == 1
+    assert not [r for r in read_events(events) if r["kind"] == "rejects_cancelled"]
+    assert "1 fired, 0 merged into another, 0 cancelled at shutdown; 0 NG too late" in summary.text()

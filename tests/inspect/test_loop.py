@@ -4,6 +4,7 @@ at capture time + travel delay."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
@@ -198,3 +199,30 @@ def test_loop_time_is_the_sum_of_the_frames_own_stages(tmp_path, runner):
         st = r["stages_ms"]
         shared = (st["preprocess"] + st["infer"] + st["decide"] + st["reject"]) / r["batch"]
         assert abs(st["loop"] - (shared + st["decode"] + st["sinks"])) < 0.01
+
+
+def test_max_frames_is_never_exceeded_by_a_batch(tmp_path, runner):
+    write_images(tmp_path / "imgs", [part_image(i, is_red(i)) for i in range(12)])
+    for max_frames, batch, batches in ((1, 8, [1]), (5, 4, [4, 4, 4, 4, 1])):
+        events = tmp_path / f"events-{max_frames}-{batch}.jsonl"
+        summary = run_loop(runner, ImageFolderSource(tmp_path / "imgs"),
+                           LoopConfig(threshold=0.1, batch=batch, max_frames=max_frames), None,
+                           [EventLogSink(EventLog(events))])
+        records = assert_each_seq_once(events, max_frames)
+        assert [r["batch"] for r in records] == batches
+        assert summary.frames == summary.inspected == max_frames and summary.stop_reason.value == "max frames reached"
+
+
+def test_console_says_ready_only_where_a_ready_line_is_driven(tmp_path, runner, caplog):
+    video = write_video(tmp_path / "line.avi", [part_image(i, False) for i in range(3)])
+    with caplog.at_level(logging.INFO, logger="ddad_edge.inspect"):
+        run_loop(runner, VideoFileSource(video), LoopConfig(threshold=0.1), None, [])
+    messages = [r.getMessage() for r in caplog.records]
+    assert "healthy (no READY line): frame 0 inspected without fault" in messages
+    assert not any("READY high" in m for m in messages)
+    caplog.clear()
+    ready_only = open_reject_output(GpioSpec.parse("none"), RejectTiming(), ready=GpioSpec.parse("sim"))
+    with caplog.at_level(logging.INFO, logger="ddad_edge.inspect"):
+        run_loop(runner, VideoFileSource(video), LoopConfig(threshold=0.1), ready_only, [])
+    assert "READY high: frame 0 inspected without fault" in [r.getMessage() for r in caplog.records]
+    assert [lv for _, lv in ready_only.ready_line.changes].count(True) == 1

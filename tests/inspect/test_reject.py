@@ -3,6 +3,7 @@ drivers against fakes of Jetson.GPIO and libgpiod (v1 and v2), which are absent 
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 import types
@@ -99,6 +100,70 @@ def test_close_fires_pulses_already_due_and_cancels_far_ones():
     output.close()
     assert len(line.intervals(high=True)) == 1 and output._scheduler.cancelled == 1
     assert line.level is False
+
+
+def test_cancelled_pulses_are_counted_and_named_by_frame_even_when_merged():
+    line = SimLine("reject")
+    output = GpioReject(line, None, RejectTiming(pulse_s=0.05, delay_s=0.1), drain_s=0.5)
+    now = time.monotonic()
+    output.reject(frame_at(now, seq=1))  # due in 0.1 s: fires
+    output.reject(frame_at(now + 5.0, seq=2))  # 5 s away, and the next overlaps it: one planned pulse
+    output.reject(frame_at(now + 5.02, seq=3))
+    output.reject(frame_at(now + 9.0, seq=4))
+    output.close()
+    assert len(line.intervals(high=True)) == 1 and line.level is False
+    assert output.cancelled_seqs == [2, 3, 4], "every request in a cancelled pulse is a part gone unrejected"
+    assert (output.pulses_requested, output.pulses_fired, output.pulses_merged) == (4, 1, 0)
+
+
+def test_merged_counts_only_requests_that_joined_another_pulse():
+    line = SimLine("reject")
+    scheduler = PulseScheduler(line)
+    t0 = time.monotonic() + 0.03
+    for start in (t0, t0 + 0.01, t0 + 0.02, t0 + 0.2):  # three overlap; the last stands alone
+        scheduler.schedule(start, start + 0.03)
+    scheduler.close()
+    assert len(line.intervals(high=True)) == 2
+    assert (scheduler.requested, scheduler.fired, scheduler.merged, scheduler.cancelled) == (4, 2, 2, 0)
+
+
+def test_ready_line_without_a_reject_line(tmp_path):
+    """--gpio none --ready-gpio sim: READY is driven (and logged) although no reject line exists."""
+    log = tmp_path / "gpio-sim.jsonl"
+    output = open_reject_output(GpioSpec.parse("none"), RejectTiming(), ready=GpioSpec.parse("sim"), sim_log=log)
+    assert output.has_ready_line and output.reject_line is None
+    output.set_ready(True)
+    ticket = output.reject(frame_at(time.monotonic()))
+    output.close()
+    assert ticket.start is None and "--gpio none" in ticket.note and output.pulses_requested == 0
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert {r["line"] for r in records} == {"ready"}
+    levels = [r["high"] for r in records]
+    assert levels[0] is False and levels.count(True) == 1 and levels[-1] is False
+    assert not open_reject_output(GpioSpec.parse("none"), RejectTiming()).has_ready_line
+
+
+def test_ready_only_opens_the_real_pin(monkeypatch):
+    """A READY pin given without a reject pin is opened (so a wrong pin is noticed) and driven."""
+    fake = FakeJetsonGPIO()
+    monkeypatch.setitem(sys.modules, "Jetson", types.SimpleNamespace(GPIO=fake))
+    monkeypatch.setitem(sys.modules, "Jetson.GPIO", fake)
+    output = open_reject_output(GpioSpec.parse("none"), RejectTiming(), ready=GpioSpec.parse("jetson:BOARD:16"))
+    output.set_ready(True)
+    output.close()
+    assert fake.calls[0] == ("setup", 16, "out", 0) and fake.calls[-1] == ("cleanup", 16)
+    assert [c[2] for c in fake.calls if c[0] == "output"] == [0, 1, 0]
+
+
+def test_a_sim_log_that_is_a_folder_is_one_line(tmp_path):
+    from ddad_edge.inspect.gpio_lines import check_sim_log
+
+    (tmp_path / "gpio-sim.jsonl").mkdir()
+    with pytest.raises(DdadError, match="simulated GPIO log .*gpio-sim.jsonl"):
+        check_sim_log(tmp_path / "gpio-sim.jsonl")
+    with pytest.raises(DdadError, match="cannot write the simulated GPIO log"):
+        SimLine("reject", tmp_path / "gpio-sim.jsonl")
+    check_sim_log(tmp_path / "absent.jsonl")  # a path that does not exist yet is fine
 
 
 def test_ready_follows_set_ready_and_none_output_does_nothing():

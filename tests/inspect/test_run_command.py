@@ -105,6 +105,48 @@ def test_video_through_the_command(tmp_path, red_bundle, capsys):
     assert levels["reject"][-1][1] is False and levels["ready"][-1][1] is False
 
 
+def test_a_sim_log_path_that_is_a_folder_is_one_line_before_anything_opens(tmp_path, red_bundle, capsys):
+    write_video(tmp_path / "v.avi", [part_image(i, False) for i in range(3)])
+    out = tmp_path / "out"
+    (out / "gpio-sim.jsonl").mkdir(parents=True)
+    for gpio in (["--gpio", "sim"], ["--ready-gpio", "sim"]):
+        code = main(["run", "--video", str(tmp_path / "v.avi"), "--bundle", str(red_bundle.path), *gpio,
+                     "--out", str(out)])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and err[0].startswith("error: the simulated GPIO log "), (gpio, err)
+        assert sorted(p.name for p in out.iterdir()) == ["gpio-sim.jsonl"], "nothing else was created"
+
+
+def test_ready_gpio_without_a_reject_line_is_driven(tmp_path, red_bundle, capsys):
+    write_video(tmp_path / "v.avi", [part_image(i, is_red(i)) for i in range(5)])
+    out = tmp_path / "out"
+    code = main(["run", "--video", str(tmp_path / "v.avi"), "--bundle", str(red_bundle.path), "--gpio", "none",
+                 "--ready-gpio", "sim", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 0 and "READY high: frame 0 inspected without fault" in captured.err
+    levels = sim_levels(out / "gpio-sim.jsonl")
+    assert list(levels) == ["ready"] and [lv for _, lv in levels["ready"]].count(True) == 1
+    assert levels["ready"][-1][1] is False
+    assert [r["reject_note"] for r in assert_each_seq_once(out / "events.jsonl", 5)
+            if r["verdict"] == "NG"] == ["no reject output (--gpio none)"]
+
+
+def test_parts_whose_pulse_is_cancelled_at_exit_are_reported(tmp_path, red_bundle, capsys):
+    """--max-frames 5 --delay-ms 5000: frame 2 is NG, its pulse is 5 s ahead at exit (beyond the 2 s drain)."""
+    write_video(tmp_path / "v.avi", [part_image(i, is_red(i)) for i in range(10)])
+    out = tmp_path / "out"
+    code = main(["run", "--video", str(tmp_path / "v.avi"), "--bundle", str(red_bundle.path), "--gpio", "sim",
+                 "--max-frames", "5", "--delay-ms", "5000", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert ("reject pulses 1: 0 fired, 0 merged into another, 1 cancelled at shutdown: those parts passed the "
+            "ejector unrejected") in captured.out
+    assert "pull the parts of frames (seq) 2" in captured.err
+    (cancelled,) = [r for r in read_events(out / "events.jsonl") if r["kind"] == "rejects_cancelled"]
+    assert cancelled["seqs"] == [2]
+    assert [lv for _, lv in sim_levels(out / "gpio-sim.jsonl")["reject"]].count(True) == 0
+
+
 def test_http_stream_through_the_command(tmp_path, red_bundle, capsys):
     server = MjpegServer([part_image(i, is_red(i)) for i in range(30)], fps=30)
     out = tmp_path / "out"
