@@ -39,6 +39,19 @@ def check_output_file(path: Path, option: str, example: str) -> Path:
     return path
 
 
+def check_output_folder(path: Path, option: str) -> Path:
+    """`path` as a folder `option` may create or write into, or one DdadError line: it is a file, or a folder
+    above it is a file or cannot be written to. Returns `path`; nothing is created."""
+    path = Path(path)
+    if path.is_dir():
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise DdadError(f"{option} {path}: the folder is not writable: give a writable folder")
+        return path
+    if os.path.lexists(path):
+        raise DdadError(f"{option} {path} is a file, not a folder: give a folder path")
+    return check_output_file(path, option, "")
+
+
 def plot_path(path: Path) -> Path:
     """The file `--plot path` writes: `path` itself, in the format its suffix names (png, svg, pdf, …), or
     `path`.png where it has no suffix (matplotlib's rule). One line where matplotlib is missing or does not

@@ -126,8 +126,14 @@ def evaluate(
     batch: int = typer.Option(8),
 ) -> None:
     """Image AUROC, pixel AUROC, AUPRO and F1-max on the test split, with overlays and per-image scores."""
+    from ddad_edge.bench.outputs import check_output_file, check_output_folder
     from ddad_edge.evaluate import evaluate_runner, write_evaluation
 
+    # Paths the results go to are checked first: an evaluation can take minutes.
+    if json_path is not None:
+        check_output_file(json_path, "--json", "metrics.json")
+    if out is not None:
+        check_output_folder(out, "--out")
     if bundle is not None:
         _refuse_run_options(run, steps=steps, naive=naive, scoring=scoring, ratio=ratio, eta=eta, w=w)
         from ddad_edge.bundle import read_bundle

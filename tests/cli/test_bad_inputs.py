@@ -164,3 +164,28 @@ def test_evaluate_bundle_refuses_run_options(capsys, tmp_path, extra, words):
                         "--out", tmp_path / "ev", *extra)
     assert_one_line(code, err, *words)
     assert not (tmp_path / "ev").exists()
+
+
+@pytest.mark.parametrize("case", ["json-a-folder", "json-under-a-file", "out-a-file", "out-under-a-file"])
+def test_evaluate_checks_where_its_results_go_before_it_evaluates(capsys, tmp_path, monkeypatch, case):
+    """An evaluation can take minutes: a --json or --out that cannot be written is one line first."""
+    import ddad_edge.evaluate
+    from tests.inspect.toy_bundle import make_red_bundle
+
+    def never(*_args, **_kwargs):
+        raise AssertionError("evaluated before checking its output paths")
+
+    monkeypatch.setattr(ddad_edge.evaluate, "evaluate_runner", never)
+    bundle = make_red_bundle(tmp_path / "bundle")
+    data = _red_dataset(tmp_path / "data")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file.txt").write_text("mine")
+    args, words = {
+        "json-a-folder": (["--json", tmp_path / "folder"], "is a folder"),
+        "json-under-a-file": (["--json", tmp_path / "file.txt" / "m.json"], "is a file"),
+        "out-a-file": (["--out", tmp_path / "file.txt"], "is a file, not a folder"),
+        "out-under-a-file": (["--out", tmp_path / "file.txt" / "ev"], "is a file"),
+    }[case]
+    code, err = run_cli(capsys, "evaluate", "--bundle", bundle.path, "--data", data, "--category", "widget", *args)
+    assert_one_line(code, err, words)
+    assert (tmp_path / "file.txt").read_text() == "mine" and not any((tmp_path / "folder").iterdir())
