@@ -4,6 +4,11 @@ A bundle holds `manifest.yaml` (settings, thresholds, versions, the sha256 of ev
 optionally TensorRT engines and a calibration cache, and `report.json`. Loading verifies the schema
 version and every hash, and confines every file name to the bundle folder; whatever does not match is
 one clear line. Nothing in a bundle is pickled.
+
+Files that `ddad-edge build` makes on the device (engines, timing and calibration caches: `*.engine`,
+`*.cache`) are the exception: a missing or damaged one must not stop a backend that does not use it, so
+loading skips their hashes, and whoever uses one reads it through `Bundle.read_device_file`, which checks
+it then and names the fix (rebuild it on the device).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ MODEL_NAME = "model.onnx"
 REPORT_NAME = "report.json"
 MANIFEST_MAX_BYTES = 4 << 20  # settings, hashes and summaries: a few KiB; far more is not a manifest
 MAX_IMAGE_SIZE = 4096  # graph.image_size beyond this is no model this tool makes
+DEVICE_BUILT_SUFFIXES = (".engine", ".cache")  # engines, timing caches, the legacy calibration cache
 
 
 class Precision(str, Enum):
@@ -152,10 +158,36 @@ class Bundle:
     def engines(self) -> dict[str, dict[str, Any]]:
         return dict(self.manifest.get("engines", {}))
 
+    def read_device_file(self, name: str) -> bytes:
+        """The bytes of a file built on the device (an engine or a cache), checked against its sha256 now.
 
-def write_manifest(root: Path, manifest: dict[str, Any]) -> Bundle:
+        `read_bundle` skips these; a missing, unlisted or damaged one is one line that says to rebuild it.
+        """
+        path = self.file(name)
+        rebuild = f"rebuild it here with `ddad-edge build --bundle {self.path}`"
+        expected = (self.manifest.get("files") or {}).get(name)
+        if expected is None:
+            raise DdadError(f"bundle {self.path}: {name} is not hashed in {MANIFEST_NAME}; {rebuild}")
+        if not path.is_file():
+            raise DdadError(f"bundle {self.path}: {name} is missing; {rebuild}")
+        data = path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != expected:
+            raise DdadError(f"bundle {self.path}: {name} does not match its sha256 in {MANIFEST_NAME} "
+                            f"(truncated, changed or tampered with); {rebuild}")
+        return data
+
+
+def built_on_device(manifest: dict[str, Any], name: Any) -> bool:
+    """Whether bundle file `name` is one `ddad-edge build` makes (an engine or a cache), not one the export
+    made; the model, probe and calibration frames never are, whatever they are called."""
+    return (isinstance(name, str) and name.endswith(DEVICE_BUILT_SUFFIXES)
+            and name not in _referenced_files(manifest, engines=False))
+
+
+def write_manifest(root: Path, manifest: dict[str, Any], keep: dict[str, str] | None = None) -> Bundle:
     """Hash every file of the bundle folder (except the manifest) into `manifest['files']` and write it.
 
+    `keep`: recorded hashes to write instead of the files' current ones (a damaged file stays damaged).
     Returns the bundle as it now stands on disk.
     """
     root = Path(root)
@@ -163,6 +195,7 @@ def write_manifest(root: Path, manifest: dict[str, Any]) -> Bundle:
     for path in sorted(root.iterdir()):
         if path.is_file() and path.name != MANIFEST_NAME and not path.name.startswith("."):
             files[path.name] = sha256_of(path)
+    files.update({name: digest for name, digest in (keep or {}).items() if name in files})
     manifest = dict(manifest)
     manifest["schema_version"] = BUNDLE_SCHEMA_VERSION
     manifest["files"] = files
@@ -170,14 +203,15 @@ def write_manifest(root: Path, manifest: dict[str, Any]) -> Bundle:
     return Bundle(root, manifest)
 
 
-def _referenced_files(manifest: dict[str, Any]) -> list[Any]:
+def _referenced_files(manifest: dict[str, Any], engines: bool = True) -> list[Any]:
     """The file names the manifest points at: the model, the probe and calibration frames, the engines."""
     names = [manifest.get("model_file", MODEL_NAME)]
     for key in ("probe", "calibration_frames"):
         entry = manifest.get(key)
         if isinstance(entry, dict) and "file" in entry:
             names.append(entry["file"])
-    return names + list(manifest.get("engines") or {})
+    engine_names = manifest.get("engines") if engines and isinstance(manifest.get("engines"), dict) else {}
+    return names + list(engine_names)
 
 
 def _check_structure(root: Path, manifest: dict[str, Any]) -> None:
@@ -206,15 +240,24 @@ def _check_structure(root: Path, manifest: dict[str, Any]) -> None:
                         "hash; export the bundle again")
 
 
-def update_manifest(root: Path, changes: dict[str, Any]) -> Bundle:
+def update_manifest(root: Path, changes: dict[str, Any], written: tuple[str, ...] = ()) -> Bundle:
     """Merge `changes` into the top level of a verified bundle's manifest and re-hash its files.
 
     Used when a file is added beside the ONNX model (an engine, a calibration cache, a timing cache).
+    `written`: the files the caller has just made. A device-built file not among them whose bytes no
+    longer match its recorded hash keeps that hash, so an unrelated update does not bless a damaged engine.
     """
     bundle = read_bundle(root, verify=False)
     manifest = dict(bundle.manifest)
     manifest.update(changes)
-    return write_manifest(root, manifest)
+    recorded = bundle.manifest["files"]
+    keep = {}
+    for name, digest in recorded.items():
+        path = bundle.file(name)
+        if (name not in written and built_on_device(bundle.manifest, name) and path.is_file()
+                and sha256_of(path) != digest):
+            keep[name] = digest
+    return write_manifest(root, manifest, keep)
 
 
 def read_bundle(root: Path, verify: bool = True) -> Bundle:
@@ -250,6 +293,8 @@ def read_bundle(root: Path, verify: bool = True) -> Bundle:
     bundle = Bundle(root, manifest)
     for name, expected in manifest["files"].items():
         path = bundle.file(name)
+        if built_on_device(manifest, name):
+            continue  # checked by whoever uses it (Bundle.read_device_file), with the fix: rebuild it
         if not path.is_file():
             raise DdadError(f"bundle {root}: file {name} is missing; copy the whole bundle folder again")
         if verify and sha256_of(path) != expected:

@@ -18,11 +18,13 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
+from ddad_edge.inspect.opencv import SYSTEM_OPENCV_FIX, cv2_import_problem, on_jetson
 from ddad_edge.runtime.trt_compat import INSTALL_HINT, TrtVersion
 
 JETSON_MODEL = Path("/proc/device-tree/model")
-SYSTEM_OPENCV_FIX = ("use JetPack's OpenCV (built with GStreamer): make the venv with --system-site-packages and "
-                     "pip uninstall opencv-python opencv-python-headless inside it")
+NO_GSTREAMER_FIX = ("only GStreamer pipelines need it (V4L2 cameras, files and URLs work): an OpenCV built with "
+                    "GStreamer, e.g. the distribution's python3-opencv in a --system-site-packages venv")
+ORT_INSTALL = "pip install onnxruntime (on a Jetson: the onnxruntime-gpu wheel for your JetPack)"
 
 
 class Status(str, Enum):
@@ -62,17 +64,23 @@ def check_python() -> list[Finding]:
     return found
 
 
-def check_opencv() -> Finding:
+def check_opencv(model_file: Path = JETSON_MODEL) -> Finding:
+    """cv2: missing, installed but broken (its first error line and the fix), or its GStreamer/V4L2 support.
+
+    Fixes depend on the platform: a Jetson keeps JetPack's OpenCV (GStreamer, NumPy 1.x); elsewhere pip's.
+    """
+    jetson = on_jetson(model_file)
     try:
         import cv2
-    except ImportError:
-        return Finding("opencv", Status.MISSING, "not installed",
-                       "on a Jetson: " + SYSTEM_OPENCV_FIX + "; elsewhere: pip install opencv-python-headless")
+    except Exception as exc:  # noqa: BLE001 - the doctor reports; a broken cv2 raises more than ImportError
+        detail, fix = cv2_import_problem(exc, jetson)
+        return Finding("opencv", Status.MISSING, detail, fix)
     caps = opencv_capabilities(cv2.getBuildInformation())
     detail = (f"{cv2.__version__}, GStreamer {'yes' if caps['gstreamer'] else 'no'}, "
               f"V4L2 {'yes' if caps['v4l2'] else 'no'}")
     if not caps["gstreamer"]:
-        return Finding("opencv", Status.WARN, detail + " (no CSI cameras or GStreamer pipelines)", SYSTEM_OPENCV_FIX)
+        return Finding("opencv", Status.WARN, detail + " (no CSI cameras or GStreamer pipelines)",
+                       SYSTEM_OPENCV_FIX if jetson else NO_GSTREAMER_FIX)
     return Finding("opencv", Status.OK, detail)
 
 
@@ -80,8 +88,7 @@ def check_onnxruntime() -> Finding:
     try:
         import onnxruntime as ort
     except ImportError:
-        return Finding("onnxruntime", Status.MISSING, "not installed",
-                       "pip install onnxruntime (on a Jetson: the onnxruntime-gpu wheel for your JetPack)")
+        return Finding("onnxruntime", Status.MISSING, "not installed", ORT_INSTALL)
     return Finding("onnxruntime", Status.OK, f"{ort.__version__}, providers {', '.join(ort.get_available_providers())}")
 
 
@@ -213,8 +220,12 @@ def tensorrt_summary(findings: list[Finding]) -> str:
         missing.append("a CUDA device")
     if not missing:
         return "TensorRT: ready (ddad-edge build, then ddad-edge selftest --backend tensorrt)"
-    return (f"TensorRT: not available here, missing {', '.join(missing)}; the ONNX Runtime backend works "
-            "(ddad-edge selftest --backend onnxruntime)")
+    ort = by_name.get("onnxruntime")
+    if ort is not None and ort.status is Status.OK:
+        fallback = "the ONNX Runtime backend works (ddad-edge selftest --backend onnxruntime)"
+    else:
+        fallback = f"the ONNX Runtime backend needs onnxruntime too: {ORT_INSTALL}"
+    return f"TensorRT: not available here, missing {', '.join(missing)}; {fallback}"
 
 
 def format_findings(findings: list[Finding]) -> list[str]:

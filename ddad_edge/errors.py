@@ -1,15 +1,30 @@
-"""The one exception type a user can cause.
+"""The exception types a user can cause.
 
 Every error that a user can provoke (a bad path, a wrong image size, a missing package, a stale engine)
 is raised as `DdadError` with a one-line message that names the thing and the fix; the CLI prints it
-without a traceback and exits with status 2.
+without a traceback and exits with the error's `exit_code`: 2 for a configuration error (starting again
+cannot fix it), 75 for `SourceUnavailable` (the camera or stream is not there yet; a later start may
+find it, and the systemd unit retries).
 """
 
 from __future__ import annotations
 
+EXIT_CONFIG = 2  # the input or the environment is wrong: a person must fix it
+EXIT_TEMPFAIL = 75  # EX_TEMPFAIL (sysexits.h): not available now, try again later
+
 
 class DdadError(Exception):
     """A problem with the user's input or environment, described in one line."""
+
+    exit_code = EXIT_CONFIG
+
+
+class SourceUnavailable(DdadError):
+    """The camera or stream cannot be found or opened at start (a USB camera still enumerating after boot,
+    an IP camera still booting, a stream not up yet): not necessarily a mistake, so the exit status is 75
+    (EX_TEMPFAIL), which the systemd unit retries, instead of 2."""
+
+    exit_code = EXIT_TEMPFAIL
 
 
 def missing_package(package: str, purpose: str, install: str | None = None) -> DdadError:

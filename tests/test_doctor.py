@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
+from types import SimpleNamespace
 
 from ddad_edge.doctor import (
     Finding,
     Status,
     check_devices,
     check_jetson,
+    check_opencv,
     format_findings,
     opencv_capabilities,
     run_doctor,
     tensorrt_summary,
 )
+from ddad_edge.inspect.opencv import SYSTEM_OPENCV_FIX
 
 JETSON_BUILD_INFO = """
   Video I/O:
@@ -61,7 +65,7 @@ def test_summary_ready_only_with_tensorrt_binding_and_device():
     ok = [Finding("tensorrt", Status.OK, "10.3.0"), Finding("pycuda", Status.OK, "x"),
           Finding("cuda-python", Status.INFO, "absent"), Finding("cuda device", Status.OK, "Orin")]
     assert tensorrt_summary(ok).startswith("TensorRT: ready")
-    no_device = ok[:3] + [Finding("cuda device", Status.MISSING, "none")]
+    no_device = ok[:3] + [Finding("cuda device", Status.MISSING, "none"), Finding("onnxruntime", Status.OK, "1.20")]
     assert tensorrt_summary(no_device).endswith("(ddad-edge selftest --backend onnxruntime)")
     assert "a CUDA device" in tensorrt_summary(no_device) and "pycuda" not in tensorrt_summary(no_device)
 
@@ -99,3 +103,58 @@ def test_no_gpio_chip_names_gpio_values_that_run_accepts(monkeypatch):
     assert gpio.status is Status.INFO and values, gpio.detail
     for value in values:
         GpioSpec.parse(value)  # raises DdadError for a value `run --gpio` refuses (such as 'simulated')
+
+
+def _import_failing(monkeypatch, exc):
+    """`import cv2` raises `exc`, as a broken or absent OpenCV does."""
+    import builtins
+
+    real = builtins.__import__
+
+    def fake(name, *args, **kwargs):
+        if name == "cv2":
+            raise exc
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", fake)
+
+
+def _jetson(tmp_path):
+    model = tmp_path / "model"
+    model.write_bytes(b"NVIDIA Jetson AGX Orin Developer Kit\x00")
+    return model
+
+
+NUMPY2 = ImportError("numpy.core.multiarray failed to import\n(more lines of the module's own message)")
+
+
+def test_a_cv2_that_fails_to_import_shows_why_and_the_numpy_fix(monkeypatch, tmp_path):
+    _import_failing(monkeypatch, NUMPY2)
+    found = check_opencv(_jetson(tmp_path))
+    assert found.status is Status.MISSING and "not installed" not in found.detail
+    assert found.detail.endswith("numpy.core.multiarray failed to import")
+    assert "numpy<2" in found.fix and "keep the system OpenCV" in found.fix
+    assert "pip install opencv" not in found.fix
+    elsewhere = check_opencv(tmp_path / "absent")
+    assert "numpy<2" in elsewhere.fix and "JetPack" not in elsewhere.fix
+
+
+def test_opencv_fixes_fit_the_platform(monkeypatch, tmp_path):
+    _import_failing(monkeypatch, ModuleNotFoundError("No module named 'cv2'", name="cv2"))
+    assert check_opencv(_jetson(tmp_path)).fix == SYSTEM_OPENCV_FIX
+    x86 = check_opencv(tmp_path / "absent")
+    assert x86.detail == "not installed" and x86.fix == "pip install opencv-python-headless"
+    monkeypatch.undo()
+    monkeypatch.setitem(sys.modules, "cv2", SimpleNamespace(__version__="4.10.0",
+                                                            getBuildInformation=lambda: PIP_BUILD_INFO))
+    assert check_opencv(_jetson(tmp_path)).fix == SYSTEM_OPENCV_FIX
+    no_gst = check_opencv(tmp_path / "absent")
+    assert no_gst.status is Status.WARN and "JetPack" not in no_gst.fix and "GStreamer" in no_gst.fix
+
+
+def test_summary_says_onnxruntime_works_only_when_it_imports():
+    no_trt = [Finding("tensorrt", Status.MISSING, "not installed"), Finding("cuda device", Status.MISSING, "none")]
+    with_ort = tensorrt_summary(no_trt + [Finding("onnxruntime", Status.OK, "1.20.1")])
+    assert with_ort.endswith("the ONNX Runtime backend works (ddad-edge selftest --backend onnxruntime)")
+    without = tensorrt_summary(no_trt + [Finding("onnxruntime", Status.MISSING, "not installed")])
+    assert "works" not in without and "pip install onnxruntime" in without

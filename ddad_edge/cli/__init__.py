@@ -21,7 +21,8 @@ def _register_commands() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `ddad-edge` script; a DdadError becomes one line on stderr and exit status 2."""
+    """Entry point of the `ddad-edge` script; a DdadError becomes one line on stderr and its exit status
+    (2 for a configuration error, 75 when the camera or stream is not available yet)."""
     from ddad_edge.cli.app import app
 
     _register_commands()
@@ -30,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         return code if isinstance(code, int) else 0
     except DdadError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

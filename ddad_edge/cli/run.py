@@ -97,7 +97,7 @@ def run_command(
     """Inspect frames on the line: verdicts OK/NG/FAULT, reject pulses, events.jsonl and NG images."""
     from ddad_edge.bundle import read_bundle
     from ddad_edge.inspect.decide import Debounce, FaultPolicy, threshold_from_bundle
-    from ddad_edge.inspect.gpio_lines import GpioKind, GpioSpec, check_sim_log
+    from ddad_edge.inspect.gpio_lines import GpioKind, GpioSpec, check_distinct_lines, check_sim_log
     from ddad_edge.inspect.loop import LoopConfig
     from ddad_edge.inspect.preprocess import Roi
     from ddad_edge.inspect.reject import RejectTiming
@@ -108,18 +108,22 @@ def run_command(
                    stall_s=stall_s, events_max_mb=events_max_mb, ng_max_mb=ng_max_mb, ng_max_images=ng_max_images,
                    fps=fps, width=width, height=height, batch=batch, max_frames=max_frames, http_port=http_port)
     spec = _source_spec(camera, csi, gst, url, video, images, width, height, fps, realtime, batch, stall_s)
-    check_source(spec)
     try:
         policy = FaultPolicy(on_fault)
     except ValueError:
         raise DdadError(f"--on-fault {on_fault!r}: choose reject, stop or ignore") from None
     gpio_spec = GpioSpec.parse(gpio)
-    ready_spec = GpioSpec.parse(ready_gpio) if ready_gpio else None
+    ready_spec = GpioSpec.parse(ready_gpio, option="--ready-gpio") if ready_gpio else None
+    if ready_spec is not None:
+        check_distinct_lines(gpio_spec, ready_spec)
     uses_sim = gpio_spec.kind is GpioKind.SIM or (ready_spec is not None and ready_spec.kind is GpioKind.SIM)
     if out is not None and uses_sim:
         check_sim_log(out / SIM_LOG)
     config_roi = Roi.parse(roi) if roi else None
     window = Debounce.parse(debounce)
+    # The source last among the cheap checks: a camera not plugged in yet exits 75 (the service retries),
+    # so a mistyped option must be reported (exit 2) before it, not only once the camera is there.
+    check_source(spec)
     loaded = read_bundle(bundle)
     config = LoopConfig(threshold=threshold_from_bundle(loaded.manifest, threshold), debounce=window, batch=batch,
                         deadline_ms=deadline_ms, on_fault=policy, roi=config_roi, max_frames=max_frames)
@@ -167,7 +171,7 @@ class _Outputs:
         sinks = []
         if self.ng_images:
             quota = NgQuota(self.ng_max_images, int(self.ng_max_mb * 1e6))
-            sinks.append(NgImageSink(self.out / "ng", quota, threshold))
+            sinks.append(NgImageSink(self.out / "ng", quota, threshold, run=_run_stamp(self.out / "ng")))
             opened.append(sinks[-1])
         if self.http_port:
             from ddad_edge.inspect.status_server import StatusServer
@@ -193,6 +197,18 @@ class _Outputs:
                                     sim_log=self.out / SIM_LOG)
         opened.append(reject)
         return sinks, reject
+
+
+def _run_stamp(ng_folder: Path) -> str:
+    """The start time that names this run's NG images (`<stamp>_<seq>_<score>.png`), made unique in the
+    folder: a service restarted into the same --out within the second would otherwise write the earlier
+    run's names again, replacing its images."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    candidate, n = stamp, 1
+    while ng_folder.is_dir() and next(ng_folder.glob(f"{candidate}_*"), None) is not None:
+        n += 1
+        candidate = f"{stamp}-{n}"
+    return candidate
 
 
 class _status_lines_on_stderr:

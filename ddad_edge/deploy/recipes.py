@@ -1,9 +1,9 @@
 """Precision recipes: how an FP16 or INT8 file is made and what accuracy it must keep.
 
-A recipe is a YAML file in the top-level `calibration/` folder (or any path), loaded strictly: an
-unknown key or a wrong type is an error naming the key. `--recipe NAME` finds calibration/NAME.yaml in
-the working directory first, then in the source checkout. Without --recipe a precision uses its
-default recipe (fp32, fp16, int8).
+A recipe is a YAML file (any path, or NAME for calibration/NAME.yaml), loaded strictly: an unknown key or
+a wrong type is an error naming the key. `--recipe NAME` finds calibration/NAME.yaml in the working
+directory first (a user's own recipes), then among the recipes shipped inside the package
+(ddad_edge/deploy/calibration/). Without --recipe a precision uses its default recipe (fp32, fp16, int8).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from ddad_edge.config import from_dict
 from ddad_edge.errors import DdadError
 
 RECIPE_DIR = "calibration"
+SHIPPED_RECIPES = Path(__file__).resolve().parent / RECIPE_DIR  # package data: in every wheel
 DEFAULT_RECIPES = {Precision.FP32: "fp32", Precision.FP16: "fp16", Precision.INT8: "int8"}
 
 
@@ -89,9 +90,9 @@ class Recipe:
 
 
 def _recipe_dirs() -> list[Path]:
+    """Where recipe names are looked up: ./calibration (the user's own), then the recipes in the package."""
     here = Path.cwd() / RECIPE_DIR
-    checkout = Path(__file__).resolve().parents[2] / RECIPE_DIR
-    return [here] if here == checkout else [here, checkout]
+    return [here] if here.resolve() == SHIPPED_RECIPES else [here, SHIPPED_RECIPES]
 
 
 def find_recipe(name_or_path: str | Path) -> Path:

@@ -183,6 +183,18 @@ def add_batch_profile(builder: Any, network: Any, config: Any, build_profile: Bu
     return name
 
 
+def reusable_cache(bundle: Bundle, name: str, log: Callable[[str], None]) -> bytes | None:
+    """A cache an earlier build left in the bundle (timing or calibration), checked against its sha256;
+    None when there is none, or when it is damaged or unlisted (said in the log: this build makes it again)."""
+    if not (bundle.path / name).is_file():
+        return None
+    try:
+        return bundle.read_device_file(name)
+    except DdadError:
+        log(f"{name} is damaged or not in the manifest: building without it, a new one replaces it")
+        return None
+
+
 def build_engine(bundle_dir: Path | Bundle, build_profile: BuildProfile, *, trt: Any = None,
                  cuda: CudaApi | None = None, log: Callable[[str], None] = print) -> Path:
     """Build an engine for this GPU and TensorRT from the bundle's ONNX file; returns the engine's path.
@@ -201,7 +213,7 @@ def build_engine(bundle_dir: Path | Bundle, build_profile: BuildProfile, *, trt:
         engine_name = engine_file_name(gpu, version)
         cache_name = timing_cache_file_name(gpu, version)
         cache_path = bundle.path / cache_name
-        cache_bytes = cache_path.read_bytes() if build_profile.timing_cache and cache_path.is_file() else b""
+        cache_bytes = (reusable_cache(bundle, cache_name, log) if build_profile.timing_cache else None) or b""
         log(f"building {engine_name}: TensorRT {version}, {gpu.name} (sm {gpu.compute_capability}), "
             f"{plan.precision.value}{' strongly typed' if plan.strongly_typed else ''}, "
             f"profile {build_profile.name}")
@@ -220,6 +232,8 @@ def build_engine(bundle_dir: Path | Bundle, build_profile: BuildProfile, *, trt:
             refuse_on_trt11(version)
             frames = load_calibration_frames(bundle)
             batch = build_profile.calibration_batch
+            if reusable_cache(bundle, CALIBRATION_CACHE_NAME, log) is None:  # damaged: calibrate again
+                (bundle.path / CALIBRATION_CACHE_NAME).unlink(missing_ok=True)
             calibrator = make_entropy_calibrator(trt, cuda, frames, batch, bundle.path / CALIBRATION_CACHE_NAME)
             attach_calibrator(trt, builder, config, calibrator, input_name,
                               (batch, bundle.image_size, bundle.image_size, 3))
@@ -250,7 +264,9 @@ def build_engine(bundle_dir: Path | Bundle, build_profile: BuildProfile, *, trt:
         "tf32": build_profile.tf32,
         "built": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    update_manifest(bundle.path, {"engines": engines})
+    written = (engine_name, *([cache_name] if build_profile.timing_cache else []),
+               *([CALIBRATION_CACHE_NAME] if plan.legacy_calibration else []))
+    update_manifest(bundle.path, {"engines": engines}, written)
     log(f"wrote {engine_path} ({engine_path.stat().st_size / 2**20:.1f} MiB)")
     return engine_path
 

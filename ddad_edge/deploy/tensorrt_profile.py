@@ -1,5 +1,8 @@
 """TensorRT build profiles: one frozen dataclass per target, loaded strictly from export/NAME.yaml.
 
+A name is looked up in ./export/NAME.yaml first (a user's own profiles), then in the profiles shipped
+inside the package (ddad_edge/deploy/export/: agx-orin, orin-nx, orin-nano, x86-gpu).
+
 A profile says how to build an engine on one kind of device (workspace, optimisation level, batch
 range, DLA, precision). Precision normally follows the bundle (the ONNX file carries it); a profile can
 ask for a different one only where TensorRT still has the builder flags for it (8.6-10.x).
@@ -17,6 +20,7 @@ from ddad_edge.config import from_dict
 from ddad_edge.errors import DdadError
 
 PROFILE_DIR = "export"
+SHIPPED_PROFILES = Path(__file__).resolve().parent / PROFILE_DIR  # package data: in every wheel
 JETSON_MODEL_FILE = Path("/proc/device-tree/model")
 
 
@@ -72,10 +76,9 @@ class BuildProfile:
 
 
 def _profile_dirs() -> list[Path]:
-    """Where profile names are looked up: ./export, then the export/ folder of a source checkout."""
+    """Where profile names are looked up: ./export (the user's own), then the profiles in the package."""
     here = Path.cwd() / PROFILE_DIR
-    checkout = Path(__file__).resolve().parents[2] / PROFILE_DIR
-    return [here] if here.resolve() == checkout.resolve() else [here, checkout]
+    return [here] if here.resolve() == SHIPPED_PROFILES else [here, SHIPPED_PROFILES]
 
 
 def load_build_profile(name_or_path: str | Path) -> BuildProfile:

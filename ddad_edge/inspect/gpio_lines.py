@@ -9,8 +9,10 @@ errors.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import json
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -52,22 +54,68 @@ class GpioSpec:
     pin: int | str = 0
 
     @classmethod
-    def parse(cls, text: str) -> "GpioSpec":
+    def parse(cls, text: str, option: str = "--gpio") -> "GpioSpec":
+        """The spec of `text`; `option` names the command-line option in the error."""
         if text in ("none", "sim"):
             return cls(GpioKind(text))
         kind, _, rest = text.partition(":")
         chip, _, pin = rest.rpartition(":")
         usage = "use none, sim, jetson:BOARD:18 or gpiod:/dev/gpiochip0:17"
         if kind not in ("jetson", "gpiod") or not chip or not pin:
-            raise DdadError(f"--gpio {text!r} is not a GPIO line: {usage}")
+            raise DdadError(f"{option} {text!r} is not a GPIO line: {usage}")
         if kind == "jetson":
             if chip.upper() not in JETSON_MODES:
-                raise DdadError(f"--gpio {text!r}: Jetson pin numbering must be one of {', '.join(JETSON_MODES)}")
+                raise DdadError(f"{option} {text!r}: Jetson pin numbering must be one of {', '.join(JETSON_MODES)}")
             # BOARD/BCM pins are numbers; CVM and TEGRA_SOC pins are names like GPIO09 or SOC_GPIO54.
             return cls(GpioKind.JETSON, chip.upper(), int(pin) if pin.isdigit() else pin)
         if not pin.isdigit():
-            raise DdadError(f"--gpio {text!r}: the gpiod line offset must be a number")
+            raise DdadError(f"{option} {text!r}: the gpiod line offset must be a number")
         return cls(GpioKind.GPIOD, chip, int(pin))
+
+    def __str__(self) -> str:
+        if self.kind in (GpioKind.NONE, GpioKind.SIM):
+            return self.kind.value
+        return f"{self.kind.value}:{self.chip}:{self.pin}"
+
+
+# BCM (Raspberry Pi) number -> physical pin of the 40-pin header. Jetson.GPIO numbers the Jetson header the
+# same way on every developer kit, so BOARD 18 and BCM 24 are one pin.
+_BCM_TO_BOARD = {2: 3, 3: 5, 4: 7, 14: 8, 15: 10, 17: 11, 18: 12, 27: 13, 22: 15, 23: 16, 24: 18, 10: 19,
+                 9: 21, 25: 22, 11: 23, 8: 24, 7: 26, 0: 27, 1: 28, 5: 29, 6: 31, 12: 32, 13: 33, 19: 35,
+                 16: 36, 26: 37, 20: 38, 21: 40}
+
+
+def _line_identity(spec: GpioSpec) -> tuple | None:
+    """What `spec` drives, comparable between two specs: the header pin for Jetson BOARD/BCM numbers, the
+    upper-case signal name for CVM/TEGRA_SOC, the resolved chip path and offset for gpiod; None for sim
+    and none (each simulated line is its own)."""
+    if spec.kind is GpioKind.JETSON:
+        if spec.chip == "BOARD" and isinstance(spec.pin, int):
+            return ("header pin", spec.pin)
+        if spec.chip == "BCM" and isinstance(spec.pin, int) and spec.pin in _BCM_TO_BOARD:
+            return ("header pin", _BCM_TO_BOARD[spec.pin])
+        return (spec.chip, str(spec.pin).upper())
+    if spec.kind is GpioKind.GPIOD:
+        chip = spec.chip
+        if chip.isdigit():  # libgpiod v1 accepts a chip number, a name or a path
+            chip = f"gpiochip{chip}"
+        if "/" not in chip:
+            chip = f"/dev/{chip}"
+        return ("gpiod", os.path.realpath(chip), spec.pin)
+    return None
+
+
+def check_distinct_lines(reject: GpioSpec, ready: GpioSpec) -> None:
+    """Refuse, in one line, a READY line that is the reject line: READY high would hold the ejector on.
+
+    Checked before any line is opened. A Jetson pin and a gpiod line on the same pin are not recognised
+    here (that needs the board's tables); the second to open then finds the pin busy.
+    """
+    identity = _line_identity(reject)
+    if identity is not None and identity == _line_identity(ready):
+        same = f" (header pin {identity[1]})" if identity[0] == "header pin" else ""
+        raise DdadError(f"--gpio {reject} and --ready-gpio {ready} are the same line{same}: READY would hold "
+                        "the ejector on while the loop is healthy; give READY a pin of its own")
 
 
 def check_sim_log(path: Path) -> None:
@@ -126,33 +174,60 @@ class SimLine:
             self._log = None
 
 
+def line_error(exc: OSError, what: str, library: str) -> DdadError:
+    """One line for an OSError while opening an output line (`what`: "BOARD pin 18", "line 17 of
+    /dev/gpiochip0"), with the fix its errno points to."""
+    reason = exc.strerror or str(exc)
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        fix = ("this user may not open /dev/gpiochip*: add it to the gpio group (usermod -aG gpio USER, or "
+               "SupplementaryGroups=gpio in the systemd unit) and give the chips to that group "
+               "(deploy-files/99-ddad-edge-gpio.rules)")
+    elif exc.errno == errno.EBUSY:
+        fix = ("another process holds it (gpioinfo names the consumer of each line in use): stop that "
+               "process, or choose another pin")
+    elif exc.errno == errno.ENOENT:
+        fix = "no such GPIO chip: gpiodetect lists the chips"
+    elif exc.errno == errno.EINVAL:
+        fix = "no such line on that chip: gpioinfo lists the lines and their offsets"
+    else:
+        fix = "check the pin with gpioinfo and that this user may open /dev/gpiochip*"
+    return DdadError(f"{library} cannot open {what} as an output: {reason}; {fix}")
+
+
 class JetsonLine:
     """A pin of the Jetson 40-pin header through Jetson.GPIO (numbering mode as given: BOARD, BCM, ...)."""
 
     def __init__(self, name: str, mode: str, pin: int | str, initial_high: bool) -> None:
+        what = f"{mode} pin {pin}"
         try:
             gpio = importlib.import_module("Jetson.GPIO")
         except ImportError:
             raise missing_package("Jetson.GPIO", "--gpio jetson:...", "pip install Jetson.GPIO "
                                   "(and add the user to the gpio group)") from None
+        except OSError as exc:  # some versions open /dev/gpiochip* as they load
+            raise line_error(exc, what, "Jetson.GPIO") from None
         except Exception as exc:  # Jetson.GPIO raises at import on a machine that is not a Jetson
-            raise DdadError(f"Jetson.GPIO cannot run here: {str(exc).splitlines()[0] if str(exc) else exc!r}; "
-                            "use --gpio gpiod:... or --gpio sim") from None
+            first = str(exc).splitlines()[0] if str(exc) else repr(exc)
+            if "permission" in first.lower():  # sysfs versions: RuntimeError("... does not have permissions")
+                raise line_error(PermissionError(errno.EACCES, first), what, "Jetson.GPIO") from None
+            raise DdadError(f"Jetson.GPIO cannot run here: {first}; use --gpio gpiod:... or --gpio sim") from None
         self.name = name
         self._gpio = gpio
         self._pin = pin
         wanted = getattr(gpio, mode)
         current = gpio.getmode()
-        if current is None:
-            gpio.setmode(wanted)
-        elif current != wanted:
+        if current is not None and current != wanted:
             raise DdadError(f"Jetson.GPIO is already in another numbering mode than {mode}; "
                             "use the same mode for every --gpio line")
-        gpio.setwarnings(False)  # a pin left configured by a previous run is ours to take over
         try:
+            if current is None:
+                gpio.setmode(wanted)
+            gpio.setwarnings(False)  # a pin left configured by a previous run is ours to take over
             gpio.setup(pin, gpio.OUT, initial=gpio.HIGH if initial_high else gpio.LOW)
         except (ValueError, RuntimeError) as exc:
-            raise DdadError(f"Jetson.GPIO cannot use {mode} pin {pin} as an output: {exc}") from None
+            raise DdadError(f"Jetson.GPIO cannot use {what} as an output: {exc}") from None
+        except OSError as exc:  # GPIOError of the cdev backend is an OSError: EACCES, EBUSY, ...
+            raise line_error(exc, what, "Jetson.GPIO") from None
 
     def write(self, high: bool) -> None:
         self._gpio.output(self._pin, self._gpio.HIGH if high else self._gpio.LOW)
@@ -190,8 +265,7 @@ class GpiodLine:
                 raise DdadError("the installed 'gpiod' module is neither libgpiod's v2 nor v1 Python binding; "
                                 "pip install gpiod (v2) or apt install python3-libgpiod (v1)")
         except OSError as exc:
-            raise DdadError(f"cannot request line {offset} of {chip} as an output: {exc.strerror or exc} "
-                            "(is the chip path right, is the line free, may this user open it?)") from None
+            raise line_error(exc, f"line {offset} of {chip}", "libgpiod") from None
 
     def write(self, high: bool) -> None:
         if self._v2:

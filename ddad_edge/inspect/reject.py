@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ddad_edge.inspect.frame import Frame
-from ddad_edge.inspect.gpio_lines import GpioKind, GpioLine, GpioSpec, open_line
+from ddad_edge.inspect.gpio_lines import GpioKind, GpioLine, GpioSpec, check_distinct_lines, open_line
 from ddad_edge.inspect.pulses import PulseScheduler
 
 
@@ -180,11 +180,14 @@ def open_reject_output(spec: GpioSpec, timing: RejectTiming, ready: GpioSpec | N
     """The reject output for `--gpio` (and `--ready-gpio`); `sim` always has a simulated READY line.
 
     `--gpio none` with a READY line drives READY alone. Lines start at their inactive level; `sim_log`
-    mirrors simulated level changes to a JSON-lines file.
+    mirrors simulated level changes to a JSON-lines file. READY on the reject line itself is refused
+    before either is opened.
     """
     if ready is None and spec.kind is GpioKind.SIM:
         ready = GpioSpec(GpioKind.SIM)
     wants_ready = ready is not None and ready.kind is not GpioKind.NONE
+    if wants_ready:
+        check_distinct_lines(spec, ready)
     if spec.kind is GpioKind.NONE and not wants_ready:
         return NoReject()
     reject_line = None

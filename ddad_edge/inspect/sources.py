@@ -6,8 +6,11 @@ replayed as if it were a camera (`realtime=True`), at its own frame rate, droppi
 
 `check_source` does the cheap checks (the device or file exists, a video file opens, GStreamer is built
 in) so a typo is one line before any model is loaded or any output is created; `open_source` starts the
-source. Image files are listed and decoded as the training data are (`data.image_files`): one file gives
-the same pixels in training, evaluation and here.
+source. A camera or stream that cannot be found or opened at start raises `SourceUnavailable` (exit
+status 75, which the systemd unit retries: a USB camera can appear late after boot, an IP camera can
+boot slower than the Jetson); every other refusal is a configuration error (exit status 2). Image files
+are listed and decoded as the training data are (`data.image_files`): one file gives the same pixels in
+training, evaluation and here.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ddad_edge.data.image_files import IMAGE_SUFFIXES, list_image_files, read_image
-from ddad_edge.errors import DdadError
+from ddad_edge.errors import DdadError, SourceUnavailable
 from ddad_edge.inspect.frame import Dropped, Frame, Grab
 from ddad_edge.inspect.grabber import Backoff, LiveSource
 from ddad_edge.inspect.opencv import import_cv2, require_gstreamer
@@ -67,13 +70,15 @@ def camera_device(target: str) -> tuple[str, int | None]:
 
 
 def check_source(spec: SourceSpec) -> None:
-    """Cheap checks before anything is loaded; each failure is one DdadError line."""
+    """Cheap checks before anything is loaded; each failure is one DdadError line (SourceUnavailable for a
+    camera device that is not there: it may still be on its way)."""
     if spec.kind is SourceKind.CAMERA:
         path, _ = camera_device(spec.target)
         if not os.path.exists(path):
             present = sorted(str(p) for p in Path("/dev").glob("video*")) if Path("/dev").is_dir() else []
-            raise DdadError(f"camera {path} not found: no such device "
-                            f"(video devices here: {', '.join(present) or 'none'})")
+            raise SourceUnavailable(f"camera {path} not found: no such device "
+                                    f"(video devices here: {', '.join(present) or 'none'}); plug it in, or fix "
+                                    "the path (ls /dev/v4l/by-id/ gives names that survive a reboot)")
     elif spec.kind is SourceKind.CSI:
         if not spec.target.isdigit():
             raise DdadError(f"--csi takes a sensor id (0, 1, ...), got {spec.target!r}")
@@ -248,6 +253,15 @@ class ImageFolderSource:
         return []
 
 
+# What to check when a live source does not open at start (the loop exits 75; a service retries).
+_NOT_UP_FIX = {
+    SourceKind.CAMERA: "fuser -v shows the program that holds it, v4l2-ctl --list-devices the capture devices",
+    SourceKind.CSI: "check the sensor id and that nvargus-daemon runs (systemctl status nvargus-daemon)",
+    SourceKind.GST: "check the pipeline with gst-launch-1.0 (fakesink in place of appsink)",
+    SourceKind.URL: "the camera is not up yet, or the URL is wrong (check it with ffprobe URL)",
+}
+
+
 def open_source(spec: SourceSpec) -> VideoFileSource | ImageFolderSource | LiveSource:
     """Open the source of `spec` (after `check_source`); live sources start grabbing at once."""
     check_source(spec)
@@ -260,7 +274,9 @@ def open_source(spec: SourceSpec) -> VideoFileSource | ImageFolderSource | LiveS
     try:
         first = opener()  # fail at start with one line, rather than retrying a typo for ever
     except OSError as exc:
-        raise DdadError(f"{exc}") from None
+        if spec.kind is SourceKind.VIDEO:  # a file that check_source opened: nothing to wait for
+            raise DdadError(f"{exc}") from None
+        raise SourceUnavailable(f"{exc}: {_NOT_UP_FIX[spec.kind]}") from None
     if spec.kind is SourceKind.VIDEO:
         fps = first.get(import_cv2().CAP_PROP_FPS) or 30.0
         return LiveSource(opener, name, keep=spec.keep, pace_fps=fps, end_at_eof=True, first=first,

@@ -1,9 +1,10 @@
 """The TensorRT runner: a bundle's engine behind the Runner interface, with no torch anywhere.
 
 The engine for this GPU and TensorRT version is picked from the bundle's manifest; an engine built
-elsewhere is one line that says to rebuild it with `ddad-edge build`. Inference uses the named-tensor
-API (8.5 through 11): tensor addresses are set once on fixed device buffers of the engine's largest
-batch, frames go through pinned host buffers on one CUDA stream, and `execute_async_v3` runs the graph.
+elsewhere, missing or damaged (its sha256 is checked when it is opened) is one line that says to rebuild
+it with `ddad-edge build`. Inference uses the named-tensor API (8.5 through 11): tensor addresses are set
+once on fixed device buffers of the engine's largest batch, frames go through pinned host buffers on one
+CUDA stream, and `execute_async_v3` runs the graph.
 With `cuda_graph=True` (cuda-python) the copy-in, execution and copy-out of each batch size are captured
 once and replayed, which removes most of the per-frame launch overhead on a Jetson.
 """
@@ -84,7 +85,7 @@ class TensorRTRunner(RunnerBase):
             self.cuda_graph = cuda_graph
             self.engine_name = select_engine(bundle, self._cuda.gpu, self.version, engine)
             self.max_batch = int(bundle.engines[self.engine_name].get("max_batch", 1))
-            self._load(bundle.file(self.engine_name).read_bytes())
+            self._load(bundle.read_device_file(self.engine_name))  # checked here: read_bundle skips engines
         except BaseException:
             self.close()
             raise

@@ -471,16 +471,27 @@ def test_the_give_up_line_names_only_what_was_missed():
     assert missed(Attempt([], 0.99, 0.01, 0.02, True), 0.98, tol) == "met"
 
 
-def test_every_committed_recipe_loads_and_knows_its_precision():
-    names = sorted(p.stem for p in (REPO / "calibration").glob("*.yaml"))
+def test_every_shipped_recipe_loads_and_knows_its_precision(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # found by name from any folder, not only a checkout's root
+    shipped = REPO / "ddad_edge" / "deploy" / "calibration"
+    names = sorted(p.stem for p in shipped.glob("*.yaml"))
     assert {"fp32", "fp16", "fp16-safe", "int8", "int8-entropy", "int8-percentile"} <= set(names)
     for name in names:
-        recipe = load_recipe(REPO / "calibration" / f"{name}.yaml")
+        recipe = load_recipe(shipped / f"{name}.yaml")
         assert recipe.name == name and recipe.description
-        assert recipe_for(recipe.precision, REPO / "calibration" / f"{name}.yaml") == recipe
+        assert recipe_for(recipe.precision, shipped / f"{name}.yaml") == recipe
+        assert load_recipe(name) == recipe
     assert load_recipe("int8-percentile").int8.method.value == "percentile"
     assert load_recipe("int8").int8.sensitivity.value == "output"
     assert load_recipe("fp16-safe").fp16.keep_fp32 == tuple(g.value for g in NodeGroup)
+
+
+def test_a_users_own_calibration_folder_comes_first(monkeypatch, tmp_path):
+    (tmp_path / "calibration").mkdir()
+    (tmp_path / "calibration" / "int8.yaml").write_text("precision: int8\ndescription: mine\n")
+    monkeypatch.chdir(tmp_path)
+    assert recipe_for(Precision.INT8).description == "mine"
+    assert recipe_for(Precision.FP16).name == "fp16"  # the shipped ones stay reachable
 
 
 def test_recipe_errors_name_the_key(tmp_path):

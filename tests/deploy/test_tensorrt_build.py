@@ -140,6 +140,43 @@ def test_workspace_level_timing_cache_and_batch_profile(tmp_path):
     assert json.loads(cache.read_bytes()) == {"entries": 2}
 
 
+def _flip_first_byte(path):
+    data = path.read_bytes()
+    path.write_bytes(bytes([data[0] ^ 1]) + data[1:])
+
+
+def test_build_replaces_a_damaged_engine_and_timing_cache(tmp_path):
+    """The fix the runner names for a damaged engine works: build reads the bundle, does not reuse the
+    damaged timing cache, and writes both again; another GPU's damaged engine is not blessed on the way."""
+    path, _ = _build(tmp_path, "10.3")
+    other = path.parent / "model.rtx-sm89-trt10.3.0.engine"
+    other.write_bytes(b"another GPU's plan")
+    write_manifest(path.parent, read_bundle(path.parent).manifest)
+    cache = path.parent / "timing.orin-sm87-trt10.3.0.cache"
+    for damaged in (path, cache, other):
+        _flip_first_byte(damaged)
+    cuda, log = FakeCuda(), []
+    trt = FakeTensorRT("10.3", cuda=cuda)
+    build_engine(path.parent, BuildProfile(name="test", max_batch=2), trt=trt, cuda=cuda, log=log.append)
+    assert _calls(trt, "create_timing_cache")[0][1] == 0  # started without the damaged cache
+    assert any(cache.name in line and "damaged" in line for line in log)
+    bundle = read_bundle(path.parent)
+    assert bundle.read_device_file(path.name) and bundle.read_device_file(cache.name)
+    with pytest.raises(DdadError, match="rtx-sm89.*does not match its sha256"):
+        bundle.read_device_file(other.name)
+
+
+def test_a_damaged_calibration_cache_is_made_again(tmp_path):
+    profile = BuildProfile(name="int8", precision=ProfilePrecision.INT8, calibration_batch=4)
+    path, _ = _build(tmp_path, "10.3", "fp32", profile, calibration_frames=8)
+    (path.parent / "calibration.cache").write_bytes(b"damaged")
+    cuda = FakeCuda()
+    trt = FakeTensorRT("10.3", cuda=cuda)
+    build_engine(path.parent, profile, trt=trt, cuda=cuda, log=lambda line: None)
+    assert _calls(trt, "calibrated") and not _calls(trt, "calibration_cache_reused")
+    assert json.loads(read_bundle(path.parent).read_device_file("calibration.cache"))["batches"] == 2
+
+
 def test_engine_name_carries_gpu_and_version(tmp_path):
     bundle = make_toy_bundle(tmp_path / "bundle")
     cuda = FakeCuda(gpu=GpuInfo("NVIDIA GeForce RTX 4090", "8.9"))

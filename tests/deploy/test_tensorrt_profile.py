@@ -1,4 +1,4 @@
-"""Build profiles: the committed export/*.yaml load strictly, and bad values are one line naming the key."""
+"""Build profiles: the shipped ddad_edge/deploy/export/*.yaml load strictly, and bad values are one line naming the key."""
 
 from __future__ import annotations
 
@@ -15,23 +15,31 @@ from ddad_edge.deploy.tensorrt_profile import (
 )
 from ddad_edge.errors import DdadError
 
-ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = Path(__file__).resolve().parents[2] / "ddad_edge" / "deploy" / "export"
 
 
 @pytest.mark.parametrize("name", ["agx-orin", "orin-nx", "orin-nano", "x86-gpu"])
-def test_committed_profiles_load_by_name_and_path(name, monkeypatch):
-    monkeypatch.chdir(ROOT)
+def test_shipped_profiles_load_by_name_and_path(name, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # found by name from any folder, not only a checkout's root
     by_name = load_build_profile(name)
-    by_path = load_build_profile(ROOT / "export" / f"{name}.yaml")
+    by_path = load_build_profile(SHIPPED / f"{name}.yaml")
     assert by_name == by_path and by_name.name == name
     assert by_name.precision is ProfilePrecision.BUNDLE
     assert by_name.description
-    text = (ROOT / "export" / f"{name}.yaml").read_text()
+    text = (SHIPPED / f"{name}.yaml").read_text()
     assert text.count("#") >= 5, "profiles are commented"
 
 
-def test_profile_facts_per_device(monkeypatch):
-    monkeypatch.chdir(ROOT)
+def test_a_users_own_export_folder_comes_first(monkeypatch, tmp_path):
+    (tmp_path / "export").mkdir()
+    (tmp_path / "export" / "orin-nano.yaml").write_text("description: mine\nworkspace_mib: 64\n")
+    monkeypatch.chdir(tmp_path)
+    assert load_build_profile("orin-nano").workspace_mib == 64
+    assert load_build_profile("agx-orin").description  # the shipped ones stay reachable
+
+
+def test_profile_facts_per_device(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
     nano, agx, pc = load_build_profile("orin-nano"), load_build_profile("agx-orin"), load_build_profile("x86-gpu")
     assert nano.max_batch == 1 and nano.dla_core == -1 and nano.workspace_mib <= agx.workspace_mib
     assert pc.max_batch >= agx.max_batch and pc.hardware_compatibility is HardwareCompatibility.NONE

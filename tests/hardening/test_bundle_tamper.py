@@ -230,3 +230,31 @@ def test_random_manifest_values(tmp_path, pristine, data):
         assert_one_line(exc)
         event("refused")
     assert snapshot(bundle) == before
+
+
+ENGINE, TIMING = "model.orin-sm87-trt10.3.0.engine", "timing.orin-sm87-trt10.3.0.cache"
+
+
+def flip_first_byte(path):
+    data = path.read_bytes()
+    path.write_bytes(bytes([data[0] ^ 1]) + data[1:])
+
+
+def test_a_damaged_engine_or_timing_cache_leaves_onnxruntime_working(bundle):
+    """Engines and timing caches are built on the device: damaged or deleted, they do not stop a backend
+    that does not use them (the TensorRT runner checks its engine when it opens it). The model is checked
+    whatever it is called."""
+    (bundle / ENGINE).write_bytes(b"plan" * 100)
+    (bundle / TIMING).write_bytes(b"timings" * 10)
+    edit_manifest(bundle, lambda m: m.update(engines={ENGINE: {"gpu": "Orin"}}))
+    write_manifest(bundle, yaml.safe_load((bundle / MANIFEST_NAME).read_text()))
+    flip_first_byte(bundle / ENGINE)
+    (bundle / TIMING).unlink()
+    before = snapshot(bundle)
+    assert load_and_infer(bundle) == 0.5
+    assert snapshot(bundle) == before
+    (bundle / "model.onnx").rename(bundle / "model.engine")  # an engine's name does not exempt the model
+    edit_manifest(bundle, lambda m: m.update(model_file="model.engine"))
+    write_manifest(bundle, yaml.safe_load((bundle / MANIFEST_NAME).read_text()))
+    flip_first_byte(bundle / "model.engine")
+    refused(bundle, "model.engine", "sha256", "copy or export the bundle again")

@@ -105,3 +105,13 @@ class MjpegServer:
     def close(self) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
+
+
+def refused_url() -> str:
+    """An http:// URL on 127.0.0.1 whose port nothing listens on (bound, then closed): a connection to it is
+    refused, as to a camera that has not booted yet."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}/stream.mjpg"

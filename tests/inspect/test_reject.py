@@ -15,6 +15,7 @@ from ddad_edge.inspect.frame import Frame
 from ddad_edge.inspect.gpio_lines import GpioKind, GpioSpec, GpiodLine, JetsonLine, SimLine
 from ddad_edge.inspect.pulses import PulseScheduler
 from ddad_edge.inspect.reject import GpioReject, NoReject, RejectTiming, open_reject_output
+from tests.inspect.fake_gpio import FakeJetsonGPIO, make_fake_gpiod_v1, make_fake_gpiod_v2
 
 TOLERANCE_S = 0.020  # stated tolerance of pulse timing on a loaded 2-core machine
 
@@ -198,35 +199,6 @@ def test_bad_gpio_specs_are_one_line(text):
 # --- the hardware drivers, against fakes of the absent libraries --------------------------------------
 
 
-class FakeJetsonGPIO(types.ModuleType):
-    """Stands in for Jetson.GPIO (absent here): records mode, setup and output calls."""
-
-    BOARD, BCM, CVM, TEGRA_SOC = "BOARD", "BCM", "CVM", "TEGRA_SOC"
-    OUT, HIGH, LOW = "out", 1, 0
-
-    def __init__(self):
-        super().__init__("Jetson.GPIO")
-        self.mode, self.calls = None, []
-
-    def getmode(self):
-        return self.mode
-
-    def setmode(self, mode):
-        self.mode = mode
-
-    def setwarnings(self, flag):
-        pass
-
-    def setup(self, pin, direction, initial):
-        self.calls.append(("setup", pin, direction, initial))
-
-    def output(self, pin, value):
-        self.calls.append(("output", pin, value))
-
-    def cleanup(self, pin):
-        self.calls.append(("cleanup", pin))
-
-
 def test_jetson_line_drives_the_pin_through_jetson_gpio(monkeypatch):
     fake = FakeJetsonGPIO()
     package = types.ModuleType("Jetson")
@@ -252,69 +224,6 @@ def test_jetson_line_refuses_mixed_numbering(monkeypatch):
     monkeypatch.setitem(sys.modules, "Jetson.GPIO", fake)
     with pytest.raises(DdadError, match="numbering mode"):
         JetsonLine("reject", "BOARD", 18, initial_high=False)
-
-
-def make_fake_gpiod_v2():
-    """Stands in for libgpiod's v2 Python binding (gpiod.request_lines, gpiod.line.Value)."""
-    gpiod = types.ModuleType("gpiod")
-    line = types.ModuleType("gpiod.line")
-    line.Direction = types.SimpleNamespace(OUTPUT="output")
-    line.Value = types.SimpleNamespace(ACTIVE="active", INACTIVE="inactive")
-    gpiod.line = line
-    gpiod.requests = []
-
-    class FakeRequest:
-        def __init__(self, chip, consumer, config):
-            self.chip, self.consumer, self.config, self.values, self.released = chip, consumer, config, [], False
-
-        def set_value(self, offset, value):
-            self.values.append((offset, value))
-
-        def release(self):
-            self.released = True
-
-    gpiod.LineSettings = lambda direction, output_value: {"direction": direction, "output_value": output_value}
-
-    def request_lines(chip, consumer, config):
-        gpiod.requests.append(FakeRequest(chip, consumer, config))
-        return gpiod.requests[-1]
-
-    gpiod.request_lines = request_lines
-    return gpiod, line
-
-
-def make_fake_gpiod_v1():
-    """Stands in for libgpiod's v1 Python binding (gpiod.Chip, line.request, LINE_REQ_DIR_OUT)."""
-    gpiod = types.ModuleType("gpiod")
-    gpiod.LINE_REQ_DIR_OUT = 3
-    gpiod.lines = []
-
-    class FakeLine:
-        def __init__(self, offset):
-            self.offset, self.values, self.request_args, self.released = offset, [], None, False
-
-        def request(self, consumer, type, default_vals):
-            self.request_args = (consumer, type, default_vals)
-
-        def set_value(self, value):
-            self.values.append(value)
-
-        def release(self):
-            self.released = True
-
-    class Chip:
-        def __init__(self, path):
-            self.path, self.closed = path, False
-
-        def get_line(self, offset):
-            gpiod.lines.append(FakeLine(offset))
-            return gpiod.lines[-1]
-
-        def close(self):
-            self.closed = True
-
-    gpiod.Chip = Chip
-    return gpiod
 
 
 def test_gpiod_v2_line(monkeypatch):

@@ -15,7 +15,7 @@ import pytest
 from ddad_edge.cli import main
 from ddad_edge.inspect.opencv import has_gstreamer
 from ddad_edge.inspect.sinks import read_events
-from tests.inspect.media import MjpegServer, part_image, write_video
+from tests.inspect.media import MjpegServer, part_image, refused_url, write_video
 from tests.inspect.checks import assert_each_seq_once, is_red
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,13 +35,47 @@ def sim_levels(path: Path) -> dict[str, list[tuple[float, bool]]]:
     return lines
 
 
-def test_missing_camera_is_one_line():
+def test_missing_camera_is_one_line_and_exit_status_75():
+    """75 (EX_TEMPFAIL), not 2: a USB camera can appear late after boot, and the systemd unit retries 75."""
     if os.path.exists("/dev/video0"):
         pytest.skip("this machine has /dev/video0")
     result = run_cli("--camera", "/dev/video0")
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [
-        "error: camera /dev/video0 not found: no such device (video devices here: none)"]
+    assert result.returncode == 75
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: camera /dev/video0 not found: no such device (video devices here: none); ")
+
+
+def test_a_stream_that_is_not_up_exits_75(tmp_path, red_bundle):
+    """A refused connection on 127.0.0.1: an IP camera still booting, or an RTSP server not started yet."""
+    url = refused_url()
+    result = run_cli("--url", url, "--bundle", str(red_bundle.path), "--out", str(tmp_path / "out"))
+    assert result.returncode == 75, result.stderr
+    # OpenCV and FFmpeg print their own lines on stderr too; ours is the one error line
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [f"error: cannot open stream {url}: the camera is not up yet, or the URL is wrong "
+                      "(check it with ffprobe URL)"]
+
+
+def test_a_config_error_is_still_2_and_named_before_a_missing_camera(capsys):
+    """A mistyped option must not be retried as if the camera were late: exit 2, whether or not the camera
+    is there."""
+    if os.path.exists("/dev/video0"):
+        pytest.skip("this machine has /dev/video0")
+    for args, expected in [(["--camera", "/dev/video0", "--on-fault", "panic"], "error: --on-fault 'panic'"),
+                           (["--url", "ftp://camera"], "error: --url 'ftp://camera' is not a stream URL")]:
+        assert main(["run", *args]) == 2, args
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(expected), (args, err)
+
+
+def test_ready_on_the_reject_pin_is_one_line_before_anything_loads(tmp_path, capsys):
+    """BOARD 18 and BCM 24 are header pin 18: READY high would hold the ejector on."""
+    code = main(["run", "--images", str(tmp_path), "--bundle", str(tmp_path / "no bundle"),
+                 "--gpio", "jetson:BOARD:18", "--ready-gpio", "jetson:BCM:24"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err == ["error: --gpio jetson:BOARD:18 and --ready-gpio jetson:BCM:24 are the same line "
+                                 "(header pin 18): READY would hold the ejector on while the loop is healthy; "
+                                 "give READY a pin of its own"]
 
 
 def test_one_line_errors_before_anything_loads(tmp_path, capsys):
@@ -145,6 +179,23 @@ def test_parts_whose_pulse_is_cancelled_at_exit_are_reported(tmp_path, red_bundl
     (cancelled,) = [r for r in read_events(out / "events.jsonl") if r["kind"] == "rejects_cancelled"]
     assert cancelled["seqs"] == [2]
     assert [lv for _, lv in sim_levels(out / "gpio-sim.jsonl")["reject"]].count(True) == 0
+
+
+def test_a_restart_into_the_same_out_appends_and_keeps_counting_the_ng_quota(tmp_path, red_bundle, capsys):
+    """The systemd unit gives a fixed --out, so a restarted service writes into the folder of the run before
+    it: the NG quota counts that run's images (disk use stays bounded across restarts), the event log grows."""
+    write_video(tmp_path / "v.avi", [part_image(i, is_red(i)) for i in range(20)])  # 4 NG frames
+    out = tmp_path / "out"
+    args = ["run", "--video", str(tmp_path / "v.avi"), "--bundle", str(red_bundle.path), "--out", str(out),
+            "--ng-max-images", "6"]
+    assert main(args) == 0
+    assert len(list((out / "ng").glob("*.png"))) == 4
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "NG images: 2 saved" in capsys.readouterr().out
+    assert len(list((out / "ng").glob("*.png"))) == 6, "the quota counted the first run's 4 images"
+    starts = [r for r in read_events(out / "events.jsonl") if r["kind"] == "start"]
+    assert len(starts) == 2, "one event log, both runs in it"
 
 
 def test_http_stream_through_the_command(tmp_path, red_bundle, capsys):

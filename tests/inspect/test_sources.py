@@ -10,7 +10,7 @@ import pytest
 
 from ddad_edge.bench.frames import CyclingFileSource, image_files
 from ddad_edge.data.folders import load_image
-from ddad_edge.errors import DdadError
+from ddad_edge.errors import DdadError, SourceUnavailable
 from ddad_edge.inspect.grabber import Backoff, LiveSource
 from ddad_edge.inspect.opencv import has_gstreamer
 from ddad_edge.inspect.sources import (
@@ -21,7 +21,7 @@ from ddad_edge.inspect.sources import (
     check_source,
     open_source,
 )
-from tests.inspect.media import MjpegServer, index_of, part_image, write_images, write_video
+from tests.inspect.media import MjpegServer, index_of, part_image, refused_url, write_images, write_video
 
 
 def drain(source, batch=1, timeout_s=0.2, limit_s=10.0):
@@ -155,10 +155,16 @@ def test_missing_camera_is_named(target, tmp_path):
     device = target if target.startswith("/") else f"/dev/video{target}"
     if __import__("os").path.exists(device):
         pytest.skip(f"{device} exists on this machine")
-    with pytest.raises(DdadError) as info:
+    with pytest.raises(SourceUnavailable) as info:  # exit status 75: it may still be on its way
         check_source(SourceSpec(SourceKind.CAMERA, target))
     message = str(info.value)
     assert device in message and "not found" in message and "\n" not in message
+
+
+def test_a_stream_that_is_not_up_is_unavailable_not_a_config_error():
+    url = refused_url()
+    with pytest.raises(SourceUnavailable, match=f"cannot open stream {url}: the camera is not up yet"):
+        open_source(SourceSpec(SourceKind.URL, url, stall_s=1.0))
 
 
 def test_gstreamer_sources_need_gstreamer():

@@ -107,6 +107,20 @@ def test_unloadable_engine_is_one_line(tmp_path):
         _runner(bundle)
 
 
+def test_a_damaged_or_missing_engine_is_refused_with_the_rebuild(tmp_path):
+    """read_bundle skips engines (built on the device); the runner checks the one it opens."""
+    bundle = _bundle_with_engine(tmp_path)
+    (name,) = bundle.engines
+    engine = bundle.file(name)
+    engine.write_bytes(engine.read_bytes()[:-1])
+    bundle = read_bundle(bundle.path)  # the bundle still reads: the ONNX Runtime backend is unaffected
+    with pytest.raises(DdadError, match=f"{name} does not match its sha256.*ddad-edge build --bundle"):
+        _runner(bundle)
+    engine.unlink()
+    with pytest.raises(DdadError, match=f"{name} is missing; rebuild it here with `ddad-edge build --bundle"):
+        _runner(read_bundle(bundle.path))
+
+
 def test_wrong_frames_are_refused_before_the_gpu(tmp_path):
     bundle = _bundle_with_engine(tmp_path)
     runner, trt, _ = _runner(bundle)

@@ -1,0 +1,127 @@
+"""Fakes of the GPIO libraries that are absent here: Jetson.GPIO and libgpiod's v1 and v2 Python bindings.
+
+They record what the drivers ask of them, and can refuse a line the way the real libraries do: Jetson.GPIO's
+cdev backend raises `GPIOError` (an IOError, that is an OSError) with the errno of the failed ioctl or open;
+libgpiod raises OSError with the errno.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import types
+
+
+class FakeGPIOError(IOError):
+    """Stands in for Jetson.GPIO.gpio_cdev.GPIOError (a subclass of IOError)."""
+
+
+class FakeJetsonGPIO(types.ModuleType):
+    """Stands in for Jetson.GPIO: records mode, setup and output calls. `refuse`: an errno that setup raises
+    (as GPIOError), as the cdev backend does for EACCES (no permission) and EBUSY (held by another process)."""
+
+    BOARD, BCM, CVM, TEGRA_SOC = "BOARD", "BCM", "CVM", "TEGRA_SOC"
+    OUT, HIGH, LOW = "out", 1, 0
+
+    def __init__(self, refuse: int | None = None):
+        super().__init__("Jetson.GPIO")
+        self.mode, self.calls, self.refuse = None, [], refuse
+
+    def getmode(self):
+        return self.mode
+
+    def setmode(self, mode):
+        self.mode = mode
+
+    def setwarnings(self, flag):
+        pass
+
+    def setup(self, pin, direction, initial):
+        if self.refuse is not None:
+            raise FakeGPIOError(self.refuse, "Opening output line handle: " + os.strerror(self.refuse))
+        self.calls.append(("setup", pin, direction, initial))
+
+    def output(self, pin, value):
+        self.calls.append(("output", pin, value))
+
+    def cleanup(self, pin):
+        self.calls.append(("cleanup", pin))
+
+
+def install_fake_jetson_gpio(monkeypatch, refuse: int | None = None) -> FakeJetsonGPIO:
+    """Put a FakeJetsonGPIO in sys.modules as Jetson.GPIO (for this test only) and return it."""
+    fake = FakeJetsonGPIO(refuse)
+    package = types.ModuleType("Jetson")
+    package.GPIO = fake
+    monkeypatch.setitem(sys.modules, "Jetson", package)
+    monkeypatch.setitem(sys.modules, "Jetson.GPIO", fake)
+    return fake
+
+
+def make_fake_gpiod_v2(refuse: int | None = None):
+    """Stands in for libgpiod's v2 Python binding (gpiod.request_lines, gpiod.line.Value); `refuse`: an
+    errno that request_lines raises as OSError."""
+    gpiod = types.ModuleType("gpiod")
+    line = types.ModuleType("gpiod.line")
+    line.Direction = types.SimpleNamespace(OUTPUT="output")
+    line.Value = types.SimpleNamespace(ACTIVE="active", INACTIVE="inactive")
+    gpiod.line = line
+    gpiod.requests = []
+
+    class FakeRequest:
+        def __init__(self, chip, consumer, config):
+            self.chip, self.consumer, self.config, self.values, self.released = chip, consumer, config, [], False
+
+        def set_value(self, offset, value):
+            self.values.append((offset, value))
+
+        def release(self):
+            self.released = True
+
+    gpiod.LineSettings = lambda direction, output_value: {"direction": direction, "output_value": output_value}
+
+    def request_lines(chip, consumer, config):
+        if refuse is not None:
+            raise OSError(refuse, os.strerror(refuse))
+        gpiod.requests.append(FakeRequest(chip, consumer, config))
+        return gpiod.requests[-1]
+
+    gpiod.request_lines = request_lines
+    return gpiod, line
+
+
+def make_fake_gpiod_v1(refuse: int | None = None):
+    """Stands in for libgpiod's v1 Python binding (gpiod.Chip, line.request, LINE_REQ_DIR_OUT); `refuse`:
+    an errno that line.request raises as OSError."""
+    gpiod = types.ModuleType("gpiod")
+    gpiod.LINE_REQ_DIR_OUT = 3
+    gpiod.lines = []
+
+    class FakeLine:
+        def __init__(self, offset):
+            self.offset, self.values, self.request_args, self.released = offset, [], None, False
+
+        def request(self, consumer, type, default_vals):
+            if refuse is not None:
+                raise OSError(refuse, os.strerror(refuse))
+            self.request_args = (consumer, type, default_vals)
+
+        def set_value(self, value):
+            self.values.append(value)
+
+        def release(self):
+            self.released = True
+
+    class Chip:
+        def __init__(self, path):
+            self.path, self.closed = path, False
+
+        def get_line(self, offset):
+            gpiod.lines.append(FakeLine(offset))
+            return gpiod.lines[-1]
+
+        def close(self):
+            self.closed = True
+
+    gpiod.Chip = Chip
+    return gpiod
