@@ -171,7 +171,7 @@ def model_preset(name: str, image_size: int | None = None) -> ModelConfig:
     """The UNet of a named preset: `ddad-s` (~8.3M at 256 px), `ddad` (full), `tiny` (CPU minutes)."""
     if name == "tiny":
         # Small enough to train usefully on 2 CPU cores in minutes at 64 px; same layout as DDAD-S.
-        size = image_size or 64
+        size = 64 if image_size is None else image_size
         return ModelConfig(
             preset="tiny",
             image_size=size,
@@ -419,6 +419,13 @@ _RANGES: dict[str, tuple[float, float]] = {
     "adapt.w": (0.0, 1000.0), "adapt.lam": (0.0, 1000.0), "adapt.max_steps": (0, 1_000_000_000),
 }
 _LAYERS = ("layer1", "layer2", "layer3")
+
+
+def check_option_range(option: str, key: str, value: float) -> None:
+    """One line when a command-line `option` sets config key `key` (e.g. `sampler.w`) outside its range."""
+    lo, hi = _RANGES[key]
+    if not lo <= value <= hi:  # NaN is refused as well
+        raise DdadError(f"{option} {value:g} is outside [{lo:g}, {hi:g}], the range of {key}")
 
 
 def check_run_config(cfg: RunConfig) -> RunConfig:

@@ -51,6 +51,12 @@ class Evaluation:
         return {k: getattr(self, k) for k in keys}
 
 
+def check_batch(batch: int) -> None:
+    """One line for a batch size that cannot split the images (before any work)."""
+    if batch < 1:
+        raise DdadError(f"--batch {batch}: give the number of images per batch, at least 1")
+
+
 def infer_all(runner: Runner, images: np.ndarray, batch: int = 8, label: str = "inference",
               show_progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Run uint8 images (N, S, S, 3) through a runner in batches → maps (N, S, S) float32, scores (N,)."""
@@ -109,6 +115,7 @@ def evaluate_runner(runner: Runner, data_root: str | Path, category: str = "", b
     Returns the Evaluation, the test images (N, S, S, 3) uint8, their maps (N, S, S) and the samples.
     Why pixel metrics leave images out, or are NaN, goes to `say` as one line (default: stderr).
     """
+    check_batch(batch)
     samples = list_test(data_root, category)
     labels = np.array([s.label for s in samples])
     if labels.min() == labels.max():

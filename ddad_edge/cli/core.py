@@ -45,47 +45,133 @@ def train(
     resume: bool = typer.Option(False, help="Continue the run in --out from its last checkpoint."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
 ) -> None:
-    """Train the DDAD-S denoising UNet on the nominal images of train/good."""
+    """Train the DDAD-S denoising UNet on the nominal images of train/good.
+
+    Ctrl-C or SIGTERM stops at the end of the step under way and saves last.pt there (exit 130 for SIGINT,
+    143 for SIGTERM); --resume continues it.
+    """
     from ddad_edge.config import (check_run_config, load_run_config, read_config_yaml, run_config_for,
                                   run_config_from)
-    from ddad_edge.train.diffusion import train_diffusion
+    from ddad_edge.model.backbone import check_backbone
+    from ddad_edge.train.diffusion import TrainingInterrupted, train_diffusion
 
     name = category or data.resolve().name
     out = out or Path("runs") / name
     if resume:
-        # A resumed run continues with its own saved config; only the options given here change it, and
-        # another preset or size is refused (by train_diffusion) with one line.
+        # A resumed run continues with its own saved config: only the stop limits change it, and any other
+        # option that asks for something else is refused rather than ignored.
         if not (out / "config.yaml").is_file():
-            raise DdadError(f"nothing to resume in {out}: it has no config.yaml")
+            raise DdadError(f"nothing to resume in {out}: it has no config.yaml (train it without --resume)")
         cfg = load_run_config(out / "config.yaml")
-        if preset is not None or image_size is not None:
-            asked = run_config_for(preset or cfg.model.preset, image_size)
-            cfg = dataclasses.replace(cfg, model=asked.model)
-    elif config is not None:
-        # The file overlays a preset: --preset, else the file's own model.preset, else ddad-s; keys the
-        # file leaves out keep the preset's values (a one-key file must not fall back to DDAD-S defaults).
-        file_keys = read_config_yaml(config)
-        given = file_keys.get("model")
-        named = given.get("preset") if isinstance(given, dict) else None
-        base = run_config_for(preset or (named if named in MODEL_PRESETS else "ddad-s"), image_size, category,
-                              str(data))
-        cfg = run_config_from(file_keys, base=base)
-        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=str(data), category=category))
+        _refuse_resume_changes(cfg, out, data=data, category=category, preset=preset, image_size=image_size,
+                               config=config, batch_size=batch_size, seed=seed, ema=ema, backbone=backbone,
+                               backbone_weights=backbone_weights, w=w)
     else:
-        cfg = run_config_for(preset or "ddad-s", image_size, category, str(data))
-    tr = {k: v for k, v in dict(max_steps=max_steps, max_minutes=max_minutes, epochs=epochs,
-                                 batch_size=batch_size, seed=seed, ema=ema).items() if v is not None}
-    sc = {k: v for k, v in dict(backbone=backbone, backbone_weights=backbone_weights).items() if v is not None}
-    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **tr),
-                              scoring=dataclasses.replace(cfg.scoring, **sc))
-    if w is not None:
-        cfg = dataclasses.replace(cfg, sampler=dataclasses.replace(cfg.sampler, w=w))
+        _refuse_existing_run(out)
+        if config is not None:
+            # The file overlays a preset: --preset, else the file's own model.preset, else ddad-s; keys the
+            # file leaves out keep the preset's values (a one-key file must not fall back to DDAD-S defaults).
+            file_keys = read_config_yaml(config)
+            given = file_keys.get("model")
+            named = given.get("preset") if isinstance(given, dict) else None
+            base = run_config_for(preset or (named if named in MODEL_PRESETS else "ddad-s"), image_size,
+                                  category, str(data))
+            cfg = run_config_from(file_keys, base=base)
+            cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=str(data), category=category))
+        else:
+            cfg = run_config_for(preset or "ddad-s", image_size, category, str(data))
+        tr = {k: v for k, v in dict(batch_size=batch_size, seed=seed, ema=ema).items() if v is not None}
+        sc = {k: v for k, v in dict(backbone=backbone, backbone_weights=backbone_weights).items() if v is not None}
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **tr),
+                                  scoring=dataclasses.replace(cfg.scoring, **sc))
+        if w is not None:
+            cfg = dataclasses.replace(cfg, sampler=dataclasses.replace(cfg.sampler, w=w))
+    limits = {k: v for k, v in dict(max_steps=max_steps, max_minutes=max_minutes, epochs=epochs).items()
+              if v is not None}
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **limits))
     check_run_config(cfg)  # the options given here pass the same checks as a config file
-    result = train_diffusion(cfg, out, resume=resume, device=device)
+    if not resume:
+        # adapt and evaluate need the scoring backbone: a bad weights file must not wait for the training's end
+        # (a resumed run is not held up by it: its training does not use the backbone)
+        note = check_backbone(cfg.scoring.backbone, cfg.scoring.backbone_weights)
+        if note:
+            typer.echo(f"note: {note}", err=True)
+    try:
+        result = train_diffusion(cfg, out, resume=resume, device=device)
+    except TrainingInterrupted as stop:
+        if stop.rank == 0:
+            if stop.checkpoint is not None:
+                typer.echo(f"interrupted at step {stop.step}: saved {stop.checkpoint}; continue with "
+                           f"`ddad-edge train --data {data} --out {out} --resume`", err=True)
+            else:
+                typer.echo(f"interrupted during the weight update after step {stop.step}: nothing new saved "
+                           f"(the last checkpoint in {out / 'checkpoints'} stays); continue with --resume",
+                           err=True)
+        raise SystemExit(stop.exit_code) from None
     if result.rank != 0:  # under torchrun only rank 0 reports
         return
-    typer.echo(f"trained {result.steps} steps ({result.epochs:.1f} epochs) in {result.seconds:.0f} s, "
-               f"final loss {result.final_loss:.4g}; checkpoint {result.checkpoint}")
+    tail = f"final loss {result.final_loss:.4g}; checkpoint {result.checkpoint}"
+    if resume:
+        typer.echo(f"resumed at step {result.first_step}, now at step {result.steps} ({result.epochs:.1f} epochs): "
+                   f"{result.steps - result.first_step} steps in {result.seconds:.0f} s this time, "
+                   f"{result.total_seconds / 60:.1f} min over all sessions; {tail}")
+    else:
+        typer.echo(f"trained {result.steps} steps ({result.epochs:.1f} epochs) in {result.seconds:.0f} s, {tail}")
+
+
+def _refuse_existing_run(out: Path) -> None:
+    """One line when a new training would write over the run in `out` (and leave its backbone.pt, students/
+    and distill/ behind, which would then belong to another model)."""
+    found = [n for n in ("config.yaml", "checkpoints") if (out / n).exists()]
+    if found:
+        raise DdadError(f"{out} already holds a run ({', '.join(found)}): continue it with --resume, or choose "
+                        f"another --out (or remove the folder)")
+
+
+def _same_dataset(cfg, data: Path, category: str) -> bool:
+    """Whether --data (and --category) name the images of the run `cfg` (compared as resolved paths)."""
+    def resolved(p: Path) -> Path:
+        return p.expanduser().resolve()
+
+    run_root = Path(cfg.data.root)
+    run_dir = resolved(run_root / cfg.data.category if cfg.data.category else run_root)
+    given_dir = resolved(data / category if category else data)
+    return given_dir == run_dir or (not category and resolved(data) == resolved(run_root))
+
+
+def _refuse_resume_changes(cfg, out: Path, data: Path, category: str, **given) -> None:
+    """One line naming the options of `train --resume` that ask for something else than the run's saved config:
+    a resumed run continues with its own settings, and only its stop limits change."""
+    from ddad_edge.config import with_absolute_paths
+
+    def weights_of(value: str) -> str:
+        probe = dataclasses.replace(cfg, scoring=dataclasses.replace(cfg.scoring, backbone_weights=value))
+        return with_absolute_paths(probe).scoring.backbone_weights
+
+    saved = {"preset": cfg.model.preset, "image_size": cfg.model.image_size, "batch_size": cfg.train.batch_size,
+             "seed": cfg.train.seed, "ema": cfg.train.ema, "backbone": cfg.scoring.backbone,
+             "backbone_weights": weights_of(cfg.scoring.backbone_weights), "w": cfg.sampler.w}
+    named = []
+    if not _same_dataset(cfg, data, category):
+        asked = f"--data {data}" + (f" --category {category}" if category else "")
+        run_dir = Path(cfg.data.root) / cfg.data.category if cfg.data.category else Path(cfg.data.root)
+        named.append(f"{asked} (the run's: {run_dir})")
+    for key, value in given.items():
+        if value is None:
+            continue
+        option = "--" + key.replace("_", "-")
+        if key == "config":
+            named.append(f"--config {value} (the run keeps its config.yaml)")
+        elif key == "ema":
+            if value != saved["ema"]:
+                named.append(f"--{'' if value else 'no-'}ema (the run's: {'--ema' if saved['ema'] else '--no-ema'})")
+        elif (weights_of(value) if key == "backbone_weights" else value) != saved[key]:
+            shown = saved[key] if saved[key] != "" else '"" (torchvision\'s)'
+            named.append(f"{option} {value} (the run's: {shown})")
+    if named:
+        raise DdadError(f"cannot resume {out} with {', '.join(named)}: a resumed run continues with its saved "
+                        f"settings and only --max-steps, --max-minutes and --epochs change it; leave "
+                        f"{'these' if len(named) > 1 else 'it'} out, or train a new run in another --out")
 
 
 @app.command()
@@ -127,9 +213,11 @@ def evaluate(
 ) -> None:
     """Image AUROC, pixel AUROC, AUPRO and F1-max on the test split, with overlays and per-image scores."""
     from ddad_edge.bench.outputs import check_output_file, check_output_folder
-    from ddad_edge.evaluate import evaluate_runner, write_evaluation
+    from ddad_edge.config import check_option_range
+    from ddad_edge.evaluate import check_batch, evaluate_runner, write_evaluation
 
-    # Paths the results go to are checked first: an evaluation can take minutes.
+    # Options and the paths the results go to are checked first: an evaluation can take minutes.
+    check_batch(batch)
     if json_path is not None:
         check_output_file(json_path, "--json", "metrics.json")
     if out is not None:
@@ -150,6 +238,11 @@ def evaluate(
         from ddad_edge.model.checkpoint import latest_run, open_run
         from ddad_edge.model.runner import TorchRunner, build_pipeline
 
+        if naive and steps is None:  # build_pipeline refuses it too, after loading the run
+            raise DdadError("--naive needs --steps K: it runs the teacher itself on a K-step grid")
+        for option, key, value in (("--w", "sampler.w", w), ("--eta", "sampler.eta", eta)):
+            if value is not None:
+                check_option_range(option, key, value)
         r = open_run(run or latest_run())
         root = data or Path(r.cfg.data.root)
         cat = category if category is not None else r.cfg.data.category

@@ -128,7 +128,8 @@ def load_backbone(name: str, weights: str = "") -> FeatureExtractor:
     """
     if weights == "none":
         warnings.warn(f"backbone {name} has random weights (backbone_weights: none): anomaly maps use "
-                      "untrained features; give --backbone-weights PATH for real use", stacklevel=2)
+                      f"untrained features; for real use train with --backbone-weights PATH ({_FIX_LATER})",
+                      stacklevel=2)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(RANDOM_BACKBONE_SEED)
             return FeatureExtractor(name).eval()
@@ -136,7 +137,8 @@ def load_backbone(name: str, weights: str = "") -> FeatureExtractor:
     if weights:
         path = Path(weights)
         if not path.is_file():
-            raise DdadError(f"backbone weights file not found: {path}")
+            raise DdadError(f"backbone weights file not found: {path}: give the path of a torchvision .pth file "
+                            f"of {name} ({_FIX_LATER})")
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:
@@ -158,15 +160,52 @@ def load_backbone(name: str, weights: str = "") -> FeatureExtractor:
     return model.eval()
 
 
-def _torchvision_weights(name: str) -> dict[str, torch.Tensor]:
+# Where the weights of an existing run are set: adapt, evaluate and export take no --backbone-weights.
+_FIX_LATER = "for an existing run: scoring.backbone_weights in its config.yaml"
+
+
+def _import_torchvision(name: str):
     try:
         import torchvision
     except ImportError:
-        raise DdadError(f"no weights for backbone {name}: give --backbone-weights PATH (a torchvision .pth file), "
-                        "install torchvision (online), or pass --backbone-weights none for random weights") from None
+        raise DdadError(f"no weights for backbone {name}: torchvision, which provides them, is not installed; "
+                        f"give a torchvision .pth file of {name} (train --backbone-weights PATH; {_FIX_LATER}), "
+                        "install torchvision (it downloads the weights once), or use none for random "
+                        "weights") from None
+    return torchvision
+
+
+def _torchvision_weights(name: str) -> dict[str, torch.Tensor]:
+    torchvision = _import_torchvision(name)
     try:
         net = getattr(torchvision.models, name)(weights="DEFAULT")
     except Exception as exc:
         raise DdadError(f"torchvision could not provide pretrained {name} ({str(exc).splitlines()[0][:120]}): "
-                        "give --backbone-weights PATH") from None
+                        f"give a torchvision .pth file of {name} (train --backbone-weights PATH; "
+                        f"{_FIX_LATER})") from None
     return net.state_dict()
+
+
+def check_backbone(name: str, weights: str = "") -> str | None:
+    """Check, before a training, that `load_backbone(name, weights)` will work when adapt and evaluate need it.
+
+    A weights file is loaded now (it must exist and fit `name`); "none" always works; "" needs torchvision,
+    and its weights are loaded now when torchvision has them cached, else nothing is downloaded here and the
+    returned note says what will be. Raises DdadError naming the problem; returns a note for the user or None.
+    """
+    if weights == "none":
+        return None
+    if weights:
+        load_backbone(name, weights)
+        return None
+    torchvision = _import_torchvision(name)
+    try:
+        url = torchvision.models.get_model_weights(name).DEFAULT.url
+    except Exception:  # an older torchvision: its builder will say what is wrong
+        return None
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+    if cached.is_file():
+        load_backbone(name, "")  # from the cache: nothing is downloaded
+        return None
+    return (f"backbone {name}: torchvision will download its ImageNet weights ({url}) the first time adapt or "
+            f"evaluate builds it; to use a file instead, train with --backbone-weights PATH")

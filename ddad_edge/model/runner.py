@@ -40,11 +40,17 @@ def build_pipeline(run: Run, steps: int | None = None, eta: float | None = None,
     K-step grid. `eta`, `mode`, `w`, `ratio` override the run's config (w of a student: warned about); a
     student runs at the η it was distilled for unless `eta` is given.
     """
+    from ddad_edge.train.distill import STUDENT_STEPS  # lazily: the model package does not load training code
+
     cfg = run.cfg
     abar = alphas_cumprod(cfg.diffusion)
     t_prime = cfg.sampler.t_prime
     grid = teacher_grid(run)
     w_used = cfg.sampler.w if w is None else w
+    if naive and steps is None:  # else the teacher would run on its own grid under a "naive" label
+        raise DdadError("--naive needs --steps K: it runs the teacher itself on a K-step grid")
+    if steps is not None and steps < 1:
+        raise DdadError(f"--steps {steps}: a sampler takes at least 1 step")
     if steps is None or (steps == len(grid) and not run.student_path(steps).is_file()):
         unet = load_run_unet(run)
     elif naive:
@@ -56,15 +62,22 @@ def build_pipeline(run: Run, steps: int | None = None, eta: float | None = None,
         path = run.student_path(steps)
         if not path.is_file():
             have = ", ".join(str(k) for k in [len(grid), *run.students()])
-            raise DdadError(f"no sampler with {steps} steps in {run.path} (available: {have}); "
-                            f"make one with `ddad-edge distill --run {run.path} --to-steps {steps}`")
+            fixes = [f"make one with `ddad-edge distill --run {run.path} --to-steps {steps}`"
+                     if steps in STUDENT_STEPS else
+                     f"choose one of those (distill makes {', '.join(map(str, STUDENT_STEPS))} steps only)"]
+            if t_prime % steps == 0:  # the grid a naive K-step teacher needs
+                fixes.append(f"pass --naive for the teacher itself on a {steps}-step grid")
+            raise DdadError(f"no sampler with {steps} steps in {run.path} (available: {have}): "
+                            f"{', or '.join(fixes)}")
         payload = load_checkpoint(path)
         unet = unet_from(payload, path, cfg.model)
         grid = [int(t) for t in payload["timesteps"]]
         t_prime = int(payload["t_prime"])
         if w is not None and abs(w - float(payload["w"])) > 1e-9:
-            warnings.warn(f"the {steps}-step student was distilled for w={payload['w']}, not w={w}: "
-                          "its reconstructions will be off; distill again for this w", stacklevel=2)
+            # distill takes w from the run's config (sampler.w): it has no option of its own for it
+            warnings.warn(f"the {steps}-step student was distilled for w={payload['w']}, not w={w}: its "
+                          f"reconstructions will be off; leave out --w to evaluate it at w={payload['w']}, or "
+                          f"evaluate the teacher at w={w} (without --steps, or with --naive)", stacklevel=2)
         else:
             w_used = float(payload["w"])
         if eta is None:  # a student is distilled for its own η (0): the run's η (DDAD's 1) would be off

@@ -9,6 +9,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,6 +81,55 @@ class TrainResult:
     total_seconds: float = 0.0
     world_size: int = 1
     rank: int = 0
+    first_step: int = 0  # the step this call started from (0 for a new run, the checkpoint's on resume)
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped by SIGINT (Ctrl-C) or SIGTERM. `checkpoint` holds step `step`; it is None when the
+    stop came in the middle of a weight update, which cannot be saved (the last checkpoint stays as it was).
+
+    A KeyboardInterrupt, so code that handles Ctrl-C handles this as well."""
+
+    def __init__(self, signum: int, step: int, checkpoint: Path | None, rank: int = 0) -> None:
+        super().__init__(f"interrupted at step {step}")
+        self.signum, self.step, self.checkpoint, self.rank = signum, step, checkpoint, rank
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's status of a process ended by the signal: 130 for SIGINT, 143 for SIGTERM."""
+        return 128 + self.signum
+
+
+class _StopSignals:
+    """Inside the block, SIGINT and SIGTERM ask the training loop to stop at the next step boundary instead of
+    raising wherever they land (inside an optimiser update the weights would be neither step's).
+
+    Handlers can only be installed from the main thread; elsewhere the block changes nothing. With
+    `force_on_repeat` (one process), a second SIGINT outside a weight update raises KeyboardInterrupt at once,
+    for a user who will not wait for a long step. Under torchrun it does not: the agent passes the user's
+    Ctrl-C on to the workers, which then see it twice."""
+
+    def __init__(self, force_on_repeat: bool) -> None:
+        self.signum: int | None = None
+        self.updating = False  # set by the loop around the optimiser update
+        self._force = force_on_repeat
+        self._old: dict[int, object] = {}
+
+    def __enter__(self) -> "_StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            for s in (signal.SIGINT, signal.SIGTERM):
+                self._old[s] = signal.signal(s, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.signum is not None and self._force and signum == signal.SIGINT and not self.updating:
+            raise KeyboardInterrupt
+        if self.signum is None:
+            self.signum = signum
+
+    def __exit__(self, *exc: object) -> None:
+        for s, old in self._old.items():
+            signal.signal(s, old if old is not None else signal.SIG_DFL)
 
 
 @dataclass(frozen=True)
@@ -116,6 +167,16 @@ def continue_config(saved: RunConfig, requested: RunConfig) -> RunConfig:
     return dataclasses.replace(saved, train=train)
 
 
+def model_difference(saved: RunConfig, asked: RunConfig) -> str:
+    """The model keys in which two configs differ, as 'model.KEY A, this training asks for B' phrases."""
+    diffs = [(f.name, getattr(saved.model, f.name), getattr(asked.model, f.name))
+             for f in dataclasses.fields(saved.model)
+             if getattr(saved.model, f.name) != getattr(asked.model, f.name)]
+    def shown(v: object) -> object:
+        return list(v) if isinstance(v, tuple) else v
+    return "; ".join(f"model.{k} {shown(a)}, this training asks for {shown(b)}" for k, a, b in diffs)
+
+
 def train_diffusion(cfg: RunConfig, out: Path, resume: bool = False, device: str = "auto",
                     show_progress: bool = True) -> TrainResult:
     """Train (or resume) the UNet of `cfg` on the run's training images; checkpoints go to out/checkpoints.
@@ -124,6 +185,10 @@ def train_diffusion(cfg: RunConfig, out: Path, resume: bool = False, device: str
     leaves checkpoints/last.pt with the full config inside. Under torchrun (WORLD_SIZE > 1) every process
     calls this with the same arguments: `train.batch_size` is per process, rank 0 alone writes files and
     shows progress, and every rank returns once last.pt is written.
+
+    SIGINT (Ctrl-C) or SIGTERM stops the training at the end of the step under way: last.pt is written at
+    the step reached (by rank 0) and `TrainingInterrupted` is raised (on every rank); `resume=True`
+    continues from there.
     """
     return fit_diffusion(cfg, out, resume, device, show_progress).result
 
@@ -166,9 +231,9 @@ def _fit(cfg: RunConfig, out: Path, resume: bool, dev: torch.device, show_progre
         state = load_checkpoint(last)
         saved = config_of(state, last)
         if saved.model != cfg.model:
-            raise DdadError(f"cannot resume {out}: its checkpoint is preset {saved.model.preset} at "
-                            f"{saved.model.image_size} px, this training asks for {cfg.model.preset} at "
-                            f"{cfg.model.image_size} px")
+            raise DdadError(f"cannot resume {out}: its checkpoint has {model_difference(saved, cfg)}; a resumed "
+                            "run keeps its model: resume without --preset / --image-size, or train a new run "
+                            "in another --out")
         cfg = continue_config(saved, cfg)
         split = yaml.safe_load((out / "split.yaml").read_text())
         train_paths = [Path(p) for p in split["train"]]
@@ -227,34 +292,63 @@ def _fit(cfg: RunConfig, out: Path, resume: bool, dev: torch.device, show_progre
         return save_checkpoint(last, payload)
 
     unet.train()
-    with Progress("train", total=total, enabled=show_progress, initial=step) as bar:
-        # every rank stops at the same step: a rank leaving early would leave the others waiting in backward
-        while not ranks.any(step >= total or time.monotonic() >= deadline):
-            x0 = images[next(batches)]
-            if cfg.train.augment:
-                flip = torch.rand(x0.shape[0], generator=gen) < 0.5
-                x0 = torch.where(flip.view(-1, 1, 1, 1), x0.flip(-1), x0)
-            x0 = x0.to(dev, non_blocking=True)
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-                loss = diffusion_loss(model, x0, abar, gen, cfg.train.t_max)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if ema is not None:
-                with torch.no_grad():
-                    for pe, p in zip(ema.parameters(), unet.parameters()):
-                        pe.lerp_(p, 1 - cfg.train.ema_decay)
-            step += 1
-            loss_value = ranks.mean(loss)
-            bar.update(step, loss=loss_value)
-            if ranks.is_main and cfg.train.checkpoint_every and step % cfg.train.checkpoint_every == 0:
+    stop = _StopSignals(force_on_repeat=not ranks.distributed)
+    first_step, saved_step, interrupted, broken = step, -1, False, False
+    with stop, Progress("train", total=total, enabled=show_progress, initial=step) as bar:
+        try:
+            while True:
+                if stop.signum is not None and ranks.is_main and saved_step != step:
+                    save(loss_value)  # before asking the other ranks, which may be gone already
+                    saved_step = step
+                # every rank stops at the same step: a rank leaving early would leave the others waiting
+                if ranks.any(step >= total or time.monotonic() >= deadline):
+                    break
+                if ranks.any(stop.signum is not None):
+                    interrupted = True
+                    break
+                x0 = images[next(batches)]
+                if cfg.train.augment:
+                    flip = torch.rand(x0.shape[0], generator=gen) < 0.5
+                    x0 = torch.where(flip.view(-1, 1, 1, 1), x0.flip(-1), x0)
+                x0 = x0.to(dev, non_blocking=True)
+                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+                    loss = diffusion_loss(model, x0, abar, gen, cfg.train.t_max)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                stop.updating = True
+                opt.step()
+                if ema is not None:
+                    with torch.no_grad():
+                        for pe, p in zip(ema.parameters(), unet.parameters()):
+                            pe.lerp_(p, 1 - cfg.train.ema_decay)
+                step += 1
+                stop.updating = False
+                loss_value = ranks.mean(loss)
+                bar.update(step, loss=loss_value)
+                if ranks.is_main and cfg.train.checkpoint_every and step % cfg.train.checkpoint_every == 0:
+                    save(loss_value)
+                    saved_step = step
+        except KeyboardInterrupt:  # raised by code, or a second Ctrl-C: the step under way is dropped
+            interrupted = broken = True
+        except Exception:
+            if stop.signum is None or not ranks.distributed:
+                raise
+            interrupted = broken = True  # a collective failed because another rank stopped first
+        unet.eval()
+        if interrupted:
+            torn = stop.updating  # weights between two steps: not worth a checkpoint
+            path = None if torn else last
+            if ranks.is_main and not torn and saved_step != step:
                 save(loss_value)
-    unet.eval()
+            if not broken:
+                ranks.barrier()
+            raise TrainingInterrupted(stop.signum or signal.SIGINT, step, path, env.rank)
     path = save(loss_value) if ranks.is_main else last
     ranks.barrier()  # last.pt exists for every rank once this returns
     seconds = time.monotonic() - started
     result = TrainResult(path, step, step / steps_per_epoch, loss_value, seconds, finished=step >= total,
-                         total_seconds=earlier_s + seconds, world_size=env.world_size, rank=env.rank)
+                         total_seconds=earlier_s + seconds, world_size=env.world_size, rank=env.rank,
+                         first_step=first_step)
     return Fitted(result, unet, ema)
 
 
