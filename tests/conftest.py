@@ -38,3 +38,21 @@ def tiny_run(synth_root, tmp_path_factory) -> Path:
         warnings.simplefilter("ignore")
         train_diffusion(cfg, out, show_progress=False)
     return out
+
+
+@pytest.fixture
+def cv2_import_raises(monkeypatch):
+    """Call with an exception: from then on `import cv2` raises it, as a broken or absent OpenCV does."""
+    import builtins
+
+    real = builtins.__import__
+
+    def raising(exc: BaseException) -> None:
+        def fake(name, *args, **kwargs):
+            if name == "cv2":
+                raise exc
+            return real(name, *args, **kwargs)
+
+        monkeypatch.setattr(builtins, "__import__", fake)
+
+    return raising

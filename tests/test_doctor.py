@@ -105,20 +105,6 @@ def test_no_gpio_chip_names_gpio_values_that_run_accepts(monkeypatch):
         GpioSpec.parse(value)  # raises DdadError for a value `run --gpio` refuses (such as 'simulated')
 
 
-def _import_failing(monkeypatch, exc):
-    """`import cv2` raises `exc`, as a broken or absent OpenCV does."""
-    import builtins
-
-    real = builtins.__import__
-
-    def fake(name, *args, **kwargs):
-        if name == "cv2":
-            raise exc
-        return real(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", fake)
-
-
 def _jetson(tmp_path):
     model = tmp_path / "model"
     model.write_bytes(b"NVIDIA Jetson AGX Orin Developer Kit\x00")
@@ -128,8 +114,8 @@ def _jetson(tmp_path):
 NUMPY2 = ImportError("numpy.core.multiarray failed to import\n(more lines of the module's own message)")
 
 
-def test_a_cv2_that_fails_to_import_shows_why_and_the_numpy_fix(monkeypatch, tmp_path):
-    _import_failing(monkeypatch, NUMPY2)
+def test_a_cv2_that_fails_to_import_shows_why_and_the_numpy_fix(monkeypatch, tmp_path, cv2_import_raises):
+    cv2_import_raises(NUMPY2)
     found = check_opencv(_jetson(tmp_path))
     assert found.status is Status.MISSING and "not installed" not in found.detail
     assert found.detail.endswith("numpy.core.multiarray failed to import")
@@ -139,8 +125,8 @@ def test_a_cv2_that_fails_to_import_shows_why_and_the_numpy_fix(monkeypatch, tmp
     assert "numpy<2" in elsewhere.fix and "JetPack" not in elsewhere.fix
 
 
-def test_opencv_fixes_fit_the_platform(monkeypatch, tmp_path):
-    _import_failing(monkeypatch, ModuleNotFoundError("No module named 'cv2'", name="cv2"))
+def test_opencv_fixes_fit_the_platform(monkeypatch, tmp_path, cv2_import_raises):
+    cv2_import_raises(ModuleNotFoundError("No module named 'cv2'", name="cv2"))
     assert check_opencv(_jetson(tmp_path)).fix == SYSTEM_OPENCV_FIX
     x86 = check_opencv(tmp_path / "absent")
     assert x86.detail == "not installed" and x86.fix == "pip install opencv-python-headless"

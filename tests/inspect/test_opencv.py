@@ -3,29 +3,16 @@ real reason and a fix for this platform (a Jetson keeps JetPack's OpenCV and num
 
 from __future__ import annotations
 
-import builtins
-
 import pytest
 
 from ddad_edge.errors import DdadError
 from ddad_edge.inspect import opencv
 
 
-def _import_failing(monkeypatch, exc):
-    real = builtins.__import__
-
-    def fake(name, *args, **kwargs):
-        if name == "cv2":
-            raise exc
-        return real(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", fake)
-
-
 @pytest.mark.parametrize("jetson,fix", [(True, "keep the system OpenCV"), (False, "opencv-python-headless")])
-def test_a_cv2_broken_by_numpy_2_says_why_and_how(monkeypatch, jetson, fix):
+def test_a_cv2_broken_by_numpy_2_says_why_and_how(monkeypatch, cv2_import_raises, jetson, fix):
     monkeypatch.setattr(opencv, "on_jetson", lambda *a: jetson)
-    _import_failing(monkeypatch, ImportError("numpy.core.multiarray failed to import\nsecond line"))
+    cv2_import_raises(ImportError("numpy.core.multiarray failed to import\nsecond line"))
     with pytest.raises(DdadError) as info:
         opencv.import_cv2()
     message = str(info.value)
@@ -34,8 +21,8 @@ def test_a_cv2_broken_by_numpy_2_says_why_and_how(monkeypatch, jetson, fix):
     assert "numpy<2" in message and fix in message
 
 
-def test_an_absent_cv2_names_the_install_for_this_platform(monkeypatch):
-    _import_failing(monkeypatch, ModuleNotFoundError("No module named 'cv2'", name="cv2"))
+def test_an_absent_cv2_names_the_install_for_this_platform(monkeypatch, cv2_import_raises):
+    cv2_import_raises(ModuleNotFoundError("No module named 'cv2'", name="cv2"))
     monkeypatch.setattr(opencv, "on_jetson", lambda *a: False)
     with pytest.raises(DdadError, match="not installed; pip install opencv-python-headless$"):
         opencv.import_cv2()
