@@ -18,7 +18,7 @@ from ddad_edge.errors import DdadError
 
 CATEGORY = "widget"
 DEMO_SIZE = 64
-ADAPT_STEPS = 40
+ADAPT_STEPS = 22
 SCORING = "pixel"  # see the export step
 
 

@@ -43,13 +43,17 @@ def distill(
     scoring: Optional[ScoringMode] = typer.Option(None, "--scoring",
                                                   help="Scoring of the report's AUROC and rank columns: the one "
                                                        "you will export (default: the run's)."),
+    replace: bool = typer.Option(False, "--replace",
+                                 help="Replace students made by another distillation (another method, target "
+                                      "steps or grid); the reports that described them say so."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
 ) -> None:
     """Distill the conditioned sampler to 4, 2 or 1 steps.
 
-    Saves RUN/students/steps_K.pt and RUN/distill/report_steps_K.json.
+    Saves RUN/students/steps_K.pt and RUN/distill/report_steps_K.json. A student that another distillation
+    made (another method, --to-steps or grid) is not replaced without --replace: move it away to keep it.
+    Running the same distillation again replaces its own students and report.
     """
-    from ddad_edge.errors import DdadError
     from ddad_edge.model.checkpoint import latest_run, open_run
     from ddad_edge.train.distill import DistillConfig
     from ddad_edge.train.distill_run import distill_run
@@ -59,19 +63,11 @@ def distill(
                  random_noise=random_noise, seed=seed, defect_weight=defect_weight, method=method,
                  defect_target=defect_target)  # DistillConfig turns method and target into their enums
     options = {k: v for k, v in given.items() if v is not None}
-    for name in ("random_noise", "synthetic_defects"):
-        if not 0.0 <= options.get(name, 0.0) <= 1.0:
-            raise DdadError(f"--{name.replace('_', '-')} {options[name]} is a fraction: give a number from 0 to 1")
-    for name in ("iterations", "batch_size"):
-        if options.get(name, 1) < 1:
-            raise DdadError(f"--{name.replace('_', '-')} must be at least 1")
-    if options.get("defect_weight", 1.0) <= 0:
-        raise DdadError("--defect-weight must be more than 0")
-    if options.get("max_minutes", 0.0) < 0:
-        raise DdadError("--max-minutes must be 0 (no limit) or more")
+    # DistillConfig checks every number (finite, in range) and names the option: before the run is opened
     cfg = DistillConfig(**options)
     r = open_run(run or latest_run())
-    result = distill_run(r, cfg, device=device, scoring=scoring, echo=lambda line: typer.echo(line, err=True))
+    result = distill_run(r, cfg, device=device, scoring=scoring, replace=replace,
+                         echo=lambda line: typer.echo(line, err=True))
     typer.echo(f"{cfg.method.value} distillation, η=0, w={r.cfg.sampler.w:g}, {result.scoring.value} scoring. "
                f"rank ρ, |Δmap|, |Δx̂0|: {len(r.val_files)} held-out nominal images; test ρ: the test split; all against the "
                f"{cfg.teacher_steps}-step teacher")

@@ -30,13 +30,14 @@ def train_all_command(
     """Train a model per category: finished categories are skipped, interrupted ones resumed."""
     from ddad_edge.train.diffusion import pick_device
     from ddad_edge.train.distributed import detect_env, device_for, process_group
-    from ddad_edge.train.train_all import (Outcome, evaluate_results, plan_categories, summary_table,
-                                           train_categories, write_summary)
+    from ddad_edge.train.train_all import (Outcome, check_options, evaluate_results, plan_categories,
+                                           summary_table, train_categories, write_summary)
 
-    env = detect_env()
-    dev = device_for(env, device) if env.distributed else pick_device(device)
     overrides = {k: v for k, v in dict(max_steps=max_steps, max_minutes=max_minutes, epochs=epochs,
                                        batch_size=batch_size, seed=seed).items() if v is not None}
+    check_options(preset, image_size, overrides)  # before any rank starts: one line, not a failed category each
+    env = detect_env()
+    dev = device_for(env, device) if env.distributed else pick_device(device)
 
     def say(line: str) -> None:
         typer.echo(line, err=True)
@@ -52,9 +53,10 @@ def train_all_command(
         results = train_categories(plans, ranks, device=device, say=say)
     if not env.is_main:
         return
+    failed_evaluations = 0
     if evaluate:
-        evaluate_results(results, out, "cuda" if dev.type == "cuda" else "cpu", say=say)
+        failed_evaluations = evaluate_results(results, out, "cuda" if dev.type == "cuda" else "cpu", say=say)
     typer.echo(summary_table(results, evaluate))
     typer.echo(f"summary: {write_summary(results, out)}")
-    if any(r.outcome is Outcome.FAILED for r in results):
-        raise typer.Exit(1)
+    if failed_evaluations or any(r.outcome is Outcome.FAILED for r in results):
+        raise typer.Exit(1)  # a category that failed to train, or whose evaluation was asked and failed

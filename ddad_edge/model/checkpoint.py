@@ -13,6 +13,7 @@ Every .pt file is a dict of tensors and plain values with the full config inside
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,14 +30,28 @@ from ddad_edge.model.unet import UNet
 LAST = "last.pt"
 
 
+def file_mode(path: Path) -> int:
+    """The permission bits a plain `open(path, "w")` would leave: an existing file's own, else 0o666 less the
+    process umask. (mkstemp makes its file 0o600, which would hide a checkpoint from colleagues and service
+    users that can read every other file of the run.)"""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        mask = os.umask(0)  # the only portable way to read the umask is to set it
+        os.umask(mask)
+        return 0o666 & ~mask
+
+
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> Path:
-    """Write a checkpoint atomically (temporary file, then rename). Returns `path`."""
+    """Write a checkpoint atomically (temporary file, then rename), with the mode a plain write would give it.
+    Returns `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         torch.save(payload, tmp)
+        os.chmod(tmp, file_mode(path))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -129,10 +144,24 @@ def open_run(path: Path) -> Run:
     run = Run(path, load_run_config(cfg_path))
     split = path / "split.yaml"
     if split.is_file():
-        data = yaml.safe_load(split.read_text()) or {}
-        run.val_files = list(data.get("val", []))
-        run.train_files = list(data.get("train", []))
+        run.train_files, run.val_files = read_split(split)
     return run
+
+
+def read_split(split: Path) -> tuple[list[str], list[str]]:
+    """(training, validation) image paths of a run's split.yaml, or one line naming the file and the fix."""
+    fix = ("it lists which train/good images the run trained on and which it held out: restore it from a copy, "
+           "or train the run again")
+    try:
+        data = yaml.safe_load(split.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise DdadError(f"{split} is not valid YAML ({str(exc).splitlines()[0][:80]}): {fix}") from None
+    except (OSError, UnicodeDecodeError, RecursionError) as exc:
+        raise DdadError(f"{split} cannot be read ({type(exc).__name__}): {fix}") from None
+    lists = [data.get(key, []) if isinstance(data, dict) else None for key in ("train", "val")]
+    if not all(isinstance(files, list) and all(isinstance(f, str) for f in files) for files in lists):
+        raise DdadError(f"{split} is not a split (a mapping with lists 'train' and 'val' of image paths): {fix}")
+    return list(lists[0]), list(lists[1])
 
 
 def load_run_unet(run: Run) -> UNet:

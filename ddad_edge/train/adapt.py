@@ -8,6 +8,12 @@ with w_DA, and the adapted extractor φ̂ is trained so that
 with φ the frozen original extractor (the λ terms keep φ̂ from forgetting). The cosine is taken per
 spatial position over channels and averaged. BatchNorm statistics stay frozen: batches are small, and the
 device graph runs BatchNorm in inference mode anyway.
+
+φ is always the backbone the run's config names (scoring.backbone with scoring.backbone_weights), never an
+earlier RUN/backbone.pt: every `adapt` starts from and anchors to the original weights and replaces
+backbone.pt, so adapting twice does not compound (the λ anchor would otherwise drift further each time).
+adapt.max_steps, when set, is the exact number of steps (epochs are then ignored); otherwise adapt.epochs
+passes over the training images.
 """
 
 from __future__ import annotations
@@ -20,11 +26,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ddad_edge.config import to_dict
+from ddad_edge.config import check_run_config, to_dict
 from ddad_edge.data.folders import load_images
 from ddad_edge.errors import DdadError
-from ddad_edge.model.backbone import FeatureExtractor
-from ddad_edge.model.checkpoint import Run, load_run_extractor, load_run_unet, save_checkpoint
+from ddad_edge.model.backbone import FeatureExtractor, load_backbone
+from ddad_edge.model.checkpoint import Run, load_run_unet, save_checkpoint
 from ddad_edge.model.pipeline import frames_to_tensor
 from ddad_edge.model.runner import teacher_grid
 from ddad_edge.model.sampler import reconstruct
@@ -63,8 +69,13 @@ class AdaptResult:
 
 
 def adapt_extractor(run: Run, device: str = "auto", show_progress: bool = True) -> AdaptResult:
-    """Adapt the run's feature extractor to its domain; writes run/backbone.pt and returns where."""
-    cfg = run.cfg
+    """Adapt the run's configured feature extractor to its domain; writes (replaces) run/backbone.pt.
+
+    Starts from and anchors to the original weights of scoring.backbone / scoring.backbone_weights, not
+    an earlier backbone.pt, so running it again redoes the adaptation instead of compounding it. Runs
+    exactly adapt.max_steps steps when that is set, else adapt.epochs epochs.
+    """
+    cfg = check_run_config(run.cfg)  # --epochs / --max-steps given on the command line land here unchecked
     if cfg.adapt.epochs <= 0 and not cfg.adapt.max_steps:
         raise DdadError(f"adapt.epochs is {cfg.adapt.epochs} for this run (DDAD's preset for this category): "
                         "nothing to adapt; pass --epochs N to adapt anyway")
@@ -73,7 +84,7 @@ def adapt_extractor(run: Run, device: str = "auto", show_progress: bool = True) 
     dev = pick_device(device)
     images = frames_to_tensor(load_images([Path(p) for p in run.train_files], cfg.model.image_size))
     unet = load_run_unet(run).to(dev)
-    frozen = load_run_extractor(run).to(dev).eval()
+    frozen = load_backbone(cfg.scoring.backbone, cfg.scoring.backbone_weights).to(dev).eval()
     for p in frozen.parameters():
         p.requires_grad_(False)
     adapted = copy.deepcopy(frozen).eval()  # eval: BatchNorm statistics stay as they are
@@ -89,9 +100,7 @@ def adapt_extractor(run: Run, device: str = "auto", show_progress: bool = True) 
     if batch < 2:
         raise DdadError("domain adaptation needs at least 2 training images")
     per_epoch = max(1, n // batch)
-    total = cfg.adapt.epochs * per_epoch
-    if cfg.adapt.max_steps:
-        total = min(total, cfg.adapt.max_steps) if total else cfg.adapt.max_steps
+    total = cfg.adapt.max_steps or cfg.adapt.epochs * per_epoch  # max_steps: exactly that many steps
     started = time.monotonic()
     losses: list[float] = []
     step = 0

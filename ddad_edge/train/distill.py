@@ -99,6 +99,45 @@ class DistillConfig:
                             "the teacher's own states, which carry the defect")
         object.__setattr__(self, "method", method)
         object.__setattr__(self, "defect_target", target)
+        self._check_numbers()
+
+    def _check_numbers(self) -> None:
+        """Refuse, naming the option, numbers no round can run with (NaN, ∞, negative, zero where it trains
+        nothing). T' against the run's schedule is checked by `check_t_prime` (it needs the run)."""
+        for name, lo, hi in _INT_RANGES:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+                raise DdadError(f"{_option(name)} {value!r}: give a whole number from {lo} to {hi}")
+        for name, lo, hi, low_open in _FLOAT_RANGES:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise DdadError(f"{_option(name)} {value!r}: give a finite number")
+            if value > hi or value < lo or (low_open and value == lo):
+                span = f"more than {lo:g} and at most {hi:g}" if low_open else f"from {lo:g} to {hi:g}"
+                raise DdadError(f"{_option(name)} {value:g}{_FLOAT_MEANING.get(name, '')}: give a number {span}")
+
+
+# (name, lowest, highest) of the whole-number settings; a teacher grid finer than 1024 steps or a batch
+# beyond 4096 images is a typo, not a plan.
+_INT_RANGES = (("teacher_steps", 2, 1024), ("t_prime", 1, 100_000),
+               ("iterations", 1, 1_000_000_000), ("batch_size", 1, 4096), ("seed", 0, 2**32 - 1))
+# (name, lowest, highest, lowest excluded) of the number settings
+_FLOAT_RANGES = (("max_minutes", 0.0, 1e7, False), ("lr", 0.0, 10.0, True),
+                 ("random_noise", 0.0, 1.0, False), ("synthetic_defects", 0.0, 1.0, False),
+                 ("defect_weight", 0.0, 1e6, True))
+_FLOAT_MEANING = {"max_minutes": " is out of range (0: no limit)", "random_noise": " is a fraction",
+                  "synthetic_defects": " is a fraction"}
+
+
+def _option(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def check_t_prime(t_prime: int, num_timesteps: int) -> None:
+    """T' must be a noise level of the run's schedule (0 < T' < diffusion.num_timesteps)."""
+    if not 0 < t_prime < num_timesteps:
+        raise DdadError(f"--t-prime {t_prime} is not a noise level of this run's schedule: give a multiple of "
+                        f"--teacher-steps from 1 to {num_timesteps - 1} (diffusion.num_timesteps is {num_timesteps})")
 
 
 def _choice(kind: type[Enum], value: object, option: str):

@@ -6,8 +6,11 @@ MVTec and VisA names (`config.CATEGORY_PRESETS`) and the defaults for any other 
 
 Resumable: a category whose last checkpoint says it finished, with the same stop limits (epochs,
 max_steps), is skipped; one with a checkpoint that did not finish (interrupted, or stopped by
-max_minutes) is resumed from it; the rest start afresh. Under torchrun every rank runs the same plan
-(rank 0 makes it and sends it to the others); evaluation and the summary happen on rank 0 after training.
+max_minutes) is resumed from it; the rest start afresh. A category whose folder cannot be used (a damaged
+checkpoint, another preset's run) fails on its own, in the table, and the others still train; options
+that no category can train with are refused in one line before any work. Under torchrun every rank runs
+the same plan (rank 0 makes it and sends it to the others); evaluation and the summary happen on rank 0
+after training.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Callable
 
-from ddad_edge.config import CATEGORY_PRESETS, RunConfig, run_config_for
+from ddad_edge.config import CATEGORY_PRESETS, RunConfig, check_run_config, run_config_for
 from ddad_edge.data.folders import GOOD
 from ddad_edge.errors import DdadError
 from ddad_edge.model.checkpoint import LAST, config_of, load_checkpoint
@@ -37,6 +40,7 @@ class CategoryState(str, Enum):
     NEW = "new"  # nothing usable: train from the start
     PARTIAL = "resume"  # a checkpoint that did not finish (or asked for other stop limits): resume it
     DONE = "done"  # finished with the same stop limits: skip
+    UNUSABLE = "unusable"  # the folder holds something train-all must not touch (see CategoryPlan.problem)
 
 
 class Outcome(str, Enum):
@@ -55,6 +59,7 @@ class CategoryPlan:
     out: Path
     state: CategoryState
     from_step: int = 0
+    problem: str = ""  # why the folder is UNUSABLE: one line naming it and the fix
 
 
 @dataclass
@@ -69,6 +74,7 @@ class CategoryResult:
     finished: bool = False
     image_auroc: float | None = None
     note: str = ""
+    evaluation_failed: bool = False  # --evaluate was asked and could not measure this category
 
 
 def find_categories(data: Path) -> list[str]:
@@ -105,9 +111,22 @@ def choose_categories(data: Path, spec: str) -> tuple[list[str], list[str]]:
 
 def category_config(category: str, data: Path, preset: str, image_size: int | None,
                     train_overrides: dict[str, Any]) -> RunConfig:
-    """`run_config_for` of the category (DDAD's preset when it has one), with the given train.* values."""
+    """`run_config_for` of the category (DDAD's preset when it has one), with the given train.* values,
+    checked as `train` checks its options (`check_run_config`): a bad value is one line naming its key."""
     cfg = run_config_for(preset, image_size, category, str(data))
-    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **train_overrides))
+    return check_run_config(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **train_overrides)))
+
+
+def check_options(preset: str, image_size: int | None, train_overrides: dict[str, Any]) -> None:
+    """Refuse, in one line and before any work, options no category can train with (`--batch-size 0`,
+    `--epochs -1`, `--max-minutes -1`, an image size the preset cannot take). Every rank calls it, so under
+    torchrun they all stop together instead of waiting on rank 0's plan."""
+    if image_size is not None and image_size < 1:  # the presets read 0 as "the preset's size"
+        raise DdadError(f"--image-size {image_size}: give a size in pixels, or leave it out for the preset's")
+    if train_overrides.get("epochs", 1) < 1:
+        raise DdadError(f"--epochs {train_overrides['epochs']} trains nothing: give 1 or more "
+                        "(or leave it out for DDAD's epochs per category)")
+    category_config("", Path(), preset, image_size, train_overrides)
 
 
 def find_state(cfg: RunConfig, out: Path) -> tuple[CategoryState, int]:
@@ -129,13 +148,21 @@ def find_state(cfg: RunConfig, out: Path) -> tuple[CategoryState, int]:
 
 def plan_categories(data: Path, spec: str, preset: str, image_size: int | None, runs: Path,
                     train_overrides: dict[str, Any]) -> tuple[list[CategoryPlan], list[str]]:
-    """A plan per chosen category (config, run folder RUNS/<category>, state found there), and notes."""
+    """A plan per chosen category (config, run folder RUNS/<category>, state found there), and notes.
+
+    A folder that cannot be used (its checkpoint damaged, another preset's run in it) gets an UNUSABLE
+    plan, which fails on its own in `train_categories`; options that are wrong for every category raise.
+    """
     chosen, notes = choose_categories(data, spec)
     plans = []
     for category in chosen:
         cfg = category_config(category, data, preset, image_size, train_overrides)
         out = Path(runs) / category
-        state, step = find_state(cfg, out)
+        try:
+            state, step = find_state(cfg, out)
+        except DdadError as exc:
+            plans.append(CategoryPlan(category, cfg, out, CategoryState.UNUSABLE, problem=str(exc)))
+            continue
         plans.append(CategoryPlan(category, cfg, out, state, step))
     return plans, notes
 
@@ -143,7 +170,8 @@ def plan_categories(data: Path, spec: str, preset: str, image_size: int | None, 
 def result_of_done(plan: CategoryPlan) -> CategoryResult:
     payload = load_checkpoint(plan.out / "checkpoints" / LAST)
     seconds = payload.get("seconds")
-    return CategoryResult(plan.category, Outcome.SKIPPED, int(payload["step"]), float(payload.get("loss", math.nan)),
+    return CategoryResult(plan.category, Outcome.SKIPPED, int(payload.get("step", plan.from_step)),
+                          float(payload.get("loss", math.nan)),
                           None if seconds is None else float(seconds) / 60, True)
 
 
@@ -156,6 +184,11 @@ def train_categories(plans: list[CategoryPlan], ranks: Ranks, device: str = "aut
     results = []
     for i, plan in enumerate(plans, 1):
         head = f"[{i}/{len(plans)}] {plan.category}"
+        if plan.state is CategoryState.UNUSABLE:
+            results.append(CategoryResult(plan.category, Outcome.FAILED, note=plan.problem))
+            if ranks.is_main:
+                say(f"{head}: failed: {plan.problem}")
+            continue
         if plan.state is CategoryState.DONE:
             results.append(result_of_done(plan))
             if ranks.is_main:
@@ -198,8 +231,12 @@ def evaluate_category(out: Path, device: str = "cpu") -> float:
 
 
 def evaluate_results(results: list[CategoryResult], runs: Path, device: str = "cpu",
-                     say: Callable[[str], None] = print) -> None:
-    """Fill `image_auroc` of every trained, resumed or skipped category (rank 0, after training)."""
+                     say: Callable[[str], None] = print) -> int:
+    """Fill `image_auroc` of every trained, resumed or skipped category (rank 0, after training).
+
+    Returns how many evaluations failed (each marked `evaluation_failed`, with the reason in `note`).
+    """
+    failed = 0
     for r in results:
         if r.outcome is Outcome.FAILED:
             continue
@@ -207,7 +244,10 @@ def evaluate_results(results: list[CategoryResult], runs: Path, device: str = "c
             r.image_auroc = evaluate_category(Path(runs) / r.category, device)
         except DdadError as exc:
             r.note = f"evaluation failed: {exc}"
+            r.evaluation_failed = True
+            failed += 1
             say(f"{r.category}: {r.note}")
+    return failed
 
 
 def summary_table(results: list[CategoryResult], with_auroc: bool) -> str:

@@ -193,15 +193,27 @@ def test_progressive_distill_saves_each_round_with_its_grid_and_w_and_evaluate_p
     ev = json.loads((tmp_path / "ev.json").read_text())
     assert ev["steps"] == 1 and ev["timesteps"] == [186] and ev["w"] == run.cfg.sampler.w
 
-    # A second distillation to another K writes its own report and leaves the first one as it was.
-    first = report_path.read_bytes()
-    code, out, err = _cli(capsys, "distill", "--run", run_dir, "--to-steps", 2, "--teacher-steps", 4,
-                          "--method", "direct", "--iterations", 1, "--batch-size", 4, "--device", "cpu",
-                          "--scoring", "pixel")
+    # A direct distillation to 2 would write over round 1 of this progressive one (students/steps_2.pt, which
+    # report_steps_1.json describes): refused in one line before any work, nothing touched.
+    first, old_student = report_path.read_bytes(), run.student_path(2).read_bytes()
+    direct = ("distill", "--run", run_dir, "--to-steps", 2, "--teacher-steps", 4, "--method", "direct",
+              "--iterations", 1, "--batch-size", 4, "--device", "cpu", "--scoring", "pixel")
+    code, out, err = _cli(capsys, *direct)
+    assert code == 2 and len(err.splitlines()) == 1 and err.startswith("error: "), err
+    assert "steps_2.pt" in err and "--method progressive" in err and "report_steps_1.json" in err
+    assert "--replace" in err
+    assert run.student_path(2).read_bytes() == old_student and report_path.read_bytes() == first
+    assert not (run_dir / "distill" / "report_steps_2.json").exists()
+
+    # With --replace it goes ahead: its own report, and the old report says its round's student was replaced.
+    code, out, err = _cli(capsys, *direct, "--replace")
     assert code == 0, err
-    assert report_path.read_bytes() == first
     second = json.loads((run_dir / "distill" / "report_steps_2.json").read_text())
     assert second["method"] == "direct" and [r["steps"] for r in second["rounds"]] == [2]
+    assert load_checkpoint(run.student_path(2))["method"] == "direct"
+    old = json.loads(report_path.read_text())
+    assert old["rounds"][0]["checkpoint"] is None and "--method direct" in old["rounds"][0]["replaced_by"]
+    assert old["rounds"][1]["checkpoint"].endswith("steps_1.pt") and old["summary"] == report["summary"]
     assert "student_2" in second["summary"] and "student_1" in report["summary"]
 
 
@@ -220,8 +232,63 @@ def test_evaluate_refuses_steps_that_were_not_distilled_in_one_line(tiny_run, ca
     (("--defect-weight", 0), "more than 0"),
     (("--defect-target", "clean"), "teacher or repaired"),
     (("--method", "progressive", "--defect-target", "repaired"), "needs --method direct"),
+    (("--max-minutes", "nan"), "--max-minutes nan: give a finite number"),
+    (("--max-minutes", "-1"), "--max-minutes -1"),
+    (("--t-prime", 0), "--t-prime 0"),
+    (("--t-prime", -8), "--t-prime -8"),
+    (("--t-prime", 8000), "--t-prime 8000 is not a noise level"),
+    (("--lr", -1), "--lr -1"),
+    (("--lr", "inf"), "--lr inf"),
+    (("--defect-weight", "nan"), "--defect-weight nan"),
+    (("--synthetic-defects", "nan"), "--synthetic-defects nan"),
+    (("--iterations", 0), "--iterations 0"),
+    (("--batch-size", 0), "--batch-size 0"),
+    (("--teacher-steps", 0), "--teacher-steps 0"),
+    (("--seed", -1), "--seed -1"),
 ])
 def test_distill_bad_options_are_one_line(tiny_run, capsys, args, words):
     code, out, err = _cli(capsys, "distill", "--run", tiny_run, *args)
     assert code == 2 and len(err.splitlines()) == 1 and words in err, err
     assert not open_run(tiny_run).students()
+
+
+def _fake_student(run, steps, grid, **distill):
+    """A student file as `distill` writes it (its origin: kind, grid, method, K, teacher steps, T'), holding a
+    marker instead of trained weights: cheap to make, and any rewrite of it shows."""
+    from ddad_edge.config import to_dict
+    from ddad_edge.model.checkpoint import save_checkpoint
+
+    return save_checkpoint(run.student_path(steps), {
+        "kind": "student", "config": to_dict(run.cfg), "timesteps": grid, "t_prime": 248, "round": 1,
+        "distill": to_dict(DistillConfig(**distill)), "method": distill.get("method", "direct"), "marker": 1})
+
+
+def test_a_round_with_no_iteration_keeps_the_student_it_would_replace(tmp_path, tiny_run, capsys):
+    run_dir = tmp_path / "run"
+    shutil.copytree(tiny_run, run_dir)
+    run = open_run(run_dir)
+    path = _fake_student(run, 2, [186, 62], to_steps=2, teacher_steps=4)  # the same distillation, earlier
+    before = path.read_bytes()
+    code, out, err = _cli(capsys, "distill", "--run", run_dir, "--to-steps", 2, "--teacher-steps", 4,
+                          "--iterations", 5, "--batch-size", 4, "--max-minutes", "0.000001", "--device", "cpu",
+                          "--scoring", "pixel")
+    assert code == 2 and err.splitlines()[-1].startswith("error: distill round 1"), err
+    assert "made no optimiser step" in err and "--max-minutes" in err and "kept as it was" in err
+    assert path.read_bytes() == before
+    assert not (run_dir / "distill" / "report_steps_2.json").exists()
+
+
+def test_a_student_of_another_distillation_is_not_replaced_silently(tmp_path, tiny_run, capsys):
+    # `distill --to-steps 4` (direct, 8-step teacher) made students/steps_4.pt; a progressive distillation to
+    # 2 steps would write its round 1 there.
+    run_dir = tmp_path / "run"
+    shutil.copytree(tiny_run, run_dir)
+    run = open_run(run_dir)
+    path = _fake_student(run, 4, [217, 155, 93, 31], to_steps=4, teacher_steps=8)
+    before = path.read_bytes()
+    code, out, err = _cli(capsys, "distill", "--run", run_dir, "--to-steps", 2, "--method", "progressive",
+                          "--iterations", 1, "--batch-size", 4, "--device", "cpu")
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert str(path) in err and "--to-steps 4 --method direct" in err
+    assert "distill/report_steps_4.json" in err and "--replace" in err
+    assert path.read_bytes() == before and run.students() == [4]

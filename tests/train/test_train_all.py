@@ -111,3 +111,70 @@ def test_choosing_categories(two_categories):
         choose_categories(two_categories, "pcb1,bottle")
     with pytest.raises(DdadError, match="no category folders"):
         choose_categories(two_categories / "notes", "all")
+
+
+def test_a_category_whose_folder_cannot_be_used_fails_alone_and_the_others_train(tmp_path, capsys):
+    """A damaged last.pt (alpha) and another preset's run (beta) are failed rows of the table; gamma still
+    trains; exit 1 at the end, and neither folder is touched."""
+    from ddad_edge.config import to_dict
+    from ddad_edge.data.synth import make_synthetic_dataset
+    from ddad_edge.model.checkpoint import save_checkpoint
+
+    root, runs = tmp_path / "data", tmp_path / "runs"
+    for seed, name in enumerate(("alpha", "beta", "gamma")):
+        make_synthetic_dataset(root, category=name, size=32, n_train=8, n_test_good=2, n_test_defect=2, seed=seed)
+    for name in ("alpha", "beta"):
+        (runs / name / "checkpoints").mkdir(parents=True)
+        (runs / name / "split.yaml").write_text("train: []\nval: []\n")
+    (runs / "alpha" / "checkpoints" / "last.pt").write_bytes(b"PK\x03\x04 truncated")
+    other = run_config_for("tiny", 64, "beta", str(root))
+    save_checkpoint(runs / "beta" / "checkpoints" / "last.pt", {"config": to_dict(other), "step": 5})
+    before = {n: (runs / n / "checkpoints" / "last.pt").read_bytes() for n in ("alpha", "beta")}
+
+    code = main(["train-all", "--data", str(root), "--out", str(runs), *ARGS])
+    captured = capsys.readouterr()
+    assert code == 1, captured.err
+    rows = {line.split()[0]: line.split()[1] for line in captured.out.splitlines()[2:5]}
+    assert rows == {"alpha": "failed", "beta": "failed", "gamma": "trained"}
+    assert "alpha: failed: checkpoint" in captured.err and "cannot be read" in captured.err
+    assert "beta: failed:" in captured.err and "preset tiny at 64 px" in captured.err
+    assert load_checkpoint(runs / "gamma" / "checkpoints" / "last.pt")["step"] == 2
+    assert all((runs / n / "checkpoints" / "last.pt").read_bytes() == before[n] for n in before)
+    notes = {c["category"]: c["note"] for c in json.loads((runs / "train-all.json").read_text())["categories"]}
+    assert "cannot be read" in notes["alpha"] and "64 px" in notes["beta"] and notes["gamma"] == ""
+
+
+@pytest.mark.parametrize("option, words", [
+    (("--batch-size", "0"), "train.batch_size"),
+    (("--epochs", "-1"), "--epochs -1"),
+    (("--epochs", "0"), "--epochs 0"),
+    (("--max-minutes", "-1"), "train.max_minutes"),
+    (("--max-minutes", "nan"), "train.max_minutes"),
+    (("--max-steps", "-3"), "train.max_steps"),
+    (("--image-size", "30"), "model.image_size"),
+    (("--image-size", "0"), "--image-size 0"),
+])
+def test_bad_options_are_one_line_before_any_work(two_categories, tmp_path, capsys, option, words):
+    runs = tmp_path / "runs"
+    args = ["train-all", "--data", str(two_categories), "--out", str(runs), *ARGS, *option]
+    code = main(args)
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("error: ") and len(err.splitlines()) == 1 and words in err, err
+    assert not runs.exists()
+
+
+def test_a_failed_evaluation_makes_the_exit_status_1(two_categories, tmp_path, capsys, monkeypatch):
+    from ddad_edge.train import train_all
+
+    def no_backbone(out, device="cpu"):
+        raise DdadError("no weights for backbone resnet18: give scoring.backbone_weights")
+
+    monkeypatch.setattr(train_all, "evaluate_category", no_backbone)
+    runs = tmp_path / "runs"
+    code = main(["train-all", "--data", str(two_categories), "--categories", "widget", "--out", str(runs),
+                 "--evaluate", *ARGS])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "widget: evaluation failed: no weights" in captured.err
+    row = json.loads((runs / "train-all.json").read_text())["categories"][0]
+    assert row["outcome"] == "trained" and row["evaluation_failed"] and row["image_auroc"] is None
