@@ -97,6 +97,7 @@ def run_command(
     """Inspect frames on the line: verdicts OK/NG/FAULT, reject pulses, events.jsonl and NG images."""
     from ddad_edge.bundle import read_bundle
     from ddad_edge.inspect.decide import Debounce, FaultPolicy, threshold_from_bundle
+    from ddad_edge.inspect.bind_host import check_bind_host
     from ddad_edge.inspect.gpio_lines import GpioKind, GpioSpec, check_distinct_lines, check_sim_log
     from ddad_edge.inspect.loop import LoopConfig
     from ddad_edge.inspect.preprocess import Roi
@@ -107,6 +108,8 @@ def run_command(
     _check_numbers(pulse_ms=pulse_ms, delay_ms=delay_ms, max_late_ms=max_late_ms, deadline_ms=deadline_ms,
                    stall_s=stall_s, events_max_mb=events_max_mb, ng_max_mb=ng_max_mb, ng_max_images=ng_max_images,
                    fps=fps, width=width, height=height, batch=batch, max_frames=max_frames, http_port=http_port)
+    check_bind_host(http_host, "--http-host")
+    check_bind_host(metrics_host, "--metrics-host")
     spec = _source_spec(camera, csi, gst, url, video, images, width, height, fps, realtime, batch, stall_s)
     try:
         policy = FaultPolicy(on_fault)
@@ -131,8 +134,9 @@ def run_command(
     out = out or Path("runs") / time.strftime("inspect-%Y%m%d-%H%M%S")  # created once the source is open
     outputs = _Outputs(out, events, events_max_mb, ng_images, ng_max_images, ng_max_mb, preview, http_port,
                        http_host, gpio_spec, ready_spec, not active_low, timing, metrics_port, metrics_host)
+    graph = loaded.manifest.get("graph") if isinstance(loaded.manifest.get("graph"), dict) else {}
     info = {"bundle": str(bundle), "backend": backend, "out": str(out), "gpio": gpio, "delay_ms": delay_ms,
-            "pulse_ms": pulse_ms}
+            "pulse_ms": pulse_ms, "precision": loaded.manifest.get("precision"), "steps": graph.get("steps")}
     with _status_lines_on_stderr():
         _inspect(spec, loaded, backend, config, outputs, info)
 
@@ -176,7 +180,7 @@ class _Outputs:
         if self.http_port:
             from ddad_edge.inspect.status_server import StatusServer
 
-            sinks.append(StatusServer(self.http_host, self.http_port))
+            sinks.append(StatusServer(self.http_host, self.http_port, out=self.out))
             opened.append(sinks[-1])
             typer.echo(f"status page: {sinks[-1].url}", err=True)
         if self.preview:
@@ -196,6 +200,9 @@ class _Outputs:
         reject = open_reject_output(self.gpio_spec, self.timing, self.ready_spec, active_high=self.active_high,
                                     sim_log=self.out / SIM_LOG)
         opened.append(reject)
+        for sink in sinks:
+            if hasattr(sink, "watch_reject"):  # the status page shows pulses fired and merged as they happen
+                sink.watch_reject(reject)
         return sinks, reject
 
 
@@ -244,6 +251,8 @@ def _inspect(spec, bundle, backend, config, outputs: _Outputs, info: dict) -> No
     try:
         runner = open_runner(bundle, backend)
         opened.append(runner)
+        if backend == "auto":  # the page and the start record say which backend auto chose
+            info["backend"] = f"auto: {type(runner).__name__}"
         source = open_source(spec) if file_source else None
         if source is not None:
             opened.append(source)

@@ -25,6 +25,7 @@ import math
 from typing import Any
 
 from ddad_edge.errors import DdadError, missing_package
+from ddad_edge.inspect.bind_host import check_bind_host
 from ddad_edge.inspect.decide import Verdict
 from ddad_edge.inspect.frame import Dropped
 from ddad_edge.inspect.result import STAGES, FrameResult
@@ -52,6 +53,7 @@ class MetricsServer(Sink):
     records = True  # called after the other sinks, so the frame's sink time is known
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        check_bind_host(host, "--metrics-host")
         prom = import_prometheus_client()
         self.registry = prom.CollectorRegistry()
         r = self.registry

@@ -58,14 +58,20 @@ def write_images(folder: Path, images: list[np.ndarray]) -> list[Path]:
 class MjpegServer:
     """Serves `images` as an MJPEG stream at `fps` on 127.0.0.1, then closes the connection.
 
+    `hold_after`: after this many frames (over all connections) the stream stalls, the connection held
+    open, until `release` is set.
     `refuse_s`: after the first connection ends, answer 503 for this long (a camera rebooting), then
     serve the stream again from the start.
     """
 
-    def __init__(self, images: list[np.ndarray], fps: float = 30.0, refuse_s: float = 0.0) -> None:
+    def __init__(self, images: list[np.ndarray], fps: float = 30.0, refuse_s: float = 0.0,
+                 hold_after: int | None = None) -> None:
         self.images = images
         self.fps = fps
         self.refuse_s = refuse_s
+        self.hold_after = hold_after  # frames sent, over all connections, before the stream stalls
+        self.release = threading.Event()  # set: a stalled stream goes on (a new connection starts over)
+        self.sent = 0
         self.connections = 0
         self.first_ended_at: float | None = None
         server = self
@@ -85,12 +91,15 @@ class MjpegServer:
                 self.end_headers()
                 try:
                     for image in server.images:
+                        server.hold()
+                        server.sent += 1
                         ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
                                                 [cv2.IMWRITE_JPEG_QUALITY, 95])
                         self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n"
                                          % len(jpeg) + jpeg.tobytes() + b"\r\n")
                         self.wfile.flush()
                         time.sleep(1 / server.fps)
+                    server.hold()
                 except (BrokenPipeError, ConnectionResetError):
                     pass
                 if server.first_ended_at is None:
@@ -102,7 +111,13 @@ class MjpegServer:
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
         self._thread.start()
 
+    def hold(self) -> None:
+        """Past `hold_after` frames: stay connected and send nothing (a camera that froze) until released."""
+        while self.hold_after is not None and self.sent >= self.hold_after and not self.release.is_set():
+            time.sleep(0.05)
+
     def close(self) -> None:
+        self.release.set()  # a stalled handler ends (its client is gone or goes)
         self._httpd.shutdown()
         self._httpd.server_close()
 
