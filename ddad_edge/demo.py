@@ -125,6 +125,7 @@ def run_demo(out: Path, minutes: float = 8.0, json_path: Path | None = None,
     x, y, w, h = roi
     _cli(["run", "--bundle", str(bundle), "--video", str(video), "--roi", f"{x},{y},{w},{h}", "--gpio", "sim",
           "--delay-ms", "200", "--pulse-ms", "50", "--out", str(line)], log)
+    page_png = _operator_page_screenshot(bundle, out, log)
     events = line / "events.jsonl"
     summary = [json.loads(s) for s in events.read_text().splitlines() if '"summary"' in s][-1]
     verdicts = frame_verdict_accuracy(events, video.with_suffix(".json"), roi)
@@ -149,12 +150,59 @@ def run_demo(out: Path, minutes: float = 8.0, json_path: Path | None = None,
         "bundle": str(bundle), "events": str(events), "ng_images": str(line / "ng"),
         "overlays": str(out / "eval" / "overlays"), "distill_report": str(run / "distill" / "report_steps_2.json"),
         "latency_plot": str(out / "bench.png"),
+        "operator_page": None if page_png is None else str(page_png),
         "minutes": round((time.monotonic() - started) / 60, 2),
     }
     (out / "demo-summary.json").write_text(json.dumps(result, indent=2))
     if json_path is not None:
         Path(json_path).write_text(json.dumps(result, indent=2))
     return result
+
+
+def _operator_page_screenshot(bundle: Path, out: Path, log: Callable[[str], None]) -> Path | None:
+    """The operator page of a live replay, as a person sees it, in OUT/operator-page.png.
+
+    A second, live run (`--realtime --http-port`) over a longer conveyor video, with the screenshot taken by
+    the system's headless Chromium while it runs; without Chromium, one line and the demo goes on.
+    """
+    import socket
+    import threading
+    import urllib.request
+
+    from ddad_edge.data.video import make_conveyor_video
+    from ddad_edge.page_shot import find_chromium, screenshot_page
+
+    if find_chromium() is None:
+        log("      no Chromium here: the operator page's screenshot is skipped (apt-get install chromium)")
+        return None
+    video = out / "line-page" / "conveyor-live.avi"
+    video.parent.mkdir(parents=True, exist_ok=True)
+    make_conveyor_video(video, n_parts=120, defect_rate=0.3, size=(320, 96), fps=10, part_size=DEMO_SIZE,
+                        pitch=160, speed=160, seed=2)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    shot: list[Path | None] = [None]
+
+    def take() -> None:  # the loop runs on the main thread (it owns the signal handlers)
+        for _ in range(300):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/status.json", timeout=1) as r:
+                    if json.loads(r.read()).get("frames", 0) >= 30:
+                        break
+            except OSError:
+                pass
+            time.sleep(0.1)
+        shot[0] = screenshot_page(f"http://127.0.0.1:{port}/", out / "operator-page.png")
+
+    thread = threading.Thread(target=take, daemon=True)
+    thread.start()
+    _cli(["run", "--bundle", str(bundle), "--video", str(video), "--realtime", "--gpio", "sim", "--roi",
+          ",".join(map(str, conveyor_roi(video.with_suffix(".json")))), "--http-port", str(port),
+          "--out", str(out / "line-page")], log)
+    thread.join(30)
+    log(f"      operator page: {shot[0]}" if shot[0] else "      the operator page's screenshot failed; going on")
+    return shot[0]
 
 
 def _count(summary: dict, key: str):

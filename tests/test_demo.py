@@ -28,6 +28,9 @@ def test_the_demo_runs_the_whole_job_and_its_summary_matches_the_files(tmp_path,
 
     truth = json.loads((out / "conveyor.json").read_text())
     assert summary["frames"] == len(truth["frames"])  # every frame of the video got a verdict
+    # CI has Chromium (scripts/setup.sh): the demo leaves the operator page's screenshot in its folder
+    page = out / "operator-page.png"
+    assert summary["operator_page"] == str(page) and page.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert summary["ok"] + summary["ng"] + summary["fault"] == summary["frames"]
     events = [json.loads(line) for line in (out / "line" / "events.jsonl").read_text().splitlines()]
     verdicts = [e for e in events if e.get("verdict") in ("OK", "NG", "FAULT")]
