@@ -49,7 +49,9 @@ def listening(port: int) -> bool:
     return False
 
 
-def serve(video: Path, port: int) -> subprocess.Popen:
+def serve(video: Path, port: int, wait: bool = True) -> subprocess.Popen:
+    """ffmpeg serving `video` in a loop at its frame rate to one client. `wait`: until it listens (not on a
+    restart: the loop's reconnect may be accepted at once, and `-listen 1` then stops listening)."""
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
         pytest.fail("ffmpeg is needed (Debian: apt-get install ffmpeg; scripts/setup.sh does it)")
@@ -57,7 +59,8 @@ def serve(video: Path, port: int) -> subprocess.Popen:
         [ffmpeg, "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", str(video),
          "-c:v", "copy", "-f", "mpjpeg", "-listen", "1", f"http://127.0.0.1:{port}/stream.mjpg"],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    wait_for(lambda: listening(port) or process.poll() is not None, 20, "ffmpeg to listen")
+    if wait:
+        wait_for(lambda: listening(port) or process.poll() is not None, 20, "ffmpeg to listen")
     assert process.poll() is None, process.stderr.read().decode()
     return process
 
@@ -82,7 +85,7 @@ def test_ffmpeg_stream_stopped_and_restarted_mid_run(tmp_path, red_bundle):
         server.wait(10)
         wait_for(lambda: any(r["verdict"] == "FAULT" for r in frames_logged(events)), 15, "a FAULT frame")
         time.sleep(1.0)  # gone for a while: reconnects are refused, with backoff
-        server = serve(video, port)
+        server = serve(video, port, wait=False)
         seen = len(frames_logged(events))
         wait_for(lambda: len(frames_logged(events)) >= seen + 30, 60, "30 more frames after the restart")
         run.send_signal(signal.SIGTERM)
