@@ -127,6 +127,39 @@ def test_hundreds_of_overlapping_requests_make_one_pulse_per_cluster():
     assert (scheduler.requested, scheduler.fired, scheduler.merged, scheduler.cancelled) == (240, 60, 180, 0)
 
 
+def test_merge_gap_joins_pulses_closer_than_it_and_no_others():
+    line = SimLine("reject")
+    scheduler = PulseScheduler(line, merge_gap_s=0.01)
+    t0 = time.monotonic() + 0.05
+    scheduler.schedule(t0 + 0.015, t0 + 0.02)  # 5 ms after the next one ends: within the gap, one pulse
+    scheduler.schedule(t0, t0 + 0.01)
+    scheduler.schedule(t0 + 0.05, t0 + 0.06)  # 30 ms after: a pulse of its own
+    scheduler.schedule(t0 + 0.07, t0 + 0.08)  # exactly the gap after it: joins it
+    scheduler.close(drain_s=5.0)
+    assert len(rising_edges(line)) == 2 and (scheduler.fired, scheduler.merged) == (2, 2)
+    first, second = line.intervals(high=True)
+    assert first[1] >= t0 + 0.02 and second[0] >= t0 + 0.05 and second[1] >= t0 + 0.08
+
+
+def test_touching_pulses_merge_without_a_gap_and_one_within_the_gap_joins_the_active_pulse():
+    line = SimLine("reject")
+    scheduler = PulseScheduler(line)
+    t0 = time.monotonic() + 0.05
+    scheduler.schedule(t0 + 0.01, t0 + 0.02)
+    scheduler.schedule(t0, t0 + 0.01)  # ends where the other begins: one pulse
+    scheduler.close(drain_s=5.0)
+    assert len(rising_edges(line)) == 1 and (scheduler.fired, scheduler.merged) == (1, 1)
+    line = SimLine("reject")
+    scheduler = PulseScheduler(line, merge_gap_s=0.02)
+    t0 = time.monotonic()
+    scheduler.schedule(t0, t0 + 0.05)
+    time.sleep(0.02)  # the first pulse is being driven (or about to be)
+    scheduler.schedule(t0 + 0.06, t0 + 0.08)  # 10 ms after its end: within the gap
+    scheduler.close(drain_s=5.0)
+    (pulse,) = line.intervals(high=True)
+    assert pulse[1] >= t0 + 0.08 and (scheduler.fired, scheduler.merged) == (1, 1)
+
+
 def test_active_low_idles_high_and_pulses_low():
     output = open_reject_output(GpioSpec.parse("sim"), RejectTiming(pulse_s=0.02), active_high=False)
     assert output.reject_line.level is True and output.ready_line.level is True  # both inactive
