@@ -307,17 +307,9 @@ def assert_weight_siblings_share_precision(model) -> int:
     return len(shared)
 
 
-class _SiblingNet(nn.Module):
+class _SiblingNet(_SensitiveNet):
     """As _SensitiveNet, with its sensitive convolution called twice on one weight, as an unrolled sampler
     calls the UNet's: the first call reads the outlier channel, the second reads a tame tensor."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        g = torch.Generator().manual_seed(0)
-        self.c1, self.c2, self.c3 = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1), nn.Conv2d(8, 1, 1)
-        with torch.no_grad():
-            _random_convs(g, self.c1, self.c2, self.c3)
-            _outlier_channel(self.c1, self.c2)
 
     def forward(self, frames):
         x = frames.permute(0, 3, 1, 2).float() * (2.0 / 255.0) - 1.0
