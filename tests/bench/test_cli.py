@@ -12,15 +12,9 @@ import numpy as np
 import pytest
 
 from ddad_edge.bench.timing import percentiles_of
-from ddad_edge.cli import main
+from tests.cli_helpers import run_cli
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def run_cli(capsys, *args):
-    code = main([str(a) for a in args])
-    out = capsys.readouterr()
-    return code, out.out, out.err.strip()
 
 
 def test_bench_writes_json_markdown_and_plot(capsys, toy_bundle, tmp_path):

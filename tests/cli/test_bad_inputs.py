@@ -10,32 +10,19 @@ import pytest
 import torch
 
 from ddad_edge.cli import main
-
-
-def run_cli(capsys, *args):
-    code = main([str(a) for a in args])
-    err = capsys.readouterr().err.strip()
-    return code, err
-
-
-def assert_one_line(code, err, *words):
-    assert code == 2, err
-    assert len(err.splitlines()) == 1, err
-    assert err.startswith("error: ")
-    for w in words:
-        assert w in err, err
+from tests.cli_helpers import assert_one_line, run_cli
 
 
 def test_missing_folder(capsys, tmp_path):
-    code, err = run_cli(capsys, "train", "--data", tmp_path / "nope", "--preset", "tiny", "--out", tmp_path / "r")
-    assert_one_line(code, err, str(tmp_path / "nope"))
+    result = run_cli(capsys, "train", "--data", tmp_path / "nope", "--preset", "tiny", "--out", tmp_path / "r")
+    assert_one_line(result, str(tmp_path / "nope"))
 
 
 def test_empty_train_good(capsys, tmp_path):
     (tmp_path / "d" / "widget" / "train" / "good").mkdir(parents=True)
-    code, err = run_cli(capsys, "train", "--data", tmp_path / "d", "--category", "widget", "--preset", "tiny",
-                        "--out", tmp_path / "r")
-    assert_one_line(code, err, "train/good")
+    result = run_cli(capsys, "train", "--data", tmp_path / "d", "--category", "widget", "--preset", "tiny",
+                     "--out", tmp_path / "r")
+    assert_one_line(result, "train/good")
 
 
 def test_corrupt_image(capsys, tmp_path, synth_root):
@@ -43,9 +30,9 @@ def test_corrupt_image(capsys, tmp_path, synth_root):
     shutil.copytree(synth_root, data)
     bad = sorted((data / "widget" / "train" / "good").iterdir())[0]
     bad.write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
-    code, err = run_cli(capsys, "train", "--data", data, "--category", "widget", "--preset", "tiny",
-                        "--image-size", 32, "--max-steps", 1, "--out", tmp_path / "r")
-    assert_one_line(code, err, bad.name)
+    result = run_cli(capsys, "train", "--data", data, "--category", "widget", "--preset", "tiny",
+                     "--image-size", 32, "--max-steps", 1, "--out", tmp_path / "r")
+    assert_one_line(result, bad.name)
 
 
 def test_mask_of_another_size(capsys, tmp_path, synth_root, tiny_run):
@@ -53,24 +40,24 @@ def test_mask_of_another_size(capsys, tmp_path, synth_root, tiny_run):
     shutil.copytree(synth_root, data)
     mask = sorted((data / "widget" / "ground_truth").glob("*/*.png"))[0]
     cv2.imwrite(str(mask), np.zeros((17, 23), np.uint8))
-    code, err = run_cli(capsys, "evaluate", "--run", tiny_run, "--data", data, "--category", "widget",
-                        "--out", tmp_path / "ev")
-    assert_one_line(code, err, mask.name)
+    result = run_cli(capsys, "evaluate", "--run", tiny_run, "--data", data, "--category", "widget",
+                     "--out", tmp_path / "ev")
+    assert_one_line(result, mask.name)
 
 
 def test_unknown_config_key(capsys, tmp_path, synth_root):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("sampler:\n  ww: 3\n")
-    code, err = run_cli(capsys, "train", "--data", synth_root, "--category", "widget", "--config", cfg,
-                        "--out", tmp_path / "r")
-    assert_one_line(code, err, "sampler.ww")
+    result = run_cli(capsys, "train", "--data", synth_root, "--category", "widget", "--config", cfg,
+                     "--out", tmp_path / "r")
+    assert_one_line(result, "sampler.ww")
 
 
 def test_resume_with_another_preset(capsys, tmp_path, tiny_run):
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
-    code, err = run_cli(capsys, "train", "--data", "unused", "--resume", "--preset", "ddad-s", "--out", run)
-    assert_one_line(code, err, "tiny", "ddad-s")
+    result = run_cli(capsys, "train", "--data", "unused", "--resume", "--preset", "ddad-s", "--out", run)
+    assert_one_line(result, "tiny", "ddad-s")
 
 
 def test_checkpoint_of_another_preset(capsys, tmp_path, tiny_run):
@@ -83,22 +70,22 @@ def test_checkpoint_of_another_preset(capsys, tmp_path, tiny_run):
     other = run_config_for("tiny", 64)
     torch.save({"kind": "diffusion", "config": to_dict(other), "unet": UNet(model_preset("tiny", 64)).state_dict(),
                 "ema": None}, run / "checkpoints" / "last.pt")
-    code, err = run_cli(capsys, "evaluate", "--run", run, "--out", tmp_path / "ev")
-    assert_one_line(code, err, "64 px", "32 px")
+    result = run_cli(capsys, "evaluate", "--run", run, "--out", tmp_path / "ev")
+    assert_one_line(result, "64 px", "32 px")
 
 
 def test_damaged_checkpoint(capsys, tmp_path, tiny_run):
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
     (run / "checkpoints" / "last.pt").write_bytes(b"garbage")
-    code, err = run_cli(capsys, "evaluate", "--run", run, "--out", tmp_path / "ev")
-    assert_one_line(code, err, "last.pt")
+    result = run_cli(capsys, "evaluate", "--run", run, "--out", tmp_path / "ev")
+    assert_one_line(result, "last.pt")
 
 
 @pytest.mark.parametrize("args", [["evaluate", "--run", "/no/such/run"], ["adapt", "--run", "/no/such/run"]])
 def test_missing_run(capsys, args):
-    code, err = run_cli(capsys, *args)
-    assert_one_line(code, err, "/no/such/run")
+    result = run_cli(capsys, *args)
+    assert_one_line(result, "/no/such/run")
 
 
 def _red_dataset(root, masks_for=("000", "001"), marked=True):
@@ -160,9 +147,9 @@ def test_evaluate_bundle_refuses_run_options(capsys, tmp_path, extra, words):
 
     bundle = make_red_bundle(tmp_path / "bundle")
     data = _red_dataset(tmp_path / "data")
-    code, err = run_cli(capsys, "evaluate", "--bundle", bundle.path, "--data", data, "--category", "widget",
-                        "--out", tmp_path / "ev", *extra)
-    assert_one_line(code, err, *words)
+    result = run_cli(capsys, "evaluate", "--bundle", bundle.path, "--data", data, "--category", "widget",
+                     "--out", tmp_path / "ev", *extra)
+    assert_one_line(result, *words)
     assert not (tmp_path / "ev").exists()
 
 
@@ -186,6 +173,6 @@ def test_evaluate_checks_where_its_results_go_before_it_evaluates(capsys, tmp_pa
         "out-a-file": (["--out", tmp_path / "file.txt"], "is a file, not a folder"),
         "out-under-a-file": (["--out", tmp_path / "file.txt" / "ev"], "is a file"),
     }[case]
-    code, err = run_cli(capsys, "evaluate", "--bundle", bundle.path, "--data", data, "--category", "widget", *args)
-    assert_one_line(code, err, words)
+    result = run_cli(capsys, "evaluate", "--bundle", bundle.path, "--data", data, "--category", "widget", *args)
+    assert_one_line(result, words)
     assert (tmp_path / "file.txt").read_text() == "mine" and not any((tmp_path / "folder").iterdir())

@@ -9,21 +9,9 @@ import warnings
 import pytest
 import torch
 
-from ddad_edge.cli import main
 from ddad_edge.model.checkpoint import load_checkpoint, open_run
 from ddad_edge.model.runner import build_pipeline, teacher_grid
-
-
-def run_cli(capsys, *args):
-    code = main([str(a) for a in args])
-    return code, capsys.readouterr().err.strip()
-
-
-def assert_one_line(code, err, *words):
-    assert code == 2, err
-    assert len(err.splitlines()) == 1 and err.startswith("error: "), err
-    for w in words:
-        assert w in err, err
+from tests.cli_helpers import assert_one_line, run_cli
 
 
 @pytest.mark.parametrize("args, words", [
@@ -36,8 +24,8 @@ def assert_one_line(code, err, *words):
     (["--steps", "0"], ["--steps 0"]),
 ])
 def test_bad_run_options_are_one_line(capsys, tmp_path, tiny_run, args, words):
-    code, err = run_cli(capsys, "evaluate", "--run", tiny_run, "--out", tmp_path / "ev", *args)
-    assert_one_line(code, err, *words)
+    result = run_cli(capsys, "evaluate", "--run", tiny_run, "--out", tmp_path / "ev", *args)
+    assert_one_line(result, *words)
     assert not (tmp_path / "ev").exists() and not (tiny_run / "eval" / "steps10-naive").exists()
 
 
@@ -46,9 +34,9 @@ def test_bad_run_options_are_one_line(capsys, tmp_path, tiny_run, args, words):
     (5, "pass --naive for the teacher itself on a 5-step grid"),  # T' = 250 divides into 5 steps
 ])
 def test_a_missing_sampler_names_a_fix_that_exists(capsys, tmp_path, tiny_run, steps, fix):
-    code, err = run_cli(capsys, "evaluate", "--run", tiny_run, "--steps", steps, "--out", tmp_path / "ev")
-    assert_one_line(code, err, f"no sampler with {steps} steps", fix)
-    assert f"--to-steps {steps}" not in err  # distill would refuse it
+    result = run_cli(capsys, "evaluate", "--run", tiny_run, "--steps", steps, "--out", tmp_path / "ev")
+    assert_one_line(result, f"no sampler with {steps} steps", fix)
+    assert f"--to-steps {steps}" not in result.err  # distill would refuse it
 
 
 def test_w_of_a_student_warns_with_a_fix_that_exists(tmp_path, tiny_run):

@@ -285,6 +285,65 @@ def test_int8_fallback_keeps_the_sensitive_node_in_fp32(tmp_path):
     assert check_symmetric(tmp_path / "q.onnx") > 0
 
 
+def _weight_root(producers: dict, name: str) -> str:
+    """The initializer a node's weight input comes from, through its DequantizeLinear if it has one."""
+    dq = producers.get(name)
+    return dq.input[0] if dq is not None and dq.op_type == "DequantizeLinear" else name
+
+
+def assert_weight_siblings_share_precision(model) -> int:
+    """Nodes that read one weight (the same convolution in each unrolled step) are all quantized or all
+    kept in float: INT8 on one of them and not on another is a precision no engine can give one weight.
+    Returns the number of weights read by more than one node."""
+    producers = {o: n for n in model.graph.node for o in n.output}
+    groups: dict[str, list] = {}
+    for n in model.graph.node:
+        if n.op_type in ("Conv", "MatMul", "Gemm") and len(n.input) > 1:
+            groups.setdefault(_weight_root(producers, n.input[1]), []).append(n)
+    shared = {w: nodes for w, nodes in groups.items() if len(nodes) > 1}
+    for weight, nodes in shared.items():
+        precision = {n.name: _reads_dequantized_activation(model, n) for n in nodes}
+        assert len(set(precision.values())) == 1, f"readers of {weight} differ in precision: {precision}"
+    return len(shared)
+
+
+class _SiblingNet(_SensitiveNet):
+    """As _SensitiveNet, with its sensitive convolution called twice on one weight, as an unrolled sampler
+    calls the UNet's: the first call reads the outlier channel, the second reads a tame tensor."""
+
+    def forward(self, frames):
+        x = frames.permute(0, 3, 1, 2).float() * (2.0 / 255.0) - 1.0
+        m = self.c3(torch.relu(self.c2(torch.relu(self.c2(self.c1(x)))))).abs()
+        return m, m.flatten(1).amax(dim=1)
+
+
+@pytest.mark.parametrize("sensitivity", ["output", "local"])
+def test_int8_fallback_keeps_weight_siblings_together(tmp_path, sensitivity):
+    """The fallback keeps one node in FP32 in its first retry; the node shares its weight with another call
+    of the same convolution, so both are kept, and the file gives them one precision."""
+    path = tmp_path / "toy.onnx"
+    _export_toy(path, _SiblingNet)
+    model = onnx.load(str(path))
+    convs = [n for n in model.graph.node if n.op_type == "Conv"]
+    siblings = [n.name for n in convs if n.input[1] == convs[1].input[1]]
+    assert len(convs) == 4 and siblings == [convs[1].name, convs[2].name], "the toy must share a weight"
+    frames = np.random.default_rng(0).integers(0, 256, (12, 16, 16, 3), dtype=np.uint8)
+    fid = FidelitySet(frames, np.r_[np.zeros(6, int), np.ones(6, int)])
+    ref = run_onnx(path, frames)
+    recipe = Int8Recipe(calibration_images=6, keep_fp32=(), fallback_rounds=2, fallback_fraction=0.25,
+                        cpu_study=False, sensitivity=Sensitivity(sensitivity))
+    result = quantize_int8(path, tmp_path / "q.onnx", frames[:6], fid, *ref, recipe, Tolerance(0.05, 0.05),
+                           tmp_path, log=lambda _: None)
+    assert not result.attempts[0].met and result.attempts[-1].met
+    assert result.sensitivity[0][0] in siblings  # the one node the first retry keeps ...
+    assert result.attempts[1].excluded == siblings  # ... comes with its sibling
+    assert sorted(result.fallback_nodes) == sorted(siblings)
+    quantized = onnx.load(str(tmp_path / "q.onnx"))
+    assert assert_weight_siblings_share_precision(quantized) == 1
+    kept = {n.name: _reads_dequantized_activation(quantized, n) for n in quantized.graph.node if n.name in siblings}
+    assert kept == {name: False for name in siblings}
+
+
 class _ReconstructionNet(nn.Module):
     """A map that is a small difference of large tensors, as DDAD's |x - x̂0|: `recon` copies the image
     within 1%, so rounding its tensors to INT8 (steps of ~1/127) moves the map by far more than 5% of its

@@ -16,14 +16,15 @@ import yaml
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from ddad_edge.bundle import MANIFEST_NAME, read_bundle, write_manifest
+from ddad_edge.bundle import MANIFEST_NAME, Precision, read_bundle, write_manifest
 from ddad_edge.cli import main
 from ddad_edge.errors import DdadError
 from ddad_edge.inspect.decide import threshold_from_bundle
 from ddad_edge.runtime.base import open_runner
 from ddad_edge.selftest import run_selftest
 from tests.bundle_factory import make_toy_bundle, make_toy_model
-from tests.hardening.checks import assert_one_line, fuzz, snapshot
+from tests.cli_helpers import assert_one_line
+from tests.hardening.checks import fuzz, snapshot
 
 SIZE = 16
 
@@ -207,29 +208,68 @@ values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3)
                       | st.dictionaries(st.text(max_size=8), inner, max_size=3), max_leaves=5)
 
 
+def must_refuse(path: tuple, removed: bool, value, original) -> bool:
+    """Whether a bundle whose manifest has `path` removed or set to `value` must be refused: it no longer
+    says which schema, precision, graph or file hashes it has (written from the bundle contract, not from
+    read_bundle's checks)."""
+    if not removed and value == original and type(value) is type(original):
+        return False  # drawn the value it already had
+    if path[0] in ("schema_version", "files") or path in (("graph",), ("graph", "image_size")):
+        return True
+    if path == ("precision",):
+        return removed or not isinstance(value, str) or value not in {p.value for p in Precision}
+    return False
+
+
 @fuzz(60)
 @given(data=st.data())
 def test_random_manifest_values(tmp_path, pristine, data):
-    """One field of the manifest replaced by a random value, or removed: loads and infers, or one line."""
+    """One field of the manifest replaced by a random value, or removed: loads and infers, or one line; and
+    a field the bundle cannot do without is always refused."""
     bundle = copy_of(pristine, tmp_path / "bundle")
     manifest = yaml.safe_load((bundle / MANIFEST_NAME).read_text())
     path = data.draw(st.sampled_from(sorted(manifest_paths(manifest), key=str)))
     parent = manifest
     for key in path[:-1]:
         parent = parent[key]
-    if data.draw(st.booleans()):
+    original = parent[path[-1]]
+    removed = data.draw(st.booleans())
+    value = None
+    if removed:
         parent.pop(path[-1])
     else:
-        parent[path[-1]] = data.draw(values)
+        value = parent[path[-1]] = data.draw(values)
     (bundle / MANIFEST_NAME).write_text(yaml.safe_dump(manifest))
     before = snapshot(bundle)
     try:
         load_and_infer(bundle)
         event("loaded")
+        assert not must_refuse(path, removed, value, original), f"loaded with {path} {'removed' if removed else value!r}"
     except DdadError as exc:
         assert_one_line(exc)
         event("refused")
     assert snapshot(bundle) == before
+
+
+@pytest.mark.parametrize("path, value", [(("schema_version",), 2), (("precision",), "fp8"), (("graph",), None),
+                                         (("graph", "image_size"), 24), (("files", "model.onnx"), "0" * 64),
+                                         (("files", "probe.npz"), None), (("thresholds", "image"), 0.25)])
+def test_the_manifest_oracle_refuses_what_it_must(bundle, path, value):
+    """must_refuse above, on examples drawn by hand, so the fuzz test's oracle is known to say both things."""
+    manifest = yaml.safe_load((bundle / MANIFEST_NAME).read_text())
+    parent = manifest
+    for key in path[:-1]:
+        parent = parent[key]
+    original = parent.get(path[-1])
+    if value is None:
+        parent.pop(path[-1])
+    else:
+        parent[path[-1]] = value
+    (bundle / MANIFEST_NAME).write_text(yaml.safe_dump(manifest))
+    if must_refuse(path, value is None, value, original):
+        refused(bundle)
+    else:
+        assert load_and_infer(bundle) == value  # the threshold the manifest now holds is the one used
 
 
 ENGINE, TIMING = "model.orin-sm87-trt10.3.0.engine", "timing.orin-sm87-trt10.3.0.cache"

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from ddad_edge.config import RunConfig, dump_run_config, load_run_config, run_config_for, to_dict
 from ddad_edge.errors import DdadError
-from tests.hardening.checks import assert_one_line, fuzz
+from tests.cli_helpers import assert_one_line
+from tests.hardening.checks import fuzz
 
 SECTIONS = {f.name: f.type for f in dataclasses.fields(RunConfig) if f.name != "schema_version"}
 KEYS = [(section, f.name) for section in SECTIONS

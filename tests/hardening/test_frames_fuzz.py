@@ -19,7 +19,8 @@ from ddad_edge.inspect.loop import LoopConfig, run_loop
 from ddad_edge.inspect.sinks import EventLog, EventLogSink
 from ddad_edge.runtime.base import check_frames, open_runner
 from tests.bundle_factory import make_toy_bundle
-from tests.hardening.checks import assert_one_line, fuzz
+from tests.cli_helpers import assert_one_line
+from tests.hardening.checks import fuzz
 from tests.inspect.checks import assert_each_seq_once
 
 SIZE = 16

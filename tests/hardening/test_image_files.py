@@ -25,7 +25,8 @@ from ddad_edge.errors import DdadError
 from ddad_edge.inspect.loop import LoopConfig, run_loop
 from ddad_edge.inspect.sinks import EventLog, EventLogSink
 from ddad_edge.inspect.sources import ImageFolderSource
-from tests.hardening.checks import assert_one_line, fuzz
+from tests.cli_helpers import assert_one_line
+from tests.hardening.checks import fuzz
 from tests.inspect.checks import assert_each_seq_once
 
 FORMATS = {"png": ".png", "jpeg": ".jpg", "bmp": ".bmp", "tiff": ".tif", "webp": ".webp"}

@@ -19,7 +19,7 @@ import pytest
 from ddad_edge.bundle import check_npz, load_arrays, write_manifest
 from ddad_edge.errors import DdadError
 from tests.bundle_factory import make_toy_bundle
-from tests.hardening.checks import assert_one_line
+from tests.cli_helpers import assert_one_line
 
 PACKAGE = Path(__file__).resolve().parents[2] / "ddad_edge"
 

@@ -73,6 +73,93 @@ def test_a_pulse_merges_into_the_one_being_driven():
     assert abs(pulse[1] - (t0 + 0.1)) < TOLERANCE_S
 
 
+def rising_edges(line: SimLine, active_high: bool = True) -> list[float]:
+    """Times at which the simulated line went active (from inactive or from its first write)."""
+    edges, level = [], not active_high
+    for t, high in line.changes:
+        if high == active_high and level != active_high:
+            edges.append(t)
+        level = high
+    return edges
+
+
+def test_hundreds_of_disjoint_pulses_each_drive_one_rising_edge():
+    """Every request is a part to eject: 300 pulses planned apart, each a rising edge on the line, none
+    before its time, and none counted without one."""
+    line = SimLine("reject")
+    scheduler = PulseScheduler(line)
+    t0 = time.monotonic() + 0.05
+    planned = [(t0 + 0.003 * i, t0 + 0.003 * i + 0.001) for i in range(300)]
+    for start, end in planned:
+        scheduler.schedule(start, end, tag=start)
+    scheduler.close(drain_s=30.0)
+    edges = rising_edges(line)
+    assert len(edges) == 300
+    assert all(edge >= start for edge, (start, _) in zip(edges, planned)), "no pulse starts early"
+    assert (scheduler.requested, scheduler.fired, scheduler.merged, scheduler.cancelled) == (300, 300, 0, 0)
+    assert line.level is False
+
+
+def test_hundreds_of_rejects_through_the_output_each_pulse_the_line_active_low():
+    output = open_reject_output(GpioSpec.parse("sim"), RejectTiming(pulse_s=0.001, delay_s=0.05),
+                                active_high=False)
+    now = time.monotonic()
+    tickets = [output.reject(frame_at(now + 0.003 * i, seq=i)) for i in range(250)]
+    output.close()
+    assert all(t.start is not None and not t.late for t in tickets)
+    assert len(rising_edges(output.reject_line, active_high=False)) == 250
+    assert (output.pulses_requested, output.pulses_fired, output.pulses_merged) == (250, 250, 0)
+    assert output.cancelled_seqs == [] and output.reject_line.level is True
+
+
+def test_hundreds_of_overlapping_requests_make_one_pulse_per_cluster():
+    line = SimLine("reject")
+    scheduler = PulseScheduler(line)
+    t0 = time.monotonic() + 0.05
+    clusters = [t0 + 0.006 * k for k in range(60)]
+    for k, start in enumerate(clusters):  # four requests overlapping within each cluster, in scrambled order
+        for j in (2, 0, 3, 1) if k % 2 else (0, 1, 2, 3):
+            scheduler.schedule(start + 0.0005 * j, start + 0.0005 * j + 0.001)
+    scheduler.close(drain_s=30.0)
+    assert len(rising_edges(line)) == 60
+    pulses = line.intervals(high=True)
+    assert all(s >= c and e >= c + 0.0025 for (s, e), c in zip(pulses, clusters)), "each covers its cluster"
+    assert (scheduler.requested, scheduler.fired, scheduler.merged, scheduler.cancelled) == (240, 60, 180, 0)
+
+
+def test_merge_gap_joins_pulses_closer_than_it_and_no_others():
+    line = SimLine("reject")
+    scheduler = PulseScheduler(line, merge_gap_s=0.01)
+    t0 = time.monotonic() + 0.05
+    scheduler.schedule(t0 + 0.015, t0 + 0.02)  # 5 ms after the next one ends: within the gap, one pulse
+    scheduler.schedule(t0, t0 + 0.01)
+    scheduler.schedule(t0 + 0.05, t0 + 0.06)  # 30 ms after: a pulse of its own
+    scheduler.schedule(t0 + 0.07, t0 + 0.08)  # exactly the gap after it: joins it
+    scheduler.close(drain_s=5.0)
+    assert len(rising_edges(line)) == 2 and (scheduler.fired, scheduler.merged) == (2, 2)
+    first, second = line.intervals(high=True)
+    assert first[1] >= t0 + 0.02 and second[0] >= t0 + 0.05 and second[1] >= t0 + 0.08
+
+
+def test_touching_pulses_merge_without_a_gap_and_one_within_the_gap_joins_the_active_pulse():
+    line = SimLine("reject")
+    scheduler = PulseScheduler(line)
+    t0 = time.monotonic() + 0.05
+    scheduler.schedule(t0 + 0.01, t0 + 0.02)
+    scheduler.schedule(t0, t0 + 0.01)  # ends where the other begins: one pulse
+    scheduler.close(drain_s=5.0)
+    assert len(rising_edges(line)) == 1 and (scheduler.fired, scheduler.merged) == (1, 1)
+    line = SimLine("reject")
+    scheduler = PulseScheduler(line, merge_gap_s=0.02)
+    t0 = time.monotonic()
+    scheduler.schedule(t0, t0 + 0.05)
+    time.sleep(0.02)  # the first pulse is being driven (or about to be)
+    scheduler.schedule(t0 + 0.06, t0 + 0.08)  # 10 ms after its end: within the gap
+    scheduler.close(drain_s=5.0)
+    (pulse,) = line.intervals(high=True)
+    assert pulse[1] >= t0 + 0.08 and (scheduler.fired, scheduler.merged) == (1, 1)
+
+
 def test_active_low_idles_high_and_pulses_low():
     output = open_reject_output(GpioSpec.parse("sim"), RejectTiming(pulse_s=0.02), active_high=False)
     assert output.reject_line.level is True and output.ready_line.level is True  # both inactive

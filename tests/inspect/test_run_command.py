@@ -15,16 +15,11 @@ import pytest
 from ddad_edge.cli import main
 from ddad_edge.inspect.opencv import has_gstreamer
 from ddad_edge.inspect.sinks import read_events
+from tests.cli_helpers import run_cli_process
 from tests.inspect.media import MjpegServer, part_image, refused_url, write_video
 from tests.inspect.checks import assert_each_seq_once, is_red
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def run_cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.run([sys.executable, "-m", "ddad_edge", "run", *args], capture_output=True, text=True,
-                          env=env, timeout=60, **kwargs)
 
 
 def sim_levels(path: Path) -> dict[str, list[tuple[float, bool]]]:
@@ -39,7 +34,7 @@ def test_missing_camera_is_one_line_and_exit_status_75():
     """75 (EX_TEMPFAIL), not 2: a USB camera can appear late after boot, and the systemd unit retries 75."""
     if os.path.exists("/dev/video0"):
         pytest.skip("this machine has /dev/video0")
-    result = run_cli("--camera", "/dev/video0")
+    result = run_cli_process("run", "--camera", "/dev/video0")
     assert result.returncode == 75
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("error: camera /dev/video0 not found: no such device (video devices here: none); ")
@@ -48,7 +43,7 @@ def test_missing_camera_is_one_line_and_exit_status_75():
 def test_a_stream_that_is_not_up_exits_75(tmp_path, red_bundle):
     """A refused connection on 127.0.0.1: an IP camera still booting, or an RTSP server not started yet."""
     url = refused_url()
-    result = run_cli("--url", url, "--bundle", str(red_bundle.path), "--out", str(tmp_path / "out"))
+    result = run_cli_process("run", "--url", url, "--bundle", str(red_bundle.path), "--out", str(tmp_path / "out"))
     assert result.returncode == 75, result.stderr
     # OpenCV and FFmpeg print their own lines on stderr too; ours is the one error line
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]

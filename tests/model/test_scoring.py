@@ -2,11 +2,14 @@
 
 import dataclasses
 
+import numpy as np
+import pytest
 import torch
 
 from ddad_edge.config import RatioMode, ScoringConfig, ScoringMode
 from ddad_edge.model.backbone import FeatureExtractor
 from ddad_edge.model.scoring import AnomalyScorer, gaussian_kernel1d, patch_mean, pixel_distance
+from tests.model import ddad_reference
 
 
 def scorer(mode=ScoringMode.FUSED, **kw):
@@ -24,16 +27,85 @@ def test_identical_reconstruction_gives_zero_map():
     assert m.abs().max() < 1e-5
 
 
+def perturbed_batch(n: int = 3, size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images and "reconstructions" that differ by a patch of a different strength and place in each image,
+    over small noise everywhere: every image's maxima of D_p and D_f differ from the batch's."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(n, 3, size, size, generator=g) * 2 - 1
+    x0 = x + 0.02 * torch.randn(x.shape, generator=g)
+    for i in range(n):
+        a = 6 + 13 * i
+        x0[i, :, a:a + 10, a:a + 12] += 0.25 * (i + 1) * torch.randn(3, 10, 12, generator=g)
+    return x, x0.clamp(-1, 1)
+
+
+def reference(s: AnomalyScorer, x: torch.Tensor, x0: torch.Tensor, fixed_ratio=None, sigma=4.0):
+    """The plain float64 transcription (tests/model/ddad_reference.py) of what `s` is configured to do."""
+    cfg = s.cfg
+    fx = fx0 = None
+    if cfg.mode is not ScoringMode.PIXEL:
+        fx, fx0 = (ddad_reference.layer_features(s.extractor, t, cfg.layers) for t in (x, x0))
+    return ddad_reference.anomaly_map(x.double().numpy(), x0.double().numpy(), fx, fx0, cfg.v,
+                                      fixed_ratio=fixed_ratio, pixel=cfg.mode is not ScoringMode.FEATURE,
+                                      sigma=sigma)
+
+
+def assert_matches(m: torch.Tensor, score: torch.Tensor, ref: tuple[np.ndarray, np.ndarray]) -> None:
+    ref_map, ref_score = ref
+    scale = float(np.abs(ref_map).max())
+    assert scale > 0
+    np.testing.assert_allclose(m.double().numpy(), ref_map, rtol=0, atol=1e-3 * scale)
+    np.testing.assert_allclose(score.double().numpy(), ref_score, rtol=1e-3)
+
+
 def test_score_is_per_image_not_per_batch():
-    s = scorer()
-    x = torch.rand(3, 3, 64, 64) * 2 - 1
-    x0 = x.clone()
-    x0[1, :, 20:30, 20:30] = 1.0  # a big difference in one image only
+    s = scorer(v=1.5)
+    x, x0 = perturbed_batch()
     with torch.no_grad():
-        _, batch_scores = s(x, x0)
-        alone = torch.stack([s(x[i:i + 1], x0[i:i + 1])[1][0] for i in range(3)])
-    torch.testing.assert_close(batch_scores, alone, rtol=1e-5, atol=1e-6)
-    assert batch_scores[1] > 5 * batch_scores[0]
+        d_p, d_f = s.distances(x, x0)
+        batch_map, batch_scores = s(x, x0)
+        alone = [s(x[i:i + 1], x0[i:i + 1]) for i in range(3)]
+    # the test means something only if no image's maxima are the batch's: check that it is so
+    ratios = d_f.flatten(1).amax(1) / d_p.flatten(1).amax(1)
+    assert float((ratios.max() - ratios.min()) / ratios.max()) > 0.1
+    for i, (m, score) in enumerate(alone):
+        torch.testing.assert_close(batch_map[i:i + 1], m, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(batch_scores[i:i + 1], score, rtol=1e-5, atol=1e-6)
+    assert_matches(batch_map, batch_scores, reference(s, x, x0))
+
+
+@pytest.mark.parametrize("mode, ratio", [(ScoringMode.FUSED, RatioMode.PER_IMAGE), (ScoringMode.FUSED, RatioMode.FIXED),
+                                         (ScoringMode.FEATURE, RatioMode.PER_IMAGE),
+                                         (ScoringMode.PIXEL, RatioMode.PER_IMAGE)])
+def test_forward_matches_a_plain_transcription_of_ddads_map(mode, ratio):
+    """The whole forward (distances, fusion, the 33×33 σ=4 blur, the max) against DDAD's heat map written
+    out in float64 numpy: a dropped blur, a changed kernel or a wrong fusion moves the map."""
+    fixed = 0.37 if ratio is RatioMode.FIXED else None
+    s = scorer(mode, v=1.5, ratio=ratio, fixed_ratio=fixed or 0.0)
+    x, x0 = perturbed_batch()
+    with torch.no_grad():
+        m, score = s(x, x0)
+    assert m.shape == (3, 1, 64, 64) and m.dtype == torch.float32 and score.shape == (3,)
+    assert_matches(m, score, reference(s, x, x0, fixed_ratio=fixed))
+    unblurred, _ = reference(s, x, x0, fixed_ratio=fixed, sigma=None)
+    assert float(np.abs(m.double().numpy() - unblurred).max()) > 0.05 * float(np.abs(unblurred).max())
+
+
+@pytest.mark.parametrize("layers", [("layer2", "layer3"), ("layer2",), ("layer3",), ("layer1", "layer3")])
+def test_feature_distance_reads_the_configured_backbone_layers(layers):
+    """D_f from the layers the configuration names, taken straight from the backbone's modules."""
+    s = scorer(ScoringMode.FEATURE, layers=layers)
+    x, x0 = perturbed_batch(2)
+    with torch.no_grad():
+        _, d_f = s.distances(x, x0)
+    fx, fx0 = (ddad_reference.layer_features(s.extractor, t, layers) for t in (x, x0))
+    ref, _ = ddad_reference.anomaly_map(x.double().numpy(), x0.double().numpy(), fx, fx0, 1.0, pixel=False,
+                                        sigma=None)
+    np.testing.assert_allclose(d_f.double().numpy(), ref, rtol=0, atol=1e-3 * float(np.abs(ref).max()))
+
+
+def test_default_layers_are_ddads_layer2_and_layer3():
+    assert ScoringConfig().layers == ("layer2", "layer3")
 
 
 def test_fused_map_follows_the_formula():

@@ -16,27 +16,14 @@ import pytest
 import torch
 import yaml
 
-from ddad_edge.cli import main
 from ddad_edge.config import run_config_for
 from ddad_edge.errors import DdadError
 from ddad_edge.model.backbone import FeatureExtractor
 from ddad_edge.model.checkpoint import load_checkpoint
 from ddad_edge.train import diffusion
+from tests.cli_helpers import assert_one_line, run_cli
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def run_cli(capsys, *args):
-    code = main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return code, captured.out.strip(), captured.err.strip()
-
-
-def assert_one_line(code, err, *words):
-    assert code == 2, err
-    assert len(err.splitlines()) == 1 and err.startswith("error: "), err
-    for w in words:
-        assert w in err, err
 
 
 def tiny_cfg(synth_root, **train):
@@ -133,9 +120,9 @@ def test_train_into_a_run_folder_without_resume_is_refused(capsys, tmp_path, syn
     if holds == "config.yaml only":  # stopped before its first checkpoint
         shutil.rmtree(run / "checkpoints")
     before = {p: p.read_bytes() for p in (run / "config.yaml", run / "split.yaml")}
-    code, _, err = run_cli(capsys, "train", "--data", synth_root, "--category", "widget", "--preset", "tiny",
-                           "--image-size", 32, "--max-steps", 1, "--batch-size", 4, "--out", run)
-    assert_one_line(code, err, str(run), "--resume", "another --out")
+    result = run_cli(capsys, "train", "--data", synth_root, "--category", "widget", "--preset", "tiny",
+                     "--image-size", 32, "--max-steps", 1, "--batch-size", 4, "--out", run)
+    assert_one_line(result, str(run), "--resume", "another --out")
     assert all(p.read_bytes() == b for p, b in before.items())
     if holds == "a trained run":
         assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] == 40
@@ -147,18 +134,18 @@ def test_train_into_a_run_folder_without_resume_is_refused(capsys, tmp_path, syn
 def test_resume_refuses_the_options_it_cannot_apply(capsys, tmp_path, synth_root, tiny_run):
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
-    code, _, err = run_cli(capsys, "train", "--data", synth_root, "--category", "widget", "--resume", "--out", run,
-                           "--max-steps", 41, "--batch-size", 4, "--w", 5, "--seed", 1, "--no-ema",
-                           "--backbone", "resnet50", "--backbone-weights", "none")
+    result = run_cli(capsys, "train", "--data", synth_root, "--category", "widget", "--resume", "--out", run,
+                     "--max-steps", 41, "--batch-size", 4, "--w", 5, "--seed", 1, "--no-ema",
+                     "--backbone", "resnet50", "--backbone-weights", "none")
     # --no-ema and --backbone-weights none are the run's own values: nothing would be ignored
-    assert_one_line(code, err, "--batch-size 4 (the run's: 8)", "--w 5", "--seed 1", "--backbone resnet50",
+    assert_one_line(result, "--batch-size 4 (the run's: 8)", "--w 5", "--seed 1", "--backbone resnet50",
                     "--max-steps")
-    assert "--no-ema" not in err and "--backbone-weights" not in err
-    code, _, err = run_cli(capsys, "train", "--data", tmp_path, "--resume", "--out", run, "--max-steps", 41)
-    assert_one_line(code, err, f"--data {tmp_path}", str(synth_root / "widget"))
-    code, _, err = run_cli(capsys, "train", "--data", synth_root, "--category", "widget", "--resume", "--out", run,
-                           "--config", run / "config.yaml", "--max-steps", 41)
-    assert_one_line(code, err, "--config")
+    assert "--no-ema" not in result.err and "--backbone-weights" not in result.err
+    result = run_cli(capsys, "train", "--data", tmp_path, "--resume", "--out", run, "--max-steps", 41)
+    assert_one_line(result, f"--data {tmp_path}", str(synth_root / "widget"))
+    result = run_cli(capsys, "train", "--data", synth_root, "--category", "widget", "--resume", "--out", run,
+                     "--config", run / "config.yaml", "--max-steps", 41)
+    assert_one_line(result, "--config")
     assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] == 40  # nothing trained
     # the run's own values, and its dataset named as the category folder itself, are accepted
     code, out, err = run_cli(capsys, "train", "--data", synth_root / "widget", "--resume", "--out", run,
@@ -199,14 +186,14 @@ def test_backbone_weights_that_cannot_be_loaded_are_refused_before_training(caps
         torch.save(FeatureExtractor("resnet18").state_dict(), r18)
     base = ["train", "--data", synth_root, "--category", "widget", "--preset", "tiny", "--image-size", 32,
             "--epochs", 0]
-    code, _, err = run_cli(capsys, *base, "--backbone-weights", tmp_path / "missing.pth", "--out", tmp_path / "a")
-    assert_one_line(code, err, str(tmp_path / "missing.pth"))
-    code, _, err = run_cli(capsys, *base, "--backbone", "wide_resnet50_2", "--backbone-weights", r18,
-                           "--out", tmp_path / "b")
-    assert_one_line(code, err, "do not fit wide_resnet50_2")
+    result = run_cli(capsys, *base, "--backbone-weights", tmp_path / "missing.pth", "--out", tmp_path / "a")
+    assert_one_line(result, str(tmp_path / "missing.pth"))
+    result = run_cli(capsys, *base, "--backbone", "wide_resnet50_2", "--backbone-weights", r18,
+                     "--out", tmp_path / "b")
+    assert_one_line(result, "do not fit wide_resnet50_2")
     monkeypatch.setitem(sys.modules, "torchvision", None)  # a machine without torchvision
-    code, _, err = run_cli(capsys, *base, "--backbone-weights", "", "--out", tmp_path / "c")
-    assert_one_line(code, err, "torchvision", "none")
+    result = run_cli(capsys, *base, "--backbone-weights", "", "--out", tmp_path / "c")
+    assert_one_line(result, "torchvision", "none")
     assert not any((tmp_path / n).exists() for n in "abc")  # refused before the run folder was made
     # the right file is accepted
     code, _, err = run_cli(capsys, *base, "--backbone-weights", r18, "--out", tmp_path / "d")
