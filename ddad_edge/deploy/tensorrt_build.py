@@ -1,14 +1,22 @@
 """Build a TensorRT engine from a bundle's ONNX file, on the device that will run it.
 
 Version-aware (see runtime/trt_compat.py for the families):
-- network creation: EXPLICIT_BATCH on 8.x; STRONGLY_TYPED on 10.12+ when the ONNX file carries its
-  precision (FP16 file, Q/DQ INT8 file); 11 is strongly typed always and takes no flag.
+- network creation: EXPLICIT_BATCH on 8.x; STRONGLY_TYPED on 10.x (every 10.x has the flag) when the ONNX
+  file carries its precision (FP16 file, Q/DQ INT8 file); 11 is strongly typed always and takes no flag.
 - precision: on 8.6-10.x without strong typing the FP16/INT8 builder flags are set when the file (or
-  the profile) needs them; 11 has no such flags and takes precision from the file only.
-- workspace limit, builder optimisation level, a timing cache persisted in the bundle, optional DLA core
-  with GPU fallback (refused on 11.0-11.3, which have no DLA), dynamic batch 1..max_batch.
-The engine is written into the bundle as `model.<gpu>-sm<cc>-trt<version>.engine` and recorded in the
-manifest with the GPU, compute capability, TensorRT version, precision and profile.
+  the profile) needs them; 11 has no such flags and takes precision from the file only. 8.6 has no strong
+  typing, so an FP16 file's FP32 layers are pinned to FP32 with OBEY_PRECISION_CONSTRAINTS (else the
+  builder would run them in FP16 too).
+- the parser imports InstanceNormalization natively (8.6 would otherwise insert a plugin that a runner
+  in another process cannot load without registering plugins).
+- workspace limit, builder optimisation level, a timing cache persisted in the bundle (a cache TensorRT
+  refuses is replaced, not written back), optional DLA core with GPU fallback (refused on 11.0-11.3,
+  which have no DLA; FP16/INT8 only; one fixed batch, as DLA needs min = opt = max), dynamic batch
+  1..max_batch on the GPU.
+The engine is written into the bundle as `model.<device>-sm<cc>[-<SMs>sm-<GiB>g]-trt<version>.engine`
+(device: the Jetson module's device-tree model, else the GPU name) and recorded in the manifest with the
+GPU, module, SM count, memory, compute capability, TensorRT version, precision, profile and, for DLA,
+how many layers the builder placed on the DLA and on the GPU.
 """
 
 from __future__ import annotations
@@ -46,6 +54,7 @@ from ddad_edge.runtime.trt_compat import (
     tensorrt_version,
     timing_cache_file_name,
 )
+from ddad_edge.runtime.trt_logger import count_layer_placement, make_recording_logger
 
 
 class BuildTarget(str, Enum):
@@ -65,6 +74,7 @@ class PrecisionPlan:
     fp16_flag: bool  # BuilderFlag.FP16 (8.6-10.x)
     int8_flag: bool  # BuilderFlag.INT8 (8.6-10.x)
     legacy_calibration: bool  # IInt8EntropyCalibrator2 on an FP32 file (8.6-10.x)
+    keep_fp32_layers: bool = False  # 8.6, FP16 file: pin the file's FP32 layers, OBEY_PRECISION_CONSTRAINTS
 
 
 def plan_precision(bundle: Precision, requested: ProfilePrecision, version: TrtVersion) -> PrecisionPlan:
@@ -87,7 +97,8 @@ def plan_precision(bundle: Precision, requested: ProfilePrecision, version: TrtV
                              legacy_calibration=False)
     return PrecisionPlan(target, strongly_typed=False, fp16_flag=target is Precision.FP16,
                          int8_flag=target is Precision.INT8 and bundle is Precision.INT8,
-                         legacy_calibration=target is Precision.INT8 and bundle is Precision.FP32)
+                         legacy_calibration=target is Precision.INT8 and bundle is Precision.FP32,
+                         keep_fp32_layers=target is bundle and bundle is Precision.FP16)
 
 
 @api_path(ApiFamily.TRT8)
@@ -127,9 +138,29 @@ def set_precision_flags(trt: Any, config: Any, plan: PrecisionPlan) -> None:
         config.set_flag(trt.BuilderFlag.INT8)
 
 
+@api_path(ApiFamily.TRT8)
+def keep_fp32_layers(trt: Any, network: Any, config: Any) -> int:
+    """8.6 (no strong typing): pin every layer whose outputs the ONNX file types FP32 to FP32 and make the
+    builder obey, so the fp16-safe recipe's FP32 islands stay FP32 under the FP16 flag; returns how many."""
+    kept = 0
+    for index in range(network.num_layers):
+        layer = network.get_layer(index)
+        types = [layer.get_output(i).dtype for i in range(layer.num_outputs)]
+        if types and all(dtype == trt.DataType.FLOAT for dtype in types):
+            layer.precision = trt.DataType.FLOAT
+            for i in range(layer.num_outputs):
+                layer.set_output_type(i, trt.DataType.FLOAT)
+            kept += 1
+    config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
+    return kept
+
+
 def parse_onnx(trt: Any, network: Any, logger: Any, model_path: Path) -> Any:
     """Parse the bundle's ONNX file into `network`; the first parser error is one line."""
     parser = trt.OnnxParser(network, logger)
+    # 8.6 imports InstanceNormalization (GroupNorm's export) as the plugin InstanceNormalization_TRT unless
+    # told otherwise (onnx-tensorrt 8.6-GA builtin_op_importers.cpp); 10+ imports it natively by default.
+    parser.set_flag(trt.OnnxParserFlag.NATIVE_INSTANCENORM)
     if not parser.parse_from_file(str(model_path)):
         errors = [str(parser.get_error(i).desc()) for i in range(parser.num_errors)]
         raise DdadError(f"TensorRT cannot parse {model_path.name}: {errors[0] if errors else 'unknown error'}"
@@ -137,10 +168,16 @@ def parse_onnx(trt: Any, network: Any, logger: Any, model_path: Path) -> Any:
     return parser
 
 
-def check_dla(builder: Any, build_profile: BuildProfile, version: TrtVersion) -> None:
-    """Refuse a DLA core that this TensorRT or this device does not have."""
+def check_dla(builder: Any, build_profile: BuildProfile, version: TrtVersion, plan: PrecisionPlan) -> None:
+    """Refuse a DLA core that this TensorRT or this device does not have, or a precision it cannot run."""
     if build_profile.dla_core < 0:
         return
+    if plan.precision is Precision.FP32:
+        # DLA runs FP16 and INT8 only (TensorRT "DLA Supported Layers and Restrictions"): with GPU fallback
+        # every layer would land on the GPU, and the engine would only claim the DLA.
+        raise DdadError(f"profile {build_profile.name} asks for DLA core {build_profile.dla_core} and the engine "
+                        "would be fp32, which the DLA cannot run: export an fp16 or int8 bundle (or set "
+                        "precision: fp16 on TensorRT 8.6-10.x), or set dla_core: -1")
     if not version.has_dla:
         raise DdadError(f"TensorRT {version} has no DLA support (11.0-11.3): set dla_core: -1 in profile "
                         f"{build_profile.name}, or use TensorRT 11.4+ / 10.x")
@@ -149,9 +186,10 @@ def check_dla(builder: Any, build_profile: BuildProfile, version: TrtVersion) ->
                         f"has {builder.num_DLA_cores}: set dla_core: -1 (GPU only) or a smaller index")
 
 
-def configure(trt: Any, builder: Any, config: Any, build_profile: BuildProfile, cache_bytes: bytes) -> Any:
+def configure(trt: Any, builder: Any, config: Any, build_profile: BuildProfile, cache_bytes: bytes,
+              log: Callable[[str], None] = print) -> Any:
     """Workspace, optimisation level, TF32, timing cache, hardware compatibility and DLA; returns the timing
-    cache."""
+    cache the build adds to."""
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, build_profile.workspace_mib << 20)
     config.builder_optimization_level = build_profile.optimization_level
     if not build_profile.tf32:
@@ -159,7 +197,13 @@ def configure(trt: Any, builder: Any, config: Any, build_profile: BuildProfile, 
         # the bundle's ONNX file does not say and its tolerance does not allow.
         config.clear_flag(trt.BuilderFlag.TF32)
     timing_cache = config.create_timing_cache(cache_bytes)
-    config.set_timing_cache(timing_cache, False)  # a cache of another GPU/version is refused, not mixed in
+    # A cache of another GPU/version is refused, not mixed in; the refused one would be written back as it
+    # was, so the build starts an empty cache instead and that one is kept.
+    if not config.set_timing_cache(timing_cache, False) and cache_bytes:
+        log("the timing cache in the bundle was made by another GPU or TensorRT build and was refused: "
+            "building without it, a new one replaces it")
+        timing_cache = config.create_timing_cache(b"")
+        config.set_timing_cache(timing_cache, False)
     if build_profile.hardware_compatibility is HardwareCompatibility.AMPERE_PLUS:
         config.hardware_compatibility_level = trt.HardwareCompatibilityLevel.AMPERE_PLUS
     if build_profile.dla_core >= 0:
@@ -169,18 +213,46 @@ def configure(trt: Any, builder: Any, config: Any, build_profile: BuildProfile, 
     return timing_cache
 
 
+def batch_range(build_profile: BuildProfile) -> tuple[int, int]:
+    """(min, max) batch of the engine: 1..max_batch on the GPU; on a DLA one fixed batch, opt_batch, since
+    the DLA runs only shapes with min = opt = max (else every layer falls back to the GPU)."""
+    if build_profile.dla_core >= 0:
+        return build_profile.opt_batch, build_profile.opt_batch
+    return 1, build_profile.max_batch
+
+
 def add_batch_profile(builder: Any, network: Any, config: Any, build_profile: BuildProfile,
                       image_size: int) -> str:
-    """The dynamic-batch optimisation profile (1..max_batch, tuned at opt_batch); returns the input name."""
+    """The batch optimisation profile (see batch_range, tuned at opt_batch); returns the input name."""
     if network.num_inputs != 1:
         raise DdadError(f"the ONNX graph has {network.num_inputs} inputs, a ddad-edge graph has one ({INPUT_NAME})")
     trt_input = network.get_input(0)
     name = trt_input.name
     frame = (image_size, image_size, 3)
     profile = builder.create_optimization_profile()
-    profile.set_shape(name, (1, *frame), (build_profile.opt_batch, *frame), (build_profile.max_batch, *frame))
+    low, high = batch_range(build_profile)
+    profile.set_shape(name, (low, *frame), (build_profile.opt_batch, *frame), (high, *frame))
     config.add_optimization_profile(profile)
     return name
+
+
+def dla_placement(build_profile: BuildProfile, counted: tuple[int, int] | None,
+                  log: Callable[[str], None]) -> dict[str, Any]:
+    """The manifest's DLA fields: `dla_core` names a core only where the builder reported layers on it;
+    `dla` keeps the request and the counts ('unknown' where this TensorRT did not report placement)."""
+    core = build_profile.dla_core
+    if core < 0:
+        return {"dla_core": -1}
+    if counted is None:
+        log(f"DLA core {core} was asked for; TensorRT did not report where the layers run, so the engine is "
+            "not recorded as a DLA engine (check with trtexec --useDLACore --verbose)")
+        return {"dla_core": -1, "dla": {"requested_core": core, "dla_layers": "unknown", "gpu_layers": "unknown"}}
+    on_dla, on_gpu = counted
+    log(f"DLA core {core}: {on_dla} layers on the DLA, {on_gpu} on the GPU")
+    if not on_dla:
+        log(f"no layer runs on DLA core {core}: the engine runs on the GPU alone")
+    return {"dla_core": core if on_dla else -1,
+            "dla": {"requested_core": core, "dla_layers": on_dla, "gpu_layers": on_gpu}}
 
 
 def reusable_cache(bundle: Bundle, name: str, log: Callable[[str], None]) -> bytes | None:
@@ -214,19 +286,23 @@ def build_engine(bundle_dir: Path | Bundle, build_profile: BuildProfile, *, trt:
         cache_name = timing_cache_file_name(gpu, version)
         cache_path = bundle.path / cache_name
         cache_bytes = (reusable_cache(bundle, cache_name, log) if build_profile.timing_cache else None) or b""
-        log(f"building {engine_name}: TensorRT {version}, {gpu.name} (sm {gpu.compute_capability}), "
+        log(f"building {engine_name}: TensorRT {version}, {gpu.describe()}, "
             f"{plan.precision.value}{' strongly typed' if plan.strongly_typed else ''}, "
             f"profile {build_profile.name}")
 
-        logger = trt.Logger(trt.Logger.WARNING)
+        trt_log = make_recording_logger(trt)  # the DLA placement report is read from its messages
+        logger = trt_log
         builder = trt.Builder(logger)
-        check_dla(builder, build_profile, version)
+        check_dla(builder, build_profile, version, plan)
         network = create_network(trt, builder, version, plan)
         parser = parse_onnx(trt, network, logger, bundle.model_path)
         config = builder.create_builder_config()
-        timing_cache = configure(trt, builder, config, build_profile, cache_bytes)
+        timing_cache = configure(trt, builder, config, build_profile, cache_bytes, log)
         if version.family is not ApiFamily.TRT11:
             set_precision_flags(trt, config, plan)
+        if plan.keep_fp32_layers:
+            log(f"TensorRT {version} has no strong typing: {keep_fp32_layers(trt, network, config)} FP32 layers "
+                "of the file pinned to FP32")
         input_name = add_batch_profile(builder, network, config, build_profile, bundle.image_size)
         if plan.legacy_calibration:
             refuse_on_trt11(version)
@@ -243,6 +319,7 @@ def build_engine(bundle_dir: Path | Bundle, build_profile: BuildProfile, *, trt:
             raise DdadError(f"TensorRT {version} could not build an engine from {bundle.model_path.name} "
                             "(its log above says why); try a larger workspace_mib or precision: bundle")
         del parser  # the parser must outlive the build: it owns the weights the network points to
+        placement = dla_placement(build_profile, count_layer_placement(trt_log.messages), log)
         engine_path = bundle.path / engine_name
         atomic_write_bytes(engine_path, bytes(serialized))
         if build_profile.timing_cache:
@@ -254,13 +331,17 @@ def build_engine(bundle_dir: Path | Bundle, build_profile: BuildProfile, *, trt:
     engines = dict(bundle.engines)
     engines[engine_name] = {
         "gpu": gpu.name,
+        "module": gpu.module,
+        "sm_count": gpu.sm_count,
+        "memory_mib": gpu.memory_mib,
         "compute_capability": gpu.compute_capability,
         "tensorrt": str(version),
         "precision": plan.precision.value,
         "strongly_typed": plan.strongly_typed,
         "profile": build_profile.name,
-        "max_batch": build_profile.max_batch,
-        "dla_core": build_profile.dla_core,
+        "min_batch": batch_range(build_profile)[0],
+        "max_batch": batch_range(build_profile)[1],
+        **placement,
         "tf32": build_profile.tf32,
         "built": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }

@@ -85,6 +85,14 @@ _BCM_TO_BOARD = {2: 3, 3: 5, 4: 7, 14: 8, 15: 10, 17: 11, 18: 12, 27: 13, 22: 15
                  16: 36, 26: 37, 20: 38, 21: 40}
 
 
+def chip_path(chip: str) -> str:
+    """A gpiod chip as a path: '0' and 'gpiochip0' become '/dev/gpiochip0'. libgpiod v1 took a number or
+    name; v2's request_lines takes the chip's path, so a bare name would be opened as a relative file."""
+    if chip.isdigit():
+        chip = f"gpiochip{chip}"
+    return chip if "/" in chip else f"/dev/{chip}"
+
+
 def _line_identity(spec: GpioSpec) -> tuple | None:
     """What `spec` drives, comparable between two specs: the header pin for Jetson BOARD/BCM numbers, the
     upper-case signal name for CVM/TEGRA_SOC, the resolved chip path and offset for gpiod; None for sim
@@ -96,12 +104,7 @@ def _line_identity(spec: GpioSpec) -> tuple | None:
             return ("header pin", _BCM_TO_BOARD[spec.pin])
         return (spec.chip, str(spec.pin).upper())
     if spec.kind is GpioKind.GPIOD:
-        chip = spec.chip
-        if chip.isdigit():  # libgpiod v1 accepts a chip number, a name or a path
-            chip = f"gpiochip{chip}"
-        if "/" not in chip:
-            chip = f"/dev/{chip}"
-        return ("gpiod", os.path.realpath(chip), spec.pin)
+        return ("gpiod", os.path.realpath(chip_path(spec.chip)), spec.pin)
     return None
 
 
@@ -222,12 +225,17 @@ class JetsonLine:
         try:
             if current is None:
                 gpio.setmode(wanted)
-            gpio.setwarnings(False)  # a pin left configured by a previous run is ours to take over
+            # Warnings stay on: with them off Jetson.GPIO also skips its pinmux check, the one warning that
+            # says a header pin is not muxed as a GPIO (gpio.py: check_pinmux only if _gpio_warnings).
             gpio.setup(pin, gpio.OUT, initial=gpio.HIGH if initial_high else gpio.LOW)
         except (ValueError, RuntimeError) as exc:
             raise DdadError(f"Jetson.GPIO cannot use {what} as an output: {exc}") from None
         except OSError as exc:  # GPIOError of the cdev backend is an OSError: EACCES, EBUSY, ...
             raise line_error(exc, what, "Jetson.GPIO") from None
+        except Exception as exc:  # noqa: BLE001 - the cdev backend raises a bare Exception for a chip label
+            # it cannot find ("tegra234-gpio: No such gpio device registered", gpio_cdev.chip_open_by_label)
+            raise DdadError(f"Jetson.GPIO cannot open the GPIO chip of {what}: {exc}; this Jetson.GPIO does "
+                            "not know this board's chips (update Jetson.GPIO, or use --gpio gpiod:...)") from None
 
     def write(self, high: bool) -> None:
         self._gpio.output(self._pin, self._gpio.HIGH if high else self._gpio.LOW)
@@ -253,7 +261,7 @@ class GpiodLine:
                 self._active, self._inactive = line.Value.ACTIVE, line.Value.INACTIVE
                 settings = gpiod.LineSettings(direction=line.Direction.OUTPUT,
                                               output_value=self._active if initial_high else self._inactive)
-                self._request = gpiod.request_lines(chip, consumer=CONSUMER, config={offset: settings})
+                self._request = gpiod.request_lines(chip_path(chip), consumer=CONSUMER, config={offset: settings})
                 self._v2 = True
             elif hasattr(gpiod, "Chip") and hasattr(gpiod, "LINE_REQ_DIR_OUT"):  # v1
                 self._chip = gpiod.Chip(chip)

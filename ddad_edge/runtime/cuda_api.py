@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import ctypes
 from enum import Enum
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from ddad_edge.errors import DdadError, missing_package
+from ddad_edge.runtime.jetson_module import DEVICE_TREE_MODEL_FILES, read_jetson_model
 from ddad_edge.runtime.trt_compat import GpuInfo
 
 PYCUDA_HINT = "pip install pycuda (on a Jetson with JetPack's CUDA on PATH: export PATH=/usr/local/cuda/bin:$PATH)"
@@ -60,7 +62,7 @@ class PycudaApi:
 
     supports_graphs = False
 
-    def __init__(self, device_index: int = 0) -> None:
+    def __init__(self, device_index: int = 0, model_files: tuple[Path, ...] = DEVICE_TREE_MODEL_FILES) -> None:
         try:
             import pycuda.driver as cuda
         except ImportError:
@@ -75,7 +77,9 @@ class PycudaApi:
         self._cuda_context = device.retain_primary_context()
         self._cuda_context.push()
         major, minor = device.compute_capability()
-        self.gpu = GpuInfo(device.name(), f"{major}.{minor}")
+        sm_count = device.get_attribute(cuda.device_attribute.MULTIPROCESSOR_COUNT)
+        self.gpu = GpuInfo(device.name(), f"{major}.{minor}", int(sm_count), int(device.total_memory()) >> 20,
+                           read_jetson_model(model_files))
         self._stream = cuda.Stream()
         self.stream_handle = int(self._stream.handle)
         self._allocations: list[Any] = []
@@ -131,12 +135,13 @@ class CudaPythonApi:
 
     supports_graphs = True
 
-    def __init__(self, device_index: int = 0) -> None:
+    def __init__(self, device_index: int = 0, model_files: tuple[Path, ...] = DEVICE_TREE_MODEL_FILES) -> None:
         self._rt = _import_cudart()
         self._check(self._rt.cudaSetDevice(device_index), "cudaSetDevice")
         props = self._check(self._rt.cudaGetDeviceProperties(device_index), "cudaGetDeviceProperties")
         name = props.name.decode(errors="replace") if isinstance(props.name, bytes) else str(props.name)
-        self.gpu = GpuInfo(name.rstrip("\x00").strip(), f"{props.major}.{props.minor}")
+        self.gpu = GpuInfo(name.rstrip("\x00").strip(), f"{props.major}.{props.minor}", int(props.multiProcessorCount),
+                           int(props.totalGlobalMem) >> 20, read_jetson_model(model_files))
         self._stream = self._check(self._rt.cudaStreamCreate(), "cudaStreamCreate")
         self.stream_handle = int(self._stream)
         self._device: list[int] = []

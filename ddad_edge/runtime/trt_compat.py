@@ -25,7 +25,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 # Names of variables (and `self._<name>` attributes) that hold TensorRT objects; the API check reads them.
 TRT_OBJECT_NAMES = frozenset({
     "trt", "logger", "builder", "network", "config", "parser", "profile", "timing_cache", "runtime",
-    "engine", "context", "serialized", "trt_input", "calibrator_base",
+    "engine", "context", "serialized", "trt_input", "calibrator_base", "layer",
 })
 
 INSTALL_HINT = ("on a Jetson keep JetPack's TensorRT (sudo apt install python3-libnvinfer) and make the venv "
@@ -83,8 +83,10 @@ class TrtVersion:
 
     @property
     def strongly_typed_by_file(self) -> bool:
-        """Whether an FP16/INT8 ONNX file is built strongly typed (10.12+; always on 11)."""
-        return (self.major, self.minor) >= (10, 12)
+        """Whether an FP16/INT8 ONNX file is built strongly typed: wherever STRONGLY_TYPED exists (every 10.x;
+        always on 11). In weak typing the builder picks each layer's precision and the file's FP32 layers
+        would not hold."""
+        return self.major >= 10
 
     @property
     def has_dla(self) -> bool:
@@ -120,21 +122,51 @@ def slug(text: str) -> str:
 
 @dataclass(frozen=True)
 class GpuInfo:
-    """The CUDA device an engine is built for or runs on."""
+    """The CUDA device an engine is built for or runs on.
+
+    On a Jetson every Orin module reports the GPU name 'Orin' and sm 8.7, so the module's device-tree
+    model string, its SM count and its memory are part of the identity: an engine tuned on an AGX Orin
+    (16 SMs) is not the engine for an Orin NX or Nano.
+    """
 
     name: str  # as the driver reports it, e.g. 'Orin'
     compute_capability: str  # 'major.minor', e.g. '8.7'
+    sm_count: int = 0  # streaming multiprocessors; 0: not known
+    memory_mib: int = 0  # device memory (on a Jetson: the memory shared with the CPU); 0: not known
+    module: str = ""  # the Jetson module's device-tree model string; '' off a Jetson
 
     @property
     def sm(self) -> str:
         return "sm" + self.compute_capability.replace(".", "")
 
+    @property
+    def memory_gib(self) -> int:
+        """Memory rounded to GiB: what tells modules apart (carve-outs move the exact MiB by a few)."""
+        return round(self.memory_mib / 1024)
+
+    @property
+    def identity(self) -> str:
+        """The device part of engine and timing-cache names: module (or GPU), sm, SM count, memory."""
+        parts = [slug(self.module or self.name), self.sm]
+        if self.sm_count:
+            parts.append(f"{self.sm_count}sm")
+        if self.memory_mib:
+            parts.append(f"{self.memory_gib}g")
+        return "-".join(parts)
+
+    def describe(self) -> str:
+        """'NVIDIA Jetson Orin NX (Orin, sm 8.7, 8 SMs, 16 GiB)' for messages."""
+        details = [f"sm {self.compute_capability}", *([f"{self.sm_count} SMs"] if self.sm_count else []),
+                   *([f"{self.memory_gib} GiB"] if self.memory_mib else [])]
+        head = f"{self.module} ({self.name}, " if self.module else f"{self.name} ("
+        return head + ", ".join(details) + ")"
+
 
 def engine_file_name(gpu: GpuInfo, version: TrtVersion) -> str:
-    """`model.<gpu-slug>-sm<cc>-trt<version>.engine`: engines are valid for one GPU and one TensorRT."""
-    return f"model.{slug(gpu.name)}-{gpu.sm}-trt{version}.engine"
+    """`model.<device identity>-trt<version>.engine`: engines are valid for one device and one TensorRT."""
+    return f"model.{gpu.identity}-trt{version}.engine"
 
 
 def timing_cache_file_name(gpu: GpuInfo, version: TrtVersion) -> str:
-    """The persistent timing cache beside the engine (timing data are per GPU and TensorRT version)."""
-    return f"timing.{slug(gpu.name)}-{gpu.sm}-trt{version}.cache"
+    """The persistent timing cache beside the engine (timing data are per device and TensorRT version)."""
+    return f"timing.{gpu.identity}-trt{version}.cache"

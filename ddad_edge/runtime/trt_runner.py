@@ -2,9 +2,10 @@
 
 The engine for this GPU and TensorRT version is picked from the bundle's manifest; an engine built
 elsewhere, missing or damaged (its sha256 is checked when it is opened) is one line that says to rebuild
-it with `ddad-edge build`. Inference uses the named-tensor API (8.5 through 11): tensor addresses are set
-once on fixed device buffers of the engine's largest batch, frames go through pinned host buffers on one
-CUDA stream, and `execute_async_v3` runs the graph.
+it with `ddad-edge build`. Inference uses the named-tensor API (8.6 through 11; older versions are
+refused): tensor addresses are set once on fixed device buffers of the engine's largest batch, frames go
+through pinned host buffers on one CUDA stream, and `execute_async_v3` runs the graph. A DLA engine
+runs one fixed batch: shorter chunks are padded to it.
 With `cuda_graph=True` (cuda-python) the copy-in, execution and copy-out of each batch size are captured
 once and replayed, which removes most of the per-frame launch overhead on a Jetson.
 """
@@ -21,6 +22,7 @@ from ddad_edge.errors import DdadError
 from ddad_edge.runtime.base import INPUT_NAME, OUTPUT_NAMES, Inspection, RunnerBase, check_frames
 from ddad_edge.runtime.cuda_api import CudaApi, CudaKind, open_cuda
 from ddad_edge.runtime.trt_compat import GpuInfo, TrtVersion, import_tensorrt, slug, tensorrt_version
+from ddad_edge.runtime.trt_logger import make_recording_logger, missing_plugins
 
 
 @dataclass
@@ -36,8 +38,23 @@ class _Tensor:
         return self.host[:n]
 
 
+def built_for(entry: dict[str, Any]) -> GpuInfo:
+    """The device a manifest engine entry was built on (older entries lack SM count, memory and module)."""
+    return GpuInfo(str(entry.get("gpu", "")), str(entry.get("compute_capability")), int(entry.get("sm_count", 0)),
+                   int(entry.get("memory_mib", 0)), str(entry.get("module", "")))
+
+
+def same_device(built: GpuInfo, gpu: GpuInfo) -> bool:
+    """Whether an engine built on `built` is for `gpu`: GPU name, compute capability, module, SM count and
+    memory (to the GiB) agree; a count not known on either side is not compared."""
+    known = (lambda a, b: a == b or not a or not b)
+    return (built.compute_capability == gpu.compute_capability and slug(built.name) == slug(gpu.name)
+            and slug(built.module) == slug(gpu.module) and known(built.sm_count, gpu.sm_count)
+            and known(built.memory_gib, gpu.memory_gib))
+
+
 def select_engine(bundle: Bundle, gpu: GpuInfo, version: TrtVersion, requested: str | None = None) -> str:
-    """The bundle's engine file for this GPU and TensorRT version, or one line that says to rebuild."""
+    """The bundle's engine file for this device and TensorRT version, or one line that says to rebuild."""
     engines = bundle.engines
     rebuild = f"rebuild it here with `ddad-edge build --bundle {bundle.path}`"
     if not engines:
@@ -49,15 +66,22 @@ def select_engine(bundle: Bundle, gpu: GpuInfo, version: TrtVersion, requested: 
         candidates = {requested: engines[requested]}
     else:
         candidates = engines
+    unidentified = []
     for name, entry in sorted(candidates.items()):
-        if (str(entry.get("compute_capability")) == gpu.compute_capability
-                and slug(str(entry.get("gpu", ""))) == slug(gpu.name)
-                and TrtVersion.parse(str(entry.get("tensorrt"))) == version):
+        if TrtVersion.parse(str(entry.get("tensorrt"))) != version:
+            continue
+        if gpu.module and "module" not in entry:
+            # Written before the module was recorded: on a Jetson 'Orin' sm 8.7 fits every Orin module.
+            unidentified.append(name)
+        elif same_device(built_for(entry), gpu):
             return name
+    if unidentified:
+        raise DdadError(f"engine {unidentified[0]} does not record which Jetson module built it (every Orin "
+                        f"reports 'Orin', sm {gpu.compute_capability}), so it may be tuned for another module "
+                        f"than this {gpu.describe()}: {rebuild}")
     name, entry = sorted(candidates.items())[0]
-    raise DdadError(f"engine {name} was built for {entry.get('gpu')} (sm {entry.get('compute_capability')}) with "
-                    f"TensorRT {entry.get('tensorrt')}, this is {gpu.name} (sm {gpu.compute_capability}) with "
-                    f"TensorRT {version}: {rebuild}")
+    raise DdadError(f"engine {name} was built for {built_for(entry).describe()} with TensorRT {entry.get('tensorrt')}, "
+                    f"this is {gpu.describe()} with TensorRT {version}: {rebuild}")
 
 
 class TensorRTRunner(RunnerBase):
@@ -85,6 +109,7 @@ class TensorRTRunner(RunnerBase):
             self.cuda_graph = cuda_graph
             self.engine_name = select_engine(bundle, self._cuda.gpu, self.version, engine)
             self.max_batch = int(bundle.engines[self.engine_name].get("max_batch", 1))
+            self.min_batch = int(bundle.engines[self.engine_name].get("min_batch", 1))  # = max_batch on DLA
             self._load(bundle.read_device_file(self.engine_name))  # checked here: read_bundle skips engines
         except BaseException:
             self.close()
@@ -92,9 +117,20 @@ class TensorRTRunner(RunnerBase):
 
     def _load(self, plan: bytes) -> None:
         trt = self._trt
-        self._logger = trt.Logger(trt.Logger.WARNING)
+        self._trt_log = make_recording_logger(trt)
+        self._logger = self._trt_log
+        # Engines may hold TensorRT's standard plugins (8.6 imported InstanceNormalization as one unless the
+        # parser was told otherwise); the builder's parser registers them, a fresh process must do it itself.
+        plugins_loaded = trt.init_libnvinfer_plugins(self._logger, "")
         self._runtime = trt.Runtime(self._logger)
         self._engine = self._runtime.deserialize_cuda_engine(plan)
+        missing = missing_plugins(self._trt_log.messages) if self._engine is None else []
+        if missing:
+            cause = (f"which is not among the plugins TensorRT {self.version} registered" if plugins_loaded
+                     else "and TensorRT could not load its plugin library (libnvinfer_plugin): install JetPack's "
+                          "libnvinfer-plugin package, or")
+            raise DdadError(f"{self.engine_name} needs the TensorRT plugin {', '.join(missing)}, {cause} rebuild it "
+                            f"without plugins with `ddad-edge build --bundle {self.bundle.path}`")
         if self._engine is None:
             raise DdadError(f"TensorRT {self.version} cannot load {self.engine_name} (damaged, or built by another "
                             f"TensorRT): rebuild it with `ddad-edge build --bundle {self.bundle.path}`")
@@ -141,10 +177,14 @@ class TensorRTRunner(RunnerBase):
     def _set_batch(self, n: int) -> None:
         if n != self._batch:
             if not self._context.set_input_shape(INPUT_NAME, (n, self.image_size, self.image_size, 3)):
-                raise DdadError(f"engine {self.engine_name} refuses batch {n} (built for 1..{self.max_batch})")
+                raise DdadError(f"engine {self.engine_name} refuses batch {n} (built for "
+                                f"{self.min_batch}..{self.max_batch})")
             self._batch = n
 
     def _run_chunk(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        wanted = len(frames)
+        if wanted < self.min_batch:  # a fixed-batch engine: pad with copies of the last frame, keep `wanted`
+            frames = np.concatenate([frames, np.repeat(frames[-1:], self.min_batch - wanted, axis=0)])
         n = len(frames)
         self._set_batch(n)
         self._tensors[INPUT_NAME].rows(n)[...] = frames
@@ -160,8 +200,8 @@ class TensorRTRunner(RunnerBase):
             self._graphs[n] = self._cuda.end_capture()
             self._cuda.launch_graph(self._graphs[n])
         self._cuda.synchronize()
-        maps, scores = (self._tensors[name].rows(n) for name in OUTPUT_NAMES)
-        return np.array(maps, dtype=np.float32), np.array(scores, dtype=np.float32).reshape(n)
+        maps, scores = (self._tensors[name].rows(wanted) for name in OUTPUT_NAMES)
+        return np.array(maps, dtype=np.float32), np.array(scores, dtype=np.float32).reshape(wanted)
 
     def infer(self, frames: np.ndarray) -> Inspection:
         """Frames (N, H, W, 3) uint8 → maps (N, 1, H, W) float32, scores (N,) float32; N above the engine's

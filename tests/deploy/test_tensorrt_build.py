@@ -38,13 +38,13 @@ def _calls(trt, name):
 
 @pytest.mark.parametrize("label,precision,flags,builder_flags", [
     ("8.6", "fp32", EXPLICIT_BATCH, []),
-    ("8.6", "fp16", EXPLICIT_BATCH, ["FP16"]),
+    ("8.6", "fp16", EXPLICIT_BATCH, ["FP16", "OBEY_PRECISION_CONSTRAINTS"]),  # no strong typing on 8.6
     ("8.6", "int8", EXPLICIT_BATCH, ["INT8"]),
     ("10.3", "fp32", 0, []),
-    ("10.3", "fp16", 0, ["FP16"]),  # before 10.12: weak typing with the precision flag
-    ("10.3", "int8", 0, ["INT8"]),
+    ("10.3", "fp16", STRONGLY_TYPED, []),  # every 10.x has STRONGLY_TYPED: the file's types decide
+    ("10.3", "int8", STRONGLY_TYPED, []),
     ("10.16", "fp32", 0, []),
-    ("10.16", "fp16", STRONGLY_TYPED, []),  # 10.12+: the file's types decide
+    ("10.16", "fp16", STRONGLY_TYPED, []),
     ("10.16", "int8", STRONGLY_TYPED, []),
     ("11.4", "fp32", 0, []),  # 11: strongly typed always, no flag to pass
     ("11.4", "fp16", 0, []),
@@ -128,7 +128,7 @@ def test_workspace_level_timing_cache_and_batch_profile(tmp_path):
     assert _calls(trt, "set_timing_cache") == [("set_timing_cache", False)]
     assert path.name == "model.orin-sm87-trt10.3.0.engine"
     cache = path.parent / "timing.orin-sm87-trt10.3.0.cache"
-    assert json.loads(cache.read_bytes()) == {"entries": 1}
+    assert json.loads(cache.read_bytes()) == {"entries": 1, "tensorrt": "10.3.0"}
     entry = read_bundle(path.parent).engines[path.name]
     assert entry["gpu"] == "Orin" and entry["compute_capability"] == "8.7" and entry["tensorrt"] == "10.3.0"
     assert entry["profile"] == "p" and entry["max_batch"] == 4 and entry["precision"] == "fp16"
@@ -137,7 +137,7 @@ def test_workspace_level_timing_cache_and_batch_profile(tmp_path):
     trt2 = FakeTensorRT("10.3", cuda=cuda)
     build_engine(path.parent, profile, trt=trt2, cuda=cuda, log=lambda line: None)
     assert _calls(trt2, "create_timing_cache")[0][1] > 0
-    assert json.loads(cache.read_bytes()) == {"entries": 2}
+    assert json.loads(cache.read_bytes()) == {"entries": 2, "tensorrt": "10.3.0"}
 
 
 def _flip_first_byte(path):
@@ -254,3 +254,16 @@ def test_tf32_is_cleared_unless_the_profile_allows_it(tmp_path, label):
 def _engine_header(path):
     """What FakeTensorRT serialised into its plan (version, flags, builder flags)."""
     return split_plan(path.read_bytes())[0]
+
+
+def test_a_timing_cache_tensorrt_refuses_is_replaced_not_written_back(tmp_path):
+    """Same x.y.z in the cache's name, another TensorRT build inside: set_timing_cache refuses it, so the
+    build starts an empty cache and writes that one, not the refused bytes again."""
+    path, _ = _build(tmp_path, "10.3", version="10.3.0.1")
+    cache = path.parent / "timing.orin-sm87-trt10.3.0.cache"
+    assert json.loads(cache.read_bytes()) == {"entries": 1, "tensorrt": "10.3.0.1"}
+    cuda, log = FakeCuda(), []
+    trt = FakeTensorRT("10.3", cuda=cuda, version="10.3.0.26")
+    build_engine(path.parent, BuildProfile(name="test", max_batch=2), trt=trt, cuda=cuda, log=log.append)
+    assert json.loads(read_bundle(path.parent).read_device_file(cache.name)) == {"entries": 1, "tensorrt": "10.3.0.26"}
+    assert any("refused" in line for line in log)

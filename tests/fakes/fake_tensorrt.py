@@ -6,6 +6,20 @@ surface has no EXPLICIT_BATCH, no BuilderFlag.FP16/INT8, no int8_calibrator, no 
 10.x has no execute_async_v2). It records what the code asked for (`calls`) and behaves enough like
 TensorRT to exercise the builder and runner end to end: the "engine" is the ONNX model behind a header,
 executed by ONNX Runtime on the FakeCuda device memory at the addresses the runner bound.
+
+What else it models, as the real TensorRT does it:
+- plugins: the 8.6 parser imports InstanceNormalization as the plugin InstanceNormalization_TRT unless
+  OnnxParserFlag.NATIVE_INSTANCENORM is set (10+: set by default); creating a parser registers the standard
+  plugins (`init_libnvinfer_plugins` does it too); a runtime that deserialises a plan holding a plugin
+  nobody registered logs "getPluginCreator could not find plugin" and returns None.
+- precision: the network's layers carry the ONNX file's output types; in the plan header
+  `layer_precisions` says what each layer ran in: the file's type when strongly typed, else FP16 under the
+  FP16 flag unless the layer's precision is set and OBEY_PRECISION_CONSTRAINTS is on. A strongly typed
+  network with the FP16/INT8 flag does not build.
+- DLA: a layer runs on the DLA only with a fixed-shape profile, FP16/INT8 precision and a DLA-capable op;
+  the builder reports each layer as "[DlaLayer] ..." or "[GpuLayer] ..." at INFO to an ILogger subclass.
+- timing caches record the TensorRT build that made them; `set_timing_cache` refuses (returns False) a
+  cache of another build and leaves the config without one.
 """
 
 from __future__ import annotations
@@ -22,6 +36,10 @@ from tests.trt_names import TrtNames, load_trt_names
 
 VERSIONS = {"8.6": "8.6.1", "10.3": "10.3.0", "10.16": "10.16.1.11", "11.4": "11.4.0.106"}
 MAGIC = b"FAKEPLAN"
+INSTANCE_NORM_PLUGIN = "InstanceNormalization_TRT"
+# ONNX element type -> TensorRT DataType member name (INT64 tensors become INT32 in TensorRT).
+ONNX_TO_TRT = {1: "FLOAT", 10: "HALF", 3: "INT8", 2: "UINT8", 6: "INT32", 7: "INT32", 9: "BOOL"}
+DLA_OPS = frozenset({"Conv", "Mul", "Add", "Sub", "Abs", "Relu", "Sigmoid", "MaxPool", "AveragePool"})
 
 
 class _Gated:
@@ -90,9 +108,42 @@ class _Object(_Gated):
 
 
 class _Tensor(_Object):
-    def __init__(self, trt: "FakeTensorRT", name: str) -> None:
+    def __init__(self, trt: "FakeTensorRT", name: str, dtype: str = "FLOAT") -> None:
         super().__init__(trt)
         object.__setattr__(self, "name", name)
+        object.__setattr__(self, "dtype", getattr(trt.DataType, dtype))
+
+
+class _Layer(_Object):
+    """One ONNX node as a network layer: its outputs carry the file's types; precision can be pinned."""
+
+    def __init__(self, trt: "FakeTensorRT", name: str, op: str, outputs: list[tuple[str, str]]) -> None:
+        super().__init__(trt)
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "_op", op)
+        object.__setattr__(self, "_outputs", outputs)
+        object.__setattr__(self, "_precision", None)
+        object.__setattr__(self, "_output_types", {})
+
+    @property
+    def num_outputs(self) -> int:
+        return len(self._outputs)
+
+    def get_output(self, index: int) -> _Tensor:
+        return _Tensor(self._trt, *self._outputs[index])
+
+    @property
+    def precision(self) -> _Member | None:
+        return self._precision
+
+    @precision.setter
+    def precision(self, value: _Member) -> None:
+        object.__setattr__(self, "_precision", value)
+        self._trt.calls.append(("layer_precision", self.name, value.name))
+
+    def set_output_type(self, index: int, dtype: _Member) -> None:
+        self._output_types[index] = dtype
+        self._trt.calls.append(("set_output_type", self.name, index, dtype.name))
 
 
 class _Network(_Object):
@@ -101,10 +152,19 @@ class _Network(_Object):
         object.__setattr__(self, "_flags", flags)
         object.__setattr__(self, "_model", None)
         object.__setattr__(self, "_inputs", [])
+        object.__setattr__(self, "_layers", [])
+        object.__setattr__(self, "_plugins", [])
 
     @property
     def num_inputs(self) -> int:
         return len(self._inputs)
+
+    @property
+    def num_layers(self) -> int:
+        return len(self._layers)
+
+    def get_layer(self, index: int) -> _Layer:
+        return self._layers[index]
 
     def get_input(self, index: int) -> _Tensor:
         return _Tensor(self._trt, self._inputs[index])
@@ -124,6 +184,19 @@ class _OnnxParser(_Object):
         super().__init__(trt)
         object.__setattr__(self, "_network", network)
         object.__setattr__(self, "_errors", [])
+        # 10.0 made native InstanceNormalization the default (onnx-tensorrt Changelog); 8.6 used the plugin.
+        object.__setattr__(self, "_flags", {"NATIVE_INSTANCENORM"} if trt._major >= 10 else set())
+        trt._register_plugins()  # the parser library registers the standard plugins as it loads
+
+    def set_flag(self, flag: _Member) -> None:
+        self._flags.add(flag.name)
+        self._trt.calls.append(("parser_set_flag", flag.name))
+
+    def clear_flag(self, flag: _Member) -> None:
+        self._flags.discard(flag.name)
+
+    def get_flag(self, flag: _Member) -> bool:
+        return flag.name in self._flags
 
     def parse_from_file(self, path: str) -> bool:
         import onnxruntime as ort
@@ -141,8 +214,25 @@ class _OnnxParser(_Object):
         object.__setattr__(self._network, "_model", data)
         object.__setattr__(self._network, "_inputs", [i.name for i in session.get_inputs()])
         object.__setattr__(self._network, "_frame_shape", tuple(session.get_inputs()[0].shape[1:]))
+        self._import_layers(data)
         trt.calls.append(("parse_from_file", Path(path).name))
         return True
+
+    def _import_layers(self, data: bytes) -> None:
+        """The network's layers: one per ONNX node, outputs typed as the file types them."""
+        import onnx
+
+        model = onnx.shape_inference.infer_shapes(onnx.load_from_string(data))
+        graph = model.graph
+        types = {v.name: v.type.tensor_type.elem_type for v in [*graph.input, *graph.value_info, *graph.output]}
+        layers, plugins = [], []
+        for index, node in enumerate(graph.node):
+            if node.op_type == "InstanceNormalization" and "NATIVE_INSTANCENORM" not in self._flags:
+                plugins.append(INSTANCE_NORM_PLUGIN)
+            outputs = [(name, ONNX_TO_TRT.get(types.get(name, 1), "FLOAT")) for name in node.output]
+            layers.append(_Layer(self._trt, node.name or f"{node.op_type}_{index}", node.op_type, outputs))
+        object.__setattr__(self._network, "_layers", layers)
+        object.__setattr__(self._network, "_plugins", sorted(set(plugins)))
 
     @property
     def num_errors(self) -> int:
@@ -161,10 +251,12 @@ class _Profile(_Object):
 class _TimingCache(_Object):
     def __init__(self, trt: "FakeTensorRT", data: bytes) -> None:
         super().__init__(trt)
-        object.__setattr__(self, "_entries", json.loads(data)["entries"] if data else 0)
+        content = json.loads(data) if data else {"entries": 0, "tensorrt": trt.__version__}
+        object.__setattr__(self, "_entries", content["entries"])
+        object.__setattr__(self, "_made_by", content.get("tensorrt"))
 
     def serialize(self) -> _HostMemory:
-        return _HostMemory(json.dumps({"entries": self._entries}).encode())
+        return _HostMemory(json.dumps({"entries": self._entries, "tensorrt": self._made_by}).encode())
 
 
 class _Config(_Object):
@@ -197,8 +289,10 @@ class _Config(_Object):
         return _TimingCache(self._trt, data)
 
     def set_timing_cache(self, cache: _TimingCache, ignore_mismatch: bool) -> bool:
-        object.__setattr__(self, "_timing_cache", cache)
         self._trt.calls.append(("set_timing_cache", ignore_mismatch))
+        if cache._made_by != self._trt.__version__ and not ignore_mismatch:
+            return False  # TensorRT refuses a cache of another build and keeps none
+        object.__setattr__(self, "_timing_cache", cache)
         return True
 
     def add_optimization_profile(self, profile: _Profile) -> int:
@@ -214,6 +308,7 @@ class _Config(_Object):
 class _Builder(_Object):
     def __init__(self, trt: "FakeTensorRT", logger: Any) -> None:
         super().__init__(trt)
+        object.__setattr__(self, "_logger", logger)
 
     @property
     def num_DLA_cores(self) -> int:  # noqa: N802 - TensorRT's name
@@ -236,13 +331,50 @@ class _Builder(_Object):
         calibrator = config.__dict__.get("int8_calibrator")
         if calibrator is not None:
             self._calibrate(calibrator, network._inputs[0], network._frame_shape)
+        strongly_typed = self._trt._major >= 11 or bool(network._flags & 2)
+        if strongly_typed and config._flags & {"FP16", "INT8", "OBEY_PRECISION_CONSTRAINTS"}:
+            trt._emit(self._logger, "ERROR", "a strongly typed network takes no precision builder flags")
+            return None
         if config._timing_cache is not None:
             object.__setattr__(config._timing_cache, "_entries", config._timing_cache._entries + 1)
-        _, _, _, max_shape = config._profiles[0]._shape
-        header = json.dumps({"tensorrt": trt.__version__, "max_batch": max_shape[0], "flags": network._flags,
-                             "builder_flags": sorted(config._flags)}).encode()
+        _, min_shape, _, max_shape = config._profiles[0]._shape
+        precisions = {layer.name: self._layer_precision(layer, config, strongly_typed) for layer in network._layers}
+        on_dla = self._place_on_dla(network, config, precisions, fixed=min_shape == max_shape)
+        if on_dla is None:
+            return None
+        header = json.dumps({"tensorrt": trt.__version__, "min_batch": min_shape[0], "max_batch": max_shape[0],
+                             "flags": network._flags, "builder_flags": sorted(config._flags),
+                             "plugins": network._plugins, "layer_precisions": precisions,
+                             "dla_layers": on_dla}).encode()
         trt.calls.append(("build_serialized_network",))
         return _HostMemory(MAGIC + struct.pack("<I", len(header)) + header + network._model)
+
+    @staticmethod
+    def _layer_precision(layer: _Layer, config: _Config, strongly_typed: bool) -> str:
+        """What a layer runs in: the file's type when strongly typed; else the builder's choice (FP16 under
+        the FP16 flag) unless its precision is pinned and OBEY_PRECISION_CONSTRAINTS is on."""
+        declared = layer._outputs[0][1] if layer._outputs else "FLOAT"
+        if strongly_typed or declared not in ("FLOAT", "HALF"):
+            return declared
+        if layer._precision is not None and "OBEY_PRECISION_CONSTRAINTS" in config._flags:
+            return layer._precision.name
+        return "HALF" if "FP16" in config._flags else declared
+
+    def _place_on_dla(self, network: _Network, config: _Config, precisions: dict[str, str],
+                      fixed: bool) -> list[str] | None:
+        """Names of the layers the DLA runs (reported per layer at INFO); None when the build fails."""
+        trt = self._trt
+        if config.__dict__.get("default_device_type") != trt.DeviceType.DLA:
+            return []
+        placed = []
+        for layer in network._layers:
+            dla = fixed and layer._op in DLA_OPS and precisions[layer.name] in ("HALF", "INT8")
+            trt._emit(self._logger, "INFO", f"[{'DlaLayer' if dla else 'GpuLayer'}] {layer._op}: {layer.name}")
+            placed += [layer.name] if dla else []
+        if len(placed) < len(network._layers) and "GPU_FALLBACK" not in config._flags:
+            trt._emit(self._logger, "ERROR", "a layer cannot run on DLA and GPU fallback is off")
+            return None
+        return placed
 
     def _calibrate(self, calibrator: Any, input_name: str, frame_shape: tuple[int, ...]) -> None:
         """What TensorRT does with a calibrator: batches through device memory, then the cache."""
@@ -334,6 +466,7 @@ class _Engine(_Object):
 class _Runtime(_Object):
     def __init__(self, trt: "FakeTensorRT", logger: Any) -> None:
         super().__init__(trt)
+        object.__setattr__(self, "_logger", logger)
 
     def deserialize_cuda_engine(self, data: bytes) -> _Engine | None:
         if not data.startswith(MAGIC):
@@ -341,6 +474,10 @@ class _Runtime(_Object):
         header, model = split_plan(data)
         if header["tensorrt"] != self._trt.__version__:
             return None  # TensorRT refuses a plan serialised by another version
+        for plugin in header.get("plugins", []):
+            if not self._trt._plugins_registered:
+                self._trt._emit(self._logger, "ERROR", f"getPluginCreator could not find plugin: {plugin} version: 1")
+                return None
         return _Engine(self._trt, header, model)
 
 
@@ -355,6 +492,13 @@ class _Logger(_Object):
     def __init__(self, trt: "FakeTensorRT", severity: _Member) -> None:
         super().__init__(trt)
         object.__setattr__(self, "_severity", severity)
+
+
+class _ILoggerBase:
+    """trt.ILogger: subclasses implement log(severity, msg); TensorRT calls it for every message."""
+
+    def __init__(self) -> None:
+        pass
 
 
 class _LoggerClass(_Enum):
@@ -372,10 +516,10 @@ class FakeTensorRT(_Gated):
     Test-facing: `calls` (what was asked for, in order), `executions`, `dla_cores`, `cuda` (the FakeCuda).
     """
 
-    _own = frozenset({"calls", "executions", "dla_cores", "cuda"})
+    _own = frozenset({"calls", "executions", "dla_cores", "cuda", "plugin_library"})
 
     def __init__(self, label: str, cuda: FakeCuda | None = None, version: str | None = None,
-                 dla_cores: int = 0) -> None:
+                 dla_cores: int = 0, plugin_library: bool = True) -> None:
         names = load_trt_names(label)
         setattr_ = object.__setattr__
         setattr_(self, "_names", names)
@@ -386,9 +530,12 @@ class FakeTensorRT(_Gated):
         setattr_(self, "executions", 0)
         setattr_(self, "dla_cores", dla_cores)
         setattr_(self, "cuda", cuda or FakeCuda())
+        setattr_(self, "plugin_library", plugin_library)  # False: libnvinfer_plugin absent
+        setattr_(self, "_plugins_registered", False)
         enums = {
             "NetworkDefinitionCreationFlag": ["EXPLICIT_BATCH", "STRONGLY_TYPED"],
-            "BuilderFlag": ["FP16", "INT8", "DEBUG", "GPU_FALLBACK", "REFIT", "TF32"],
+            "BuilderFlag": ["FP16", "INT8", "DEBUG", "GPU_FALLBACK", "REFIT", "TF32", "OBEY_PRECISION_CONSTRAINTS"],
+            "OnnxParserFlag": ["NATIVE_INSTANCENORM"],
             "MemoryPoolType": ["WORKSPACE", "DLA_MANAGED_SRAM", "DLA_LOCAL_DRAM", "DLA_GLOBAL_DRAM"],
             "DeviceType": ["GPU", "DLA"],
             "HardwareCompatibilityLevel": ["NONE", "AMPERE_PLUS"],
@@ -408,6 +555,23 @@ class FakeTensorRT(_Gated):
 
     def Runtime(self, logger: Any) -> _Runtime:  # noqa: N802
         return _Runtime(self, logger)
+
+    @property
+    def ILogger(self) -> type:  # noqa: N802
+        return _ILoggerBase
+
+    def init_libnvinfer_plugins(self, logger: Any, namespace: str) -> bool:
+        self.calls.append(("init_libnvinfer_plugins", namespace))
+        return self._register_plugins()
+
+    def _register_plugins(self) -> bool:
+        object.__setattr__(self, "_plugins_registered", self._plugins_registered or self.plugin_library)
+        return self.plugin_library
+
+    def _emit(self, logger: Any, severity: str, message: str) -> None:
+        """A message to the application's logger: TensorRT calls an ILogger subclass for every severity."""
+        if isinstance(logger, _ILoggerBase):
+            logger.log(getattr(self.Logger, severity), message)
 
     @property
     def IInt8EntropyCalibrator2(self) -> type:  # noqa: N802

@@ -23,9 +23,10 @@ class FakeJetsonGPIO(types.ModuleType):
     BOARD, BCM, CVM, TEGRA_SOC = "BOARD", "BCM", "CVM", "TEGRA_SOC"
     OUT, HIGH, LOW = "out", 1, 0
 
-    def __init__(self, refuse: int | None = None):
+    def __init__(self, refuse: int | None = None, missing_chip: str | None = None):
         super().__init__("Jetson.GPIO")
-        self.mode, self.calls, self.refuse = None, [], refuse
+        self.mode, self.calls, self.refuse, self.warnings = None, [], refuse, True
+        self.missing_chip = missing_chip  # a chip label the cdev backend cannot find
 
     def getmode(self):
         return self.mode
@@ -34,12 +35,16 @@ class FakeJetsonGPIO(types.ModuleType):
         self.mode = mode
 
     def setwarnings(self, flag):
-        pass
+        self.warnings = bool(flag)
 
     def setup(self, pin, direction, initial):
+        if self.missing_chip is not None:  # gpio_cdev.chip_open_by_label raises a bare Exception
+            raise Exception(f"{self.missing_chip}: No such gpio device registered")
         if self.refuse is not None:
             raise FakeGPIOError(self.refuse, "Opening output line handle: " + os.strerror(self.refuse))
         self.calls.append(("setup", pin, direction, initial))
+        if self.warnings:  # Jetson.GPIO checks the pinmux only with warnings on
+            self.calls.append(("pinmux_check", pin))
 
     def output(self, pin, value):
         self.calls.append(("output", pin, value))
@@ -48,9 +53,10 @@ class FakeJetsonGPIO(types.ModuleType):
         self.calls.append(("cleanup", pin))
 
 
-def install_fake_jetson_gpio(monkeypatch, refuse: int | None = None) -> FakeJetsonGPIO:
+def install_fake_jetson_gpio(monkeypatch, refuse: int | None = None,
+                             missing_chip: str | None = None) -> FakeJetsonGPIO:
     """Put a FakeJetsonGPIO in sys.modules as Jetson.GPIO (for this test only) and return it."""
-    fake = FakeJetsonGPIO(refuse)
+    fake = FakeJetsonGPIO(refuse, missing_chip)
     package = types.ModuleType("Jetson")
     package.GPIO = fake
     monkeypatch.setitem(sys.modules, "Jetson", package)
@@ -81,6 +87,8 @@ def make_fake_gpiod_v2(refuse: int | None = None):
     gpiod.LineSettings = lambda direction, output_value: {"direction": direction, "output_value": output_value}
 
     def request_lines(chip, consumer, config):
+        if not chip.startswith("/dev/"):  # v2 opens the path it is given: 'gpiochip0' is no file here
+            raise FileNotFoundError(2, os.strerror(2), chip)
         if refuse is not None:
             raise OSError(refuse, os.strerror(refuse))
         gpiod.requests.append(FakeRequest(chip, consumer, config))

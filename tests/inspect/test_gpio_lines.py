@@ -75,3 +75,28 @@ def test_jetson_gpio_refusing_to_load_for_permissions_names_the_group(monkeypatc
     monkeypatch.setattr(importlib, "import_module", refuse)
     with pytest.raises(DdadError, match="BOARD pin 18 .*add it to the gpio group"):
         JetsonLine("reject", "BOARD", 18, initial_high=False)
+
+
+def test_gpiod_v2_gets_the_chip_as_a_path(monkeypatch):
+    """libgpiod v2's request_lines opens the path it is given; 'gpiochip0' (v1's name form) is opened as
+    /dev/gpiochip0."""
+    gpiod, line = make_fake_gpiod_v2()
+    monkeypatch.setitem(sys.modules, "gpiod", gpiod)
+    monkeypatch.setitem(sys.modules, "gpiod.line", line)
+    for chip in ("gpiochip0", "0", "/dev/gpiochip0"):
+        GpiodLine("reject", chip, 17, initial_high=False).close()
+    assert [request.chip for request in gpiod.requests] == ["/dev/gpiochip0"] * 3
+
+
+def test_jetson_gpio_keeps_its_pinmux_check(monkeypatch):
+    fake = install_fake_jetson_gpio(monkeypatch)
+    JetsonLine("reject", "BOARD", 18, initial_high=False)
+    assert ("pinmux_check", 18) in fake.calls
+
+
+def test_jetson_gpio_missing_chip_label_is_one_line(monkeypatch):
+    install_fake_jetson_gpio(monkeypatch, missing_chip="tegra234-gpio")
+    with pytest.raises(DdadError) as err:
+        JetsonLine("reject", "BOARD", 18, initial_high=False)
+    message = str(err.value)
+    assert "tegra234-gpio" in message and "gpiod" in message and "\n" not in message

@@ -36,7 +36,7 @@ def test_too_old_and_garbage_versions_are_one_line():
 
 
 def test_version_facts():
-    assert not TrtVersion(10, 11, 0).strongly_typed_by_file and TrtVersion(10, 12, 0).strongly_typed_by_file
+    assert not TrtVersion(8, 6, 1).strongly_typed_by_file and TrtVersion(10, 3, 0).strongly_typed_by_file
     assert TrtVersion(10, 7, 0).has_dla and not TrtVersion(11, 0, 0).has_dla and not TrtVersion(11, 3, 0).has_dla
     assert TrtVersion(11, 4, 1).has_dla
     assert TrtVersion(10, 16, 1).has_legacy_calibration and not TrtVersion(11, 4, 0).has_legacy_calibration
