@@ -41,6 +41,7 @@ def export_command(
     from ddad_edge.deploy.recipes import load_recipe
     from ddad_edge.deploy.tensorrt_build import BuildTarget, build_if_possible
     from ddad_edge.deploy.tensorrt_profile import load_build_profile
+    from ddad_edge.deploy.trt_rules import refuse_unparsable
     from ddad_edge.deploy.thresholds import ThresholdRule
     from ddad_edge.errors import DdadError
     from ddad_edge.model.checkpoint import latest_run
@@ -67,6 +68,8 @@ def export_command(
                             naive=naive, scoring=scoring, thresholds=ThresholdRule(quantile=quantile, margin=margin),
                             labelled=test_split, overwrite=overwrite)
     bundle = export_bundle(options, log=typer.echo)
+    if chosen_target is BuildTarget.TENSORRT:  # an engine is wanted: a graph a parser refuses is an error here
+        refuse_unparsable(bundle.manifest.get("tensorrt_rules") or {}, bundle.model_path.name)
     build_if_possible(bundle.path, chosen_target, build_profile, log=typer.echo)
     typer.echo(f"bundle: {bundle.path}")
 

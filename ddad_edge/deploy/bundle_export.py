@@ -35,6 +35,7 @@ from ddad_edge.data.folders import list_test, list_train, load_images, load_test
 from ddad_edge.deploy.fidelity import (FidelitySet, OutputError, compare_scores, fidelity_set, measure_latency,
                                        output_error, run_onnx)
 from ddad_edge.deploy.onnx_export import OPSET, GraphSummary, check_graph, export_onnx
+from ddad_edge.deploy.trt_rules import tensorrt_rules_summary
 from ddad_edge.deploy.precision_plan import make_precision_file
 from ddad_edge.deploy.recipes import recipe_for
 from ddad_edge.deploy.thresholds import ThresholdRule, compute_thresholds, nominal_statistics
@@ -221,6 +222,7 @@ def _write_into(out: Path, prep: Prepared, options: ExportOptions, recipe, log: 
     made = make_precision_file(options.precision, recipe, fp32, out / MODEL_NAME, work, fid, ref.maps, ref.scores,
                                calibration, options.latency_runs, log)
     check_graph(out / MODEL_NAME, size)
+    parser_rules = tensorrt_rules_summary(out / MODEL_NAME, log)
 
     maps, scores = run_onnx(out / MODEL_NAME, fid.frames)
     err = output_error(maps, scores, ref.maps, ref.scores)
@@ -287,6 +289,7 @@ def _write_into(out: Path, prep: Prepared, options: ExportOptions, recipe, log: 
         "probe": {"file": PROBE_NAME, "frames": int(len(probe_idx))},
         "tolerance": tolerance,
         "calibration": made.summary,
+        "tensorrt_rules": parser_rules,
         "fidelity": {k: fidelity[k] for k in ("map_max_abs", "map_max_rel", "score_rank_correlation", "auroc_drop")},
         "latency": {"ort_cpu_ms_p50": latency.p50_ms, "fp32_ort_cpu_ms_p50": fp32_latency.p50_ms},
         "config": to_dict(run.cfg),

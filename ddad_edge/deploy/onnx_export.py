@@ -79,6 +79,7 @@ def export_onnx(pipeline: DDADPipeline, path: Path, opset: int = OPSET) -> Path:
                           do_constant_folding=True)
     model = onnx.load(str(path))
     _set_output_shapes(model, size)
+    _own_norm_parameters(model)
     model.producer_name = "ddad-edge"
     onnx.save(model, str(path))
     check_graph(path, size, len(pipeline.timesteps))
@@ -126,6 +127,36 @@ def _set_output_shapes(model, size: int) -> None:
                 dim.dim_param = d
             else:
                 dim.dim_value = d
+
+
+def _own_norm_parameters(model) -> None:
+    """Give every InstanceNormalization its scale and bias as initializers of its own.
+
+    The exporter stores equal initializers once and feeds the others through an Identity; to TensorRT's
+    parser an Identity output is a computed tensor, and its InstanceNormalization plugin (8.6) refuses a
+    scale or bias that is not an initializer (see deploy/trt_rules.py).
+    """
+    from onnx import TensorProto
+
+    g = model.graph
+    initializers = {t.name: t for t in g.initializer}
+    producer = {out: n for n in g.node for out in n.output}
+    for node in g.node:
+        if node.op_type != "InstanceNormalization":
+            continue
+        for name in node.input[1:]:
+            identity = producer.get(name)
+            if identity is not None and identity.op_type == "Identity" and identity.input[0] in initializers \
+                    and name not in initializers:
+                own = TensorProto()
+                own.CopyFrom(initializers[identity.input[0]])
+                own.name = name
+                g.initializer.append(own)
+                initializers[name] = own
+    # an Identity whose output is now an initializer of its own is no longer needed (nor allowed: one producer)
+    keep = [n for n in g.node if n.op_type != "Identity" or n.output[0] not in initializers]
+    del g.node[:]
+    g.node.extend(keep)
 
 
 def _dims(value_info) -> list:

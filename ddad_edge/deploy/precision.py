@@ -28,6 +28,11 @@ from ddad_edge.deploy.fidelity import OutputError, output_error, run_onnx
 from ddad_edge.errors import DdadError, missing_package
 
 FP16_MAX = 65504.0
+# Always FP32 in an FP16 file, whatever a recipe measures: TensorRT 8.6 parses InstanceNormalization into its
+# InstanceNormalization_TRT plugin and hands it scale and bias as float32 fields whatever the initializer's
+# type (onnx-tensorrt 8.6-GA onnx2trt_utils.cpp, instanceNormPluginHelper), so FP16 parameters would be read
+# as garbage; and the plugin wants them as initializers, not computed by a Cast (see trt_rules.py).
+ALWAYS_FP32_OPS = ("InstanceNormalization",)
 
 
 class NodeGroup(str, Enum):
@@ -97,10 +102,14 @@ def convert_fp16(src: Path, dst: Path, keep_fp32_nodes: list[str] | tuple[str, .
         raise missing_package("onnxruntime", "FP16 export", "pip install onnxruntime") from None
 
     model = onnx.load(str(src))
+    fp32_weights = {t.name: t for t in model.graph.initializer}
+    fp32_weights.update({n.output[0]: n.attribute[0].t for n in model.graph.node
+                         if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"})
     converted = float16.convert_float_to_float16(
-        model, keep_io_types=True, op_block_list=list(float16.DEFAULT_OP_BLOCK_LIST),
+        model, keep_io_types=True, op_block_list=[*float16.DEFAULT_OP_BLOCK_LIST, *ALWAYS_FP32_OPS],
         node_block_list=list(keep_fp32_nodes), max_finite_val=FP16_MAX)
     _drop_round_trips(converted.graph)
+    _restore_fp32_parameters(converted.graph, fp32_weights)
     _sort_topologically(converted.graph)
     try:
         onnx.checker.check_model(converted)
@@ -140,6 +149,43 @@ def _sort_topologically(graph) -> None:
     graph.node.extend(nodes[i] for i in order)
 
 
+
+
+def _restore_fp32_parameters(graph, fp32_weights: dict) -> None:
+    """Give each ALWAYS_FP32_OPS node its own float32 initializers again.
+
+    The converter turns every float initializer and Constant into FP16 and feeds a blocked node through a
+    Cast back to FP32; a Cast is a computed tensor to TensorRT's parser, not an initializer. Each such Cast
+    of a constant is replaced by a float32 initializer (the source's values, under the Cast's output name).
+    """
+    from onnx import TensorProto
+
+    producer = {out: n for n in graph.node for out in n.output}
+    initializers = {t.name for t in graph.initializer} | {o for o, n in producer.items() if n.op_type == "Constant"}
+    dropped = set()
+    for node in graph.node:
+        if node.op_type not in ALWAYS_FP32_OPS:
+            continue
+        for name in node.input[1:]:
+            cast = producer.get(name)
+            if cast is None or cast.op_type != "Cast" or cast.input[0] not in initializers:
+                continue
+            source = fp32_weights.get(cast.input[0])
+            if source is None or source.data_type != TensorProto.FLOAT or id(cast) in dropped:
+                continue
+            restored = TensorProto()
+            restored.CopyFrom(source)
+            restored.name = name
+            graph.initializer.append(restored)
+            dropped.add(id(cast))
+    keep = [n for n in graph.node if id(n) not in dropped]
+    used = {name for n in keep for name in n.input} | {o.name for o in graph.output}
+    keep = [n for n in keep if n.op_type != "Constant" or n.output[0] in used]
+    unused = [t for t in graph.initializer if t.name not in used]
+    del graph.node[:]
+    graph.node.extend(keep)
+    for t in unused:
+        graph.initializer.remove(t)
 
 
 def _drop_round_trips(graph) -> None:

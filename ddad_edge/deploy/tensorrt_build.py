@@ -42,6 +42,7 @@ from ddad_edge.deploy.tensorrt_profile import (
     detect_profile_name,
     load_build_profile,
 )
+from ddad_edge.deploy.trt_rules import log_parser_rules
 from ddad_edge.errors import DdadError
 from ddad_edge.runtime.base import INPUT_NAME
 from ddad_edge.runtime.cuda_api import CudaApi, open_cuda
@@ -295,6 +296,7 @@ def build_engine(bundle_dir: Path | Bundle, build_profile: BuildProfile, *, trt:
         builder = trt.Builder(logger)
         check_dla(builder, build_profile, version, plan)
         network = create_network(trt, builder, version, plan)
+        log_parser_rules(bundle.model_path, version, log)  # the rules first: one line naming node and rule
         parser = parse_onnx(trt, network, logger, bundle.model_path)
         config = builder.create_builder_config()
         timing_cache = configure(trt, builder, config, build_profile, cache_bytes, log)

@@ -71,7 +71,8 @@ class FrameGraph(nn.Module):
         self.pipeline = pipeline
 
     def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = frames.permute(0, 3, 1, 2).float() * (2.0 / 255.0) - 1.0  # (N, 3, S, S) in [−1, 1]
+        # Cast first: TensorRT takes UINT8 only as a graph input that feeds a Cast (no UINT8 Transpose).
+        x = frames.float().permute(0, 3, 1, 2) * (2.0 / 255.0) - 1.0  # (N, 3, S, S) in [−1, 1]
         return self.pipeline(x)
 
 

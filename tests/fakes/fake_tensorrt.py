@@ -5,7 +5,8 @@ module and of its objects is refused with AttributeError when the version's bind
 surface has no EXPLICIT_BATCH, no BuilderFlag.FP16/INT8, no int8_calibrator, no IInt8EntropyCalibrator2;
 10.x has no execute_async_v2). It records what the code asked for (`calls`) and behaves enough like
 TensorRT to exercise the builder and runner end to end: the "engine" is the ONNX model behind a header,
-executed by ONNX Runtime on the FakeCuda device memory at the addresses the runner bound.
+executed by ONNX Runtime on the FakeCuda device memory at the addresses the runner bound. Its parser
+applies ddad_edge/deploy/trt_rules.py for its version first, so it refuses what the real parser refuses.
 
 What else it models, as the real TensorRT does it:
 - plugins: the 8.6 parser imports InstanceNormalization as the plugin InstanceNormalization_TRT unless
@@ -31,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from ddad_edge.deploy.trt_rules import check_trt_rules
 from tests.fakes.fake_cuda import FakeCuda
 from tests.trt_names import TrtNames, load_trt_names
 
@@ -204,6 +206,10 @@ class _OnnxParser(_Object):
         trt = self._trt
         if trt._major < 10 and not self._network._flags & 1:
             self._errors.append("network must be created with the EXPLICIT_BATCH flag (TensorRT 8)")
+            return False
+        verdict = check_trt_rules(Path(path), trt.__version__)  # what the real parser of this version refuses
+        if not verdict.ok:
+            self._errors.extend(f"{v.node} [{v.op}]: {v.rule}: {v.detail}" for v in verdict.violations)
             return False
         data = Path(path).read_bytes()
         try:
