@@ -3,7 +3,8 @@
 For each bundle (fp32, fp16, int8 of the session's tiny run) and each backend, the runner's maps and
 scores on the bundle's probe frames and on real test images are compared with the FP32 torch pipeline
 the bundle was exported from (`pipeline_of_bundle`): an FP32 bundle within 1e-4 relative, an FP16 or
-INT8 bundle within the tolerance its manifest states. TensorRT joins where it is installed with a GPU
+INT8 bundle within the tolerance its manifest states. OpenVINO runs in its f32 mode (asked for explicitly,
+since its CPU plugin would pick bf16 on a CPU that has it). TensorRT joins where it is installed with a GPU
 and is skipped with the reason elsewhere.
 """
 
@@ -41,7 +42,7 @@ def _frames(bundle) -> np.ndarray:
     return np.concatenate([frames, test_frames])
 
 
-@pytest.mark.parametrize("backend", ["onnxruntime", "tensorrt"])
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino", "tensorrt"])
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
 def test_runner_matches_the_torch_reference(project, precision, backend):
     if backend == "tensorrt":
