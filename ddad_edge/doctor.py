@@ -1,7 +1,7 @@
 """`ddad-edge doctor`: what this machine has for running an inspection line, and what to fix.
 
 It reports and never fails: Python, numpy, OpenCV (and whether it was built with GStreamer and V4L2),
-ONNX Runtime and its providers, TensorRT, the CUDA device and its compute capability, pycuda /
+ONNX Runtime and its providers, OpenVINO with its devices and the CPU's BF16/AMX/VNNI support, TensorRT, the CUDA device and its compute capability, pycuda /
 cuda-python, the Jetson model and power mode, GPIO chips and cameras with their permissions. Each
 problem comes with its fix, and a summary says what is missing for TensorRT.
 """
@@ -90,6 +90,44 @@ def check_onnxruntime() -> Finding:
     except ImportError:
         return Finding("onnxruntime", Status.MISSING, "not installed", ORT_INSTALL)
     return Finding("onnxruntime", Status.OK, f"{ort.__version__}, providers {', '.join(ort.get_available_providers())}")
+
+
+CPUINFO = Path("/proc/cpuinfo")
+# ISA extensions that decide what OpenVINO's CPU plugin can do fast: BF16 inference (AVX512_BF16, AMX tiles)
+# and INT8 dot products (VNNI). ONNX Runtime's CPU provider uses VNNI but not AMX.
+CPU_FEATURES = ("avx512_bf16", "amx_bf16", "amx_int8", "avx512_vnni", "avx_vnni")
+
+
+def cpu_features(cpuinfo: Path = CPUINFO) -> tuple[str, ...] | None:
+    """Which of CPU_FEATURES the first CPU's flags list, or None where /proc/cpuinfo is not readable."""
+    try:
+        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    match = re.search(r"^(?:flags|Features)\s*:\s*(.*)$", text, flags=re.MULTILINE)
+    flags = set(match.group(1).split()) if match else set()
+    return tuple(f for f in CPU_FEATURES if f in flags)
+
+
+def check_openvino(cpuinfo: Path = CPUINFO) -> Finding:
+    """OpenVINO's version and devices, and the CPU features that decide its BF16 and INT8 speed."""
+    features = cpu_features(cpuinfo)
+    isa = ("CPU features unknown" if features is None else
+           f"CPU {'has ' + ', '.join(features) if features else 'has none of ' + ', '.join(CPU_FEATURES)}")
+    try:
+        import openvino as ov
+    except ImportError:
+        return Finding("openvino", Status.INFO, f"not installed ({isa})",
+                       "pip install openvino, for x86 line PCs (ddad-edge run --backend openvino)")
+    core = ov.Core()
+    devices = list(core.available_devices)
+    try:
+        caps = ", ".join(str(c) for c in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+    except Exception:  # no CPU plugin
+        caps = "?"
+    bf16 = "BF16 yes" if "BF16" in caps else "BF16 no"
+    return Finding("openvino", Status.OK, f"{ov.__version__.split('-')[0]}, devices {', '.join(devices) or 'none'}; "
+                   f"CPU capabilities {caps} ({bf16}); {isa}")
 
 
 def check_tensorrt() -> Finding:
@@ -198,7 +236,7 @@ NO_GPIO_CHIP = "no /dev/gpiochip* (not a Jetson?): run with --gpio sim (simulate
 def run_doctor() -> list[Finding]:
     """Every check, in report order."""
     findings = check_python()
-    findings += [check_opencv(), check_onnxruntime(), check_tensorrt()]
+    findings += [check_opencv(), check_onnxruntime(), check_openvino(), check_tensorrt()]
     findings += check_cuda_bindings()
     findings.append(check_cuda_device())
     findings += check_jetson()

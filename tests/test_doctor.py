@@ -144,3 +144,49 @@ def test_summary_says_onnxruntime_works_only_when_it_imports():
     assert with_ort.endswith("the ONNX Runtime backend works (ddad-edge selftest --backend onnxruntime)")
     without = tensorrt_summary(no_trt + [Finding("onnxruntime", Status.MISSING, "not installed")])
     assert "works" not in without and "pip install onnxruntime" in without
+
+
+SAPPHIRE_RAPIDS_FLAGS = "fpu vme sse2 avx2 avx512f avx512_bf16 avx512_vnni amx_bf16 amx_tile amx_int8"
+
+
+def test_cpu_features_name_the_bf16_amx_and_vnni_flags(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {SAPPHIRE_RAPIDS_FLAGS}\n\nprocessor\t: 1\nflags\t\t: fpu\n")
+    from ddad_edge.doctor import cpu_features
+
+    assert cpu_features(cpuinfo) == ("avx512_bf16", "amx_bf16", "amx_int8", "avx512_vnni")
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2\n")
+    assert cpu_features(cpuinfo) == ()
+    assert cpu_features(tmp_path / "absent") is None
+
+
+def test_doctor_reports_openvino_devices_and_the_cpu_features(tmp_path):
+    """OpenVINO is a [dev] dependency, so here it is installed: the line names its CPU device and says
+    whether BF16 is there, and the CPU's features come from the file given."""
+    from ddad_edge.doctor import check_openvino
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"flags\t\t: {SAPPHIRE_RAPIDS_FLAGS}\n")
+    finding = check_openvino(cpuinfo)
+    assert finding.name == "openvino" and finding.status is Status.OK
+    assert "devices CPU" in finding.detail and ("BF16 yes" in finding.detail or "BF16 no" in finding.detail)
+    assert "CPU has avx512_bf16, amx_bf16, amx_int8, avx512_vnni" in finding.detail
+    assert any(f.name == "openvino" for f in run_doctor())
+
+
+def test_doctor_without_openvino_says_how_to_install_it(tmp_path, monkeypatch):
+    import builtins
+
+    real = builtins.__import__
+
+    def no_openvino(name, *args, **kwargs):
+        if name == "openvino" or name.startswith("openvino."):
+            raise ImportError("No module named 'openvino'")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_openvino)
+    from ddad_edge.doctor import check_openvino
+
+    finding = check_openvino(tmp_path / "absent")
+    assert finding.status is Status.INFO and "not installed" in finding.detail
+    assert "pip install openvino" in finding.fix and "CPU features unknown" in finding.detail

@@ -80,7 +80,7 @@ def make_row(variant: dict[str, Any], measurement: Measurement, gflops_per_frame
 def is_cpu(device: Any) -> bool:
     """Whether a device ("cpu", "cuda:0", "gpu", a torch.device) is the CPU; None counts as the CPU (rows
     recorded before devices were noted all ran there)."""
-    return str(device or "cpu").split(":")[0] == "cpu"
+    return str(device or "cpu").split(":")[0].lower() == "cpu"  # OpenVINO names it "CPU"
 
 
 def reference_row(rows: list[dict[str, Any]]) -> dict[str, Any] | None:

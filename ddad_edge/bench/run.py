@@ -57,15 +57,22 @@ def bundle_gflops(variant: dict[str, Any]) -> float | None:
     return variant_gflops(variant["preset"], variant["image_size"], int(variant["steps"]), variant["backbone"])
 
 
-def read_fidelity(bundle: Bundle) -> tuple[dict[str, float] | None, str | None]:
-    """The fidelity numbers of the bundle's report.json and the file they came from (None, None without)."""
+def read_fidelity(bundle: Bundle, mode: str | None = None) -> tuple[dict[str, float] | None, str | None]:
+    """The fidelity numbers of the bundle's report.json and the file they came from (None, None without):
+    the file's own (as ONNX Runtime runs it), or with `mode` those the export measured for that execution
+    mode (e.g. openvino-bf16), which are a different precision of the same file."""
     path = bundle.path / REPORT_NAME
     if not path.is_file():
         return None, None
     try:
-        numbers = fidelity_of(json.loads(path.read_text()))
+        report = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None, None
+    modes = report.pop("execution_modes", None) if isinstance(report, dict) else None
+    if mode is not None:
+        entry = (modes or {}).get(mode) or {}
+        report = {"fidelity": entry.get("fidelity")} if entry.get("fidelity") else {}
+    numbers = fidelity_of(report)
     return (numbers or None), str(path)
 
 
@@ -87,11 +94,13 @@ def bench_runner(runner, variant: dict[str, Any], source_factory: SourceFactory,
 def bench_bundle(bundle: Path | Bundle, source_factory: SourceFactory, backend: Backend | str = Backend.AUTO,
                  batch: int = 1, warmup: int = 3, iters: int = 30, threads: int = 0, budget_s: float | None = None,
                  peak_gflops: float | None = None, model: str = "", show_progress: bool = True,
-                 samples: bool = True, count_flops: bool = True, torch_device: str = "cpu") -> dict[str, Any]:
+                 samples: bool = True, count_flops: bool = True, torch_device: str = "cpu",
+                 unmeasured_mode: bool = False) -> dict[str, Any]:
     """Benchmark a bundle on a backend through the inspection loop; returns its row (see report.py).
 
     `model` says what weights the bundle holds, for the row (e.g. "speed-only: random weights").
-    `torch_device`: where the torch backend runs (auto: the GPU where torch sees one). `peak_gflops` is the
+    `torch_device`: where the torch backend runs (auto: the GPU where torch sees one). `unmeasured_mode`: time an
+    OpenVINO execution mode the export did not measure (its row then has no fidelity). `peak_gflops` is the
     CPU's: it is compared only with rows that run on the CPU.
     """
     if not isinstance(bundle, Bundle):
@@ -100,19 +109,21 @@ def bench_bundle(bundle: Path | Bundle, source_factory: SourceFactory, backend: 
         chosen = Backend(backend)
     except ValueError:
         chosen = None  # open_runner says so in one line
-    # ONNX Runtime's thread count is its own option; AUTO may pick TensorRT, which has none
-    options = {"threads": threads} if chosen is Backend.ONNXRUNTIME and threads else {}
+    # ONNX Runtime's and OpenVINO's thread counts are their own options; AUTO may pick TensorRT, which has none
+    options: dict[str, Any] = {"threads": threads} if chosen in (
+        Backend.ONNXRUNTIME, Backend.OPENVINO, Backend.OPENVINO_BF16) and threads else {}
+    if unmeasured_mode:
+        options["unmeasured_mode"] = True
     if chosen is Backend.TORCH:
         options["device"] = str(torch_device_of(torch_device))
     runner = open_runner(bundle, backend, **options)
-    backend_name = {"OnnxRunner": "onnxruntime", "TensorRTRunner": "tensorrt", "TorchRunner": "torch"}.get(
-        type(runner).__name__, type(runner).__name__)
+    backend_name = getattr(runner, "mode", runner.backend)  # OpenVINO: its execution mode, openvino-f32|bf16
     desc = describe_variant(bundle)
     variant = {"name": variant_name(backend_name, bundle.precision.value, desc["steps"], desc["backbone"],
                                     desc["scoring"]),
                "backend": backend_name, "precision": bundle.precision.value, **desc,
                "model": model or f"bundle {bundle.path}", "bundle": str(bundle.path)}
-    fidelity, source = read_fidelity(bundle)
+    fidelity, source = read_fidelity(bundle, getattr(runner, "mode", None))
     on_cpu = runs_on_cpu(runner)
     variant["device"] = "cpu" if on_cpu else str(getattr(runner, "device", None) or "gpu")
     return bench_runner(runner, variant, source_factory, batch, warmup, iters, budget_s,

@@ -52,7 +52,11 @@ def cross_device_note(rows: list[dict]) -> str | None:
 @app.command("bench")
 def bench_command(
     bundle: Path = typer.Option(..., "--bundle", help="bundle folder (from ddad-edge export)"),
-    backend: str = typer.Option("auto", "--backend", help="auto | onnxruntime | tensorrt | torch"),
+    backend: str = typer.Option("auto", "--backend",
+                                help="auto | onnxruntime | openvino | openvino-bf16 | tensorrt | torch"),
+    unmeasured_mode: bool = typer.Option(False, "--unmeasured-mode",
+                                         help="time an OpenVINO execution mode (openvino, openvino-bf16) that the "
+                                              "bundle's export did not measure or refused: its row has no fidelity"),
     batch: int = typer.Option(1, "--batch", min=1, help="frames per inference call"),
     warmup: int = typer.Option(3, "--warmup", min=0, help="inference calls run first and not counted"),
     iters: int = typer.Option(30, "--iters", min=1, help="inference calls measured"),
@@ -114,7 +118,8 @@ def bench_command(
                 rows.append(bench_reference(source, reference_warmup, reference_iters, peak, progress,
                                             threads=n or None, device=str(device)))
         rows.append(bench_bundle(target, source, backend, batch, warmup, iters, threads, peak_gflops=peak,
-                                 show_progress=progress, torch_device=torch_device))
+                                 show_progress=progress, torch_device=torch_device,
+                                 unmeasured_mode=unmeasured_mode))
         if ort_profile:
             from ddad_edge.bench.ort_profile import profile_onnx
             from ddad_edge.inspect.preprocess import Preprocessor

@@ -206,7 +206,7 @@ def evaluate(
     ratio: Optional[RatioMode] = typer.Option(None, help="per_image or fixed pixel/feature ratio."),
     eta: Optional[float] = typer.Option(None, help="DDIM eta (DDAD: 1; deployment: 0)."),
     w: Optional[float] = typer.Option(None, help="Conditioning weight (default: the run's)."),
-    backend: str = typer.Option("onnxruntime", help="With --bundle: onnxruntime, tensorrt or torch."),
+    backend: str = typer.Option("onnxruntime", help="With --bundle: onnxruntime, openvino, openvino-bf16, tensorrt or torch."),
     out: Optional[Path] = typer.Option(None, help="Folder for scores.csv, overlays and metrics.json."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the metrics to this JSON file."),
     batch: int = typer.Option(8),
@@ -231,7 +231,7 @@ def evaluate(
         src = b.manifest.get("source", {})
         root = data or Path(src.get("data", ""))
         cat = category if category is not None else src.get("category", "")
-        runner = open_runner(b, backend)
+        runner = open_runner(b, backend, unmeasured_mode=True)  # evaluating a mode is measuring it
         extra = {"bundle": str(bundle), "backend": backend, "precision": b.precision.value}
         out = out or bundle / "eval"
     else:

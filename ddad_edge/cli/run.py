@@ -55,7 +55,11 @@ def _source_spec(camera, csi, gst, url, video, images, width, height, fps, realt
 @app.command("run")
 def run_command(
     bundle: Path = typer.Option(Path("bundle"), "--bundle", help="bundle folder (from ddad-edge export)"),
-    backend: str = typer.Option("auto", "--backend", help="auto | tensorrt | onnxruntime"),
+    backend: str = typer.Option("auto", "--backend",
+                                help="auto | tensorrt | onnxruntime | openvino | openvino-bf16"),
+    unmeasured_mode: bool = typer.Option(False, "--unmeasured-mode",
+                                         help="run an OpenVINO execution mode (openvino, openvino-bf16) that the "
+                                              "bundle's export did not measure or refused: fidelity unknown"),
     camera: Optional[str] = typer.Option(None, "--camera", help="V4L2 camera: /dev/videoN or N"),
     csi: Optional[str] = typer.Option(None, "--csi", help="Jetson CSI camera sensor id (needs GStreamer)"),
     gst: Optional[str] = typer.Option(None, "--gst", help="GStreamer pipeline ending in appsink"),
@@ -138,7 +142,7 @@ def run_command(
     info = {"bundle": str(bundle), "backend": backend, "out": str(out), "gpio": gpio, "delay_ms": delay_ms,
             "pulse_ms": pulse_ms, "precision": loaded.manifest.get("precision"), "steps": graph.get("steps")}
     with _status_lines_on_stderr():
-        _inspect(spec, loaded, backend, config, outputs, info)
+        _inspect(spec, loaded, backend, config, outputs, info, unmeasured_mode)
 
 
 @dataclass(frozen=True)
@@ -234,7 +238,7 @@ class _status_lines_on_stderr:
         self.logger.setLevel(self.level)
 
 
-def _inspect(spec, bundle, backend, config, outputs: _Outputs, info: dict) -> None:
+def _inspect(spec, bundle, backend, config, outputs: _Outputs, info: dict, unmeasured_mode: bool = False) -> None:
     import threading
 
     from ddad_edge.inspect.loop import install_stop_signals, run_loop
@@ -249,7 +253,7 @@ def _inspect(spec, bundle, backend, config, outputs: _Outputs, info: dict) -> No
     file_source = spec.kind is SourceKind.IMAGES or (spec.kind is SourceKind.VIDEO and not spec.realtime)
     opened: list = []  # closed in reverse if anything fails before the loop owns them
     try:
-        runner = open_runner(bundle, backend)
+        runner = open_runner(bundle, backend, **({"unmeasured_mode": True} if unmeasured_mode else {}))
         opened.append(runner)
         if backend == "auto":  # the page and the start record say which backend auto chose
             info["backend"] = f"auto: {type(runner).__name__}"

@@ -32,6 +32,7 @@ from ddad_edge.bundle import (MANIFEST_MAX_BYTES, MANIFEST_NAME, MODEL_NAME, REP
                               atomic_write_bytes, read_bundle, write_manifest)
 from ddad_edge.config import ScoringMode, to_dict
 from ddad_edge.data.folders import list_test, list_train, load_images, load_test_arrays
+from ddad_edge.deploy.execution_modes import measure_modes
 from ddad_edge.deploy.fidelity import (FidelitySet, OutputError, compare_scores, fidelity_set, measure_latency,
                                        output_error, run_onnx)
 from ddad_edge.deploy.onnx_export import OPSET, GraphSummary, check_graph, export_onnx
@@ -248,6 +249,7 @@ def _write_into(out: Path, prep: Prepared, options: ExportOptions, recipe, log: 
     tolerance = {"map_abs": float(recipe.tolerance.map_rel * np.max(np.abs(ref.maps))),
                  "score_rel": float(recipe.tolerance.score_rel), "map_rel": float(recipe.tolerance.map_rel)}
     _check_probe(out / MODEL_NAME, probe_frames, probe_maps, probe_scores, tolerance)
+    modes = measure_modes(out / MODEL_NAME, size, fid.frames, fid.labels, ref.maps, ref.scores, recipe, log)
     latency = measure_latency(out / MODEL_NAME, fid.frames[:1], runs=options.latency_runs,
                               int8=options.precision is Precision.INT8)
     fp32_latency = latency if options.precision is Precision.FP32 else \
@@ -265,6 +267,7 @@ def _write_into(out: Path, prep: Prepared, options: ExportOptions, recipe, log: 
                     "this_file": latency.as_dict(), "fp32_file": fp32_latency.as_dict(),
                     "speedup_vs_fp32": fp32_latency.p50_ms / latency.p50_ms if latency.p50_ms > 0 else None},
         "thresholds": thresholds,
+        "execution_modes": modes,
         "precision_details": made.details,
     }
     atomic_write_bytes(out / REPORT_NAME, json.dumps(report, indent=2).encode())
@@ -291,6 +294,12 @@ def _write_into(out: Path, prep: Prepared, options: ExportOptions, recipe, log: 
         "calibration": made.summary,
         "tensorrt_rules": parser_rules,
         "fidelity": {k: fidelity[k] for k in ("map_max_abs", "map_max_rel", "score_rank_correlation", "auroc_drop")},
+        # how else the file may run (OpenVINO f32 / bf16), each measured above: offered, refused or unavailable
+        "execution_modes": {name: {"status": m["status"], "reason": m["reason"],
+                                   "fidelity": None if m["fidelity"] is None else
+                                   {k: m["fidelity"][k] for k in ("map_max_rel", "score_max_rel",
+                                                                  "score_rank_correlation", "auroc_drop")}}
+                            for name, m in modes.items()},
         "latency": {"ort_cpu_ms_p50": latency.p50_ms, "fp32_ort_cpu_ms_p50": fp32_latency.p50_ms},
         "config": to_dict(run.cfg),
         "tools": _tool_versions(),

@@ -52,6 +52,16 @@ class Tolerance:
 
 
 @dataclass(frozen=True)
+class Bf16Budget:
+    """What OpenVINO's bf16 execution mode of the file may cost against the FP32 graph on the fidelity frames
+    (deploy/execution_modes.py); beyond it the bundle does not offer the mode."""
+
+    map_rel: float = 5e-2
+    score_rel: float = 5e-2
+    min_rank_correlation: float = 0.98
+
+
+@dataclass(frozen=True)
 class Fp16Recipe:
     """FP16: groups of nodes (precision.NodeGroup) kept in FP32 always, or when their error passes a limit."""
 
@@ -86,6 +96,7 @@ class Recipe:
     tolerance: Tolerance = field(default_factory=Tolerance)
     fp16: Fp16Recipe = field(default_factory=Fp16Recipe)
     int8: Int8Recipe = field(default_factory=Int8Recipe)
+    bf16: Bf16Budget = field(default_factory=Bf16Budget)
     name: str = ""  # set from the file name
 
 
@@ -141,6 +152,8 @@ def _validate(recipe: Recipe, path: Path) -> None:
                             f"choose from {', '.join(sorted(groups))}")
     if not (recipe.tolerance.map_rel > 0 and recipe.tolerance.score_rel > 0):
         raise DdadError(f"recipe {path}: tolerance values must be positive")
+    if not (recipe.bf16.map_rel > 0 and recipe.bf16.score_rel > 0 and -1 <= recipe.bf16.min_rank_correlation <= 1):
+        raise DdadError(f"recipe {path}: bf16 budget values must be positive (min_rank_correlation in [-1, 1])")
     stray = [t for t in recipe.int8.quantize_outputs if t not in recipe.int8.op_types]
     if stray:
         raise DdadError(f"recipe {path}: int8.quantize_outputs names {stray}, which are not in int8.op_types "

@@ -100,6 +100,8 @@ def build_pipeline(run: Run, steps: int | None = None, eta: float | None = None,
 class TorchRunner(RunnerBase):
     """Runs a DDADPipeline in torch (FP32, eager) on uint8 frames, behind the Runner protocol."""
 
+    backend = "torch"
+
     def __init__(self, pipeline: DDADPipeline | Bundle, device: str = "cpu", batch_size: int = 8) -> None:
         if isinstance(pipeline, Bundle):
             pipeline = pipeline_of_bundle(pipeline)

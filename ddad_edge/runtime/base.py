@@ -27,6 +27,8 @@ class Backend(str, Enum):
     AUTO = "auto"
     TENSORRT = "tensorrt"
     ONNXRUNTIME = "onnxruntime"
+    OPENVINO = "openvino"  # OpenVINO's f32 execution mode (runtime/openvino_runner.py)
+    OPENVINO_BF16 = "openvino-bf16"  # the same file with every float layer in bf16 (CPUs with AVX512_BF16/AMX)
     TORCH = "torch"
 
 
@@ -77,6 +79,7 @@ class RunnerBase:
     """Context-manager plumbing shared by the runners."""
 
     image_size: int
+    backend: str  # the Backend value that opens it: reports name runners by it, not by class name
 
     def close(self) -> None:  # pragma: no cover - overridden where there is something to free
         pass
@@ -92,8 +95,10 @@ def open_runner(bundle: Path | Bundle, backend: Backend | str = Backend.AUTO, **
     """Open a runner for a bundle on the given backend.
 
     AUTO takes TensorRT when the bundle holds an engine and TensorRT imports, else ONNX Runtime.
-    The torch reference runner is imported lazily, only when asked for.
+    The torch reference runner is imported lazily, only when asked for. `unmeasured_mode=True` lets OpenVINO
+    run an execution mode the bundle's export did not measure (or refused); other backends have no modes.
     """
+    unmeasured_mode = bool(options.pop("unmeasured_mode", False))
     if not isinstance(bundle, Bundle):
         bundle = read_bundle(Path(bundle))
     try:
@@ -117,6 +122,11 @@ def open_runner(bundle: Path | Bundle, backend: Backend | str = Backend.AUTO, **
         from ddad_edge.runtime.trt_runner import TensorRTRunner
 
         return TensorRTRunner(bundle, **options)
+    if backend in (Backend.OPENVINO, Backend.OPENVINO_BF16):
+        from ddad_edge.runtime.openvino_runner import OpenVinoRunner
+
+        precision = "bf16" if backend is Backend.OPENVINO_BF16 else "f32"
+        return OpenVinoRunner(bundle, precision=precision, unmeasured_mode=unmeasured_mode, **options)
     import importlib
 
     try:

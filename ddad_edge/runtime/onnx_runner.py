@@ -25,6 +25,8 @@ class OnnxRunner(RunnerBase):
     An INT8 bundle runs without ONNX Runtime's NHWC layout pass on the CPU (`runtime.ort_session`).
     """
 
+    backend = "onnxruntime"
+
     def __init__(self, bundle: Bundle, providers: tuple[str, ...] = ("cpu",), threads: int = 0,
                  optimization: str = "all") -> None:
         ort = onnxruntime("the ONNX Runtime backend")

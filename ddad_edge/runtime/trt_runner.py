@@ -91,6 +91,8 @@ class TensorRTRunner(RunnerBase):
     `trt` and `cuda_api` are seams for tests; by default the real `tensorrt` module and device 0.
     """
 
+    backend = "tensorrt"
+
     def __init__(self, bundle: Bundle, engine: str | None = None, cuda: CudaKind | str = CudaKind.AUTO,
                  cuda_graph: bool = False, trt: Any = None, cuda_api: CudaApi | None = None) -> None:
         self.bundle = bundle

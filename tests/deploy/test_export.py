@@ -141,6 +141,12 @@ def test_fp32_bundle_manifest_report_and_files(project):
     assert fid["score_rank_correlation"] > 0.999 and fid["auroc_drop"] == pytest.approx(0.0, abs=1e-9)
     assert report["test_split"]["frames"] == 16 and report["test_split"]["defective"] == 8
     assert report["latency"]["this_file"]["p50_ms"] > 0 and report["latency"]["this_file"]["runs"] == 3
+    # OpenVINO (a [dev] dependency) ran the file in its f32 mode on the same frames: measured and offered
+    f32 = report["execution_modes"]["openvino-f32"]
+    assert f32["status"] == "offered" and f32["fidelity"]["map_max_rel"] < 1e-4
+    assert f32["fidelity"]["auroc_drop"] == pytest.approx(0.0, abs=1e-9)
+    assert m["execution_modes"]["openvino-f32"]["status"] == "offered"
+    assert m["execution_modes"]["openvino-bf16"]["status"] in ("offered", "refused", "unavailable")
     with np.load(bundle.file("probe.npz")) as probe:
         assert probe["frames"].dtype == np.uint8 and probe["frames"].shape == (4, 32, 32, 3)
         assert probe["maps"].shape == (4, 1, 32, 32) and probe["scores"].shape == (4,)

@@ -3,7 +3,10 @@
 For each bundle (fp32, fp16, int8 of the session's tiny run) and each backend, the runner's maps and
 scores on the bundle's probe frames and on real test images are compared with the FP32 torch pipeline
 the bundle was exported from (`pipeline_of_bundle`): an FP32 bundle within 1e-4 relative, an FP16 or
-INT8 bundle within the tolerance its manifest states. TensorRT joins where it is installed with a GPU
+INT8 bundle within the tolerance its manifest states. OpenVINO runs in its f32 mode (asked for explicitly,
+since its CPU plugin would pick bf16 on a CPU that has it); its INT8 kernels are its own, so for an INT8 file
+the test holds it to what the export measured: within the tolerance where the bundle offers the mode, refused
+(and beyond the tolerance when forced) where it does not. TensorRT joins where it is installed with a GPU
 and is skipped with the reason elsewhere.
 """
 
@@ -13,6 +16,7 @@ import numpy as np
 import pytest
 
 from ddad_edge.data.folders import list_test, load_test_arrays
+from ddad_edge.errors import DdadError
 from ddad_edge.model.runner import TorchRunner
 from ddad_edge.runtime.base import open_runner
 from tests.deploy.tiny_bundles import tiny_bundle, tiny_project
@@ -41,7 +45,7 @@ def _frames(bundle) -> np.ndarray:
     return np.concatenate([frames, test_frames])
 
 
-@pytest.mark.parametrize("backend", ["onnxruntime", "tensorrt"])
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino", "tensorrt"])
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
 def test_runner_matches_the_torch_reference(project, precision, backend):
     if backend == "tensorrt":
@@ -56,6 +60,19 @@ def test_runner_matches_the_torch_reference(project, precision, backend):
     frames = _frames(bundle)
     with TorchRunner(bundle) as torch_runner:
         ref = torch_runner.infer(frames)
+    if backend == "openvino":
+        # FP32 and FP16 files run OpenVINO's f32 arithmetic: the export must offer the mode. OpenVINO runs an
+        # INT8 Q/DQ file with its own integer kernels: where the export measured them beyond the recipe's
+        # budget, the runner must refuse the mode, and run anyway (--unmeasured-mode) it still runs.
+        mode = bundle.manifest["execution_modes"]["openvino-f32"]
+        assert mode["status"] == "offered" or (precision == "int8" and mode["status"] == "refused"), mode
+        if mode["status"] == "refused":
+            with pytest.raises(DdadError, match="does not offer openvino-f32: the export found it refused"):
+                open_runner(bundle.path, backend)
+            with open_runner(bundle.path, backend, unmeasured_mode=True) as runner:
+                out = runner.infer(frames)
+            assert out.maps.shape == ref.maps.shape and np.isfinite(out.maps).all()
+            return
     with open_runner(bundle.path, backend) as runner:
         out = runner.infer(frames)
     assert out.maps.shape == ref.maps.shape == (len(frames), 1, bundle.image_size, bundle.image_size)
