@@ -26,6 +26,7 @@ import numpy as np
 import yaml
 
 from ddad_edge.errors import DdadError
+from ddad_edge.yaml_strict import load_yaml
 
 BUNDLE_SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.yaml"
@@ -272,7 +273,10 @@ def read_bundle(root: Path, verify: bool = True) -> Bundle:
         raise DdadError(f"bundle {root}: {MANIFEST_NAME} is {mpath.stat().st_size >> 20} MiB, far larger than "
                         "any manifest; the bundle is damaged or tampered with, export it again")
     try:
-        manifest = yaml.safe_load(mpath.read_text(encoding="utf-8"))
+        manifest = load_yaml(mpath.read_text(encoding="utf-8"))
+    except yaml.constructor.ConstructorError as exc:  # a Python tag, a repeated key: say which
+        raise DdadError(f"bundle {root}: {MANIFEST_NAME} is not valid YAML ({str(exc).splitlines()[0][:160]}); "
+                        "fix that line or export the bundle again") from None
     except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as exc:
         raise DdadError(f"bundle {root}: {MANIFEST_NAME} is not valid YAML ({type(exc).__name__}); "
                         "export the bundle again") from None

@@ -43,6 +43,7 @@ from ddad_edge.model.checkpoint import Run, open_run
 from ddad_edge.model.pipeline import DDADPipeline
 from ddad_edge.model.runner import TorchRunner, build_pipeline, teacher_grid
 from ddad_edge.runtime.base import INPUT_NAME, OUTPUT_NAMES, Inspection
+from ddad_edge.yaml_strict import load_yaml
 
 PROBE_NAME = "probe.npz"
 CALIBRATION_FRAMES_NAME = "calibration.npz"
@@ -331,7 +332,7 @@ def _is_bundle(folder: Path) -> bool:
     if not manifest.is_file() or manifest.stat().st_size > MANIFEST_MAX_BYTES:
         return False
     try:
-        data = yaml.safe_load(manifest.read_text(encoding="utf-8"))
+        data = load_yaml(manifest.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError, RecursionError):
         return False
     return isinstance(data, dict) and {"schema_version", "files"} <= set(data)
