@@ -14,6 +14,7 @@ it then and names the fix (rebuild it on the device).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 import zipfile
@@ -35,6 +36,12 @@ REPORT_NAME = "report.json"
 MANIFEST_MAX_BYTES = 4 << 20  # settings, hashes and summaries: a few KiB; far more is not a manifest
 MAX_IMAGE_SIZE = 4096  # graph.image_size beyond this is no model this tool makes
 DEVICE_BUILT_SUFFIXES = (".engine", ".cache")  # engines, timing caches, the legacy calibration cache
+# What a hand edit of manifest.yaml must not change: the graph's settings and signature, the precision, the
+# statistics thresholds and the frame gate are judged by, and the thresholds as exported. Sealed by a
+# sha256 of their canonical JSON (`sealed`); `thresholds` stay editable by design (the decision lives
+# outside the graph), `files` hash themselves, `engines` are added on the device by `ddad-edge build`.
+SEALED_KEYS = ("model_file", "precision", "graph", "signature", "preprocessing", "nominal_scores", "test_scores",
+               "thresholds_exported", "threshold_rule", "frame_gate", "probe", "tolerance", "calibration_frames")
 
 
 class Precision(str, Enum):
@@ -185,6 +192,13 @@ def built_on_device(manifest: dict[str, Any], name: Any) -> bool:
             and name not in _referenced_files(manifest, engines=False))
 
 
+def manifest_seal(manifest: dict[str, Any]) -> str:
+    """sha256 of the canonical JSON of the manifest's SEALED_KEYS (those it has)."""
+    sealed = {key: manifest[key] for key in SEALED_KEYS if key in manifest}
+    text = json.dumps(sealed, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def write_manifest(root: Path, manifest: dict[str, Any], keep: dict[str, str] | None = None) -> Bundle:
     """Hash every file of the bundle folder (except the manifest) into `manifest['files']` and write it.
 
@@ -200,6 +214,7 @@ def write_manifest(root: Path, manifest: dict[str, Any], keep: dict[str, str] | 
     manifest = dict(manifest)
     manifest["schema_version"] = BUNDLE_SCHEMA_VERSION
     manifest["files"] = files
+    manifest["sealed"] = manifest_seal(manifest)
     atomic_write_bytes(root / MANIFEST_NAME, yaml.safe_dump(manifest, sort_keys=False).encode())
     return Bundle(root, manifest)
 
@@ -294,6 +309,12 @@ def read_bundle(root: Path, verify: bool = True) -> Bundle:
     except ValueError:
         raise DdadError(f"bundle {root}: unknown precision {manifest['precision']!r}") from None
     _check_structure(root, manifest)
+    seal = manifest.get("sealed")  # bundles made before the seal have none: nothing to compare
+    if verify and seal is not None and seal != manifest_seal(manifest):
+        present = [key for key in SEALED_KEYS if key in manifest]
+        raise DdadError(f"bundle {root}: {MANIFEST_NAME} was edited outside 'thresholds' (its sealed keys "
+                        f"{', '.join(present)} no longer match 'sealed'); only thresholds may be edited by hand: "
+                        "undo the edit or export the bundle again")
     bundle = Bundle(root, manifest)
     for name, expected in manifest["files"].items():
         path = bundle.file(name)

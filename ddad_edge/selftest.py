@@ -95,6 +95,11 @@ def run_selftest(bundle: Path | Bundle, backend: Backend | str = Backend.AUTO, r
     if not isinstance(bundle, Bundle):
         bundle = read_bundle(Path(bundle))
     frames, maps, scores, map_abs, score_rel = load_probe(bundle)
+    if "image" in (bundle.manifest.get("thresholds") or {}):
+        from ddad_edge.inspect.decide import threshold_from_bundle
+
+        # a bundle whose threshold passes (or rejects) every part is not fit for the line, whatever its graph
+        threshold_from_bundle(bundle.manifest)
     with open_runner(bundle, backend, **runner_options) as runner:
         out = runner.infer(frames)
         checks = tuple(check_frame(i, out.maps[i], out.scores[i], maps[i], scores[i], map_abs, score_rel)

@@ -102,6 +102,7 @@ def run_command(
     from ddad_edge.inspect.preprocess import Roi
     from ddad_edge.inspect.reject import RejectTiming
     from ddad_edge.inspect.sources import check_source
+    from ddad_edge.inspect.threshold_check import threshold_edit_note, threshold_notes
 
     # Everything a user can mistype is checked before the model loads: one line, at once.
     _check_numbers(pulse_ms=pulse_ms, delay_ms=delay_ms, max_late_ms=max_late_ms, deadline_ms=deadline_ms,
@@ -125,14 +126,20 @@ def run_command(
     # so a mistyped option must be reported (exit 2) before it, not only once the camera is there.
     check_source(spec)
     loaded = read_bundle(bundle)
-    config = LoopConfig(threshold=threshold_from_bundle(loaded.manifest, threshold), debounce=window, batch=batch,
+    chosen = threshold_from_bundle(loaded.manifest, threshold)
+    notes = threshold_notes(chosen, loaded.manifest,
+                            "--threshold" if threshold is not None else "thresholds.image in manifest.yaml")
+    notes += [note for note in [threshold_edit_note(loaded.manifest)] if note]
+    for note in notes:  # said at every start: the event log's start record keeps them too
+        typer.echo(f"warning: {note}", err=True)
+    config = LoopConfig(threshold=chosen, debounce=window, batch=batch,
                         deadline_ms=deadline_ms, on_fault=policy, roi=config_roi, max_frames=max_frames)
     timing = RejectTiming(pulse_s=pulse_ms / 1e3, delay_s=delay_ms / 1e3, max_late_s=max_late_ms / 1e3)
     out = out or Path("runs") / time.strftime("inspect-%Y%m%d-%H%M%S")  # created once the source is open
     outputs = _Outputs(out, events, events_max_mb, ng_images, ng_max_images, ng_max_mb, preview, http_port,
                        http_host, gpio_spec, ready_spec, not active_low, timing, metrics_port, metrics_host)
     info = {"bundle": str(bundle), "backend": backend, "out": str(out), "gpio": gpio, "delay_ms": delay_ms,
-            "pulse_ms": pulse_ms}
+            "pulse_ms": pulse_ms, **({"threshold_warnings": notes} if notes else {})}
     with _status_lines_on_stderr():
         _inspect(spec, loaded, backend, config, outputs, info)
 

@@ -37,7 +37,8 @@ from ddad_edge.deploy.fidelity import (FidelitySet, OutputError, compare_scores,
 from ddad_edge.deploy.onnx_export import OPSET, GraphSummary, check_graph, export_onnx
 from ddad_edge.deploy.precision_plan import make_precision_file
 from ddad_edge.deploy.recipes import recipe_for
-from ddad_edge.deploy.thresholds import ThresholdRule, compute_thresholds, nominal_statistics
+from ddad_edge.deploy.thresholds import (ThresholdRule, compute_thresholds, judge_threshold, nominal_statistics,
+                                        test_statistics)
 from ddad_edge.errors import DdadError
 from ddad_edge.model.checkpoint import Run, open_run
 from ddad_edge.model.pipeline import DDADPipeline
@@ -238,6 +239,11 @@ def _write_into(out: Path, prep: Prepared, options: ExportOptions, recipe, log: 
 
     nominal = fid.labels == 0
     thresholds = compute_thresholds(scores[nominal], maps[nominal], options.thresholds, test_labels, test_scores)
+    test_stats = test_statistics(thresholds["image"], test_labels, test_scores)
+    warning = judge_threshold(thresholds["image"], nominal_statistics(scores[nominal]), test_stats,
+                              options.thresholds.margin)
+    if warning:
+        log(f"warning: {warning}")
 
     fp32_maps, fp32_scores = prep.fp32_outputs
     probe_idx = _probe_indices(len(fid.frames), options.probe_frames)
@@ -283,8 +289,10 @@ def _write_into(out: Path, prep: Prepared, options: ExportOptions, recipe, log: 
         "source": {"run": str(run.path.resolve()), "data": run.cfg.data.root, "category": run.cfg.data.category,
                    "exported": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")},
         "thresholds": {k: thresholds[k] for k in ("image", "pixel", "image_f1")},
+        "thresholds_exported": {k: thresholds[k] for k in ("image", "pixel", "image_f1")},  # sealed
         "threshold_rule": {k: thresholds[k] for k in ("quantile", "margin", "pixel_quantile")},
         "nominal_scores": nominal_statistics(scores[nominal]),
+        **({"test_scores": test_stats} if test_stats else {}),
         "probe": {"file": PROBE_NAME, "frames": int(len(probe_idx))},
         "tolerance": tolerance,
         "calibration": made.summary,
