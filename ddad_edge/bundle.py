@@ -27,6 +27,8 @@ import numpy as np
 import yaml
 
 from ddad_edge.errors import DdadError
+from ddad_edge.graph_signature import (GraphFormatError, graph_signature, precision_mismatch,
+                                       signature_difference)
 from ddad_edge.yaml_strict import load_yaml
 
 BUNDLE_SCHEMA_VERSION = 1
@@ -214,6 +216,12 @@ def write_manifest(root: Path, manifest: dict[str, Any], keep: dict[str, str] | 
     manifest = dict(manifest)
     manifest["schema_version"] = BUNDLE_SCHEMA_VERSION
     manifest["files"] = files
+    model = root / str(manifest.get("model_file", MODEL_NAME))
+    if "signature" not in manifest and model.is_file():
+        try:  # recorded once, from the file as exported; later updates (engines) keep it
+            manifest["signature"] = graph_signature(model)
+        except GraphFormatError:
+            pass
     manifest["sealed"] = manifest_seal(manifest)
     atomic_write_bytes(root / MANIFEST_NAME, yaml.safe_dump(manifest, sort_keys=False).encode())
     return Bundle(root, manifest)
@@ -327,4 +335,27 @@ def read_bundle(root: Path, verify: bool = True) -> Bundle:
                             "(truncated, changed or tampered with); copy or export the bundle again")
         if verify and path.suffix == ".npz":
             check_npz(path)  # nothing in a bundle is pickled
+    if verify:
+        _check_graph_binding(bundle)
     return bundle
+
+
+def _check_graph_binding(bundle: Bundle) -> None:
+    """The model file is the graph this manifest was exported with (its recorded signature) and of the
+    manifest's precision; a file swapped in from another bundle and re-hashed is refused here, on every
+    backend. A file that is no ONNX model at all is left to the runner, which names what it is."""
+    try:
+        actual = graph_signature(bundle.model_path)
+    except (GraphFormatError, OSError):
+        return
+    recorded = bundle.manifest.get("signature")
+    where = f"bundle {bundle.path}: {bundle.model_path.name}"
+    if isinstance(recorded, dict):
+        why = signature_difference(recorded, actual)
+        if why:
+            raise DdadError(f"{where} is not the graph its {MANIFEST_NAME} was exported with ({why}): the model "
+                            "file belongs to another bundle or model; export the bundle again")
+    why = precision_mismatch(actual, bundle.precision.value)
+    if why:
+        raise DdadError(f"{where} does not match the bundle's precision {bundle.precision.value}: {why}; the "
+                        "model file belongs to another bundle; export the bundle again")
