@@ -97,6 +97,7 @@ def run_command(
     """Inspect frames on the line: verdicts OK/NG/FAULT, reject pulses, events.jsonl and NG images."""
     from ddad_edge.bundle import read_bundle
     from ddad_edge.inspect.decide import Debounce, FaultPolicy, threshold_from_bundle
+    from ddad_edge.inspect.frame_gate import FrameGate
     from ddad_edge.inspect.gpio_lines import GpioKind, GpioSpec, check_distinct_lines, check_sim_log
     from ddad_edge.inspect.loop import LoopConfig
     from ddad_edge.inspect.preprocess import Roi
@@ -130,16 +131,18 @@ def run_command(
     notes = threshold_notes(chosen, loaded.manifest,
                             "--threshold" if threshold is not None else "thresholds.image in manifest.yaml")
     notes += [note for note in [threshold_edit_note(loaded.manifest)] if note]
-    for note in notes:  # said at every start: the event log's start record keeps them too
-        typer.echo(f"warning: {note}", err=True)
-    config = LoopConfig(threshold=chosen, debounce=window, batch=batch,
+    gate = FrameGate.from_manifest(loaded.manifest)
+    if gate is None:  # a bundle made before the gate: said once here, and in the start record
+        notes.append("this bundle has no frame-quality gate (exported before it): dark, white, blurred or damaged "
+                     "frames get verdicts; export the bundle again to have them FAULT")
+    config = LoopConfig(threshold=chosen, debounce=window, batch=batch, gate=gate,
                         deadline_ms=deadline_ms, on_fault=policy, roi=config_roi, max_frames=max_frames)
     timing = RejectTiming(pulse_s=pulse_ms / 1e3, delay_s=delay_ms / 1e3, max_late_s=max_late_ms / 1e3)
     out = out or Path("runs") / time.strftime("inspect-%Y%m%d-%H%M%S")  # created once the source is open
     outputs = _Outputs(out, events, events_max_mb, ng_images, ng_max_images, ng_max_mb, preview, http_port,
                        http_host, gpio_spec, ready_spec, not active_low, timing, metrics_port, metrics_host)
     info = {"bundle": str(bundle), "backend": backend, "out": str(out), "gpio": gpio, "delay_ms": delay_ms,
-            "pulse_ms": pulse_ms, **({"threshold_warnings": notes} if notes else {})}
+            "pulse_ms": pulse_ms, "frame_gate": gate is not None, **({"warnings": notes} if notes else {})}
     with _status_lines_on_stderr():
         _inspect(spec, loaded, backend, config, outputs, info)
 
@@ -261,6 +264,8 @@ def _inspect(spec, bundle, backend, config, outputs: _Outputs, info: dict) -> No
         for thing in reversed(opened):
             thing.close()
         raise
+    for note in info.get("warnings", []):  # at every start, once the run is sure to begin; also in the start record
+        typer.echo(f"warning: {note}", err=True)
     stop = threading.Event()
     restore = install_stop_signals(stop)
     try:

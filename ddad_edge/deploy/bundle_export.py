@@ -32,6 +32,7 @@ from ddad_edge.bundle import (MANIFEST_MAX_BYTES, MANIFEST_NAME, MODEL_NAME, REP
                               atomic_write_bytes, read_bundle, write_manifest)
 from ddad_edge.config import ScoringMode, to_dict
 from ddad_edge.data.folders import list_test, list_train, load_images, load_test_arrays
+from ddad_edge.deploy.frame_gate_calibration import calibrate_frame_gate
 from ddad_edge.deploy.fidelity import (FidelitySet, OutputError, compare_scores, fidelity_set, measure_latency,
                                        output_error, run_onnx)
 from ddad_edge.deploy.onnx_export import OPSET, GraphSummary, check_graph, export_onnx
@@ -293,6 +294,7 @@ def _write_into(out: Path, prep: Prepared, options: ExportOptions, recipe, log: 
         "threshold_rule": {k: thresholds[k] for k in ("quantile", "margin", "pixel_quantile")},
         "nominal_scores": nominal_statistics(scores[nominal]),
         **({"test_scores": test_stats} if test_stats else {}),
+        "frame_gate": calibrate_frame_gate(fid.frames[nominal], maps[nominal]),  # on held-out nominal frames
         "probe": {"file": PROBE_NAME, "frames": int(len(probe_idx))},
         "tolerance": tolerance,
         "calibration": made.summary,

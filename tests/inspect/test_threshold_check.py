@@ -105,7 +105,7 @@ def test_a_plausible_hand_edit_runs_and_is_said_at_start_with_old_and_new_values
     assert "thresholds edited in manifest.yaml since export (exported -> now): image 0.1 -> 0.2" in err
     start = json.loads((out / "events.jsonl").read_text().splitlines()[0])
     assert start["kind"] == "start" and start["threshold"] == 0.2
-    assert any("image 0.1 -> 0.2" in w for w in start["threshold_warnings"])
+    assert any("image 0.1 -> 0.2" in w for w in start["warnings"])
     assert [r["verdict"] for r in frame_records(out / "events.jsonl")] == \
         ["NG" if is_red(i) else "OK" for i in range(6)]
 
