@@ -14,6 +14,7 @@ it then and names the fix (rebuild it on the device).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 import zipfile
@@ -26,6 +27,9 @@ import numpy as np
 import yaml
 
 from ddad_edge.errors import DdadError
+from ddad_edge.graph_signature import (GraphFormatError, graph_signature, precision_mismatch,
+                                       signature_difference)
+from ddad_edge.yaml_strict import load_yaml
 
 BUNDLE_SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.yaml"
@@ -34,6 +38,12 @@ REPORT_NAME = "report.json"
 MANIFEST_MAX_BYTES = 4 << 20  # settings, hashes and summaries: a few KiB; far more is not a manifest
 MAX_IMAGE_SIZE = 4096  # graph.image_size beyond this is no model this tool makes
 DEVICE_BUILT_SUFFIXES = (".engine", ".cache")  # engines, timing caches, the legacy calibration cache
+# What a hand edit of manifest.yaml must not change: the graph's settings and signature, the precision, the
+# statistics thresholds and the frame gate are judged by, and the thresholds as exported. Sealed by a
+# sha256 of their canonical JSON (`sealed`); `thresholds` stay editable by design (the decision lives
+# outside the graph), `files` hash themselves, `engines` are added on the device by `ddad-edge build`.
+SEALED_KEYS = ("model_file", "precision", "graph", "signature", "preprocessing", "nominal_scores", "test_scores",
+               "thresholds_exported", "threshold_rule", "frame_gate", "probe", "tolerance", "calibration_frames")
 
 
 class Precision(str, Enum):
@@ -184,6 +194,13 @@ def built_on_device(manifest: dict[str, Any], name: Any) -> bool:
             and name not in _referenced_files(manifest, engines=False))
 
 
+def manifest_seal(manifest: dict[str, Any]) -> str:
+    """sha256 of the canonical JSON of the manifest's SEALED_KEYS (those it has)."""
+    sealed = {key: manifest[key] for key in SEALED_KEYS if key in manifest}
+    text = json.dumps(sealed, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def write_manifest(root: Path, manifest: dict[str, Any], keep: dict[str, str] | None = None) -> Bundle:
     """Hash every file of the bundle folder (except the manifest) into `manifest['files']` and write it.
 
@@ -199,6 +216,13 @@ def write_manifest(root: Path, manifest: dict[str, Any], keep: dict[str, str] | 
     manifest = dict(manifest)
     manifest["schema_version"] = BUNDLE_SCHEMA_VERSION
     manifest["files"] = files
+    model = root / str(manifest.get("model_file", MODEL_NAME))
+    if "signature" not in manifest and model.is_file():
+        try:  # recorded once, from the file as exported; later updates (engines) keep it
+            manifest["signature"] = graph_signature(model)
+        except GraphFormatError:
+            pass
+    manifest["sealed"] = manifest_seal(manifest)
     atomic_write_bytes(root / MANIFEST_NAME, yaml.safe_dump(manifest, sort_keys=False).encode())
     return Bundle(root, manifest)
 
@@ -272,7 +296,10 @@ def read_bundle(root: Path, verify: bool = True) -> Bundle:
         raise DdadError(f"bundle {root}: {MANIFEST_NAME} is {mpath.stat().st_size >> 20} MiB, far larger than "
                         "any manifest; the bundle is damaged or tampered with, export it again")
     try:
-        manifest = yaml.safe_load(mpath.read_text(encoding="utf-8"))
+        manifest = load_yaml(mpath.read_text(encoding="utf-8"))
+    except yaml.constructor.ConstructorError as exc:  # a Python tag, a repeated key: say which
+        raise DdadError(f"bundle {root}: {MANIFEST_NAME} is not valid YAML ({str(exc).splitlines()[0][:160]}); "
+                        "fix that line or export the bundle again") from None
     except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as exc:
         raise DdadError(f"bundle {root}: {MANIFEST_NAME} is not valid YAML ({type(exc).__name__}); "
                         "export the bundle again") from None
@@ -290,6 +317,12 @@ def read_bundle(root: Path, verify: bool = True) -> Bundle:
     except ValueError:
         raise DdadError(f"bundle {root}: unknown precision {manifest['precision']!r}") from None
     _check_structure(root, manifest)
+    seal = manifest.get("sealed")  # bundles made before the seal have none: nothing to compare
+    if verify and seal is not None and seal != manifest_seal(manifest):
+        present = [key for key in SEALED_KEYS if key in manifest]
+        raise DdadError(f"bundle {root}: {MANIFEST_NAME} was edited outside 'thresholds' (its sealed keys "
+                        f"{', '.join(present)} no longer match 'sealed'); only thresholds may be edited by hand: "
+                        "undo the edit or export the bundle again")
     bundle = Bundle(root, manifest)
     for name, expected in manifest["files"].items():
         path = bundle.file(name)
@@ -302,4 +335,27 @@ def read_bundle(root: Path, verify: bool = True) -> Bundle:
                             "(truncated, changed or tampered with); copy or export the bundle again")
         if verify and path.suffix == ".npz":
             check_npz(path)  # nothing in a bundle is pickled
+    if verify:
+        _check_graph_binding(bundle)
     return bundle
+
+
+def _check_graph_binding(bundle: Bundle) -> None:
+    """The model file is the graph this manifest was exported with (its recorded signature) and of the
+    manifest's precision; a file swapped in from another bundle and re-hashed is refused here, on every
+    backend. A file that is no ONNX model at all is left to the runner, which names what it is."""
+    try:
+        actual = graph_signature(bundle.model_path)
+    except (GraphFormatError, OSError):
+        return
+    recorded = bundle.manifest.get("signature")
+    where = f"bundle {bundle.path}: {bundle.model_path.name}"
+    if isinstance(recorded, dict):
+        why = signature_difference(recorded, actual)
+        if why:
+            raise DdadError(f"{where} is not the graph its {MANIFEST_NAME} was exported with ({why}): the model "
+                            "file belongs to another bundle or model; export the bundle again")
+    why = precision_mismatch(actual, bundle.precision.value)
+    if why:
+        raise DdadError(f"{where} does not match the bundle's precision {bundle.precision.value}: {why}; the "
+                        "model file belongs to another bundle; export the bundle again")

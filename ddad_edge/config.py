@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from ddad_edge.errors import DdadError
+from ddad_edge.yaml_strict import load_yaml
 
 SCHEMA_VERSION = 1
 CONFIG_MAX_BYTES = 1 << 20  # a config file is a page of YAML; anything larger is not one
@@ -369,7 +370,7 @@ def read_config_yaml(path: Path) -> dict:
         raise DdadError(f"config file {path} is {size / 2**20:.1f} MiB; a config is at most "
                         f"{CONFIG_MAX_BYTES >> 20} MiB of YAML: is it the right file?")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = load_yaml(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise DdadError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
     except (UnicodeDecodeError, RecursionError) as exc:

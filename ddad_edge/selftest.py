@@ -95,6 +95,11 @@ def run_selftest(bundle: Path | Bundle, backend: Backend | str = Backend.AUTO, r
     if not isinstance(bundle, Bundle):
         bundle = read_bundle(Path(bundle))
     frames, maps, scores, map_abs, score_rel = load_probe(bundle)
+    if "image" in (bundle.manifest.get("thresholds") or {}):
+        from ddad_edge.inspect.decide import threshold_from_bundle
+
+        # a bundle whose threshold passes (or rejects) every part is not fit for the line, whatever its graph
+        threshold_from_bundle(bundle.manifest)
     # the self-test measures the mode's fidelity itself (probe frames against the FP32 outputs), so an OpenVINO
     # mode the export could not measure (a CPU without BF16 there) may run here
     with open_runner(bundle, backend, unmeasured_mode=True, **runner_options) as runner:

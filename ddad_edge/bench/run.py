@@ -17,6 +17,7 @@ from ddad_edge.bench.timing import SourceFactory, measure_runner
 from ddad_edge.bundle import REPORT_NAME, Bundle, read_bundle
 from ddad_edge.errors import DdadError
 from ddad_edge.runtime.base import Backend, open_runner
+from ddad_edge.yaml_strict import load_yaml
 
 
 def describe_variant(bundle: Bundle) -> dict[str, Any]:
@@ -28,7 +29,7 @@ def describe_variant(bundle: Bundle) -> dict[str, Any]:
     run = (m.get("source") or {}).get("run")
     if cfg is None and run and (Path(run) / "config.yaml").is_file():
         try:
-            cfg = yaml.safe_load((Path(run) / "config.yaml").read_text())
+            cfg = load_yaml((Path(run) / "config.yaml").read_text())
         except (OSError, yaml.YAMLError):
             cfg = None
     cfg = cfg or {}

@@ -102,11 +102,13 @@ def run_command(
     from ddad_edge.bundle import read_bundle
     from ddad_edge.inspect.decide import Debounce, FaultPolicy, threshold_from_bundle
     from ddad_edge.inspect.bind_host import check_bind_host
+    from ddad_edge.inspect.frame_gate import FrameGate
     from ddad_edge.inspect.gpio_lines import GpioKind, GpioSpec, check_distinct_lines, check_sim_log
     from ddad_edge.inspect.loop import LoopConfig
     from ddad_edge.inspect.preprocess import Roi
     from ddad_edge.inspect.reject import RejectTiming
     from ddad_edge.inspect.sources import check_source
+    from ddad_edge.inspect.threshold_check import threshold_edit_note, threshold_notes
 
     # Everything a user can mistype is checked before the model loads: one line, at once.
     _check_numbers(pulse_ms=pulse_ms, delay_ms=delay_ms, max_late_ms=max_late_ms, deadline_ms=deadline_ms,
@@ -132,7 +134,15 @@ def run_command(
     # so a mistyped option must be reported (exit 2) before it, not only once the camera is there.
     check_source(spec)
     loaded = read_bundle(bundle)
-    config = LoopConfig(threshold=threshold_from_bundle(loaded.manifest, threshold), debounce=window, batch=batch,
+    chosen = threshold_from_bundle(loaded.manifest, threshold)
+    notes = threshold_notes(chosen, loaded.manifest,
+                            "--threshold" if threshold is not None else "thresholds.image in manifest.yaml")
+    notes += [note for note in [threshold_edit_note(loaded.manifest)] if note]
+    gate = FrameGate.from_manifest(loaded.manifest)
+    if gate is None:  # a bundle made before the gate: said once here, and in the start record
+        notes.append("this bundle has no frame-quality gate (exported before it): dark, white, blurred or damaged "
+                     "frames get verdicts; export the bundle again to have them FAULT")
+    config = LoopConfig(threshold=chosen, debounce=window, batch=batch, gate=gate,
                         deadline_ms=deadline_ms, on_fault=policy, roi=config_roi, max_frames=max_frames)
     timing = RejectTiming(pulse_s=pulse_ms / 1e3, delay_s=delay_ms / 1e3, max_late_s=max_late_ms / 1e3)
     out = out or Path("runs") / time.strftime("inspect-%Y%m%d-%H%M%S")  # created once the source is open
@@ -140,7 +150,8 @@ def run_command(
                        http_host, gpio_spec, ready_spec, not active_low, timing, metrics_port, metrics_host)
     graph = loaded.manifest.get("graph") if isinstance(loaded.manifest.get("graph"), dict) else {}
     info = {"bundle": str(bundle), "backend": backend, "out": str(out), "gpio": gpio, "delay_ms": delay_ms,
-            "pulse_ms": pulse_ms, "precision": loaded.manifest.get("precision"), "steps": graph.get("steps")}
+            "pulse_ms": pulse_ms, "precision": loaded.manifest.get("precision"), "steps": graph.get("steps"),
+            "frame_gate": gate is not None, **({"warnings": notes} if notes else {})}
     with _status_lines_on_stderr():
         _inspect(spec, loaded, backend, config, outputs, info, unmeasured_mode)
 
@@ -267,6 +278,8 @@ def _inspect(spec, bundle, backend, config, outputs: _Outputs, info: dict, unmea
         for thing in reversed(opened):
             thing.close()
         raise
+    for note in info.get("warnings", []):  # at every start, once the run is sure to begin; also in the start record
+        typer.echo(f"warning: {note}", err=True)
     stop = threading.Event()
     restore = install_stop_signals(stop)
     try:

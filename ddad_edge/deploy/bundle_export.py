@@ -33,18 +33,21 @@ from ddad_edge.bundle import (MANIFEST_MAX_BYTES, MANIFEST_NAME, MODEL_NAME, REP
 from ddad_edge.config import ScoringMode, to_dict
 from ddad_edge.data.folders import list_test, list_train, load_images, load_test_arrays
 from ddad_edge.deploy.execution_modes import measure_modes
+from ddad_edge.deploy.frame_gate_calibration import calibrate_frame_gate
 from ddad_edge.deploy.fidelity import (FidelitySet, OutputError, compare_scores, fidelity_set, measure_latency,
                                        output_error, run_onnx)
 from ddad_edge.deploy.onnx_export import OPSET, GraphSummary, check_graph, export_onnx
 from ddad_edge.deploy.trt_rules import tensorrt_rules_summary
 from ddad_edge.deploy.precision_plan import make_precision_file
 from ddad_edge.deploy.recipes import recipe_for
-from ddad_edge.deploy.thresholds import ThresholdRule, compute_thresholds, nominal_statistics
+from ddad_edge.deploy.thresholds import (ThresholdRule, compute_thresholds, judge_threshold, nominal_statistics,
+                                        test_statistics)
 from ddad_edge.errors import DdadError
 from ddad_edge.model.checkpoint import Run, open_run
 from ddad_edge.model.pipeline import DDADPipeline
 from ddad_edge.model.runner import TorchRunner, build_pipeline, teacher_grid
 from ddad_edge.runtime.base import INPUT_NAME, OUTPUT_NAMES, Inspection
+from ddad_edge.yaml_strict import load_yaml
 
 PROBE_NAME = "probe.npz"
 CALIBRATION_FRAMES_NAME = "calibration.npz"
@@ -240,6 +243,11 @@ def _write_into(out: Path, prep: Prepared, options: ExportOptions, recipe, log: 
 
     nominal = fid.labels == 0
     thresholds = compute_thresholds(scores[nominal], maps[nominal], options.thresholds, test_labels, test_scores)
+    test_stats = test_statistics(thresholds["image"], test_labels, test_scores)
+    warning = judge_threshold(thresholds["image"], nominal_statistics(scores[nominal]), test_stats,
+                              options.thresholds.margin)
+    if warning:
+        log(f"warning: {warning}")
 
     fp32_maps, fp32_scores = prep.fp32_outputs
     probe_idx = _probe_indices(len(fid.frames), options.probe_frames)
@@ -287,8 +295,11 @@ def _write_into(out: Path, prep: Prepared, options: ExportOptions, recipe, log: 
         "source": {"run": str(run.path.resolve()), "data": run.cfg.data.root, "category": run.cfg.data.category,
                    "exported": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")},
         "thresholds": {k: thresholds[k] for k in ("image", "pixel", "image_f1")},
+        "thresholds_exported": {k: thresholds[k] for k in ("image", "pixel", "image_f1")},  # sealed
         "threshold_rule": {k: thresholds[k] for k in ("quantile", "margin", "pixel_quantile")},
         "nominal_scores": nominal_statistics(scores[nominal]),
+        **({"test_scores": test_stats} if test_stats else {}),
+        "frame_gate": calibrate_frame_gate(fid.frames[nominal], maps[nominal]),  # on held-out nominal frames
         "probe": {"file": PROBE_NAME, "frames": int(len(probe_idx))},
         "tolerance": tolerance,
         "calibration": made.summary,
@@ -343,7 +354,7 @@ def _is_bundle(folder: Path) -> bool:
     if not manifest.is_file() or manifest.stat().st_size > MANIFEST_MAX_BYTES:
         return False
     try:
-        data = yaml.safe_load(manifest.read_text(encoding="utf-8"))
+        data = load_yaml(manifest.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError, RecursionError):
         return False
     return isinstance(data, dict) and {"schema_version", "files"} <= set(data)

@@ -18,6 +18,7 @@ import yaml
 from ddad_edge.bundle import Precision
 from ddad_edge.config import from_dict
 from ddad_edge.errors import DdadError
+from ddad_edge.yaml_strict import load_yaml
 
 RECIPE_DIR = "calibration"
 SHIPPED_RECIPES = Path(__file__).resolve().parent / RECIPE_DIR  # package data: in every wheel
@@ -126,7 +127,7 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
     """Load a recipe strictly (unknown keys and wrong types are errors naming the key)."""
     path = find_recipe(name_or_path)
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = load_yaml(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise DdadError(f"recipe {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
     if "name" in data:

@@ -18,6 +18,7 @@ import yaml
 
 from ddad_edge.config import from_dict
 from ddad_edge.errors import DdadError
+from ddad_edge.yaml_strict import load_yaml
 
 PROFILE_DIR = "export"
 SHIPPED_PROFILES = Path(__file__).resolve().parent / PROFILE_DIR  # package data: in every wheel
@@ -96,7 +97,7 @@ def load_build_profile(name_or_path: str | Path) -> BuildProfile:
                             f"{', '.join(str(d) for d in _profile_dirs())}); known: {', '.join(known) or 'none'}")
         path = found[0]
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = load_yaml(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise DdadError(f"build profile {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):

@@ -69,3 +69,39 @@ def compute_thresholds(nominal_scores: np.ndarray, nominal_maps: np.ndarray, rul
             image_f1 = f1_max(y, np.asarray(labelled_scores))[1]
     return {"image": image, "pixel": pixel, "image_f1": image_f1, "quantile": rule.quantile,
             "margin": rule.margin, "pixel_quantile": rule.pixel_quantile}
+
+
+def test_statistics(threshold: float, labels: np.ndarray | None, scores: np.ndarray | None) -> dict | None:
+    """What the labelled test split says about `threshold`: counts, the defective scores' min / median / max,
+    how many defective images it passes and how many nominal ones it rejects. None without both classes."""
+    if labels is None or scores is None:
+        return None
+    y, s = np.asarray(labels).astype(bool), np.asarray(scores, np.float64)
+    if not 0 < int(y.sum()) < y.size:
+        return None
+    bad = s[y]
+    return {"defective": int(bad.size), "defective_min": float(bad.min()),
+            "defective_median": float(np.median(bad)), "defective_max": float(bad.max()),
+            "defective_passed": int((bad < threshold).sum()), "nominal": int((~y).sum()),
+            "nominal_rejected": int((s[~y] >= threshold).sum())}
+
+
+PASSED_WARNING = 0.25  # an exported threshold that passes more than this share of the defective test images
+
+
+def judge_threshold(image: float, nominal: dict[str, float], test: dict | None, margin: float) -> str | None:
+    """Refuse an image threshold that would pass every part (over IMPLAUSIBLE_FACTOR times every score seen);
+    return a warning line when it passes more than PASSED_WARNING of the defective test images, else None."""
+    from ddad_edge.inspect.threshold_check import IMPLAUSIBLE_FACTOR
+
+    highest = max(nominal["max"], test["defective_max"] if test else 0.0)
+    if highest > 0 and image > IMPLAUSIBLE_FACTOR * highest:
+        raise DdadError(f"--margin {margin:g} makes the image threshold {image:.4g}, over {IMPLAUSIBLE_FACTOR:g} "
+                        f"times the highest score seen ({highest:.4g}): every part would pass; use a margin "
+                        "such as 0.05 (the default)")
+    if test and test["defective_passed"] > PASSED_WARNING * test["defective"]:
+        return (f"the image threshold {image:.4g} (--margin {margin:g}) passes {test['defective_passed']} of "
+                f"{test['defective']} defective test images (their scores: min {test['defective_min']:.4g}, "
+                f"median {test['defective_median']:.4g}, max {test['defective_max']:.4g}); a lower --margin "
+                f"catches more")
+    return None

@@ -15,6 +15,7 @@ from enum import Enum
 from typing import Any
 
 from ddad_edge.errors import DdadError
+from ddad_edge.inspect.threshold_check import threshold_notes
 
 
 class Verdict(str, Enum):
@@ -53,11 +54,15 @@ class Debounce:
 
 
 def threshold_from_bundle(manifest: dict[str, Any], override: float | None = None) -> float:
-    """The image threshold: `override` (from `--threshold`) or manifest['thresholds']['image']."""
+    """The image threshold: `override` (from `--threshold`) or manifest['thresholds']['image'].
+
+    One that decides nothing for this bundle (every part NG, or every part OK: `threshold_notes`) is refused.
+    """
     if override is not None:
         if not math.isfinite(override):
             # NaN compares False with every score: the line would pass every part
             raise DdadError(f"--threshold {override} is not a finite number")
+        threshold_notes(float(override), manifest, "--threshold")
         return float(override)
     thresholds = manifest.get("thresholds") or {}
     if not isinstance(thresholds, dict):
@@ -75,6 +80,7 @@ def threshold_from_bundle(manifest: dict[str, Any], override: float | None = Non
     if not math.isfinite(value):
         raise DdadError(f"the bundle's image threshold is {value}; "
                         "export the bundle again with `ddad-edge export`, or pass --threshold")
+    threshold_notes(value, manifest, "thresholds.image in manifest.yaml")
     return value
 
 

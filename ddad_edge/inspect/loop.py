@@ -25,6 +25,7 @@ import numpy as np
 
 from ddad_edge.inspect.decide import Debounce, Decider, FaultPolicy, Verdict
 from ddad_edge.inspect.frame import Dropped, Frame, FrameSource
+from ddad_edge.inspect.frame_gate import FrameGate
 from ddad_edge.inspect.preprocess import Preprocessor, Roi
 from ddad_edge.inspect.reject import NoReject, RejectOutput, RejectTicket
 from ddad_edge.inspect.result import STAGES, FrameResult
@@ -45,6 +46,7 @@ class LoopConfig:
     (0: until the source ends or a stop request). `grab_timeout_s`: how long one wait for a live frame
     lasts before the loop checks for a stop request. `record_stages`: keep every stage sample in the
     summary (for benchmarks), not only the most recent 20,000 (percentiles of a long run are of those).
+    `gate`: the bundle's frame-quality gate (None: frames are not checked, a bundle made before it).
     """
 
     threshold: float
@@ -56,6 +58,7 @@ class LoopConfig:
     max_frames: int = 0
     grab_timeout_s: float = 0.25
     record_stages: bool = False
+    gate: FrameGate | None = None
 
 
 def install_stop_signals(stop: threading.Event) -> Callable[[], None]:
@@ -138,12 +141,17 @@ class _Loop:
             why = self.pre.check(f.image)
             if not why:
                 try:
-                    inputs.append(self.pre.prepare(f.image))
-                    good.append(f)
-                    continue
+                    prepared = self.pre.prepare(f.image)
                 except Exception as exc:  # one odd frame is that frame's FAULT, never the loop's end
                     last = (str(exc).strip().splitlines() or [""])[-1][:160]
                     why = f"preprocessing failed: {type(exc).__name__}: {last}"
+                else:
+                    # a frame unlike any nominal one (dark, blurred, damaged) gets no verdict: FAULT
+                    why = self.config.gate.check_pixels(prepared) if self.config.gate else ""
+                    if not why:
+                        inputs.append(prepared)
+                        good.append(f)
+                        continue
             results[f.seq].reason = why
         batch = np.stack(inputs) if good else None  # (N, S, S, 3) uint8
         t1 = time.monotonic()
@@ -170,8 +178,12 @@ class _Loop:
                 r.reason = error
                 continue
             r.score = float(inspection.scores[i])
-            r.verdict, r.above = self.decider.decide(r.score)
             r.model_input, r.anomaly_map = batch[i], inspection.maps[i, 0]
+            why = self.config.gate.check_map(r.anomaly_map) if self.config.gate else ""
+            if why:  # before the decision, so that a FAULT frame stays out of the debounce window
+                r.reason = why
+                continue
+            r.verdict, r.above = self.decider.decide(r.score)
             if r.verdict is Verdict.FAULT:
                 r.reason = f"score is not finite ({r.score})"
         t3 = time.monotonic()

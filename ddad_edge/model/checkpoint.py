@@ -26,6 +26,7 @@ from ddad_edge.config import ModelConfig, RunConfig, from_dict, load_run_config
 from ddad_edge.errors import DdadError
 from ddad_edge.model.backbone import FeatureExtractor, load_backbone
 from ddad_edge.model.unet import UNet
+from ddad_edge.yaml_strict import load_yaml
 
 LAST = "last.pt"
 
@@ -153,7 +154,7 @@ def read_split(split: Path) -> tuple[list[str], list[str]]:
     fix = ("it lists which train/good images the run trained on and which it held out: restore it from a copy, "
            "or train the run again")
     try:
-        data = yaml.safe_load(split.read_text(encoding="utf-8")) or {}
+        data = load_yaml(split.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise DdadError(f"{split} is not valid YAML ({str(exc).splitlines()[0][:80]}): {fix}") from None
     except (OSError, UnicodeDecodeError, RecursionError) as exc:

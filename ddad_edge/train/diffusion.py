@@ -30,6 +30,7 @@ from ddad_edge.model.unet import UNet
 from ddad_edge.progress import Progress
 from ddad_edge.train.distributed import (DistEnv, Ranks, detect_env, device_for, process_group, rank_seed,
                                          shard_epoch)
+from ddad_edge.yaml_strict import load_yaml
 
 
 def pick_device(requested: str = "auto") -> torch.device:
@@ -235,7 +236,7 @@ def _fit(cfg: RunConfig, out: Path, resume: bool, dev: torch.device, show_progre
                             "run keeps its model: resume without --preset / --image-size, or train a new run "
                             "in another --out")
         cfg = continue_config(saved, cfg)
-        split = yaml.safe_load((out / "split.yaml").read_text())
+        split = load_yaml((out / "split.yaml").read_text())
         train_paths = [Path(p) for p in split["train"]]
         if ranks.is_main:
             (out / "config.yaml").write_text(dump_run_config(cfg))  # the limits this session trains to
