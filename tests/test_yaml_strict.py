@@ -20,7 +20,7 @@ from ddad_edge.errors import DdadError
 from ddad_edge.model.checkpoint import read_split
 from ddad_edge.yaml_strict import load_yaml
 from tests.bundle_factory import make_toy_bundle
-from tests.hardening.checks import assert_one_line
+from tests.cli_helpers import assert_one_line
 
 PACKAGE = Path(__file__).resolve().parents[1] / "ddad_edge"
 

@@ -16,7 +16,8 @@ from ddad_edge.errors import DdadError
 from ddad_edge.graph_signature import graph_signature
 from ddad_edge.runtime.base import open_runner
 from tests.bundle_factory import make_toy_bundle, make_toy_model
-from tests.hardening.checks import assert_one_line, snapshot
+from tests.cli_helpers import assert_one_line
+from tests.hardening.checks import snapshot
 
 
 def rescored(precision: str = "fp32") -> bytes:

@@ -17,7 +17,7 @@ from ddad_edge.cli import main
 from ddad_edge.errors import DdadError
 from ddad_edge.inspect.decide import threshold_from_bundle
 from ddad_edge.inspect.threshold_check import threshold_notes
-from tests.hardening.checks import assert_one_line
+from tests.cli_helpers import assert_one_line
 from tests.inspect.checks import frame_records, is_red
 from tests.inspect.media import part_image, write_images
 from tests.inspect.toy_bundle import make_red_bundle
