@@ -159,7 +159,10 @@ def test_build_refuses_a_violating_graph_before_parsing(tmp_path):
 
     bundle = make_toy_bundle(tmp_path / "bundle")
     onnx.save(qdq_graph(zero_point=3), str(bundle.path / "model.onnx"))
-    write_manifest(bundle.path, bundle.manifest)
+    # a bundle written around the planted graph (its own signature, INT8 as the file is), so that loading
+    # accepts it and only the parser rules can refuse it
+    manifest = {k: v for k, v in bundle.manifest.items() if k != "signature"}
+    write_manifest(bundle.path, {**manifest, "precision": "int8"})
     cuda = FakeCuda()
     trt = FakeTensorRT("10.16", cuda=cuda)
     with pytest.raises(DdadError, match=r"on TensorRT 10.16: node w_dq \(DequantizeLinear\) breaks 'Q/DQ INT8"):
