@@ -7,12 +7,10 @@ from the run's summary in events.jsonl), and the bench of the same bundle (p50 b
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
-from ddad_edge.bench.report import make_parent
-from ddad_edge.bundle import atomic_write_bytes
+from ddad_edge.bench.report import save_figure
 
 _BENCH_STAGES = ("decode", "resize", "infer", "decide")  # a bench row's stages, in the frame's order
 
@@ -63,12 +61,4 @@ def plot_stage_latency(run_p50: dict[str, float | None], bench_row: dict[str, An
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    path = Path(path)
-    image = io.BytesIO()
-    try:
-        fig.savefig(image, format=path.suffix[1:].lower() or "png")
-    finally:
-        plt.close(fig)
-    make_parent(path)
-    atomic_write_bytes(path, image.getvalue())
-    return path
+    return save_figure(fig, path)

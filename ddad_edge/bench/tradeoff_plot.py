@@ -12,15 +12,13 @@ speed only.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ddad_edge.bundle import atomic_write_bytes
-from ddad_edge.bench.report import image_auroc, make_parent
+from ddad_edge.bench.report import image_auroc, save_figure
 from ddad_edge.metrics import auroc_drop_interval
 
 _COLOURS = {"fp32": "tab:blue", "fp16": "tab:green", "int8": "tab:orange"}
@@ -113,12 +111,13 @@ def plot_speedup_vs_fidelity(rows: list[dict[str, Any]], path: Path, title: str 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     teacher = teacher_row(rows)
     points = fidelity_points(rows, teacher) if teacher else []
-    fig = plt.figure(figsize=(12, 6.2), dpi=110)
-    ax = fig.add_axes((0.07, 0.2, 0.5, 0.7))
-    key_ax = fig.add_axes((0.59, 0.2, 0.4, 0.7))
+    fig = plt.figure(figsize=(12, 5.6), dpi=110)
+    ax = fig.add_axes((0.07, 0.16, 0.5, 0.76))
+    key_ax = fig.add_axes((0.59, 0.16, 0.4, 0.76))
     key_ax.axis("off")
     ax.axhline(0.0, color="grey", lw=0.8)
     for p in points:
@@ -139,6 +138,9 @@ def plot_speedup_vs_fidelity(rows: list[dict[str, Any]], path: Path, title: str 
     ax.set_xscale("log")
     speedups = [p.speedup for p in points] + [1.0]
     ax.set_xlim(min(speedups) / 1.4, max(speedups) * 1.5)
+    ticks = [t for t in (0.5, 1, 2, 5, 10, 20, 50, 100, 200) if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    ax.set_xticks(ticks, [f"{t:g}x" for t in ticks])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     drops = [p.drop for p in points] + [p.high for p in points if p.high is not None] + [0.0]
     lows = [p.low for p in points if p.low is not None] + [p.drop for p in points] + [0.0]
     span = max(max(drops) - min(lows), 0.02)
@@ -168,12 +170,4 @@ def plot_speedup_vs_fidelity(rows: list[dict[str, Any]], path: Path, title: str 
                 transform=key_ax.transAxes)
     if fidelity_note:
         fig.text(0.07, 0.03, fidelity_note, fontsize=7.5, wrap=True, va="bottom")
-    path = Path(path)
-    image = io.BytesIO()
-    try:
-        fig.savefig(image, format=path.suffix[1:].lower() or "png")
-    finally:
-        plt.close(fig)
-    make_parent(path)
-    atomic_write_bytes(path, image.getvalue())
-    return path
+    return save_figure(fig, path)
