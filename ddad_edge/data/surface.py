@@ -128,7 +128,13 @@ def render_surface(size: int, rng: np.random.Generator, kind: SurfaceDefect | No
     if kind is None:
         return PartImage(clean, clean, np.zeros((size, size), dtype=bool), alpha, None)
 
-    region = _region(kind, size, rng)
+    min_pixels = max(4, int(0.002 * size * size))  # a defect nobody could see at all is not a defect
+    for _ in range(50):
+        region = _region(kind, size, rng)
+        if region.sum() >= min_pixels:
+            break
+    else:  # pragma: no cover - every kind's smallest draw covers more than min_pixels at sizes >= 32
+        raise RuntimeError(f"could not place a {kind.value} defect")
     painted = clean_f.copy()
     if kind is SurfaceDefect.STAIN:
         # A faint brownish tint: a few levels darker, a little more so in blue.
