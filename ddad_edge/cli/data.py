@@ -22,7 +22,7 @@ def synth(
     video: bool = typer.Option(False, "--video", help="Also write OUT/conveyor.avi and its ground truth."),
     difficulty: Difficulty = typer.Option(Difficulty.EASY, "--difficulty", help="easy: discs on a belt with "
                                           "plain defects; hard: a woven surface with subtle defects (stains, thin "
-                                          "scratches, small holes, texture changes), where variants differ."),
+                                          "scratches, small holes, texture changes), meant to separate variants."),
 ) -> None:
     """Write a synthetic MVTec-layout dataset: machined discs with scratches, holes, stains, missing pieces
     (easy), or a woven surface with subtle defects (hard)."""

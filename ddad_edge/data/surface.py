@@ -11,8 +11,8 @@ the lighting), and its defects are small against that variation:
 - missing: a small hole in the weave where the flat backing shows;
 - texture: a patch woven across the grain (the weave turned), same colour and same amplitude on average.
 
-`strength` scales every defect's contrast (1.0 is the default hard set; `HARD_STRENGTH` is the value the
-hard set was calibrated at, see benchmarks/README.md). Masks are exact: the mask is the painted region, and
+`strength` scales every defect's contrast (`HARD_STRENGTH` is the hard set's; see benchmarks/README.md for
+how it is to be calibrated). Masks are exact: the mask is the painted region, and
 every pixel in it differs from the clean render in its 8-bit value (a pixel the defect would change by less
 than half a level is nudged by one level), so the mask is also exactly where image and clean differ.
 Everything comes from one `numpy.random.Generator`, so a seed gives the same files, and `strength` changes
@@ -29,8 +29,9 @@ import numpy as np
 
 from ddad_edge.data.synth import (PartImage, _cv2, _hard, _to_uint8, check_set_options, write_synthetic_set)
 
-# Chosen so that the tiny preset's 10-step FP32 teacher, trained as benchmarks/fidelity_bundles.py trains
-# it, scores between 0.85 and 0.95 image AUROC on the default hard set (benchmarks/README.md: the command).
+# Meant to leave the tiny preset's 10-step FP32 teacher, trained as benchmarks/fidelity_bundles.py trains it,
+# between 0.85 and 0.95 image AUROC. Not calibrated yet: a first guess (benchmarks/README.md says what was
+# measured and how to set it with benchmarks/calibrate_hard_set.py).
 HARD_STRENGTH = 1.0
 _SUPERSAMPLE = 4  # defect geometry is drawn at 4x and thresholded down, as in data.synth
 _PERIOD = 8.0 / 64  # weave period, as a fraction of the image side
