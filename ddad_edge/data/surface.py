@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ddad_edge.data.synth import (PartImage, _cv2, _hard, _to_uint8, check_set_options, write_synthetic_set)
+from ddad_edge.data.synth import PartImage, _cv2, _hard, _to_uint8, check_set_options, write_synthetic_set
+from ddad_edge.errors import DdadError
 
 # Meant to leave the tiny preset's 10-step FP32 teacher, trained as benchmarks/fidelity_bundles.py trains it,
 # between 0.85 and 0.95 image AUROC. Not calibrated yet: a first guess (benchmarks/README.md says what was
@@ -176,6 +177,8 @@ def make_surface_dataset(out: Path | str, category: str = "widget", size: int = 
     The same files and checks as `data.synth.make_synthetic_dataset` (test kinds: stain, scratch, missing,
     texture); synth.yaml records `difficulty: hard` and the strength. Deterministic for a seed.
     """
+    if not strength > 0:
+        raise DdadError(f"defect strength must be above 0, got {strength}")
     root = check_set_options(out, category, size, n_train, n_test_good, n_test_defect)
     rng = np.random.default_rng(seed)
     description = {

@@ -13,6 +13,7 @@ from ddad_edge.data.folders import list_test, load_test_arrays
 from ddad_edge.data.surface import SurfaceDefect, make_surface_dataset, render_surface
 from ddad_edge.data.synth import render_belt, render_part
 from ddad_edge.data.synth_sets import Difficulty, make_synthetic_set
+from ddad_edge.errors import DdadError
 
 
 @pytest.mark.parametrize("kind", list(SurfaceDefect))
@@ -91,3 +92,10 @@ def test_easy_stays_the_default(tmp_path: Path):
     assert yaml.safe_load((easy / "synth.yaml").read_text())["difficulty"] == "easy"
     hard = make_synthetic_set(tmp_path / "h", Difficulty.HARD, n_train=1, n_test_good=0, n_test_defect=1)
     assert yaml.safe_load((hard / "synth.yaml").read_text())["difficulty"] == "hard"
+
+
+def test_bad_strength_is_a_one_line_error(tmp_path: Path):
+    with pytest.raises(DdadError) as info:
+        make_surface_dataset(tmp_path, n_train=1, n_test_good=0, n_test_defect=1, strength=0.0)
+    assert "strength" in str(info.value) and "\n" not in str(info.value)
+    assert not (tmp_path / "widget").exists()
