@@ -9,7 +9,9 @@ the 10-step teacher, pixel-only against fused scoring) is measured here on a mod
 tiny preset on the synthetic parts, small enough for a CPU. The matrix names that model beside every number
 it takes from here, so it is never read as the accuracy of the 256-px DDAD-S.
 
-  1. `ddad-edge synth`: the synthetic MVTec-layout dataset (the demo's parts).
+  1. `ddad-edge synth --difficulty hard`: the hard synthetic set (a woven surface with faint stains, thin
+     scratches, small holes and turned weave), on which the tiny teacher is not perfect, so what a variant
+     costs can show (`--difficulty easy`: the demo's discs, where nearly every variant scores 1.000).
   2. `ddad-edge train --preset tiny --max-steps N --backbone B --backbone-weights none`: one UNet, trained
      for a fixed number of optimiser steps. No download: the extractor starts from random weights, as in
      the demo, and `adapt` adapts it to the parts.
@@ -61,6 +63,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--preset", default="tiny")
     p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--n-train", type=int, default=200, help="nominal training images of the synthetic set")
+    p.add_argument("--difficulty", default="hard", choices=("easy", "hard"), help="`ddad-edge synth --difficulty`")
+    p.add_argument("--n-test-good", type=int, default=60,
+                   help="nominal test images (with --n-test-defect: enough for a bootstrap interval of a few points)")
+    p.add_argument("--n-test-defect", type=int, default=80, help="defective test images, spread over the kinds")
     p.add_argument("--train-steps", type=int, default=800, help="optimiser steps of the UNet")
     p.add_argument("--adapt-steps", type=int, default=40, help="optimiser steps of each extractor's adaptation")
     p.add_argument("--distill-iterations", type=int, default=120, help="optimiser steps of each distillation")
@@ -164,7 +170,9 @@ def make(a: argparse.Namespace, backbones: list[str], steps: list[int], precisio
     data, runs, bundles = out / "data", out / "runs", out / "bundles"
     if not (data / CATEGORY / "train").is_dir():
         cli(["synth", "--out", str(data), "--category", CATEGORY, "--size", str(a.image_size),
-             "--n-train", str(a.n_train), "--seed", str(a.seed)])
+             "--n-train", str(a.n_train), "--n-test-good", str(a.n_test_good), "--n-test-defect",
+             str(a.n_test_defect), "--difficulty", a.difficulty, "--seed", str(a.seed)])
+    check_difficulty(data / CATEGORY, a.difficulty)
     base = runs / backbones[0]
     if not (base / "checkpoints" / "last.pt").is_file():
         cli(["train", "--data", str(data), "--category", CATEGORY, "--preset", a.preset, "--image-size",
@@ -209,6 +217,16 @@ def make(a: argparse.Namespace, backbones: list[str], steps: list[int], precisio
     return made, refused
 
 
+def check_difficulty(root: Path, difficulty: str) -> None:
+    """A DdadError when the data kept from an earlier run is another set than `--difficulty` asks for: its
+    bundles would silently measure the other set. (synth.yaml without `difficulty`: the easy set.)"""
+    info = yaml.safe_load((root / "synth.yaml").read_text()) if (root / "synth.yaml").is_file() else {}
+    made = (info or {}).get("difficulty", "easy")
+    if made != difficulty:
+        raise DdadError(f"{root} holds the {made} synthetic set, not the {difficulty} one: give another --out "
+                        f"(its runs and bundles are of the {made} set) or --difficulty {made}")
+
+
 def read_refused(bundles: Path) -> dict[str, dict]:
     path = bundles / REFUSED
     return json.loads(path.read_text()) if path.is_file() else {}
@@ -236,7 +254,27 @@ def main(argv: list[str] | None = None) -> int:
           f"their fidelity: ddad-edge bundle-table {a.out / 'bundles'}/*", flush=True)
     for name, why in refused.items():
         print(f"refused: {name}: {why['why']}", flush=True)
+    for line in teacher_lines(made, a.difficulty):
+        print(line, flush=True)
     return 0
+
+
+def teacher_lines(bundles: list[Path], difficulty: str) -> list[str]:
+    """The FP32 bundles of the most steps (the teacher's sampler when the teacher's steps were made): their image AUROC on the test split with
+    its interval, against the band the hard set is calibrated for (benchmarks/calibrate_hard_set.py)."""
+    fp32 = [b for b in bundles if b.name.startswith("fp32-k") and (b / "report.json").is_file()]
+    steps = max((int(b.name.split("-")[1][1:]) for b in fp32), default=None)
+    lines = []
+    for b in (b for b in fp32 if int(b.name.split("-")[1][1:]) == steps):
+        test = json.loads((b / "report.json").read_text()).get("test_split") or {}
+        if test.get("auroc") is None:
+            continue
+        lo, hi = test.get("auroc_interval") or (float("nan"), float("nan"))
+        band = "" if difficulty != "hard" else (
+            " (in the hard set's 0.85-0.95)" if 0.85 <= test["auroc"] <= 0.95 else
+            " (OUTSIDE the hard set's 0.85-0.95: recalibrate with benchmarks/calibrate_hard_set.py)")
+        lines.append(f"most-steps FP32 bundle {b.name}: image AUROC {test['auroc']:.3f} [{lo:.3f}, {hi:.3f}]{band}")
+    return lines
 
 
 if __name__ == "__main__":

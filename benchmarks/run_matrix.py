@@ -5,7 +5,7 @@
 
 Writes benchmarks/results/<machine>.json (a list of rows: variant, percentiles, raw samples,
 speedup_vs_reference, fidelity where a real report exists), <machine>.md (the table, what was measured on
-which model, where the time goes) and <machine>.png (whole-frame latency vs image AUROC). See README.md.
+which model, where the time goes) and <machine>.png (speed-up vs image AUROC drop against the teacher). See README.md.
 """
 
 from __future__ import annotations
@@ -25,12 +25,14 @@ sys.path.insert(0, str(HERE))
 
 from ddad_edge.bench.frames import file_source_factory, parse_frame_size, write_synthetic_frames  # noqa: E402
 from ddad_edge.bench.machine import describe_machine, machine_slug  # noqa: E402
-from ddad_edge.bench.report import add_speedups, is_cpu, plot_latency_vs_auroc, write_json  # noqa: E402
+from ddad_edge.bench.report import add_speedups, is_cpu, write_json  # noqa: E402
 from ddad_edge.bench.run import (bench_bundle, bench_reference, bench_runner, describe_variant,  # noqa: E402
                                  loop_overhead, read_fidelity, variant_name)
+from ddad_edge.bench.tradeoff_plot import plot_speedup_vs_fidelity  # noqa: E402
 from ddad_edge.bundle import Precision, read_bundle  # noqa: E402
 from ddad_edge.runtime.base import open_runner  # noqa: E402
 from fidelity_bundles import csv, read_refused  # noqa: E402
+from fidelity_pairs import data_set_of, fidelity_note, scores_of_test_split  # noqa: E402
 from matrix_report import fastest_distilled, find_row, write_markdown  # noqa: E402
 from speed_bundles import SPEED_MODEL, SpeedVariant, speed_bundle, student_grid  # noqa: E402
 
@@ -124,7 +126,7 @@ def fidelity_index(paths: list[Path]) -> dict[tuple, tuple[dict, str, dict]]:
             run = (bundle.manifest.get("source") or {}).get("run")
             key = (bundle.precision.value, d["steps"], d["scoring"], d["backbone"])
             model = {"run": shown(run), "preset": d["preset"], "image_size": d["image_size"]}
-            model.update(int8_share(Path(source)))
+            model.update(int8_share(Path(source)), data_set=data_set_of(bundle.manifest))
             found[key] = (numbers, shown(source), model)
     return found
 
@@ -185,8 +187,8 @@ def edge_variant(a: argparse.Namespace) -> SpeedVariant:
 
 
 def plot(rows: list[dict], out: Path, name: str, image_size: int) -> Path:
-    return plot_latency_vs_auroc(rows, out / f"{name}.png", title=f"{name}: whole-frame p50 vs image AUROC "
-                                 f"({image_size} px; hollow = no AUROC for the variant)")
+    return plot_speedup_vs_fidelity(rows, out / f"{name}.png", title=f"{name}: speed-up ({image_size} px graphs) "
+                                    "vs image AUROC drop against the teacher", fidelity_note=fidelity_note(rows))
 
 
 def rewrite_report(a: argparse.Namespace) -> int:
@@ -293,7 +295,8 @@ def main(argv: list[str] | None = None) -> int:
                 numbers, src, model = fidelity[key]
                 row.update(fidelity=numbers, fidelity_source=src, fidelity_graph=model,
                            fidelity_model=f"exported from run {model['run']} ({model['preset']} at "
-                                          f"{model['image_size']} px)")
+                                          f"{model['image_size']} px)",
+                           fidelity_set=model["data_set"], fidelity_test=scores_of_test_split(Path(src)))
             elif key in refused:
                 row.update(fidelity_refused=refused[key])
             rows.append(row)

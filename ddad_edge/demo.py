@@ -132,8 +132,14 @@ def run_demo(out: Path, minutes: float = 8.0, json_path: Path | None = None,
     log("[8/8] latency of the INT8 bundle on this CPU")
     bench_json = out / "bench.json"
     _cli(["bench", "--bundle", str(bundle), "--warmup", "5", "--iters", "30", "--json", str(bench_json),
-          "--md", str(out / "bench.md"), "--plot", str(out / "bench.png"), "--no-progress"], log)
-    whole = _whole_frame(json.loads(bench_json.read_text()))  # a list of rows, as `bench --json` writes it
+          "--md", str(out / "bench.md"), "--no-progress"], log)
+    bench_rows = json.loads(bench_json.read_text())  # a list of rows, as `bench --json` writes it
+    whole = _whole_frame(bench_rows)
+    from ddad_edge.bench.stage_plot import plot_stage_latency
+
+    bundle_row = next((r for r in bench_rows if not r.get("reference")), None)
+    plot_stage_latency(_count(summary, "stage_ms_p50") or {}, bundle_row, out / "latency-stages.png",
+                       title="ddad-edge demo: where a frame's time goes, per stage")
 
     result = {
         "image_auroc": metrics["image_auroc"], "pixel_auroc": metrics.get("pixel_auroc"),
@@ -149,7 +155,7 @@ def run_demo(out: Path, minutes: float = 8.0, json_path: Path | None = None,
         "p50_ms": whole.get("p50"), "p99_ms": whole.get("p99"),
         "bundle": str(bundle), "events": str(events), "ng_images": str(line / "ng"),
         "overlays": str(out / "eval" / "overlays"), "distill_report": str(run / "distill" / "report_steps_2.json"),
-        "latency_plot": str(out / "bench.png"),
+        "latency_plot": str(out / "latency-stages.png"),
         "operator_page": None if page_png is None else str(page_png),
         "minutes": round((time.monotonic() - started) / 60, 2),
     }

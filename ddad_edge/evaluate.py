@@ -1,4 +1,5 @@
-"""Evaluation of any runner on a dataset's test split: image AUROC, pixel AUROC, AUPRO, F1-max.
+"""Evaluation of any runner on a dataset's test split: image AUROC (with a 95 % bootstrap interval over the
+test images), pixel AUROC, AUPRO, F1-max.
 
 The same code measures a training run (through the torch runner) and a bundle (through the runner that
 will be deployed), so a user measures exactly what goes to the line. Never imports torch itself.
@@ -22,7 +23,7 @@ import numpy as np
 
 from ddad_edge.data.folders import GROUND_TRUTH, TestSample, category_dir, list_test, load_test_arrays
 from ddad_edge.errors import DdadError
-from ddad_edge.metrics import aupro, f1_max, image_auroc, pixel_auroc
+from ddad_edge.metrics import aupro, f1_max, image_auroc, image_auroc_interval, pixel_auroc
 from ddad_edge.overlay import heatmap_overlay
 from ddad_edge.progress import Progress
 from ddad_edge.runtime.base import Runner
@@ -40,13 +41,16 @@ class Evaluation:
     n_images: int
     n_defective: int
     defective_without_mask: int = 0  # left out of pixel AUROC and AUPRO
+    # 95 % bootstrap interval of image_auroc over the test images (metrics.image_auroc_interval)
+    image_auroc_low: float = math.nan
+    image_auroc_high: float = math.nan
     paths: list[str] = field(default_factory=list)
     kinds: list[str] = field(default_factory=list)
     labels: list[int] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
 
     def summary(self) -> dict[str, float]:
-        keys = ("image_auroc", "pixel_auroc", "aupro", "f1_max", "f1_threshold", "n_images", "n_defective",
+        keys = ("image_auroc", "image_auroc_low", "image_auroc_high", "pixel_auroc", "aupro", "f1_max", "f1_threshold", "n_images", "n_defective",
                 "defective_without_mask")
         return {k: getattr(self, k) for k in keys}
 
@@ -74,6 +78,7 @@ def metrics_of(labels: np.ndarray, scores: np.ndarray, masks: np.ndarray, has_ma
                maps: np.ndarray) -> dict[str, float]:
     """Image- and pixel-level metrics; pixel metrics use only images whose mask is known."""
     out = {"image_auroc": image_auroc(labels, scores)}
+    out["image_auroc_low"], out["image_auroc_high"] = image_auroc_interval(labels, scores)
     f1, thr = f1_max(labels, scores)
     out.update(f1_max=f1, f1_threshold=thr)
     sel = has_mask.astype(bool)
@@ -133,7 +138,8 @@ def evaluate_runner(runner: Runner, data_root: str | Path, category: str = "", b
     maps, scores = infer_all(runner, images, batch, "evaluate", show_progress)
     m = metrics_of(labels, scores, masks, has_mask, maps)
     ev = Evaluation(
-        image_auroc=m["image_auroc"], pixel_auroc=m["pixel_auroc"], aupro=m["aupro"], f1_max=m["f1_max"],
+        image_auroc=m["image_auroc"], image_auroc_low=m["image_auroc_low"], image_auroc_high=m["image_auroc_high"],
+        pixel_auroc=m["pixel_auroc"], aupro=m["aupro"], f1_max=m["f1_max"],
         f1_threshold=m["f1_threshold"], n_images=len(samples), n_defective=int(labels.sum()),
         defective_without_mask=int((~has_mask).sum()),
         paths=[str(s.path) for s in samples], kinds=[s.kind for s in samples], labels=[int(v) for v in labels],

@@ -1,4 +1,5 @@
-"""Anomaly detection metrics: image and pixel AUROC, AUPRO up to an FPR limit, F1-max. numpy + scikit-learn.
+"""Anomaly detection metrics: image and pixel AUROC (with bootstrap intervals), AUPRO up to an FPR limit,
+F1-max. numpy + scikit-learn.
 
 Conventions: `labels` (N,) are 0 nominal / 1 defective; `scores` (N,) higher means more anomalous; `masks`
 (N, H, W) bool mark defect pixels; `maps` (N, H, W) float are anomaly maps (higher is more anomalous). A pixel
@@ -9,6 +10,10 @@ image) gets its overlap |predicted ∩ region| / |region|; PRO is the mean over 
 FPR the fraction of nominal pixels (mask False, in every image) predicted anomalous. The PRO-over-FPR curve is
 integrated (trapezoids) from FPR 0 up to `max_fpr`, interpolating at `max_fpr`, and divided by `max_fpr`, so
 1.0 is perfect. No maintained numpy package provides it (anomalib's needs torch), hence this file.
+
+Bootstrap intervals of image AUROC resample the test images (nominal and defective apart, so each resample
+has both); the drop of one scorer against another is resampled in pairs on the same images, which is what
+tells a 1-point difference between two variants from the luck of the test set.
 
 Images whose defect pixels are unknown (a defect without a mask) must be left out of the pixel metrics by the
 caller, not passed with an empty mask.
@@ -171,3 +176,71 @@ def aupro(masks: np.ndarray, maps: np.ndarray, max_fpr: float = 0.3, num_thresho
         raise DdadError(f"AUPRO max_fpr must be in (0, 1], got {max_fpr}")
     fpr, pro, _ = pro_curve(masks, maps, num_thresholds)
     return integrate_to(fpr, pro, max_fpr) / max_fpr
+
+
+def _bootstrap_counts(n: int, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """How often each of n items is drawn in each of `n_resamples` resamples with replacement: (B, n)."""
+    draws = rng.integers(0, n, size=(n_resamples, n))
+    counts = np.zeros((n_resamples, n), dtype=np.float64)
+    np.add.at(counts, (np.arange(n_resamples)[:, None], draws), 1.0)
+    return counts
+
+
+def _resampled_aurocs(y: np.ndarray, scores: list[np.ndarray], n_resamples: int,
+                      seed: int) -> list[np.ndarray]:
+    """Image AUROC of each score vector on the same stratified bootstrap resamples: a list of (B,) arrays.
+
+    AUROC is the mean over (defective, nominal) pairs of [s_d > s_n] + ½[s_d = s_n]; a resample only
+    reweights the pairs by how often each image was drawn, so every resample's AUROC is exact and costs one
+    product with the (P, N) pair matrix.
+    """
+    rng = np.random.default_rng(seed)
+    pos, neg = np.flatnonzero(y), np.flatnonzero(~y)
+    # Defective and nominal images are resampled apart (stratified), so every resample has both classes.
+    cp = _bootstrap_counts(pos.size, n_resamples, rng)
+    cn = _bootstrap_counts(neg.size, n_resamples, rng)
+    out = []
+    for s in scores:
+        d = s[pos][:, None] - s[neg][None, :]
+        pairs = (d > 0).astype(np.float64) + 0.5 * (d == 0)  # (P, N)
+        out.append(np.einsum("bp,pn,bn->b", cp, pairs, cn) / (pos.size * neg.size))
+    return out
+
+
+def _percentiles(x: np.ndarray, confidence: float) -> tuple[float, float]:
+    if not 0.0 < confidence < 1.0:
+        raise DdadError(f"bootstrap confidence must be in (0, 1), got {confidence}")
+    tail = 50.0 * (1.0 - confidence)
+    lo, hi = np.percentile(x, [tail, 100.0 - tail])
+    return float(lo), float(hi)
+
+
+def image_auroc_interval(labels: np.ndarray, scores: np.ndarray, n_resamples: int = 2000,
+                         confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval (low, high) of image AUROC over the test images: labels (N,) 0/1,
+    scores (N,) float. Nominal and defective images are resampled separately; the same seed gives the same
+    interval."""
+    y, s = _check_labels(labels, scores, "image AUROC interval")
+    if n_resamples < 10:
+        raise DdadError(f"a bootstrap interval needs at least 10 resamples, got {n_resamples}")
+    (aucs,) = _resampled_aurocs(y, [s], n_resamples, seed)
+    return _percentiles(aucs, confidence)
+
+
+def auroc_drop_interval(labels: np.ndarray, ref_scores: np.ndarray, scores: np.ndarray, n_resamples: int = 2000,
+                        confidence: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
+    """AUROC drop of `scores` against `ref_scores` on the same images, with a paired bootstrap interval:
+    (drop, low, high), drop = AUROC(ref) − AUROC(scores).
+
+    Both are scored on the same resamples, so what the two share (an image that is hard for both) cancels:
+    the interval is that of the difference, much narrower than two separate intervals when the scores
+    follow each other. An interval that excludes 0 is a drop (or gain) that the test images can tell from
+    noise.
+    """
+    y, r = _check_labels(labels, ref_scores, "AUROC drop interval")
+    _, s = _check_labels(labels, scores, "AUROC drop interval")
+    if n_resamples < 10:
+        raise DdadError(f"a bootstrap interval needs at least 10 resamples, got {n_resamples}")
+    ref_b, var_b = _resampled_aurocs(y, [r, s], n_resamples, seed)
+    drop = _roc_auc(y, r) - _roc_auc(y, s)
+    return (drop, *_percentiles(ref_b - var_b, confidence))

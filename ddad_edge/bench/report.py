@@ -215,8 +215,15 @@ def plot_latency_vs_auroc(rows: list[dict[str, Any]], path: Path, title: str = "
     ax.set_title(title or "latency vs image AUROC, one point per variant", fontsize=9, pad=60)  # over the labels
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def save_figure(fig: Any, path: Path) -> Path:
+    """Write a matplotlib figure to `path` and close it; returns `path`. Rendered in memory, then written
+    whole: the format follows the suffix (PNG without one)."""
+    import matplotlib.pyplot as plt
+
     path = Path(path)
-    # rendered in memory, then written whole: the format follows the suffix (PNG without one, as the name says)
     image = io.BytesIO()
     try:
         fig.savefig(image, format=path.suffix[1:].lower() or "png")

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from ddad_edge.cli.app import app
+from ddad_edge.data.synth_sets import Difficulty, make_synthetic_set
 
 
 @app.command("synth")
@@ -19,18 +20,22 @@ def synth(
     n_test_good: int = typer.Option(30, "--n-test-good", help="Nominal test images."),
     n_test_defect: int = typer.Option(40, "--n-test-defect", help="Defective test images, spread over kinds."),
     video: bool = typer.Option(False, "--video", help="Also write OUT/conveyor.avi and its ground truth."),
+    difficulty: Difficulty = typer.Option(Difficulty.EASY, "--difficulty", help="easy: discs on a belt with "
+                                          "plain defects; hard: a woven surface with subtle defects (stains, thin "
+                                          "scratches, small holes, texture changes), meant to separate variants."),
 ) -> None:
-    """Write a synthetic MVTec-layout dataset of machined discs with scratches, holes, stains, missing pieces."""
+    """Write a synthetic MVTec-layout dataset: machined discs with scratches, holes, stains, missing pieces
+    (easy), or a woven surface with subtle defects (hard)."""
     from ddad_edge.data.folders import list_test, list_train
-    from ddad_edge.data.synth import make_synthetic_dataset
 
-    root = make_synthetic_dataset(out, category=category, size=size, n_train=n_train, n_test_good=n_test_good,
-                                  n_test_defect=n_test_defect, seed=seed)
+    root = make_synthetic_set(out, difficulty, category=category, size=size, n_train=n_train,
+                              n_test_good=n_test_good, n_test_defect=n_test_defect, seed=seed)
     test = list_test(root)
     kinds = sorted({s.kind for s in test if s.label == 1})
     typer.echo(f"wrote {root}: {len(list_train(root))} train/good, "
                f"{sum(s.label == 0 for s in test)} test/good, {sum(s.label for s in test)} defective "
-               f"({', '.join(kinds)}) at {size}x{size} px, with masks in ground_truth/ and synth.yaml")
+               f"({', '.join(kinds)}) at {size}x{size} px ({difficulty.value} set), with masks in ground_truth/ "
+               "and synth.yaml")
     if video:
         from ddad_edge.data.video import make_conveyor_video
 

@@ -21,6 +21,7 @@ import math
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import yaml
@@ -259,14 +260,9 @@ def _write_png(path: Path, rgb_or_gray: np.ndarray) -> None:
     path.write_bytes(buf.tobytes())
 
 
-def make_synthetic_dataset(out: Path | str, category: str = "widget", size: int = 64, n_train: int = 200,
-                           n_test_good: int = 30, n_test_defect: int = 40, seed: int = 0) -> Path:
-    """Write a synthetic dataset in the MVTec layout under `out/category` and return that folder.
-
-    Files: train/good/NNN.png, test/good/NNN.png, test/<kind>/NNN.png, ground_truth/<kind>/NNN_mask.png
-    (0 / 255 masks) and synth.yaml (what was made). Images are `size`×`size` RGB PNGs (any size >= 32;
-    64, 128 and 256 suit the model presets). Deterministic for a seed.
-    """
+def check_set_options(out: Path | str, category: str, size: int, n_train: int, n_test_good: int,
+                      n_test_defect: int) -> Path:
+    """The dataset folder `out/category`, or a one-line DdadError for options no synthetic set can meet."""
     if size < 32:
         raise DdadError(f"synthetic image size must be at least 32 pixels, got {size}")
     if min(n_train, n_test_good, n_test_defect) < 0 or n_train == 0:
@@ -276,36 +272,60 @@ def make_synthetic_dataset(out: Path | str, category: str = "widget", size: int 
     root = Path(out) / category
     if root.exists() and any(root.iterdir()):
         raise DdadError(f"{root} already exists and is not empty: choose another --out or delete it")
-    rng = np.random.default_rng(seed)
-    belt = render_belt(size, seed=seed + 1234)
+    return root
 
+
+def write_synthetic_set(root: Path, render: Callable[[Enum | None], PartImage], kinds: list[Enum],
+                        n_train: int, n_test_good: int, description: dict) -> dict[str, int]:
+    """Write one synthetic set in the MVTec layout under `root`, drawing every image from `render`.
+
+    `render(None)` is a nominal image, `render(kind)` one with that defect; images are drawn in file order
+    (train, test/good, then the defects in `kinds` order), so a renderer driven by one seeded generator
+    writes the same files for a seed. Returns the defective test images per kind; `description` (plus the
+    counts) goes to synth.yaml.
+    """
     (root / "train" / "good").mkdir(parents=True, exist_ok=True)
     (root / "test" / "good").mkdir(parents=True, exist_ok=True)
     for i in range(n_train):
-        _write_png(root / "train" / "good" / f"{i:03d}.png", render_part(size, rng, None, belt).image)
+        _write_png(root / "train" / "good" / f"{i:03d}.png", render(None).image)
     for i in range(n_test_good):
-        _write_png(root / "test" / "good" / f"{i:03d}.png", render_part(size, rng, None, belt).image)
+        _write_png(root / "test" / "good" / f"{i:03d}.png", render(None).image)
     counts: dict[str, int] = {}
-    for kind in defect_kinds_for(n_test_defect):
+    for kind in kinds:
         idx = counts.get(kind.value, 0)
         counts[kind.value] = idx + 1
         (root / "test" / kind.value).mkdir(parents=True, exist_ok=True)
         (root / "ground_truth" / kind.value).mkdir(parents=True, exist_ok=True)
-        part = render_part(size, rng, kind, belt)
+        part = render(kind)
         _write_png(root / "test" / kind.value / f"{idx:03d}.png", part.image)
         _write_png(root / "ground_truth" / kind.value / f"{idx:03d}_mask.png", part.mask.astype(np.uint8) * 255)
+    full = {**description, "train_good": n_train, "test_good": n_test_good, "test_defect": counts}
+    (root / "synth.yaml").write_text(yaml.safe_dump(full, sort_keys=False))
+    return counts
 
+
+def make_synthetic_dataset(out: Path | str, category: str = "widget", size: int = 64, n_train: int = 200,
+                           n_test_good: int = 30, n_test_defect: int = 40, seed: int = 0) -> Path:
+    """Write a synthetic dataset in the MVTec layout under `out/category` and return that folder.
+
+    Files: train/good/NNN.png, test/good/NNN.png, test/<kind>/NNN.png, ground_truth/<kind>/NNN_mask.png
+    (0 / 255 masks) and synth.yaml (what was made). Images are `size`×`size` RGB PNGs (any size >= 32;
+    64, 128 and 256 suit the model presets). Deterministic for a seed. This is the easy set (`ddad-edge
+    synth --difficulty easy`); `data.surface` makes the hard one.
+    """
+    root = check_set_options(out, category, size, n_train, n_test_good, n_test_defect)
+    rng = np.random.default_rng(seed)
+    belt = render_belt(size, seed=seed + 1234)
     description = {
         "generator": "ddad-edge synth",
+        "difficulty": "easy",
         "part": "machined disc with bore, groove, six blind bolt holes and a key notch, on a belt",
         "category": category,
         "image_size": size,
         "seed": seed,
-        "train_good": n_train,
-        "test_good": n_test_good,
-        "test_defect": counts,
         "nominal_variation": {"shift_fraction": _SHIFT, "rotation_deg": _ROTATION_DEG, "brightness": 0.04,
                               "noise_std": 1.2},
     }
-    (root / "synth.yaml").write_text(yaml.safe_dump(description, sort_keys=False))
+    write_synthetic_set(root, lambda kind: render_part(size, rng, kind, belt), defect_kinds_for(n_test_defect),
+                        n_train, n_test_good, description)
     return root

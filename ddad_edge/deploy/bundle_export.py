@@ -239,7 +239,10 @@ def _write_into(out: Path, prep: Prepared, options: ExportOptions, recipe, log: 
         test_labels = test[1]
         terr = output_error(test_maps, test_scores, prep.ref_test.maps, prep.ref_test.scores)
         test_report = {"frames": int(len(test_labels)), "defective": int(test_labels.sum()), **terr.as_dict(),
-                       **compare_scores(test_scores, prep.ref_test.scores, test_labels)}
+                       **compare_scores(test_scores, prep.ref_test.scores, test_labels),
+                       # per image, in list_test order: what pairs this bundle with another one of the same run
+                       # (the matrix's AUROC drop against the 10-step teacher, with a paired interval)
+                       "labels": [int(v) for v in test_labels], "scores": [float(v) for v in test_scores]}
 
     nominal = fid.labels == 0
     thresholds = compute_thresholds(scores[nominal], maps[nominal], options.thresholds, test_labels, test_scores)

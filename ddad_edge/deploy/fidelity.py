@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ddad_edge.metrics import image_auroc
+from ddad_edge.metrics import auroc_drop_interval, image_auroc, image_auroc_interval
 from ddad_edge.runtime import ort_session
 
 
@@ -125,14 +125,18 @@ def fidelity_set(nominal: np.ndarray, seed: int = 0) -> FidelitySet:
     return FidelitySet(frames, labels)
 
 
-def compare_scores(scores: np.ndarray, ref_scores: np.ndarray, labels: np.ndarray | None) -> dict[str, float | None]:
-    """Rank correlation with the reference scores and, with labels, both AUROCs and the drop."""
-    out: dict[str, float | None] = {"score_rank_correlation": rank_correlation(scores, ref_scores)}
+def compare_scores(scores: np.ndarray, ref_scores: np.ndarray, labels: np.ndarray | None) -> dict:
+    """Rank correlation with the reference scores and, with labels, both AUROCs and the drop, each with a
+    95 % bootstrap interval over the images ([low, high]; the drop's is paired: both scored on the same
+    resamples, so it shows whether the drop is more than the luck of these images)."""
+    out: dict = {"score_rank_correlation": rank_correlation(scores, ref_scores)}
     if labels is not None and 0 < int(np.sum(labels)) < len(labels):
         ref_auc, auc = image_auroc(labels, ref_scores), image_auroc(labels, scores)
-        out.update(auroc_reference=ref_auc, auroc=auc, auroc_drop=ref_auc - auc)
+        _, drop_lo, drop_hi = auroc_drop_interval(labels, ref_scores, scores)
+        out.update(auroc_reference=ref_auc, auroc=auc, auroc_drop=ref_auc - auc,
+                   auroc_interval=list(image_auroc_interval(labels, scores)), auroc_drop_interval=[drop_lo, drop_hi])
     else:
-        out.update(auroc_reference=None, auroc=None, auroc_drop=None)
+        out.update(auroc_reference=None, auroc=None, auroc_drop=None, auroc_interval=None, auroc_drop_interval=None)
     return out
 
 

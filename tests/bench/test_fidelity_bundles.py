@@ -17,7 +17,8 @@ from ddad_edge.bench.report import image_auroc
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 TOY = ["--backbones", "resnet18,resnet50", "--steps", "1", "--image-size", "32", "--n-train", "12",
-       "--train-steps", "2", "--adapt-steps", "1", "--distill-iterations", "1"]
+       "--train-steps", "2", "--adapt-steps", "1", "--distill-iterations", "1", "--n-test-good", "4",
+       "--n-test-defect", "4"]
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +62,13 @@ def test_bundles_for_every_variant_and_a_rerun_makes_nothing(scripts, made, caps
     for numbers, source, model in index.values():
         assert 0.0 <= image_auroc(numbers) <= 1.0 and Path(source).is_file()
         assert (model["preset"], model["image_size"]) == ("tiny", 32)
+        assert model["data_set"].startswith("the hard synthetic set (woven surface") and "8 test images" in model["data_set"]
+        # per-image test scores, for the matrix's paired AUROC drop against the teacher
+        test = scripts.run_matrix.scores_of_test_split(Path(source))
+        assert test["labels"] == [0] * 4 + [1] * 4 and len(test["scores"]) == 8
+    assert yaml.safe_load((out / "data" / "widget" / "synth.yaml").read_text())["difficulty"] == "hard"
+    # the teacher's own AUROC, with its interval, is checked against the hard set's band at the end
+    assert first.count("most-steps FP32 bundle fp32-k1-") == 3 and "0.85-0.95" in first
     assert scripts.run_matrix.refused_index([out / "bundles"]) == {}
 
     # everything is there: a second call only lists it
@@ -102,3 +110,13 @@ def test_a_bad_option_is_one_line_before_any_work(scripts, tmp_path, capsys, opt
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and named in err[0] and option in err[0]
     assert not out.exists()
+
+
+def test_data_of_another_difficulty_is_refused_before_it_is_used(scripts, tmp_path, capsys):
+    from ddad_edge.data.synth import make_synthetic_dataset
+
+    make_synthetic_dataset(tmp_path / "f" / "data", n_train=2, n_test_good=1, n_test_defect=1)  # the easy set
+    assert scripts.fidelity_bundles.main(["--out", str(tmp_path / "f"), *TOY]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: ") and "holds the easy synthetic set, not the hard one" in err[-1]
+    assert not (tmp_path / "f" / "runs").exists()
