@@ -23,11 +23,16 @@ def _register_commands() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `ddad-edge` script; a DdadError becomes one line on stderr and its exit status
     (2 for a configuration error, 75 when the camera or stream is not available yet)."""
-    from ddad_edge.cli.app import app
-
-    _register_commands()
     try:
-        code = app(args=argv, standalone_mode=False)  # an Exit(code) comes back as its code
+        # imports inside the try: a Ctrl-C while they load (the first fraction of a second) is one line too
+        import typer.main
+
+        from ddad_edge.cli.app import app
+        from ddad_edge.cli.numbers import guard_numeric_options
+
+        _register_commands()
+        command = guard_numeric_options(typer.main.get_command(app))  # every number checked before any work
+        code = command(args=argv, standalone_mode=False)  # an Exit(code) comes back as its code
         return code if isinstance(code, int) else 0
     except DdadError as exc:
         print(f"error: {exc}", file=sys.stderr)
