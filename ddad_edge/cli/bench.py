@@ -85,10 +85,11 @@ def bench_command(
     from ddad_edge.bench.report import add_speedups
     from ddad_edge.bench.run import bench_bundle, bench_reference
     from ddad_edge.bundle import Precision, read_bundle
+    from ddad_edge.output_paths import bundle_files
 
     # Everything the user gave is checked before the bundle loads and long before the last frame is timed:
     # a measurement can take minutes, and its results must have somewhere to go.
-    outputs = check_outputs(json_out, md, plot)
+    outputs = check_outputs(json_out, md, plot, inputs=(*bundle_files(bundle), ("--images", images)))
     files = image_files(images) if images is not None else None
     size = parse_frame_size(frame_size) if images is None else None
     target = read_bundle(bundle)  # a bad bundle fails before any frame is written

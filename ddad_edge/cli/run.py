@@ -100,7 +100,9 @@ def run_command(
     if ready_spec is not None:
         check_distinct_lines(gpio_spec, ready_spec)
     uses_sim = gpio_spec.kind is GpioKind.SIM or (ready_spec is not None and ready_spec.kind is GpioKind.SIM)
-    if out is not None and uses_sim:
+    out = out or Path("runs") / time.strftime("inspect-%Y%m%d-%H%M%S")  # created once the source is open
+    events = _check_output_paths(out, events, bundle, video, images)
+    if uses_sim:
         check_sim_log(out / SIM_LOG)
     config_roi = Roi.parse(roi) if roi else None
     window = Debounce.parse(debounce)
@@ -111,7 +113,6 @@ def run_command(
     config = LoopConfig(threshold=threshold_from_bundle(loaded.manifest, threshold), debounce=window, batch=batch,
                         deadline_ms=deadline_ms, on_fault=policy, roi=config_roi, max_frames=max_frames)
     timing = RejectTiming(pulse_s=pulse_ms / 1e3, delay_s=delay_ms / 1e3, max_late_s=max_late_ms / 1e3)
-    out = out or Path("runs") / time.strftime("inspect-%Y%m%d-%H%M%S")  # created once the source is open
     outputs = _Outputs(out, events, events_max_mb, ng_images, ng_max_images, ng_max_mb, preview, http_port,
                        http_host, gpio_spec, ready_spec, not active_low, timing, metrics_port, metrics_host)
     info = {"bundle": str(bundle), "backend": backend, "out": str(out), "gpio": gpio, "delay_ms": delay_ms,
@@ -120,12 +121,25 @@ def run_command(
         _inspect(spec, loaded, backend, config, outputs, info)
 
 
+def _check_output_paths(out: Path, events: Optional[Path], bundle: Path, video: Optional[Path],
+                        images: Optional[Path]) -> Path:
+    """The event log's path, once it and the output folder are known to be writable and clear of the run's
+    inputs: the event log never replaces a bundle file or the video, and nothing is written into the image
+    folder (NG images there would be inspected by the next run) or the bundle. One line if not."""
+    from ddad_edge.output_paths import bundle_files, check_output_file, check_output_folder
+
+    sources = (("--video", video), ("--images", images))
+    check_output_folder(out, "--out", (("the bundle", bundle), *sources))
+    return check_output_file(events or out / "events.jsonl", "--events" if events else "--out", "events.jsonl",
+                             (*bundle_files(bundle), *sources))
+
+
 @dataclass(frozen=True)
 class _Outputs:
     """Where results go: the sinks and the reject output, as the options ask."""
 
     out: Path
-    events: Optional[Path]
+    events: Path  # checked (_check_output_paths): OUT/events.jsonl unless --events names another file
     events_max_mb: float
     ng_images: bool
     ng_max_images: int
@@ -173,7 +187,7 @@ class _Outputs:
             sinks.append(MetricsServer(self.metrics_host, self.metrics_port))  # before the event log: both record
             opened.append(sinks[-1])
             typer.echo(f"metrics: {sinks[-1].url}", err=True)
-        log = EventLog(self.events or self.out / "events.jsonl", max_bytes=int(self.events_max_mb * 1e6))
+        log = EventLog(self.events, max_bytes=int(self.events_max_mb * 1e6))
         sinks.append(EventLogSink(log))
         opened.append(sinks[-1])
         reject = open_reject_output(self.gpio_spec, self.timing, self.ready_spec, active_high=self.active_high,
@@ -215,6 +229,7 @@ def _inspect(spec, bundle, backend, config, outputs: _Outputs, info: dict) -> No
 
     from ddad_edge.inspect.loop import install_stop_signals, run_loop
     from ddad_edge.inspect.ng_images import NgImageSink
+    from ddad_edge.inspect.run_lock import RunLock
     from ddad_edge.inspect.sources import SourceKind, open_source
     from ddad_edge.inspect.summary import StopReason
     from ddad_edge.runtime.base import open_runner
@@ -230,6 +245,8 @@ def _inspect(spec, bundle, backend, config, outputs: _Outputs, info: dict) -> No
         source = open_source(spec) if file_source else None
         if source is not None:
             opened.append(source)
+        lock = RunLock(outputs.events)  # a second run into the same event log is refused here
+        opened.append(lock)
         sinks, reject = outputs.open(config.threshold, opened)
         if source is None:
             source = open_source(spec)
@@ -244,6 +261,7 @@ def _inspect(spec, bundle, backend, config, outputs: _Outputs, info: dict) -> No
             summary = run_loop(runner, source, config, reject, sinks, stop, info=info)
     finally:
         restore()
+        lock.close()
     typer.echo(summary.text())
     for sink in sinks:
         if isinstance(sink, NgImageSink):
