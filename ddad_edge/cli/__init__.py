@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
         _register_commands()
         command = guard_numeric_options(typer.main.get_command(app))  # every number checked before any work
         code = command(args=argv, standalone_mode=False)  # an Exit(code) comes back as its code
+        if code == 130:  # typer turns a Ctrl-C inside a command into Exit(130), silently: say it
+            print("interrupted", file=sys.stderr)
         return code if isinstance(code, int) else 0
     except DdadError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -49,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
             exc.show()
             return exc.exit_code
         if type(exc).__name__ == "Abort":
+            # the parser turns a Ctrl-C (KeyboardInterrupt) inside a command into Abort: still an interrupt
+            if isinstance(exc.__context__, KeyboardInterrupt):
+                print("interrupted", file=sys.stderr)
+                return 130
             print("aborted", file=sys.stderr)
             return 1
         raise

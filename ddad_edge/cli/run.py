@@ -254,11 +254,11 @@ def _inspect(spec, bundle, backend, config, outputs: _Outputs, info: dict) -> No
         for thing in reversed(opened):
             thing.close()
         raise
-    stop = threading.Event()
-    restore = install_stop_signals(stop)
+    stop, hurry = threading.Event(), threading.Event()  # the first and the second SIGINT/SIGTERM
+    restore = install_stop_signals(stop, hurry)
     try:
         with runner:
-            summary = run_loop(runner, source, config, reject, sinks, stop, info=info)
+            summary = run_loop(runner, source, config, reject, sinks, stop, info=info, hurry=hurry)
     finally:
         restore()
         lock.close()
