@@ -23,7 +23,9 @@ def synth(
     """Write a synthetic MVTec-layout dataset of machined discs with scratches, holes, stains, missing pieces."""
     from ddad_edge.data.folders import list_test, list_train
     from ddad_edge.data.synth import make_synthetic_dataset
+    from ddad_edge.output_paths import check_output_folder
 
+    check_output_folder(out, "--out")
     root = make_synthetic_dataset(out, category=category, size=size, n_train=n_train, n_test_good=n_test_good,
                                   n_test_defect=n_test_defect, seed=seed)
     test = list_test(root)

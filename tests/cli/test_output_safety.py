@@ -122,3 +122,20 @@ def test_train_out_a_file_or_inside_the_dataset_is_one_line(capsys, tmp_path):
         assert_one_line(code, err, "--out", words)
     assert (tmp_path / "notes.txt").read_text() == "mine"
     assert sorted(str(p) for p in data.rglob("*")) == listing
+
+
+def test_demo_and_synth_check_where_they_write_first(capsys, tmp_path, monkeypatch):
+    """The demo runs for minutes and wrote --json last (a traceback then); synth --out a file raised."""
+    import ddad_edge.demo
+
+    def never(*_args, **_kwargs):
+        raise AssertionError("the demo ran before its output paths were checked")
+
+    monkeypatch.setattr(ddad_edge.demo, "run_demo", never)
+    (tmp_path / "notes.txt").write_text("mine")
+    for args, words in ((["demo", "--out", tmp_path / "d", "--json", "/dev/null"], "character device"),
+                        (["demo", "--out", tmp_path / "notes.txt"], "is a file, not a folder"),
+                        (["synth", "--out", tmp_path / "notes.txt", "--n-train", "2"], "is a file, not a folder")):
+        code, err = run_cli(capsys, *args)
+        assert_one_line(code, err, words)
+    assert (tmp_path / "notes.txt").read_text() == "mine" and sorted(os.listdir(tmp_path)) == ["notes.txt"]
