@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+from tests.inspect.test_stop_signals import signalled
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -20,14 +22,11 @@ def test_ctrl_c_while_timing_is_one_line(toy_bundle, tmp_path):
                                 "--iters", "1000000", "--warmup", "0", "--frame-size", "64x48", "--no-progress",
                                 "--json", str(tmp_path / "b.json")],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
+    def ready() -> None:
         time.sleep(8)  # well into the timing: start-up takes a few seconds on a loaded machine
         assert process.poll() is None, process.communicate()
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
+
+    _, stderr = signalled(process, ready, signal.SIGINT)
     assert process.returncode == 130, stderr
     assert stderr.strip().splitlines()[-1] == "interrupted" and "Traceback" not in stderr
     assert not (tmp_path / "b.json").exists()

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -38,6 +39,22 @@ def wait_for_frames(events: Path, count: int, timeout: float = 60.0) -> None:
     raise AssertionError(f"fewer than {count} frames in {events} after {timeout} s")
 
 
+def signalled(process: subprocess.Popen, ready: Callable[[], None], *signals: signal.Signals,
+              gap_s: float = 0.3) -> tuple[str, str]:
+    """Once `ready()` returns, send `signals` `gap_s` apart; the process's stdout and stderr once it ends.
+    The process is killed if anything fails on the way, so no test leaves one behind."""
+    try:
+        ready()
+        for i, sig in enumerate(signals):
+            if i:
+                time.sleep(gap_s)
+            process.send_signal(sig)
+        return process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
 def test_a_second_ctrl_c_cancels_pending_pulses_and_still_writes_everything(tmp_path, red_bundle):
     """--delay-ms 1800: at the first Ctrl-C, NG parts' pulses are pending within the 2 s drain, so the run
     waits for them; a second Ctrl-C 0.3 s later cancels them at once, and the safe state, the summary and the
@@ -46,15 +63,8 @@ def test_a_second_ctrl_c_cancels_pending_pulses_and_still_writes_everything(tmp_
     out = tmp_path / "out"
     process = start_run("--video", str(video), "--realtime", "--bundle", str(red_bundle.path), "--gpio", "sim",
                         "--delay-ms", "1800", "--pulse-ms", "400", "--out", str(out))
-    try:
-        wait_for_frames(out / "events.jsonl", 40)
-        process.send_signal(signal.SIGINT)
-        time.sleep(0.3)
-        process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
+    stdout, stderr = signalled(process, lambda: wait_for_frames(out / "events.jsonl", 40), signal.SIGINT,
+                               signal.SIGINT)
     assert process.returncode == 0, stderr
     assert "Traceback" not in stderr and "SIGINT again" in stderr
     assert "stopped: signal" in stdout and "cancelled at shutdown" in stdout
@@ -86,14 +96,11 @@ def test_ctrl_c_while_starting_is_one_line(tmp_path, red_bundle, after_s):
     process = subprocess.Popen([sys.executable, "-c", _LAUNCH, "run", "--video", str(video), "--realtime",
                                 "--bundle", str(red_bundle.path), "--gpio", "sim", "--out", str(out)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
+    def ready() -> None:
         assert process.stderr.readline().strip() == "started"
         time.sleep(after_s)
-        process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
+
+    stdout, stderr = signalled(process, ready, signal.SIGINT)
     assert "Traceback" not in stderr, stderr
     assert process.returncode in (0, 130), (process.returncode, stderr)
     if process.returncode == 130:
