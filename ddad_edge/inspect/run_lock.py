@@ -33,8 +33,11 @@ class RunLock:
             os.close(self._fd)
             raise DdadError(f"another ddad-edge run (process {holder}) is writing the event log {events}: "
                             f"stop it first, or give this run another --out (or --events)") from None
-        os.ftruncate(self._fd, 0)
-        os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
+        try:  # the holder's process id, for the second run's message; a full disk must not stop the run
+            os.ftruncate(self._fd, 0)
+            os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError:
+            pass
 
     @property
     def name(self) -> str:
