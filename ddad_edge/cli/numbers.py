@@ -19,7 +19,7 @@ import sys
 import typing
 from typing import Any, Callable
 
-from ddad_edge.config import option_range
+from ddad_edge.config import check_option_range, option_range
 from ddad_edge.errors import DdadError
 
 MAX_BATCH = 256  # frames per inference call (run, bench, evaluate): more is no line camera's rate, only memory
@@ -34,10 +34,8 @@ _RANGES: dict[str, Range | str] = {
     "--image-size": "model.image_size", "--max-steps": "train.max_steps", "--max-minutes": "train.max_minutes",
     "--epochs": "train.epochs", "--batch-size": "train.batch_size", "--seed": "train.seed", "--w": "sampler.w",
     "--eta": "sampler.eta", "--t-prime": "sampler.t_prime",
-    # sampler steps (evaluate, export, model-info) and distillation
-    "--steps": (1, 100_000), "--to-steps": (1, 4), "--teacher-steps": (2, 1024),
-    "--iterations": (1, 1_000_000_000), "--lr": (1e-12, 10.0), "--synthetic-defects": (0.0, 1.0),
-    "--random-noise": (0.0, 1.0), "--defect-weight": (1e-12, 1e6),
+    # sampler steps (evaluate, export, model-info)
+    "--steps": (1, 100_000),
     # thresholds at export and on the line
     "--quantile": (1e-12, 1.0), "--margin": (0.0, 1e6), "--threshold": (-MAX_FLOAT, MAX_FLOAT),
     # synthetic data, the demo, the selftest
@@ -56,12 +54,25 @@ _RANGES: dict[str, Range | str] = {
 }
 _COMMAND_RANGES: dict[tuple[str, str], Range | str] = {
     ("adapt", "--epochs"): "adapt.epochs", ("adapt", "--max-steps"): "adapt.max_steps",
+    # model-info counts any size its preset can take and names the preset when one does not fit
+    ("model-info", "--image-size"): (1, 2048),
 }
+# Commands whose numbers a settings class of their own checks as the body's first statement, before any
+# work, with the meaning of each (distill: train/distill.py's DistillConfig, "--random-noise 1.5 is a
+# fraction"); here only finiteness, so the ranges are not written twice.
+_OWN_RANGES = {"distill"}
+
+
+def _entry(command: str, option: str) -> Range | str | None:
+    if command in _OWN_RANGES:
+        return None
+    return _COMMAND_RANGES.get((command, option), _RANGES.get(option))
 
 
 def range_of(command: str, option: str) -> Range | None:
-    """The inclusive range of `option` of `command`, or None where the table has none."""
-    found = _COMMAND_RANGES.get((command, option), _RANGES.get(option))
+    """The inclusive range of `option` of `command`, or None where the table has none (or the command
+    checks its own: `_OWN_RANGES`)."""
+    found = _entry(command, option)
     return option_range(found) if isinstance(found, str) else found
 
 
@@ -76,8 +87,17 @@ def numeric_kind(param: Any) -> type | None:
 
 
 def check_number(command: str, option: str, value: float) -> None:
-    """One DdadError line when `value` of `option` is not finite or outside its range."""
-    lo, hi = range_of(command, option)
+    """One DdadError line when `value` of `option` is not finite or outside its range (an option that sets
+    a config key: that key's range, said as `check_option_range` says it)."""
+    if isinstance(value, float) and not math.isfinite(value) and command in _OWN_RANGES:
+        raise DdadError(f"{option} {value:g}: give a finite number")
+    found = _entry(command, option)
+    if isinstance(found, str):
+        check_option_range(option, found, value)
+        return
+    if found is None:
+        return
+    lo, hi = found
     span = "a finite number" if (lo, hi) == (-MAX_FLOAT, MAX_FLOAT) else f"a number from {lo:g} to {hi:g}"
     if isinstance(value, float) and not math.isfinite(value):
         raise DdadError(f"{option} {value:g} is not a finite number: give {span}")
@@ -107,7 +127,7 @@ def guard_numeric_options(group: Any, prefix: str = "") -> Any:
             guard_numeric_options(command, f"{prefix}{name} ")
             continue
         for p in command.params:
-            if numeric_kind(p) is not None and range_of(name, p.opts[0]) is None:
+            if numeric_kind(p) is not None and name not in _OWN_RANGES and range_of(name, p.opts[0]) is None:
                 raise RuntimeError(f"ddad-edge {prefix}{name} {p.opts[0]}: add its range to cli/numbers.py")
         if command.callback is not None:
             command.callback = _guarded(name, command.params, command.callback)

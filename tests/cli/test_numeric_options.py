@@ -30,6 +30,8 @@ OPTIONS = _numeric_options()
 
 
 def _bad_values(command: str, option: str, kind: type) -> list[str]:
+    if range_of(command, option) is None:  # a command that checks its own ranges (distill): bad for all
+        return ["-1", str(10**30), *(["nan", "inf"] if kind is float else [])]
     lo, hi = range_of(command, option)
     values = [str(-1) if lo >= 0 else "-1e309"]  # -1e309 reads as minus infinity
     if hi < 10**30:
