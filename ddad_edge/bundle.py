@@ -30,6 +30,7 @@ from ddad_edge.errors import DdadError
 from ddad_edge.graph_signature import (GraphFormatError, graph_signature, precision_mismatch,
                                        signature_difference)
 from ddad_edge.yaml_strict import load_yaml
+from ddad_edge.output_paths import followed, refuse_special_file
 
 BUNDLE_SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.yaml"
@@ -69,7 +70,10 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     A write that fails (disk full, read-only, no permission) removes its temporary file and raises one
     DdadError line naming the file; the OSError is its `__cause__` (errno ENOSPC for a full disk).
     """
-    path = Path(path)
+    # A link is followed (its target replaced, the link kept); a device node, FIFO or socket is refused:
+    # the rename below would replace the node itself (`/dev/full` as root) with a regular file.
+    path = followed(Path(path))
+    refuse_special_file(path, "")
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

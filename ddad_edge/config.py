@@ -422,6 +422,11 @@ _RANGES: dict[str, tuple[float, float]] = {
 _LAYERS = ("layer1", "layer2", "layer3")
 
 
+def option_range(key: str) -> tuple[float, float]:
+    """The inclusive range of config key `key` (e.g. `sampler.w`), for a command-line option that sets it."""
+    return _RANGES[key]
+
+
 def check_option_range(option: str, key: str, value: float) -> None:
     """One line when a command-line `option` sets config key `key` (e.g. `sampler.w`) outside its range."""
     lo, hi = _RANGES[key]

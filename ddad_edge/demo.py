@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from ddad_edge.bundle import atomic_write_bytes
 from ddad_edge.errors import DdadError
 
 CATEGORY = "widget"
@@ -159,9 +160,10 @@ def run_demo(out: Path, minutes: float = 8.0, json_path: Path | None = None,
         "operator_page": None if page_png is None else str(page_png),
         "minutes": round((time.monotonic() - started) / 60, 2),
     }
-    (out / "demo-summary.json").write_text(json.dumps(result, indent=2))
+    text = json.dumps(result, indent=2).encode()
+    atomic_write_bytes(out / "demo-summary.json", text)  # whole or not at all, as every output
     if json_path is not None:
-        Path(json_path).write_text(json.dumps(result, indent=2))
+        atomic_write_bytes(Path(json_path), text)
     return result
 
 

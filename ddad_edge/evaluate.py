@@ -12,6 +12,7 @@ images that have a mask, or are NaN), and metrics.json counts `defective_without
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import sys
@@ -152,17 +153,29 @@ def write_evaluation(ev: Evaluation, out_dir: Path, images: np.ndarray, maps: np
                      extra: dict | None = None, n_overlays: int = 6, json_path: Path | None = None) -> Path:
     """Write scores.csv, metrics.json and a few heatmap overlays (the highest-scoring defects and good images).
 
-    Returns the metrics.json path (or `json_path` when given, which then also receives the metrics).
+    Returns the metrics.json path (or `json_path` when given, which then also receives the metrics). Each
+    file is written whole or not at all (a full disk is one DdadError line naming the file, never a
+    truncated or empty file); `json_path` first, as the file asked for by name.
     """
     import cv2
 
+    from ddad_edge.bundle import atomic_write_bytes
+
     out_dir = Path(out_dir)
-    (out_dir / "overlays").mkdir(parents=True, exist_ok=True)
-    with open(out_dir / "scores.csv", "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["path", "kind", "label", "score"])
-        for row in zip(ev.paths, ev.kinds, ev.labels, ev.scores):
-            writer.writerow([row[0], row[1], row[2], f"{row[3]:.6g}"])
+    payload = {**ev.summary(), **(extra or {})}
+    payload = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in payload.items()}
+    text = json.dumps(payload, indent=2).encode()
+    if json_path is not None:
+        _make_folder(Path(json_path).parent)
+        atomic_write_bytes(Path(json_path), text)
+    _make_folder(out_dir / "overlays")
+    rows = io.StringIO(newline="")
+    writer = csv.writer(rows)
+    writer.writerow(["path", "kind", "label", "score"])
+    for row in zip(ev.paths, ev.kinds, ev.labels, ev.scores):
+        writer.writerow([row[0], row[1], row[2], f"{row[3]:.6g}"])
+    atomic_write_bytes(out_dir / "scores.csv", rows.getvalue().encode())
+    atomic_write_bytes(out_dir / "metrics.json", text)
     scores = np.asarray(ev.scores)
     labels = np.asarray(ev.labels)
     vmax = float(np.percentile(scores, 99)) if len(scores) else None
@@ -171,16 +184,17 @@ def write_evaluation(ev: Evaluation, out_dir: Path, images: np.ndarray, maps: np
     for i in picks:
         pair = np.concatenate([images[i], heatmap_overlay(images[i], maps[i], vmax=vmax)], axis=1)
         name = f"{ev.kinds[i]}_{Path(ev.paths[i]).stem}_score{scores[i]:.3f}.png"
-        cv2.imwrite(str(out_dir / "overlays" / name), pair[:, :, ::-1])
-    payload = {**ev.summary(), **(extra or {})}
-    payload = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in payload.items()}
-    text = json.dumps(payload, indent=2)
-    (out_dir / "metrics.json").write_text(text)
-    if json_path is not None:
-        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(json_path).write_text(text)
-        return Path(json_path)
-    return out_dir / "metrics.json"
+        ok, png = cv2.imencode(".png", pair[:, :, ::-1])
+        if ok:
+            atomic_write_bytes(out_dir / "overlays" / name, png.tobytes())
+    return Path(json_path) if json_path is not None else out_dir / "metrics.json"
+
+
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DdadError(f"cannot create the folder {folder}: {exc.strerror or exc}") from None
 
 
 def evaluation_dict(ev: Evaluation) -> dict:

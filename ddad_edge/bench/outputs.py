@@ -3,53 +3,16 @@
 A measurement can take minutes (the DDAD-S reference on a CPU takes seconds a frame), so an output path
 that cannot be written is one line before it starts, not a traceback after it: a folder where a file is
 asked for, a path under a file, a folder that cannot be created or written, the same file named twice,
-a plot format matplotlib does not write. Nothing is created by the checks; the files' folders are made
-when the files are written.
+a plot format matplotlib does not write, a device node (`ddad_edge.output_paths`, the check every command's
+outputs share). Nothing is created by the checks; the files' folders are made when the files are written.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from ddad_edge.errors import DdadError, missing_package
-
-
-def _nearest_existing(path: Path) -> Path:
-    """The closest ancestor of `path` that exists (the current folder at worst for a relative path)."""
-    folder = path.parent
-    while not os.path.lexists(folder) and folder != folder.parent:
-        folder = folder.parent
-    return folder
-
-
-def check_output_file(path: Path, option: str, example: str) -> Path:
-    """`path` as a file `option` may write, or one DdadError line: it is a folder (`example` is the file name
-    proposed in it), a folder above it is a file, or the folder it goes in cannot be created or written to.
-    Returns `path`; nothing is created."""
-    path = Path(path)
-    if path.is_dir():
-        raise DdadError(f"{option} {path} is a folder: give a file path, for example {path / example}")
-    folder = _nearest_existing(path)
-    if not folder.is_dir():
-        what = "a file, not a folder" if folder.is_file() else "not a folder"
-        raise DdadError(f"{option} {path}: {folder} is {what}: give a path in a folder")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise DdadError(f"{option} {path}: the folder {folder} is not writable: give a path in a writable folder")
-    return path
-
-
-def check_output_folder(path: Path, option: str) -> Path:
-    """`path` as a folder `option` may create or write into, or one DdadError line: it is a file, or a folder
-    above it is a file or cannot be written to. Returns `path`; nothing is created."""
-    path = Path(path)
-    if path.is_dir():
-        if not os.access(path, os.W_OK | os.X_OK):
-            raise DdadError(f"{option} {path}: the folder is not writable: give a writable folder")
-        return path
-    if os.path.lexists(path):
-        raise DdadError(f"{option} {path} is a file, not a folder: give a folder path")
-    return check_output_file(path, option, "")
+from ddad_edge.output_paths import check_output_file
 
 
 def plot_path(path: Path) -> Path:
@@ -72,16 +35,18 @@ def plot_path(path: Path) -> Path:
     return path
 
 
-def check_outputs(json_out: Path | None, md: Path | None, plot: Path | None) -> dict[str, Path]:
-    """The benchmark's output files by kind ("json", "md", "plot"), each checked (check_output_file), or one
-    DdadError line; two options naming the same file are refused (the second would overwrite the first)."""
+def check_outputs(json_out: Path | None, md: Path | None, plot: Path | None,
+                  inputs: tuple[tuple[str, Path], ...] = ()) -> dict[str, Path]:
+    """The benchmark's output files by kind ("json", "md", "plot"), each checked (check_output_file; none may
+    be one of `inputs`, the bundle and the images it reads), or one DdadError line; two options naming the
+    same file are refused (the second would overwrite the first)."""
     outputs: dict[str, Path] = {}
     if json_out is not None:
-        outputs["json"] = check_output_file(json_out, "--json", "bench.json")
+        outputs["json"] = check_output_file(json_out, "--json", "bench.json", inputs)
     if md is not None:
-        outputs["md"] = check_output_file(md, "--md", "bench.md")
+        outputs["md"] = check_output_file(md, "--md", "bench.md", inputs)
     if plot is not None:
-        outputs["plot"] = check_output_file(plot_path(plot), "--plot", "latency.png")
+        outputs["plot"] = check_output_file(plot_path(plot), "--plot", "latency.png", inputs)
     seen: dict[Path, str] = {}
     for kind, path in outputs.items():
         key = path.resolve()

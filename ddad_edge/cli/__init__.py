@@ -23,11 +23,18 @@ def _register_commands() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `ddad-edge` script; a DdadError becomes one line on stderr and its exit status
     (2 for a configuration error, 75 when the camera or stream is not available yet)."""
-    from ddad_edge.cli.app import app
-
-    _register_commands()
     try:
-        code = app(args=argv, standalone_mode=False)  # an Exit(code) comes back as its code
+        # imports inside the try: a Ctrl-C while they load (the first fraction of a second) is one line too
+        import typer.main
+
+        from ddad_edge.cli.app import app
+        from ddad_edge.cli.numbers import guard_numeric_options
+
+        _register_commands()
+        command = guard_numeric_options(typer.main.get_command(app))  # every number checked before any work
+        code = command(args=argv, standalone_mode=False)  # an Exit(code) comes back as its code
+        if code == 130:  # typer turns a Ctrl-C inside a command into Exit(130), silently: say it
+            print("interrupted", file=sys.stderr)
         return code if isinstance(code, int) else 0
     except DdadError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -44,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
             exc.show()
             return exc.exit_code
         if type(exc).__name__ == "Abort":
+            # the parser turns a Ctrl-C (KeyboardInterrupt) inside a command into Abort: still an interrupt
+            if isinstance(exc.__context__, KeyboardInterrupt):
+                print("interrupted", file=sys.stderr)
+                return 130
             print("aborted", file=sys.stderr)
             return 1
         raise

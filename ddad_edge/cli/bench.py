@@ -57,13 +57,13 @@ def bench_command(
     unmeasured_mode: bool = typer.Option(False, "--unmeasured-mode",
                                          help="time an OpenVINO execution mode (openvino, openvino-bf16) that the "
                                               "bundle's export did not measure or refused: its row has no fidelity"),
-    batch: int = typer.Option(1, "--batch", min=1, help="frames per inference call"),
-    warmup: int = typer.Option(3, "--warmup", min=0, help="inference calls run first and not counted"),
-    iters: int = typer.Option(30, "--iters", min=1, help="inference calls measured"),
+    batch: int = typer.Option(1, "--batch", help="frames per inference call"),
+    warmup: int = typer.Option(3, "--warmup", help="inference calls run first and not counted"),
+    iters: int = typer.Option(30, "--iters", help="inference calls measured"),
     reference: bool = typer.Option(False, "--reference",
                                    help="also time the DDAD-S reference (torch eager, 10 steps, wide_resnet101_2)"),
-    reference_warmup: int = typer.Option(1, "--reference-warmup", min=0, help="warm-up calls of the reference"),
-    reference_iters: int = typer.Option(3, "--reference-iters", min=1,
+    reference_warmup: int = typer.Option(1, "--reference-warmup", help="warm-up calls of the reference"),
+    reference_iters: int = typer.Option(3, "--reference-iters",
                                         help="measured calls of the reference (seconds each on a CPU)"),
     reference_threads: list[int] = typer.Option([0], "--reference-threads",
                                                 help="torch threads of the reference on a CPU (0: torch's "
@@ -74,7 +74,7 @@ def bench_command(
                                           "where torch sees one, as DDAD runs), cpu, cuda, cuda:N"),
     images: Optional[Path] = typer.Option(None, "--images", help="read these image files (default: synthetic)"),
     frame_size: str = typer.Option("640x480", "--frame-size", help="size of the synthetic camera frames, WxH"),
-    threads: int = typer.Option(0, "--threads", min=0, help="ONNX Runtime intra-op threads (0: its default)"),
+    threads: int = typer.Option(0, "--threads", help="ONNX Runtime intra-op threads (0: its default)"),
     ort_profile: bool = typer.Option(False, "--ort-profile",
                                      help="also profile the graph per operator in ONNX Runtime (CPU)"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="write the rows (with raw samples) as JSON"),
@@ -89,10 +89,11 @@ def bench_command(
     from ddad_edge.bench.report import add_speedups
     from ddad_edge.bench.run import bench_bundle, bench_reference
     from ddad_edge.bundle import Precision, read_bundle
+    from ddad_edge.output_paths import bundle_files
 
     # Everything the user gave is checked before the bundle loads and long before the last frame is timed:
     # a measurement can take minutes, and its results must have somewhere to go.
-    outputs = check_outputs(json_out, md, plot)
+    outputs = check_outputs(json_out, md, plot, inputs=(*bundle_files(bundle), ("--images", images)))
     files = image_files(images) if images is not None else None
     size = parse_frame_size(frame_size) if images is None else None
     target = read_bundle(bundle)  # a bad bundle fails before any frame is written

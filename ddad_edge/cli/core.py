@@ -55,8 +55,12 @@ def train(
     from ddad_edge.model.backbone import check_backbone
     from ddad_edge.train.diffusion import TrainingInterrupted, train_diffusion
 
+    from ddad_edge.output_paths import check_output_folder
+
     name = category or data.resolve().name
     out = out or Path("runs") / name
+    # a file at --out, or a run folder inside the dataset (its images would be read as training data)
+    check_output_folder(out, "--out", (("the dataset", data),))
     if resume:
         # A resumed run continues with its own saved config: only the stop limits change it, and any other
         # option that asks for something else is refused rather than ignored.
@@ -212,16 +216,13 @@ def evaluate(
     batch: int = typer.Option(8),
 ) -> None:
     """Image AUROC, pixel AUROC, AUPRO and F1-max on the test split, with overlays and per-image scores."""
-    from ddad_edge.bench.outputs import check_output_file, check_output_folder
     from ddad_edge.config import check_option_range
     from ddad_edge.evaluate import check_batch, evaluate_runner, write_evaluation
+    from ddad_edge.output_paths import bundle_files
 
     # Options and the paths the results go to are checked first: an evaluation can take minutes.
     check_batch(batch)
-    if json_path is not None:
-        check_output_file(json_path, "--json", "metrics.json")
-    if out is not None:
-        check_output_folder(out, "--out")
+    _check_evaluation_outputs(json_path, out, (*bundle_files(bundle), ("the dataset", data)))
     if bundle is not None:
         _refuse_run_options(run, steps=steps, naive=naive, scoring=scoring, ratio=ratio, eta=eta, w=w)
         from ddad_edge.bundle import read_bundle
@@ -256,11 +257,23 @@ def evaluate(
                  "eta": pipe.eta, "scoring": pipe.scorer.cfg.mode.value, "ratio": pipe.scorer.cfg.ratio.value,
                  "naive": naive}
         out = out or r.path / "eval" / f"steps{len(pipe.timesteps)}{'-naive' if naive else ''}"
+    # again with the run's dataset (known now): overlays written into it would be read as test images
+    _check_evaluation_outputs(json_path, out, (("the dataset", root),))
     with runner:
         ev, images, maps, _ = evaluate_runner(runner, root, cat, batch=batch)
     path = write_evaluation(ev, out, images, maps, extra=extra, json_path=json_path)
     summary = {k: v for k, v in ev.summary().items()}
     _print_json_or_table({**summary, "written": str(path)}, as_json=False)
+
+
+def _check_evaluation_outputs(json_path: Optional[Path], out: Optional[Path], inputs: tuple) -> None:
+    """One line when --json or --out cannot be written, or would land on the evaluation's inputs."""
+    from ddad_edge.output_paths import check_output_file, check_output_folder
+
+    if json_path is not None:
+        check_output_file(json_path, "--json", "metrics.json", inputs)
+    if out is not None:
+        check_output_folder(out, "--out", inputs)
 
 
 def _refuse_run_options(run: Optional[Path], **given) -> None:

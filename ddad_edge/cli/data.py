@@ -27,7 +27,9 @@ def synth(
     """Write a synthetic MVTec-layout dataset: machined discs with scratches, holes, stains, missing pieces
     (easy), or a woven surface with subtle defects (hard)."""
     from ddad_edge.data.folders import list_test, list_train
+    from ddad_edge.output_paths import check_output_folder
 
+    check_output_folder(out, "--out")
     root = make_synthetic_set(out, difficulty, category=category, size=size, n_train=n_train,
                               n_test_good=n_test_good, n_test_defect=n_test_defect, seed=seed)
     test = list_test(root)

@@ -19,7 +19,12 @@ def demo(
 ) -> None:
     """Synthetic conveyor → train → adapt → distill to 2 steps → INT8 bundle → inspection loop → latency."""
     from ddad_edge.demo import run_demo
+    from ddad_edge.output_paths import check_output_file, check_output_folder
 
+    # the demo takes minutes: where its results go is checked first
+    check_output_folder(out, "--out")
+    if json_path is not None:
+        json_path = check_output_file(json_path, "--json", "demo.json")
     result = run_demo(out, minutes, json_path, log=lambda s: typer.echo(s, err=True))
     typer.echo("")
     typer.echo(f"image AUROC of the 2-step INT8 bundle on the synthetic test split: {result['image_auroc']:.3f}")

@@ -38,7 +38,7 @@ def doctor_command() -> None:
 def selftest_command(
     bundle: Path = typer.Option(..., "--bundle", help="bundle folder"),
     backend: str = typer.Option("auto", "--backend", help="onnxruntime | openvino | openvino-bf16 | tensorrt | auto"),
-    repeats: int = typer.Option(5, "--repeats", min=1, help="timing passes over the probe frames"),
+    repeats: int = typer.Option(5, "--repeats", help="timing passes over the probe frames"),
 ) -> None:
     """Run the bundle's probe frames through a backend and check them against the FP32 outputs."""
     from ddad_edge.selftest import format_report, run_selftest

@@ -18,21 +18,6 @@ EXIT_FAULT_STOP = 3  # the loop stopped itself on a fault (--on-fault stop)
 
 
 SIM_LOG = "gpio-sim.jsonl"  # level changes of simulated lines, in the output folder
-MAX_BATCH = 256  # frames per inference call; more is no line camera's rate and only holds memory
-
-
-def _check_numbers(**values: float) -> None:
-    """Every numeric option finite and in its range (name → value, named as the option): one line if not."""
-    ranges = {"pulse_ms": (0.1, 60_000.0), "delay_ms": (0.0, 3_600_000.0), "max_late_ms": (0.0, 60_000.0),
-              "deadline_ms": (0.0, 3_600_000.0), "stall_s": (0.01, 86_400.0), "events_max_mb": (0.0, 1e6),
-              "ng_max_mb": (0.0, 1e9), "ng_max_images": (0, 10**9), "fps": (0.0, 10_000.0),
-              "width": (0, 65_535), "height": (0, 65_535), "batch": (1, MAX_BATCH), "max_frames": (0, 10**15),
-              "http_port": (0, 65_535)}
-    for name, value in values.items():
-        lo, hi = ranges[name]
-        if not lo <= value <= hi:  # False for NaN too
-            raise DdadError(f"--{name.replace('_', '-')} {value:g} is out of range: give a number "
-                            f"from {lo:g} to {hi:g}")
 
 
 def _source_spec(camera, csi, gst, url, video, images, width, height, fps, realtime, keep, stall_s):
@@ -73,7 +58,7 @@ def run_command(
     stall_s: float = typer.Option(3.0, "--stall-s",
                                   help="a live source silent this long counts as lost (raise for triggered cameras)"),
     roi: Optional[str] = typer.Option(None, "--roi", help="x,y,w,h crop of the frame in pixels"),
-    batch: int = typer.Option(1, "--batch", min=1, help="frames per inference call"),
+    batch: int = typer.Option(1, "--batch", help="frames per inference call"),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="image threshold (default: bundle's)"),
     debounce: str = typer.Option("1/1", "--debounce", help="k/n: NG when k of the last n frames are above"),
     deadline_ms: float = typer.Option(0.0, "--deadline-ms", help="inference slower than this is a FAULT (0: none)"),
@@ -93,7 +78,7 @@ def run_command(
     preview: bool = typer.Option(False, "--preview", help="show frames in a window (needs a GUI OpenCV)"),
     http_port: int = typer.Option(0, "--http-port", help="serve a status page and MJPEG stream (0: off)"),
     http_host: str = typer.Option("127.0.0.1", "--http-host", help="address the status page binds to"),
-    metrics_port: int = typer.Option(0, "--metrics-port", min=0, max=65535,
+    metrics_port: int = typer.Option(0, "--metrics-port",
                                      help="serve Prometheus metrics at /metrics on this port (0: off)"),
     metrics_host: str = typer.Option("127.0.0.1", "--metrics-host", help="address the metrics endpoint binds to"),
     max_frames: int = typer.Option(0, "--max-frames", help="stop after this many frames (0: no limit)"),
@@ -110,10 +95,8 @@ def run_command(
     from ddad_edge.inspect.sources import check_source
     from ddad_edge.inspect.threshold_check import threshold_edit_note, threshold_notes
 
-    # Everything a user can mistype is checked before the model loads: one line, at once.
-    _check_numbers(pulse_ms=pulse_ms, delay_ms=delay_ms, max_late_ms=max_late_ms, deadline_ms=deadline_ms,
-                   stall_s=stall_s, events_max_mb=events_max_mb, ng_max_mb=ng_max_mb, ng_max_images=ng_max_images,
-                   fps=fps, width=width, height=height, batch=batch, max_frames=max_frames, http_port=http_port)
+    # Everything a user can mistype is checked before the model loads: one line, at once (the numbers
+    # already are: cli/numbers.py).
     check_bind_host(http_host, "--http-host")
     check_bind_host(metrics_host, "--metrics-host")
     spec = _source_spec(camera, csi, gst, url, video, images, width, height, fps, realtime, batch, stall_s)
@@ -126,7 +109,9 @@ def run_command(
     if ready_spec is not None:
         check_distinct_lines(gpio_spec, ready_spec)
     uses_sim = gpio_spec.kind is GpioKind.SIM or (ready_spec is not None and ready_spec.kind is GpioKind.SIM)
-    if out is not None and uses_sim:
+    out = out or Path("runs") / time.strftime("inspect-%Y%m%d-%H%M%S")  # created once the source is open
+    events = _check_output_paths(out, events, bundle, video, images)
+    if uses_sim:
         check_sim_log(out / SIM_LOG)
     config_roi = Roi.parse(roi) if roi else None
     window = Debounce.parse(debounce)
@@ -145,7 +130,6 @@ def run_command(
     config = LoopConfig(threshold=chosen, debounce=window, batch=batch, gate=gate,
                         deadline_ms=deadline_ms, on_fault=policy, roi=config_roi, max_frames=max_frames)
     timing = RejectTiming(pulse_s=pulse_ms / 1e3, delay_s=delay_ms / 1e3, max_late_s=max_late_ms / 1e3)
-    out = out or Path("runs") / time.strftime("inspect-%Y%m%d-%H%M%S")  # created once the source is open
     outputs = _Outputs(out, events, events_max_mb, ng_images, ng_max_images, ng_max_mb, preview, http_port,
                        http_host, gpio_spec, ready_spec, not active_low, timing, metrics_port, metrics_host)
     graph = loaded.manifest.get("graph") if isinstance(loaded.manifest.get("graph"), dict) else {}
@@ -156,12 +140,25 @@ def run_command(
         _inspect(spec, loaded, backend, config, outputs, info, unmeasured_mode)
 
 
+def _check_output_paths(out: Path, events: Optional[Path], bundle: Path, video: Optional[Path],
+                        images: Optional[Path]) -> Path:
+    """The event log's path, once it and the output folder are known to be writable and clear of the run's
+    inputs: the event log never replaces a bundle file or the video, and nothing is written into the image
+    folder (NG images there would be inspected by the next run) or the bundle. One line if not."""
+    from ddad_edge.output_paths import bundle_files, check_output_file, check_output_folder
+
+    sources = (("--video", video), ("--images", images))
+    check_output_folder(out, "--out", (("the bundle", bundle), *sources))
+    return check_output_file(events or out / "events.jsonl", "--events" if events else "--out", "events.jsonl",
+                             (*bundle_files(bundle), *sources))
+
+
 @dataclass(frozen=True)
 class _Outputs:
     """Where results go: the sinks and the reject output, as the options ask."""
 
     out: Path
-    events: Optional[Path]
+    events: Path  # checked (_check_output_paths): OUT/events.jsonl unless --events names another file
     events_max_mb: float
     ng_images: bool
     ng_max_images: int
@@ -209,7 +206,7 @@ class _Outputs:
             sinks.append(MetricsServer(self.metrics_host, self.metrics_port))  # before the event log: both record
             opened.append(sinks[-1])
             typer.echo(f"metrics: {sinks[-1].url}", err=True)
-        log = EventLog(self.events or self.out / "events.jsonl", max_bytes=int(self.events_max_mb * 1e6))
+        log = EventLog(self.events, max_bytes=int(self.events_max_mb * 1e6))
         sinks.append(EventLogSink(log))
         opened.append(sinks[-1])
         reject = open_reject_output(self.gpio_spec, self.timing, self.ready_spec, active_high=self.active_high,
@@ -254,6 +251,7 @@ def _inspect(spec, bundle, backend, config, outputs: _Outputs, info: dict, unmea
 
     from ddad_edge.inspect.loop import install_stop_signals, run_loop
     from ddad_edge.inspect.ng_images import NgImageSink
+    from ddad_edge.inspect.run_lock import RunLock
     from ddad_edge.inspect.sources import SourceKind, open_source
     from ddad_edge.inspect.summary import StopReason
     from ddad_edge.runtime.base import open_runner
@@ -271,6 +269,8 @@ def _inspect(spec, bundle, backend, config, outputs: _Outputs, info: dict, unmea
         source = open_source(spec) if file_source else None
         if source is not None:
             opened.append(source)
+        lock = RunLock(outputs.events)  # a second run into the same event log is refused here
+        opened.append(lock)
         sinks, reject = outputs.open(config.threshold, opened)
         if source is None:
             source = open_source(spec)
@@ -280,13 +280,14 @@ def _inspect(spec, bundle, backend, config, outputs: _Outputs, info: dict, unmea
         raise
     for note in info.get("warnings", []):  # at every start, once the run is sure to begin; also in the start record
         typer.echo(f"warning: {note}", err=True)
-    stop = threading.Event()
-    restore = install_stop_signals(stop)
+    stop, hurry = threading.Event(), threading.Event()  # the first and the second SIGINT/SIGTERM
+    restore = install_stop_signals(stop, hurry)
     try:
         with runner:
-            summary = run_loop(runner, source, config, reject, sinks, stop, info=info)
+            summary = run_loop(runner, source, config, reject, sinks, stop, info=info, hurry=hurry)
     finally:
         restore()
+        lock.close()
     typer.echo(summary.text())
     for sink in sinks:
         if isinstance(sink, NgImageSink):

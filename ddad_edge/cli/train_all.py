@@ -28,6 +28,7 @@ def train_all_command(
     device: str = typer.Option("auto", help="auto, cpu or cuda (under torchrun each rank takes its LOCAL_RANK)."),
 ) -> None:
     """Train a model per category: finished categories are skipped, interrupted ones resumed."""
+    from ddad_edge.output_paths import check_output_folder
     from ddad_edge.train.diffusion import pick_device
     from ddad_edge.train.distributed import detect_env, device_for, process_group
     from ddad_edge.train.train_all import (Outcome, check_options, evaluate_results, plan_categories,
@@ -36,6 +37,7 @@ def train_all_command(
     overrides = {k: v for k, v in dict(max_steps=max_steps, max_minutes=max_minutes, epochs=epochs,
                                        batch_size=batch_size, seed=seed).items() if v is not None}
     check_options(preset, image_size, overrides)  # before any rank starts: one line, not a failed category each
+    check_output_folder(out, "--out", (("the dataset", data),))  # runs inside the data would be read as a category
     env = detect_env()
     dev = device_for(env, device) if env.distributed else pick_device(device)
 

@@ -61,18 +61,33 @@ class LoopConfig:
     gate: FrameGate | None = None
 
 
-def install_stop_signals(stop: threading.Event) -> Callable[[], None]:
-    """Make SIGINT and SIGTERM set `stop` (once; a second signal acts as usual). Returns a restore function.
+def install_stop_signals(stop: threading.Event, hurry: threading.Event | None = None) -> Callable[[], None]:
+    """Make SIGINT and SIGTERM stop the loop; returns a restore function. Call from the main thread.
 
-    Call from the main thread.
+    The first signal sets `stop`: the batch in flight finishes, pulses due within the drain window still
+    fire. A second one sets `hurry` (where given): pulses not yet fired are cancelled at once and named, a
+    pulse being driven is cut short, and the summary is written without waiting: a second Ctrl-C must
+    shorten the shutdown, never skip the safe state. After it (or after the first, without `hurry`) the
+    handlers in place before act as usual, so a loop stuck in a hung call can still be interrupted.
     """
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    received = []
 
     def handler(signum: int, _frame: Any) -> None:
-        stop.set()
-        signal.signal(signum, previous[signum])
+        received.append(signum)
+        name = signal.Signals(signum).name
+        if len(received) == 1:
+            stop.set()
+            message = f"{name}: finishing the frame in flight, then stopping"
+        else:
+            hurry.set()
+            message = (f"{name} again: cancelling the reject pulses not yet fired, outputs to their safe state, "
+                       "then stopping")
+        if hurry is None or len(received) > 1:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
         # os.write, not logging: a signal handler must not wait for a lock the interrupted code holds
-        os.write(2, f"{signal.Signals(signum).name}: finishing the frame in flight, then stopping\n".encode())
+        os.write(2, f"{message}\n".encode())
 
     for sig in previous:
         signal.signal(sig, handler)
@@ -88,8 +103,9 @@ class _Loop:
     """The state of one run; `run_loop` is its public face."""
 
     def __init__(self, runner: Runner, source: FrameSource, config: LoopConfig, reject: RejectOutput,
-                 sinks: Sequence[Sink], stop: threading.Event) -> None:
+                 sinks: Sequence[Sink], stop: threading.Event, hurry: threading.Event | None = None) -> None:
         self.runner, self.source, self.config, self.reject, self.stop = runner, source, config, reject, stop
+        self.hurry = hurry or threading.Event()  # set: shut down without waiting for pulses due soon
         self.early = [s for s in sinks if not getattr(s, "records", False)]
         self.recorders = [s for s in sinks if getattr(s, "records", False)]  # want final stage times
         self.sinks = self.early + self.recorders
@@ -309,24 +325,34 @@ class _Loop:
         try:
             self.account_dropped(self.source.close())
         finally:
-            if self.watchdog:
-                self.watchdog.close()
-            with self._ready_lock:
-                self.ready = False
-                self.reject.set_ready(False)
-            self.reject.close()  # pulses already due still fire; later ones are cancelled; then the safe state
-            s = self.summary
-            s.reject_pulses, s.pulses_fired = self.reject.pulses_requested, self.reject.pulses_fired
-            s.pulses_merged = self.reject.pulses_merged
-            cancelled = self.reject.cancelled_seqs
-            s.pulses_cancelled = len(cancelled)
-            if cancelled:
-                self.report_cancelled(cancelled)
-            s.duration_s = time.monotonic() - t_start
-            s.fill_percentiles(self.stats, self.config.record_stages)
-            self.call_sinks(self.sinks, "finish")
-            self.call_sinks(self.sinks, "on_summary", s.as_dict())
-            self.call_sinks(self.sinks, "close")
+            try:
+                if self.watchdog:
+                    self.watchdog.close()
+                with self._ready_lock:
+                    self.ready = False
+                    self.reject.set_ready(False)
+            finally:
+                # pulses already due still fire (none under `hurry`); later ones are cancelled; then the safe
+                # state. Whatever interrupts the shutdown, the summary below is still written.
+                try:
+                    self.reject.close(hurry=self.hurry)
+                finally:
+                    self.write_summary(t_start)
+
+    def write_summary(self, t_start: float) -> None:
+        """The run's counts and percentiles into the summary and every sink, then the sinks closed."""
+        s = self.summary
+        s.reject_pulses, s.pulses_fired = self.reject.pulses_requested, self.reject.pulses_fired
+        s.pulses_merged = self.reject.pulses_merged
+        cancelled = self.reject.cancelled_seqs
+        s.pulses_cancelled = len(cancelled)
+        if cancelled:
+            self.report_cancelled(cancelled)
+        s.duration_s = time.monotonic() - t_start
+        s.fill_percentiles(self.stats, self.config.record_stages)
+        self.call_sinks(self.sinks, "finish")
+        self.call_sinks(self.sinks, "on_summary", s.as_dict())
+        self.call_sinks(self.sinks, "close")
 
     def report_cancelled(self, seqs: list[int]) -> None:
         """Name the parts that went unrejected because the run stopped before their pulse was due."""
@@ -345,13 +371,14 @@ class _Loop:
 
 def run_loop(runner: Runner, source: FrameSource, config: LoopConfig, reject: RejectOutput | None = None,
              sinks: Sequence[Sink] = (), stop: threading.Event | None = None,
-             info: dict[str, Any] | None = None) -> RunSummary:
+             info: dict[str, Any] | None = None, hurry: threading.Event | None = None) -> RunSummary:
     """Inspect every frame of `source` with `runner` until the source ends, `stop` is set, a fault stops
-    the run, or `config.max_frames` sequence numbers are accounted for.
+    the run, or `config.max_frames` sequence numbers are accounted for. `hurry` set (a second stop signal)
+    cancels the pulses still pending at shutdown instead of waiting for those due soon.
 
     The source, the reject output and the sinks are closed on return. `info` goes into the `start` record.
     """
-    loop = _Loop(runner, source, config, reject or NoReject(), sinks, stop or threading.Event())
+    loop = _Loop(runner, source, config, reject or NoReject(), sinks, stop or threading.Event(), hurry)
     details = {"source": source.name, "threshold": config.threshold, "batch": config.batch,
                "debounce": f"{config.debounce.k}/{config.debounce.n}", "deadline_ms": config.deadline_ms,
                "on_fault": config.on_fault.value, **(info or {})}

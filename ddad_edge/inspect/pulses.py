@@ -31,6 +31,7 @@ class PulseScheduler:
         self._active_end: float | None = None  # end of the pulse being driven now
         self._cond = threading.Condition()
         self._closing = False
+        self._abort = False  # close(hurry=...) under way: no more pulses; the one being driven ends now
         self.requested = 0  # pulses asked for
         self.fired = 0  # pulses driven on the line (each may hold several merged requests)
         self.cancelled = 0  # requested pulses dropped at close because they lay beyond the drain window
@@ -66,6 +67,10 @@ class PulseScheduler:
     def _run(self) -> None:
         with self._cond:
             while True:
+                if self._abort:
+                    self._line.write(not self._on)
+                    self._active_end = None
+                    return
                 now = time.monotonic()
                 if self._active_end is not None:
                     while self._queue and self._queue[0][0] <= self._active_end + self._gap:
@@ -90,18 +95,33 @@ class PulseScheduler:
                     return
                 self._cond.wait()
 
-    def close(self, drain_s: float = 2.0) -> None:
+    def close(self, drain_s: float = 2.0, hurry: threading.Event | None = None) -> None:
         """Finish pulses that begin within `drain_s` seconds (parts already on their way to the ejector),
-        cancel later ones (counted in `cancelled`, named in `cancelled_tags`), and leave the line inactive."""
-        with self._cond:
-            self._closing = True
-            limit = time.monotonic() + drain_s
-            self._cancel([p for p in self._queue if p[0] > limit])
-            self._cond.notify()
-        self._thread.join(timeout=drain_s + 5.0)
-        with self._cond:
-            self._cancel(self._queue)  # only if the thread is stuck (a hung driver): they will not fire now
-            self._line.write(not self._on)
+        cancel later ones (counted in `cancelled`, named in `cancelled_tags`), and leave the line inactive.
+
+        `hurry` set, before or during the wait: every pulse not yet fired is cancelled too, and a pulse
+        being driven is cut short, so the line is inactive at once. The line ends inactive however the wait
+        ends (an exception, a KeyboardInterrupt included)."""
+        try:
+            with self._cond:
+                self._closing = True
+                limit = time.monotonic() + drain_s
+                self._cancel([p for p in self._queue if p[0] > limit])
+                self._cond.notify()
+            deadline = time.monotonic() + drain_s + 5.0
+            while self._thread.is_alive() and time.monotonic() < deadline:
+                if hurry is not None and hurry.is_set() and not self._abort:
+                    with self._cond:
+                        self._abort = True
+                        self._cancel(self._queue)
+                        self._cond.notify()
+                self._thread.join(timeout=0.02 if hurry is not None else max(0.0, deadline - time.monotonic()))
+        finally:
+            with self._cond:
+                self._abort = True  # a thread still alive (a hung driver) stops at its next turn
+                self._cancel(self._queue)  # only if the thread is stuck: they will not fire now
+                self._cond.notify()
+                self._line.write(not self._on)
 
     def _cancel(self, pulses: list[_Planned]) -> None:
         for pulse in list(pulses):

@@ -59,8 +59,9 @@ class RejectOutput(Protocol):
 
     def set_ready(self, ready: bool) -> None: ...
 
-    def close(self) -> None:
-        """Fire the pulses already due for parts on their way, then put every line in its safe state."""
+    def close(self, hurry: threading.Event | None = None) -> None:
+        """Fire the pulses already due for parts on their way, then put every line in its safe state.
+        `hurry` set (a second stop signal): cancel every pulse not yet fired, and end the one being driven."""
         ...
 
     @property
@@ -107,7 +108,7 @@ class NoReject:
     def set_ready(self, ready: bool) -> None:
         pass
 
-    def close(self) -> None:
+    def close(self, hurry: threading.Event | None = None) -> None:
         pass
 
 
@@ -166,13 +167,15 @@ class GpioReject:
     def cancelled_seqs(self) -> list[int]:
         return list(self._scheduler.cancelled_tags) if self._scheduler else []
 
-    def close(self) -> None:
-        self.set_ready(False)
-        if self._scheduler is not None:
-            self._scheduler.close(self._drain_s)
-        for line in (self.reject_line, self.ready_line):
-            if line is not None:
-                line.close()
+    def close(self, hurry: threading.Event | None = None) -> None:
+        try:
+            self.set_ready(False)
+            if self._scheduler is not None:
+                self._scheduler.close(self._drain_s, hurry)
+        finally:  # the lines are released at their safe level however the drain ends
+            for line in (self.reject_line, self.ready_line):
+                if line is not None:
+                    line.close()
 
 
 def open_reject_output(spec: GpioSpec, timing: RejectTiming, ready: GpioSpec | None = None,

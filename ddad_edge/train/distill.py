@@ -104,6 +104,9 @@ class DistillConfig:
     def _check_numbers(self) -> None:
         """Refuse, naming the option, numbers no round can run with (NaN, ∞, negative, zero where it trains
         nothing). T' against the run's schedule is checked by `check_t_prime` (it needs the run)."""
+        if self.to_steps not in STUDENT_STEPS:  # here too, so a typo is refused before the run is opened
+            raise DdadError(f"--to-steps {self.to_steps} is not offered: choose one of "
+                            f"{', '.join(map(str, STUDENT_STEPS))}")
         for name, lo, hi in _INT_RANGES:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
