@@ -4,6 +4,7 @@ every sequence number is in the event log once."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import threading
@@ -25,11 +26,12 @@ def expected(i: int) -> str:
     return "NG" if is_red(i) else "OK"
 
 
-@pytest.mark.parametrize("cut_every_third", [True, False])
-def test_mjpeg_stream_with_jpegs_cut_in_half(tmp_path, runner, cut_every_third):
+@pytest.mark.parametrize("cut_every_third, content_length", [(True, True), (True, False), (False, True)])
+def test_mjpeg_stream_with_jpegs_cut_in_half(tmp_path, runner, cut_every_third, content_length):
     cut = (lambda i: i % 3 == 2) if cut_every_third else (lambda i: False)
     # one frame more than inspected: a cut part is known as cut when the next part's boundary arrives
-    server = MjpegServer([part_image(i, is_red(i)) for i in range(N + 1)], fps=30, hold_after=N + 1, cut=cut)
+    server = MjpegServer([part_image(i, is_red(i)) for i in range(N + 1)], fps=30, hold_after=N + 1, cut=cut,
+                         content_length=content_length)
     events = tmp_path / "events.jsonl"
     stop = threading.Event()
     timer = threading.Timer(30, stop.set)  # a bound: a source that loses frames must fail, not hang
@@ -47,7 +49,12 @@ def test_mjpeg_stream_with_jpegs_cut_in_half(tmp_path, runner, cut_every_third):
     for i, r in enumerate(sorted(records, key=lambda r: r["seq"])):
         if cut(i):
             assert r["verdict"] == "FAULT", r
-            assert r["reason"].startswith("damaged frame: JPEG cut short"), r["reason"]
+            if content_length:  # what arrived: half of what the part announced
+                got = re.fullmatch(r"damaged frame: JPEG cut short \((\d+) bytes arrived of the (\d+) its "
+                                   r"Content-Length announced\)", r["reason"])
+                assert got and int(got.group(1)) == int(got.group(2)) // 2, r["reason"]
+            else:
+                assert r["reason"] == "damaged frame: JPEG cut short (no end-of-image marker)", r["reason"]
         else:
             assert r["verdict"] == expected(i), r
     assert summary.fault == (5 if cut_every_third else 0)
