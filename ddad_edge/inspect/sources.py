@@ -175,7 +175,8 @@ def capture_opener(spec: SourceSpec) -> Callable[[], Any]:
         def open_stream() -> Any:
             if spec.target.startswith(("http://", "https://")):
                 # multipart MJPEG is read here, so each JPEG's bytes are checked (a cut one is a FAULT)
-                mjpeg = open_mjpeg_http(spec.target, spec.stall_s, shape)
+                # socket timeout past stall_s: a frozen stream is the grabber's "stalled" first, as before
+                mjpeg = open_mjpeg_http(spec.target, 2 * spec.stall_s + 1.0, shape)
                 if mjpeg is not None:
                     return mjpeg
             return opened(cv2.VideoCapture(spec.target, cv2.CAP_FFMPEG, timeouts), f"stream {spec.target}")
