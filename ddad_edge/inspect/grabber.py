@@ -7,7 +7,8 @@ part that is in front of the camera now. Frames overwritten before the loop took
 
 When the device stops delivering (read failure, or nothing for `stall_s` seconds) the grabber inserts one
 fault marker into the sequence, releases the device and reopens it with exponential backoff; the first
-good frame after that ends the loss.
+good frame after that ends the loss. A frame that arrived damaged (`jpeg_check.DamagedFrame`, from the
+sources that check compressed frames) is a fault marker of its own, with its reason; the device stays open.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 from ddad_edge.inspect.frame import Dropped, Frame, Grab
+from ddad_edge.inspect.jpeg_check import DamagedFrame
 from ddad_edge.inspect.opencv import import_cv2
 
 BUSY = "inference busy"
@@ -100,6 +102,9 @@ class LiveSource:
                 t, wall = time.monotonic(), time.time()  # stamped before decoding: closest to exposure
                 bgr = cap.retrieve()[1] if ok else None
                 rgb = self._cv2.cvtColor(bgr, self._cv2.COLOR_BGR2RGB) if bgr is not None else None
+            except DamagedFrame as exc:  # the frame's own FAULT; the stream goes on
+                self._push_damaged(str(exc), t, wall)
+                continue
             except Exception as exc:  # a driver error is a lost camera, not a dead loop
                 rgb, reason = None, f"{self.name}: capture error ({type(exc).__name__}: {exc})"
             else:
@@ -135,6 +140,15 @@ class LiveSource:
         self._seq += 1
         self._notes.append(reason)
         self._cond.notify_all()
+
+    def _push_damaged(self, reason: str, t: float, wall: float) -> None:
+        with self._cond:
+            if self._stop.is_set():
+                return
+            self._last_frame_t = t  # the device delivers: not a stall
+            self._pending.append(Frame(self._seq, t, wall, None, fault=reason))
+            self._seq += 1
+            self._cond.notify_all()
 
     def _push(self, rgb: Any, t: float, wall: float, decode_ms: float) -> None:
         with self._cond:

@@ -27,6 +27,8 @@ from ddad_edge.data.image_files import IMAGE_SUFFIXES, list_image_files, read_im
 from ddad_edge.errors import DdadError, SourceUnavailable
 from ddad_edge.inspect.frame import Dropped, Frame, Grab
 from ddad_edge.inspect.grabber import Backoff, LiveSource
+from ddad_edge.inspect.jpeg_check import DamagedFrame, open_video_capture
+from ddad_edge.inspect.mjpeg_http import open_mjpeg_http
 from ddad_edge.inspect.opencv import import_cv2, require_gstreamer
 
 
@@ -36,7 +38,7 @@ class SourceKind(str, Enum):
     CAMERA = "camera"  # V4L2 device: /dev/videoN or N
     CSI = "csi"  # Jetson CSI camera N through nvarguscamerasrc
     GST = "gst"  # any GStreamer pipeline ending in appsink
-    URL = "url"  # rtsp://, http:// (MJPEG), through FFmpeg
+    URL = "url"  # rtsp://, http:// (MJPEG: read and checked here; anything else through FFmpeg)
     VIDEO = "video"  # a video file
     IMAGES = "images"  # a folder of images, searched recursively
 
@@ -168,22 +170,35 @@ def capture_opener(spec: SourceSpec) -> Callable[[], Any]:
             os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = "rtsp_transport;tcp"
         timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(spec.stall_s * 1000),
                     cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(spec.stall_s * 1000)]
-        return lambda: opened(cv2.VideoCapture(spec.target, cv2.CAP_FFMPEG, timeouts), f"stream {spec.target}")
+        shape: list[tuple[int, int]] = []  # the stream's frame size, kept across reconnects
+
+        def open_stream() -> Any:
+            if spec.target.startswith(("http://", "https://")):
+                # multipart MJPEG is read here, so each JPEG's bytes are checked (a cut one is a FAULT)
+                # socket timeout past stall_s: a frozen stream is the grabber's "stalled" first, as before
+                mjpeg = open_mjpeg_http(spec.target, 2 * spec.stall_s + 1.0, shape)
+                if mjpeg is not None:
+                    return mjpeg
+            return opened(cv2.VideoCapture(spec.target, cv2.CAP_FFMPEG, timeouts), f"stream {spec.target}")
+
+        return open_stream
     if spec.kind is SourceKind.VIDEO:
-        return lambda: opened(cv2.VideoCapture(spec.target), f"video {spec.target}")
+        return lambda: opened(open_video_capture(spec.target), f"video {spec.target}")
     raise DdadError(f"{spec.kind.value} is not a capture device")
 
 
 class VideoFileSource:
     """Every frame of a video file, in order. A file that ends before its header's frame count yields a
-    fault marker there, so a truncated recording is not mistaken for a complete one."""
+    fault marker there, so a truncated recording is not mistaken for a complete one. In an MJPEG file a
+    frame whose JPEG is damaged (cut short, zeroed bytes) is a fault marker with its reason
+    (`jpeg_check`); in other codecs such damage is concealed by the decoder and not seen here."""
 
     live = False
 
     def __init__(self, path: Path) -> None:
         self._cv2 = import_cv2()
         self.name = f"video {path}"
-        self._cap = self._cv2.VideoCapture(str(path))
+        self._cap = open_video_capture(str(path))
         if not self._cap.isOpened():
             raise DdadError(f"cannot read video {path}: not a video OpenCV can decode")
         self.frame_count = int(self._cap.get(self._cv2.CAP_PROP_FRAME_COUNT) or 0)
@@ -194,7 +209,12 @@ class VideoFileSource:
         grab = Grab(ended=self._ended)
         while not self._ended and len(grab.frames) < max_frames:
             t, wall = time.monotonic(), time.time()
-            ok, bgr = self._cap.read()
+            try:
+                ok, bgr = self._cap.read()
+            except DamagedFrame as exc:
+                grab.frames.append(Frame(self._seq, t, wall, None, name=f"frame {self._seq}", fault=str(exc)))
+                self._seq += 1
+                continue
             if not ok:
                 self._ended = grab.ended = True
                 # Header counts can be off by one for some encoders; more than that is a real loss.

@@ -62,11 +62,16 @@ class MjpegServer:
     open, until `release` is set.
     `refuse_s`: after the first connection ends, answer 503 for this long (a camera rebooting), then
     serve the stream again from the start.
+    `cut(i)`: frame i arrives cut in half (a flaky link): its part announces the whole JPEG's length and
+    the next boundary follows after the first half. `content_length`: False sends parts without it (the
+    client finds each part's end at the next boundary).
     """
 
     def __init__(self, images: list[np.ndarray], fps: float = 30.0, refuse_s: float = 0.0,
-                 hold_after: int | None = None) -> None:
+                 hold_after: int | None = None, cut=lambda i: False, content_length: bool = True) -> None:
         self.images = images
+        self.cut = cut
+        self.content_length = content_length
         self.fps = fps
         self.refuse_s = refuse_s
         self.hold_after = hold_after  # frames sent, over all connections, before the stream stalls
@@ -90,13 +95,15 @@ class MjpegServer:
                 self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
                 self.end_headers()
                 try:
-                    for image in server.images:
+                    for i, image in enumerate(server.images):
                         server.hold()
                         server.sent += 1
                         ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
                                                 [cv2.IMWRITE_JPEG_QUALITY, 95])
-                        self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n"
-                                         % len(jpeg) + jpeg.tobytes() + b"\r\n")
+                        data = jpeg.tobytes()[:len(jpeg) // 2 if server.cut(i) else len(jpeg)]
+                        length = b"Content-Length: %d\r\n" % len(jpeg) if server.content_length else b""
+                        self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\n" + length + b"\r\n" + data
+                                         + b"\r\n")
                         self.wfile.flush()
                         time.sleep(1 / server.fps)
                     server.hold()

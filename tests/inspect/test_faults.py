@@ -96,8 +96,9 @@ def test_truncated_video_ends_in_a_fault_frame(tmp_path, runner):
                        [EventLogSink(EventLog(events))])
     records = assert_each_seq_once(events)
     assert records[-1]["verdict"] == "FAULT" and "ended early" in records[-1]["reason"]
-    assert all(r["verdict"] == "OK" for r in records[:-1])
-    assert summary.fault == 1 and summary.reject_pulses == 1 and summary.stop_reason is StopReason.END
+    assert records[-2]["verdict"] == "FAULT" and "JPEG cut short" in records[-2]["reason"]  # the frame cut through
+    assert all(r["verdict"] == "OK" for r in records[:-2])
+    assert summary.fault == 2 and summary.reject_pulses == 2 and summary.stop_reason is StopReason.END
 
 
 def test_stream_dying_mid_run_drops_ready_until_it_is_back(tmp_path, runner):
