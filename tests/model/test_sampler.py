@@ -8,7 +8,7 @@ import torch
 
 from ddad_edge.config import DiffusionConfig, model_preset
 from ddad_edge.model.pipeline import DDADPipeline
-from ddad_edge.model.sampler import reconstruct
+from ddad_edge.model.sampler import conditioned_step, reconstruct, step_coefficients
 from ddad_edge.model.schedule import alphas_cumprod, ddim_timesteps, halve_grid
 from ddad_edge.model.scoring import AnomalyScorer
 from ddad_edge.config import ScoringConfig, ScoringMode
@@ -69,6 +69,31 @@ def test_sampler_matches_plain_equations(eps_model, eta):
     with torch.no_grad():
         got = reconstruct(eps_model, x, y, abar, ddim_timesteps(250, 25), 250, w, eta=eta, z=z, step_noise=noise)
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-9, atol=1e-9)
+
+
+def test_noise_not_given_is_drawn_from_the_generator_start_noise_first():
+    """Without z and step_noise, the sampler draws the start noise and then each step's noise, in x's dtype,
+    from `generator`: the same as passing those draws in."""
+    def eps_model(x_t, t):  # any function of x_t and t will do here
+        return 0.1 * x_t + t[:, None, None, None] / 1000
+    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(4), dtype=torch.float64) * 2 - 1
+    abar = alphas_cumprod(DiffusionConfig())
+    grid = ddim_timesteps(250, 25)
+    g = torch.Generator().manual_seed(5)
+    draws = [torch.randn(x.shape, generator=g, dtype=torch.float64) for _ in range(1 + len(grid))]
+    with torch.no_grad():
+        drawn = reconstruct(eps_model, x, x, abar, grid, 250, 3.0, 1.0, generator=torch.Generator().manual_seed(5))
+        given = reconstruct(eps_model, x, x, abar, grid, 250, 3.0, 1.0, z=draws[0], step_noise=draws[1:])
+    assert drawn.dtype == torch.float64
+    torch.testing.assert_close(drawn, given, rtol=0, atol=0)
+
+
+def test_a_stochastic_step_without_its_noise_is_refused_and_a_deterministic_one_needs_none():
+    abar = alphas_cumprod(DiffusionConfig())
+    x = torch.zeros(1, 3, 4, 4)
+    with pytest.raises(ValueError, match="needs its noise"):
+        conditioned_step(x, x, x, step_coefficients(abar, 100, 50, eta=0.5), 1.0)
+    conditioned_step(x, x, x, step_coefficients(abar, 100, 50, eta=0.0), 1.0)  # no noise needed
 
 
 def test_eta_changes_the_result(eps_model):
