@@ -168,6 +168,22 @@ def test_fixed_ratio_is_the_largest_feature_distance_over_the_largest_pixel_dist
     assert measure_fixed_ratio(pixel_only, pairs) == 0.0
 
 
+def test_blur_kernel_is_the_float64_gaussian_and_stays_out_of_the_state_dict():
+    """The kernel is computed in float64 and rounded once; it is rebuilt from the configuration, so a
+    checkpoint holds no copy of it that could disagree with the configuration."""
+    taps = np.arange(33, dtype=np.float64) - 16
+    expected = np.exp(-taps ** 2 / (2 * 4.0 ** 2))
+    np.testing.assert_array_equal(gaussian_kernel1d(4.0, 33).numpy(), (expected / expected.sum()).astype(np.float32))
+    s = scorer(mode=ScoringMode.PIXEL)
+    assert not any(name.startswith("blur") for name in s.state_dict())
+
+
+def test_feature_modes_need_a_feature_extractor():
+    for mode in (ScoringMode.FUSED, ScoringMode.FEATURE):
+        with pytest.raises(ValueError, match=f"scoring mode {mode.value} needs a feature extractor"):
+            AnomalyScorer(ScoringConfig(mode=mode), None)
+
+
 def test_config_is_frozen():
     cfg = ScoringConfig()
     try:
