@@ -71,12 +71,33 @@ def test_sampler_matches_plain_equations(eps_model, eta):
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize("eta, w", [(0.0, 3.0), (1.0, 3.0), (0.5, 0.0)])
+def test_reconstruction_follows_the_equations_with_a_cheap_noise_model(eta, w):
+    """The same comparison as above with ε_θ a plain function of x_t and t instead of a UNet: the sampler's
+    arithmetic alone, fast enough to run for every mutant of sampler.py (scripts/mutation.sh)."""
+    def eps_np(xt, t):
+        return np.tanh(xt) * 0.5 + np.cos(xt * 3.0) * (t / 1000.0)
+
+    def eps_torch(xt, t):
+        return torch.tanh(xt) * 0.5 + torch.cos(xt * 3.0) * (t[:, None, None, None] / 1000.0)
+
+    g = torch.Generator().manual_seed(6)
+    x, y = (torch.rand(2, 3, 8, 8, generator=g, dtype=torch.float64) * 2 - 1 for _ in range(2))
+    z = torch.randn(2, 3, 8, 8, generator=g, dtype=torch.float64)
+    noise = [torch.randn(2, 3, 8, 8, generator=g, dtype=torch.float64) for _ in range(10)]
+    expected = plain_reconstruction(eps_np, x.numpy(), y.numpy(), z.numpy(), [n.numpy() for n in noise], w, eta)
+    got = reconstruct(eps_torch, x, y, alphas_cumprod(DiffusionConfig()), ddim_timesteps(250, 25), 250, w,
+                      eta=eta, z=z, step_noise=noise)
+    assert got.dtype == torch.float64
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-9, atol=1e-9)
+
+
 def test_noise_not_given_is_drawn_from_the_generator_start_noise_first():
     """Without z and step_noise, the sampler draws the start noise and then each step's noise, in x's dtype,
     from `generator`: the same as passing those draws in."""
     def eps_model(x_t, t):  # any function of x_t and t will do here
         return 0.1 * x_t + t[:, None, None, None] / 1000
-    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(4), dtype=torch.float64) * 2 - 1
+    x = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(4), dtype=torch.float64) * 2 - 1
     abar = alphas_cumprod(DiffusionConfig())
     grid = ddim_timesteps(250, 25)
     g = torch.Generator().manual_seed(5)
