@@ -78,7 +78,10 @@ def test_reconstruction_follows_the_equations_with_a_cheap_noise_model(eta, w):
     def eps_np(xt, t):
         return np.tanh(xt) * 0.5 + np.cos(xt * 3.0) * (t / 1000.0)
 
+    seen = []
+
     def eps_torch(xt, t):
+        seen.append(t)
         return torch.tanh(xt) * 0.5 + torch.cos(xt * 3.0) * (t[:, None, None, None] / 1000.0)
 
     g = torch.Generator().manual_seed(6)
@@ -90,6 +93,13 @@ def test_reconstruction_follows_the_equations_with_a_cheap_noise_model(eta, w):
                       eta=eta, z=z, step_noise=noise)
     assert got.dtype == torch.float64
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-9, atol=1e-9)
+    # the network sees each grid step once, as a (B,) tensor in x's dtype
+    assert [t.tolist() for t in seen] == [[float(t)] * 2 for t in ddim_timesteps(250, 25)]
+    assert all(t.dtype == x.dtype for t in seen)
+    if eta == 0:  # deterministic, and the default
+        default = reconstruct(eps_torch, x, y, alphas_cumprod(DiffusionConfig()), ddim_timesteps(250, 25), 250, w,
+                              z=z)
+        torch.testing.assert_close(default, got, rtol=0, atol=0)
 
 
 def test_noise_not_given_is_drawn_from_the_generator_start_noise_first():
@@ -107,6 +117,11 @@ def test_noise_not_given_is_drawn_from_the_generator_start_noise_first():
         given = reconstruct(eps_model, x, x, abar, grid, 250, 3.0, 1.0, z=draws[0], step_noise=draws[1:])
     assert drawn.dtype == torch.float64
     torch.testing.assert_close(drawn, given, rtol=0, atol=0)
+    # a deterministic reconstruction with its start noise given draws nothing: the seeded stream is untouched
+    g = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        reconstruct(eps_model, x, x, abar, grid, 250, 3.0, 0.0, z=draws[0], generator=g)
+    torch.testing.assert_close(torch.randn(x.shape, generator=g, dtype=torch.float64), draws[0], rtol=0, atol=0)
 
 
 def test_a_stochastic_step_without_its_noise_is_refused_and_a_deterministic_one_needs_none():
@@ -115,6 +130,7 @@ def test_a_stochastic_step_without_its_noise_is_refused_and_a_deterministic_one_
     with pytest.raises(ValueError, match="needs its noise"):
         conditioned_step(x, x, x, step_coefficients(abar, 100, 50, eta=0.5), 1.0)
     conditioned_step(x, x, x, step_coefficients(abar, 100, 50, eta=0.0), 1.0)  # no noise needed
+    assert step_coefficients(abar, 100, 50, eta=0.0).t == 100  # the step the pipeline feeds the network
 
 
 def test_eta_changes_the_result(eps_model):
