@@ -127,7 +127,7 @@ def test_noise_not_given_is_drawn_from_the_generator_start_noise_first():
 def test_a_stochastic_step_without_its_noise_is_refused_and_a_deterministic_one_needs_none():
     abar = alphas_cumprod(DiffusionConfig())
     x = torch.zeros(1, 3, 4, 4)
-    with pytest.raises(ValueError, match="needs its noise"):
+    with pytest.raises(ValueError, match=r"^a stochastic step \(eta > 0\) needs its noise z'$"):
         conditioned_step(x, x, x, step_coefficients(abar, 100, 50, eta=0.5), 1.0)
     conditioned_step(x, x, x, step_coefficients(abar, 100, 50, eta=0.0), 1.0)  # no noise needed
     assert step_coefficients(abar, 100, 50, eta=0.0).t == 100  # the step the pipeline feeds the network
