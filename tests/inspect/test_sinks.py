@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -237,26 +238,63 @@ def test_rotation_keeps_at_most_backups_old_files_the_newest_ones(tmp_path, back
 def test_read_events_skips_torn_lines_and_files_that_are_not_rotations(tmp_path):
     path = tmp_path / "events.jsonl"
     (tmp_path / "events.jsonl.2").write_text('{"seq": 0}\n')
-    (tmp_path / "events.jsonl.1").write_text('{"seq": 1}\n{"seq": 2, "tor')
+    (tmp_path / "events.jsonl.1").write_text('{"seq": 1}\n{"seq": 2, "tor\n{"seq": 2.5}\n{"seq": 2.6, "t')
     (tmp_path / "events.jsonl.bak").write_text('{"seq": 99}\n')
     path.write_text('{"seq": 3}\n')
-    assert [r["seq"] for r in read_events(path)] == [0, 1, 3]
+    assert [r["seq"] for r in read_events(path)] == [0, 1, 2.5, 3]  # a damaged line costs only itself
     path.unlink()
-    assert [r["seq"] for r in read_events(path)] == [0, 1]
+    assert [r["seq"] for r in read_events(path)] == [0, 1, 2.5]
 
 
 def test_a_log_file_deleted_while_running_is_started_again_and_says_how_much_may_be_lost(tmp_path, monkeypatch):
     clock = [100.0]
     monkeypatch.setattr(time, "monotonic", lambda: clock[0])
-    path = tmp_path / "events.jsonl"
+    path = tmp_path / "out" / "day" / "events.jsonl"
     log = EventLog(path, fsync_s=2.0)
     log.write({"seq": 0})
-    path.unlink()
+    shutil.rmtree(tmp_path / "out")  # the file and the folders above it
     log.write({"seq": 1})  # before the next sync: goes with the deleted file
     clock[0] += 2.0
     log.write({"seq": 2})  # the sync notices the deletion
     log.write({"seq": 3})
     log.close()
     note, *rest = read_events(path)
-    assert note["kind"] == "status" and "records of up to 2 s before this one" in note["message"]
+    assert set(note) == {"kind", "t", "wall_time", "message"} and note["kind"] == "status"
+    assert "records of up to 2 s before this one" in note["message"] and note["t"] == 102.0
+    assert path.read_text().splitlines()[0] == json.dumps(note, separators=(",", ":"))  # compact, as every record
     assert [r["seq"] for r in rest] == [3] and log.records == 4
+
+
+def test_a_log_that_cannot_be_started_again_loses_records_without_writing_elsewhere(tmp_path, monkeypatch, capfd):
+    monkeypatch.setattr(time, "monotonic", lambda: 100.0)
+    path = tmp_path / "out" / "events.jsonl"
+    log = EventLog(path, fsync_s=0.0)
+    log.write({"seq": 0})
+    shutil.rmtree(tmp_path / "out")
+    (tmp_path / "out").write_text("a file where the log's folder was")
+    log.write({"seq": 1})  # written to the deleted file; starting it again fails
+    for seq in (2, 3):
+        with pytest.raises(OSError):
+            log.write({"seq": seq})
+    log.close()
+    assert log.lost == 2 and capfd.readouterr().out == ""
+
+
+def test_a_rotation_that_cannot_open_the_new_file_loses_records_without_writing_elsewhere(tmp_path, monkeypatch,
+                                                                                       capfd):
+    log = EventLog(tmp_path / "events.jsonl", max_bytes=60, backups=2)
+    log.write({"kind": "frame", "seq": 0, "pad": "x" * 20})
+    real_open = os.open
+
+    def failing_open(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "open", failing_open)
+    for seq in (1, 2):
+        with pytest.raises(OSError):
+            log.write({"kind": "frame", "seq": seq, "pad": "x" * 20})
+    monkeypatch.setattr(os, "open", real_open)
+    log.write({"kind": "frame", "seq": 3, "pad": "x" * 20})
+    log.close()
+    assert log.lost == 2 and capfd.readouterr().out == ""
+    assert [r.get("seq") for r in read_events(tmp_path / "events.jsonl")] == [0, None, 3]  # None: the gap note
