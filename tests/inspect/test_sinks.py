@@ -282,7 +282,7 @@ def test_a_log_that_cannot_be_started_again_loses_records_without_writing_elsewh
 
 def test_a_rotation_that_cannot_open_the_new_file_loses_records_without_writing_elsewhere(tmp_path, monkeypatch,
                                                                                        capfd):
-    log = EventLog(tmp_path / "events.jsonl", max_bytes=60, backups=2)
+    log = EventLog(tmp_path / "events.jsonl", max_bytes=60, backups=5)
     log.write({"kind": "frame", "seq": 0, "pad": "x" * 20})
     real_open = os.open
 
@@ -294,7 +294,21 @@ def test_a_rotation_that_cannot_open_the_new_file_loses_records_without_writing_
         with pytest.raises(OSError):
             log.write({"kind": "frame", "seq": seq, "pad": "x" * 20})
     monkeypatch.setattr(os, "open", real_open)
-    log.write({"kind": "frame", "seq": 3, "pad": "x" * 20})
+    for seq in (3, 4, 5):
+        log.write({"kind": "frame", "seq": seq, "pad": "x" * 20})
     log.close()
     assert log.lost == 2 and capfd.readouterr().out == ""
-    assert [r.get("seq") for r in read_events(tmp_path / "events.jsonl")] == [0, None, 3]  # None: the gap note
+    records = read_events(tmp_path / "events.jsonl")
+    assert [r.get("seq") for r in records] == [0, None, 3, 4, 5]  # one note on the gap, before the next record
+    assert set(records[1]) == {"kind", "t", "wall_time", "message"} and records[1]["kind"] == "status"
+    assert records[1]["message"].startswith("event log: 2 records could not be written")
+
+
+def test_a_record_that_json_cannot_hold_is_refused_and_nothing_is_written(tmp_path):
+    log = EventLog(tmp_path / "events.jsonl")
+    log.write({"seq": 0})
+    with pytest.raises(ValueError):
+        log.write({"seq": 1, "score": float("nan")})  # NaN is no JSON: readers would choke on the line
+    log.write({"seq": 2})
+    log.close()
+    assert (tmp_path / "events.jsonl").read_text() == '{"seq":0}\n{"seq":2}\n' and log.lost == 0
