@@ -124,6 +124,26 @@ def test_noise_not_given_is_drawn_from_the_generator_start_noise_first():
     torch.testing.assert_close(torch.randn(x.shape, generator=g, dtype=torch.float64), draws[0], rtol=0, atol=0)
 
 
+def test_noise_is_drawn_on_the_cpu_and_the_steps_follow_x_to_its_device():
+    """The noise comes from a CPU generator, whatever torch's default device, and moves to x's device; the
+    network gets its t there too. "meta" tensors (shapes without data) stand in for a GPU here."""
+    seen = []
+
+    def eps_model(x_t, t):
+        seen.append(t.device.type)
+        return torch.tanh(x_t) * 0.5 + torch.cos(x_t * 3.0) * (t[:, None, None, None] / 1000.0)
+
+    abar, grid = alphas_cumprod(DiffusionConfig()), ddim_timesteps(250, 25)
+    x = torch.zeros(1, 3, 4, 4, device="meta")
+    out = reconstruct(eps_model, x, x, abar, grid, 250, 3.0, 1.0, generator=torch.Generator().manual_seed(1))
+    assert out.device.type == "meta" and set(seen) == {"meta"}
+    x = torch.rand(1, 3, 4, 4, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    expected = reconstruct(eps_model, x, x, abar, grid, 250, 3.0, 1.0, generator=torch.Generator().manual_seed(1))
+    with torch.device("meta"):  # a program that made another device the default
+        got = reconstruct(eps_model, x, x, abar, grid, 250, 3.0, 1.0, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
+
+
 def test_a_stochastic_step_without_its_noise_is_refused_and_a_deterministic_one_needs_none():
     abar = alphas_cumprod(DiffusionConfig())
     x = torch.zeros(1, 3, 4, 4)
