@@ -263,6 +263,12 @@ def test_a_log_file_deleted_while_running_is_started_again_and_says_how_much_may
     assert "records of up to 2 s before this one" in note["message"] and note["t"] == 102.0
     assert path.read_text().splitlines()[0] == json.dumps(note, separators=(",", ":"))  # compact, as every record
     assert [r["seq"] for r in rest] == [3] and log.records == 4
+    only_file = EventLog(tmp_path / "kept" / "events.jsonl", fsync_s=0.0)
+    only_file.write({"seq": 0})
+    (tmp_path / "kept" / "events.jsonl").unlink()  # the folder stays
+    only_file.write({"seq": 1})
+    only_file.close()
+    assert "deleted while the run wrote it" in read_events(tmp_path / "kept" / "events.jsonl")[0]["message"]
 
 
 def test_a_log_that_cannot_be_started_again_loses_records_without_writing_elsewhere(tmp_path, monkeypatch, capfd):
