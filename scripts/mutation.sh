@@ -18,6 +18,10 @@ LIMIT_S="${MUTATION_TIMEOUT_S:-1200}"  # per module
 # mutmut stops a mutant's tests after (their time + this) x 15 s and counts it killed; on a loaded machine a
 # forked child that first builds a network can pass 1 s (mutmut's default) without any loop in the mutant
 MUTANT_SLACK_S="${MUTATION_TIMEOUT_CONSTANT_S:-1.0}"
+# mutmut forks a child per mutant from a process that has run the tests: a child that inherits torch's
+# intra-op thread pool hangs on its first parallel operation (the resnet of scoring's tests), which mutmut
+# then reports as a timeout, i.e. killed. One thread per process avoids the pool.
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
 # name | file to mutate | test files | mutants to run (mutmut names; * is a wildcard) | pytest -k filter
 MODULES=(
