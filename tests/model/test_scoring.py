@@ -8,8 +8,8 @@ import torch
 
 from ddad_edge.config import RatioMode, ScoringConfig, ScoringMode
 from ddad_edge.model.backbone import FeatureExtractor
-from ddad_edge.model.scoring import (AnomalyScorer, gaussian_kernel1d, measure_fixed_ratio, patch_mean,
-                                    pixel_distance)
+from ddad_edge.model.scoring import (AnomalyScorer, feature_distance, gaussian_kernel1d, measure_fixed_ratio,
+                                    patch_mean, pixel_distance)
 from tests.model import ddad_reference
 
 
@@ -182,6 +182,20 @@ def test_feature_modes_need_a_feature_extractor():
     for mode in (ScoringMode.FUSED, ScoringMode.FEATURE):
         with pytest.raises(ValueError, match=f"scoring mode {mode.value} needs a feature extractor"):
             AnomalyScorer(ScoringConfig(mode=mode), None)
+
+
+def test_feature_distance_of_a_non_square_image_keeps_its_shape_and_ignores_feature_scale():
+    """D_f is upsampled to (H, W), not (H, H); a cosine does not depend on the features' scale (small
+    features: the similarity's eps must stay far below their norms)."""
+    s = scorer(ScoringMode.FEATURE)
+    x, x0 = perturbed_batch(1, 64)
+    x, x0 = torch.cat([x, x], dim=-1), torch.cat([x0, x], dim=-1)  # (1, 3, 64, 128)
+    with torch.no_grad():
+        _, d_f = s.distances(x, x0)
+        feats = s.extractor(torch.cat([x, x0]))
+    assert d_f.shape == (1, 1, 64, 128)
+    small = feature_distance([0.01 * f[:1] for f in feats], [0.01 * f[1:] for f in feats], s.cfg.layers, (64, 128))
+    torch.testing.assert_close(small, d_f, rtol=1e-4, atol=1e-5)
 
 
 def test_config_is_frozen():
