@@ -22,12 +22,39 @@ def test_threshold_comes_from_the_manifest_unless_overridden():
         threshold_from_bundle({"thresholds": {"image": "high"}})
 
 
+@pytest.mark.parametrize("manifest, override, message", [
+    ({"thresholds": ["image", 0.3]}, None, "not a mapping"),
+    ({}, None, "has no image threshold"),
+    ({"thresholds": None}, None, "has no image threshold"),
+    ({"thresholds": {"image": None}}, None, "has no image threshold"),
+    ({"thresholds": {"image": "nan"}}, None, "threshold is nan"),
+    ({"thresholds": {"image": float("inf")}}, None, "threshold is inf"),
+    ({"thresholds": {"image": True}}, None, "threshold is nan"),  # a bool is not a threshold
+    ({"thresholds": {"image": 10 ** 400}}, None, "is not a number"),
+    ({"thresholds": {"image": 0.3}}, float("nan"), "--threshold nan is not a finite number"),
+    ({"thresholds": {"image": 0.3}}, -float("inf"), "--threshold -inf is not a finite number"),
+])
+def test_a_threshold_that_is_missing_or_not_a_finite_number_is_one_line(manifest, override, message):
+    with pytest.raises(DdadError, match=message) as caught:
+        threshold_from_bundle(manifest, override)
+    text = str(caught.value)
+    assert "\n" not in text and text.startswith("the bundle" if override is None else "--threshold")
+    if override is None:
+        assert text.endswith(" export the bundle again with `ddad-edge export`, or pass --threshold")
+
+
+def test_a_threshold_is_a_float_whatever_its_source_type():
+    for value in (threshold_from_bundle({"thresholds": {"image": "0.25"}}), threshold_from_bundle({}, 1)):
+        assert type(value) is float
+    assert threshold_from_bundle({"thresholds": {"image": 2}}) == 2.0
+
+
 def test_single_frame_decision_is_score_at_or_above_threshold():
     decider = Decider(0.5)
     assert decider.decide(0.49) == (Verdict.OK, False)
     assert decider.decide(0.5) == (Verdict.NG, True)
-    assert decider.decide(float("nan"))[0] is Verdict.FAULT
-    assert decider.decide(math.inf)[0] is Verdict.FAULT
+    assert decider.decide(float("nan")) == (Verdict.FAULT, False)  # a fault is not "above the threshold"
+    assert decider.decide(math.inf) == (Verdict.FAULT, False)
 
 
 def test_k_of_n_debounce_needs_k_recent_frames_above():
@@ -38,6 +65,17 @@ def test_k_of_n_debounce_needs_k_recent_frames_above():
     assert verdicts == ["OK", "OK", "OK", "OK", "NG", "NG", "OK", "OK", "OK", "NG"]
 
 
+def test_without_debounce_each_frame_stands_alone():
+    decider = Decider(0.5)
+    assert decider.debounce == Debounce(1, 1)
+    assert [decider.decide(s)[0] for s in (0.9, 0.1, 0.9, 0.2)] == [Verdict.NG, Verdict.OK, Verdict.NG, Verdict.OK]
+
+
+@pytest.mark.parametrize("text, k, n", [("1/1", 1, 1), ("1/4", 1, 4), ("3/3", 3, 3), (" 2 / 5 ", 2, 5)])
+def test_debounce_parses_k_of_n(text, k, n):
+    assert Debounce.parse(text) == Debounce(k, n)
+
+
 def test_faults_do_not_enter_the_debounce_window():
     decider = Decider(0.5, Debounce(2, 2))
     assert decider.decide(0.9)[0] is Verdict.OK
@@ -45,7 +83,7 @@ def test_faults_do_not_enter_the_debounce_window():
     assert decider.decide(0.9)[0] is Verdict.NG
 
 
-@pytest.mark.parametrize("text", ["3/2", "0/1", "2", "a/b"])
+@pytest.mark.parametrize("text", ["3/2", "0/1", "0/0", "2", "a/b", "1/2/3"])
 def test_bad_debounce_is_one_line(text):
     with pytest.raises(DdadError, match="--debounce"):
         Debounce.parse(text)

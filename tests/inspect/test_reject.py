@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 import types
 
@@ -158,6 +159,102 @@ def test_touching_pulses_merge_without_a_gap_and_one_within_the_gap_joins_the_ac
     scheduler.close(drain_s=5.0)
     (pulse,) = line.intervals(high=True)
     assert pulse[1] >= t0 + 0.08 and (scheduler.fired, scheduler.merged) == (1, 1)
+
+
+def drive_until_active(scheduler: PulseScheduler, line: SimLine, start: float, end: float) -> None:
+    """Schedule a pulse and return once the scheduler's thread drives it."""
+    scheduler.schedule(start, end)
+    deadline = time.monotonic() + 2.0
+    while line.level is not True:
+        assert time.monotonic() < deadline, "the pulse never started"
+        time.sleep(0.001)
+
+
+def test_a_request_that_bridges_the_driven_pulse_and_a_queued_one_makes_one_pulse():
+    """A queued pulse that the driven one reaches (touching, or within the gap) once a request has made the
+    driven one longer joins it: one rising edge, no gap on the line. schedule() cannot merge them (the
+    queued pulse was not within reach when it was queued): the scheduler's thread must."""
+    cases = []
+    for gap, after in ((0.0, 0.0), (0.02, 0.01)):
+        line = SimLine("reject")
+        scheduler = PulseScheduler(line, merge_gap_s=gap)
+        t0 = time.monotonic()
+        drive_until_active(scheduler, line, t0, t0 + 0.5)
+        bridge_end = t0 + 0.6
+        scheduler.schedule(bridge_end + after, t0 + 0.7)  # beyond the driven pulse's reach: queued
+        scheduler.schedule(t0 + 0.3, bridge_end)  # joins the driven pulse and reaches the queued one
+        cases.append((line, scheduler, t0 + 0.7))
+    for line, scheduler, last_end in cases:
+        scheduler.close(drain_s=1.0)
+        assert len(rising_edges(line)) == 1 and (scheduler.fired, scheduler.merged) == (1, 2)
+        (pulse,) = line.intervals(high=True)
+        assert last_end <= pulse[1] < last_end + 1.0
+        assert all(type(level) is bool for _, level in line.changes), "the line is written booleans only"
+
+
+def test_a_request_within_the_gap_of_the_driven_pulse_joins_it_at_once():
+    for gap, after in ((0.0, 0.0), (0.02, 0.01)):  # touching exactly, and 10 ms after within a 20 ms gap
+        line = SimLine("reject")
+        scheduler = PulseScheduler(line, merge_gap_s=gap)
+        t0 = time.monotonic()
+        end = t0 + 0.3
+        drive_until_active(scheduler, line, t0, end)
+        with scheduler._cond:  # the scheduler's thread waits meanwhile: the merge is schedule()'s own
+            scheduler.schedule(end + after, end + 0.05)
+            assert scheduler.merged == 1
+        scheduler.close(drain_s=1.0)
+        assert len(rising_edges(line)) == 1 and (scheduler.fired, scheduler.merged) == (1, 1)
+
+
+def test_close_keeps_whole_a_pulse_that_begins_within_the_drain_window():
+    """A pulse that begins within the drain window fires whole: also its part beyond the window, and a
+    request that touches it or lies within the merge gap. A plain close() drains 2 s."""
+    now = time.monotonic()
+    plans = [(0.0, [(now + 0.3, now + 0.6), (now + 0.6, now + 0.65)]),  # touching
+             (0.01, [(now + 0.3, now + 0.6), (now + 0.605, now + 0.65)]),  # 5 ms apart, gap 10 ms
+             (0.0, [(now + 0.3, now + 0.65)])]  # one pulse that ends beyond the window
+    runs = []
+    for gap, plan in plans:
+        line = SimLine("reject")
+        scheduler = PulseScheduler(line, merge_gap_s=gap)
+        for start, end in plan:
+            scheduler.schedule(start, end)
+        runs.append((line, scheduler, 0.35))  # the window ends between now + 0.35 and the second request
+    far = SimLine("reject")
+    runs.append((far, PulseScheduler(far), None))
+    runs[-1][1].schedule(now + 2.5, now + 2.6)  # beyond the default 2 s
+    closers = [threading.Thread(target=s.close, kwargs={} if d is None else {"drain_s": d}) for _, s, d in runs]
+    for closer in closers:
+        closer.start()
+    for closer in closers:
+        closer.join()
+    for line, scheduler, _ in runs[:-1]:
+        assert scheduler.cancelled == 0 and scheduler.fired == 1
+        (pulse,) = line.intervals(high=True)
+        assert pulse[1] >= now + 0.65
+    assert runs[-1][1].cancelled == 1 and far.intervals(high=True) == []
+
+
+def test_a_request_that_spans_a_queued_pulse_starts_it_earlier_whatever_the_tags():
+    line = SimLine("reject")
+    scheduler = PulseScheduler(line)
+    t0 = time.monotonic() + 0.05
+    scheduler.schedule(t0 + 0.2, t0 + 0.25, tag=1)
+    scheduler.schedule(t0, t0 + 0.3)  # begins before the queued pulse and ends after it
+    scheduler.schedule(t0, t0 + 0.3, tag=3)  # the same interval, tagged where the other was not
+    scheduler.close(drain_s=5.0)
+    (pulse,) = line.intervals(high=True)
+    assert pulse[0] < t0 + 0.15 and pulse[1] >= t0 + 0.3
+    assert (scheduler.requested, scheduler.fired, scheduler.merged) == (3, 1, 2)
+
+
+def test_the_scheduler_thread_is_a_daemon_named_after_its_line():
+    """A program that ends without closing the scheduler still exits; a debugger shows which line it drives."""
+    scheduler = PulseScheduler(SimLine("reject-a7"))
+    (thread,) = [t for t in threading.enumerate() if "reject-a7" in t.name]
+    assert thread.daemon
+    scheduler.close()
+    assert not thread.is_alive()
 
 
 def test_active_low_idles_high_and_pulses_low():

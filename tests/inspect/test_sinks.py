@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
+from ddad_edge.errors import DdadError
 from ddad_edge.inspect.decide import Verdict
-from ddad_edge.inspect.frame import Frame
+from ddad_edge.inspect.frame import Dropped, Frame
 from ddad_edge.inspect.ng_images import NgImageSink, NgQuota, overlay_heatmap
 from ddad_edge.inspect.result import FrameResult
-from ddad_edge.inspect.sinks import EventLog, read_events
+from ddad_edge.inspect.sinks import EventLog, EventLogSink, Sink, read_events
 
 
 def test_every_record_is_on_disk_before_the_next_is_written(tmp_path):
@@ -159,10 +162,191 @@ def test_quota_counts_images_left_by_earlier_runs(tmp_path):
 
 
 def test_settings_that_json_cannot_hold_are_written_as_text(tmp_path):
-    from ddad_edge.inspect.sinks import EventLogSink
-
     sink = EventLogSink(EventLog(tmp_path / "events.jsonl"))
     sink.on_start({"threshold": float("inf"), "nested": {"x": float("nan")}}, lambda message: None)
     sink.close()
     (record,) = read_events(tmp_path / "events.jsonl")
     assert record["kind"] == "start" and record["threshold"] == "inf" and record["nested"]["x"] == "nan"
+
+
+def test_the_event_log_sink_writes_one_record_of_each_kind(tmp_path):
+    path = tmp_path / "events.jsonl"
+    sink = EventLogSink(EventLog(path))
+    assert sink.records is True and sink.name == "events"
+    sink.on_start({"threshold": 0.5}, lambda message: None)
+    sink.on_dropped(Dropped(7, 1.5, 2.5, "busy"))
+    sink.on_note("camera slow")
+    sink.on_rejects_cancelled([3, 4], "2 reject pulses cancelled")
+    sink.on_summary({"frames": 9})
+    sink.close()
+    sink.close()  # a second close does nothing
+    start, dropped, note, cancelled, summary = read_events(path)
+    assert (start["kind"], start["message"], start["threshold"]) == ("start", "run started", 0.5)
+    assert dropped == {"kind": "dropped", "seq": 7, "t_capture": 1.5, "wall_time": 2.5, "reason": "busy"}
+    assert (note["kind"], note["message"]) == ("status", "camera slow")
+    assert (cancelled["kind"], cancelled["seqs"], cancelled["message"]) == \
+        ("rejects_cancelled", [3, 4], "2 reject pulses cancelled")
+    assert (summary["kind"], summary["message"], summary["frames"]) == ("summary", "run ended", 9)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o644 & ~umask
+
+
+def test_a_sink_that_only_takes_notes_hears_of_cancelled_rejects():
+    class Notes(Sink):
+        def __init__(self):
+            self.notes = []
+
+        def on_note(self, message):
+            self.notes.append(message)
+
+    sink = Notes()
+    sink.on_rejects_cancelled([1], "1 reject pulse cancelled")
+    assert sink.notes == ["1 reject pulse cancelled"] and Sink.records is False
+
+
+def test_an_event_log_that_cannot_be_created_is_one_line(tmp_path):
+    (tmp_path / "taken").write_text("a file where the folder should be")
+    with pytest.raises(DdadError) as caught:
+        EventLog(tmp_path / "taken" / "events.jsonl")
+    assert str(caught.value) == f"cannot write the event log {tmp_path / 'taken' / 'events.jsonl'}: File exists"
+
+
+def test_rotation_fills_each_file_up_to_max_bytes_exactly(tmp_path):
+    record = {"kind": "frame", "seq": 0}
+    size = len(json.dumps(record, separators=(",", ":"))) + 1  # every record below has this size
+    log = EventLog(tmp_path / "events.jsonl", max_bytes=3 * size, backups=2)
+    for seq in range(8):
+        log.write({"kind": "frame", "seq": seq})
+    log.close()
+    assert [p.stat().st_size for p in (tmp_path / "events.jsonl.2", tmp_path / "events.jsonl.1")] == [3 * size] * 2
+    assert [r["seq"] for r in read_events(tmp_path / "events.jsonl")] == list(range(8))
+    assert not (tmp_path / "events.jsonl.3").exists()
+
+
+@pytest.mark.parametrize("backups", [0, 1])
+def test_rotation_keeps_at_most_backups_old_files_the_newest_ones(tmp_path, backups):
+    log = EventLog(tmp_path / "events.jsonl", max_bytes=60, backups=backups)
+    for seq in range(10):
+        log.write({"kind": "frame", "seq": seq, "pad": "x" * 20})  # 46 bytes: one record per file
+    log.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["events.jsonl"] + [f"events.jsonl.{i}" for i in
+                                                                             range(1, backups + 1)]
+    assert [r["seq"] for r in read_events(tmp_path / "events.jsonl")] == list(range(9 - backups, 10))
+
+
+def test_read_events_skips_torn_lines_and_files_that_are_not_rotations(tmp_path):
+    path = tmp_path / "events.jsonl"
+    (tmp_path / "events.jsonl.2").write_text('{"seq": 0}\n')
+    (tmp_path / "events.jsonl.1").write_text('{"seq": 1}\n{"seq": 2, "tor\n{"seq": 2.5}\n{"seq": 2.6, "t')
+    (tmp_path / "events.jsonl.bak").write_text('{"seq": 99}\n')
+    path.write_text('{"seq": 3}\n')
+    assert [r["seq"] for r in read_events(path)] == [0, 1, 2.5, 3]  # a damaged line costs only itself
+    path.unlink()
+    assert [r["seq"] for r in read_events(path)] == [0, 1, 2.5]
+
+
+def test_a_log_file_deleted_while_running_is_started_again_and_says_how_much_may_be_lost(tmp_path, monkeypatch):
+    clock = [100.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    path = tmp_path / "out" / "day" / "events.jsonl"
+    log = EventLog(path, fsync_s=2.0)
+    log.write({"seq": 0})
+    shutil.rmtree(tmp_path / "out")  # the file and the folders above it
+    log.write({"seq": 1})  # before the next sync: goes with the deleted file
+    clock[0] += 2.0
+    log.write({"seq": 2})  # the sync notices the deletion
+    log.write({"seq": 3})
+    log.close()
+    note, *rest = read_events(path)
+    assert set(note) == {"kind", "t", "wall_time", "message"} and note["kind"] == "status"
+    assert "records of up to 2 s before this one" in note["message"] and note["t"] == 102.0
+    assert path.read_text().splitlines()[0] == json.dumps(note, separators=(",", ":"))  # compact, as every record
+    assert [r["seq"] for r in rest] == [3] and log.records == 4
+    only_file = EventLog(tmp_path / "kept" / "events.jsonl", fsync_s=0.0)
+    only_file.write({"seq": 0})
+    (tmp_path / "kept" / "events.jsonl").unlink()  # the folder stays
+    only_file.write({"seq": 1})
+    only_file.close()
+    assert "deleted while the run wrote it" in read_events(tmp_path / "kept" / "events.jsonl")[0]["message"]
+
+
+def test_a_log_that_cannot_be_started_again_loses_records_without_writing_elsewhere(tmp_path, monkeypatch, capfd):
+    monkeypatch.setattr(time, "monotonic", lambda: 100.0)
+    path = tmp_path / "out" / "events.jsonl"
+    log = EventLog(path, fsync_s=0.0)
+    log.write({"seq": 0})
+    shutil.rmtree(tmp_path / "out")
+    (tmp_path / "out").write_text("a file where the log's folder was")
+    log.write({"seq": 1})  # written to the deleted file; starting it again fails
+    for seq in (2, 3):
+        with pytest.raises(OSError):
+            log.write({"seq": seq})
+    log.close()
+    assert log.lost == 2 and capfd.readouterr().out == ""
+
+
+def test_a_rotation_that_cannot_open_the_new_file_loses_records_without_writing_elsewhere(tmp_path, monkeypatch,
+                                                                                       capfd):
+    log = EventLog(tmp_path / "events.jsonl", max_bytes=60, backups=5)
+    log.write({"kind": "frame", "seq": 0, "pad": "x" * 20})
+    real_open = os.open
+
+    def failing_open(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "open", failing_open)
+    for seq in (1, 2):
+        with pytest.raises(OSError):
+            log.write({"kind": "frame", "seq": seq, "pad": "x" * 20})
+    monkeypatch.setattr(os, "open", real_open)
+    for seq in (3, 4, 5):
+        log.write({"kind": "frame", "seq": seq, "pad": "x" * 20})
+    log.close()
+    assert log.lost == 2 and capfd.readouterr().out == ""
+    records = read_events(tmp_path / "events.jsonl")
+    assert [r.get("seq") for r in records] == [0, None, 3, 4, 5]  # one note on the gap, before the next record
+    assert set(records[1]) == {"kind", "t", "wall_time", "message"} and records[1]["kind"] == "status"
+    assert records[1]["message"] == ("event log: 2 records could not be written (disk full or I/O error) and are "
+                                     "missing before this one")
+    raw = [line for p in sorted(tmp_path.glob("events.jsonl*")) for line in p.read_text().splitlines()]
+    assert json.dumps(records[1], separators=(",", ":")) in raw  # compact, as every record
+
+
+def test_a_record_that_json_cannot_hold_is_refused_and_nothing_is_written(tmp_path):
+    log = EventLog(tmp_path / "events.jsonl")
+    log.write({"seq": 0})
+    with pytest.raises(ValueError):
+        log.write({"seq": 1, "score": float("nan")})  # NaN is no JSON: readers would choke on the line
+    log.write({"seq": 2})
+    log.close()
+    assert (tmp_path / "events.jsonl").read_text() == '{"seq":0}\n{"seq":2}\n' and log.lost == 0
+
+
+def test_default_log_keeps_five_backups_syncs_every_second_and_makes_its_folders(tmp_path, monkeypatch):
+    power = FakePowerCut(monkeypatch)
+    clock = [50.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    path = tmp_path / "a" / "b" / "events.jsonl"
+    log = EventLog(path)
+    clock[0] += 0.6
+    log.write({"seq": 0})
+    assert power.durable(path) == b""  # within the second: not synced yet
+    clock[0] += 0.6
+    log.write({"seq": 1})
+    assert len(power.durable(path).splitlines()) == 2
+    log.close()
+    rotating = EventLog(tmp_path / "r" / "events.jsonl", max_bytes=60)
+    for seq in range(10):
+        rotating.write({"kind": "frame", "seq": seq, "pad": "x" * 20})  # one record per file
+    rotating.close()
+    assert len(list((tmp_path / "r").iterdir())) == 1 + 5
+
+
+def test_closing_twice_leaves_other_descriptors_alone(tmp_path):
+    log = EventLog(tmp_path / "events.jsonl")
+    log.write({"seq": 0})
+    log.close()
+    log.close()
+    for fd in (0, 1, 2):
+        os.fstat(fd)  # still open

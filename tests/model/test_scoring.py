@@ -8,7 +8,8 @@ import torch
 
 from ddad_edge.config import RatioMode, ScoringConfig, ScoringMode
 from ddad_edge.model.backbone import FeatureExtractor
-from ddad_edge.model.scoring import AnomalyScorer, gaussian_kernel1d, patch_mean, pixel_distance
+from ddad_edge.model.scoring import (AnomalyScorer, feature_distance, gaussian_kernel1d, measure_fixed_ratio,
+                                    patch_mean, pixel_distance)
 from tests.model import ddad_reference
 
 
@@ -143,6 +144,58 @@ def test_blur_kernel_and_patch_mean():
     impulse[0, 0, 32, 32] = 1
     blurred = s.blur(impulse)
     assert abs(float(blurred.sum()) - 1) < 1e-4 and blurred.max() < 0.02
+
+
+def test_fixed_ratio_is_the_largest_feature_distance_over_the_largest_pixel_distance_of_all_pairs():
+    """measure_fixed_ratio: max D_f and max D_p each over every pair (not the largest per-pair ratio),
+    from the float64 transcription; 1.0 when the reconstructions are perfect (no pixel distance)."""
+    s = scorer()
+    small, large = perturbed_batch(2, 32), perturbed_batch(2, 32)
+    large = (large[0], (large[1] + 0.3 * (large[1] - large[0])).clamp(-1, 1))  # a larger pixel distance
+    pairs = [small, large]
+    max_p = max(float(np.abs(x0.double().numpy() - x.double().numpy()).mean(axis=1).max()) for x, x0 in pairs)
+    max_f = 0.0
+    for x, x0 in pairs:
+        fx, fx0 = (ddad_reference.layer_features(s.extractor, t, s.cfg.layers) for t in (x, x0))
+        d_f, _ = ddad_reference.anomaly_map(x.double().numpy(), x0.double().numpy(), fx, fx0, 1.0, pixel=False,
+                                            sigma=None)
+        max_f = max(max_f, float(d_f.max()))
+    assert 0 < max_p < 1 and 0 < max_f < 1  # below the 1.0 that a wrong starting value would give
+    assert measure_fixed_ratio(s, pairs) == pytest.approx(max_f / max_p, rel=1e-3)
+    x = perturbed_batch(1, 32)[0]
+    assert measure_fixed_ratio(s, [(x, x.clone())]) == 1.0
+    pixel_only = AnomalyScorer(ScoringConfig(mode=ScoringMode.PIXEL), None)
+    assert measure_fixed_ratio(pixel_only, pairs) == 0.0
+
+
+def test_blur_kernel_is_the_float64_gaussian_and_stays_out_of_the_state_dict():
+    """The kernel is computed in float64 and rounded once; it is rebuilt from the configuration, so a
+    checkpoint holds no copy of it that could disagree with the configuration."""
+    taps = np.arange(33, dtype=np.float64) - 16
+    expected = np.exp(-taps ** 2 / (2 * 4.0 ** 2))
+    np.testing.assert_array_equal(gaussian_kernel1d(4.0, 33).numpy(), (expected / expected.sum()).astype(np.float32))
+    s = scorer(mode=ScoringMode.PIXEL)
+    assert not any(name.startswith("blur") for name in s.state_dict())
+
+
+def test_feature_modes_need_a_feature_extractor():
+    for mode in (ScoringMode.FUSED, ScoringMode.FEATURE):
+        with pytest.raises(ValueError, match=f"scoring mode {mode.value} needs a feature extractor"):
+            AnomalyScorer(ScoringConfig(mode=mode), None)
+
+
+def test_feature_distance_of_a_non_square_image_keeps_its_shape_and_ignores_feature_scale():
+    """D_f is upsampled to (H, W), not (H, H); a cosine does not depend on the features' scale (small
+    features: the similarity's eps must stay far below their norms)."""
+    s = scorer(ScoringMode.FEATURE)
+    x, x0 = perturbed_batch(1, 64)
+    x, x0 = torch.cat([x, x], dim=-1), torch.cat([x0, x], dim=-1)  # (1, 3, 64, 128)
+    with torch.no_grad():
+        _, d_f = s.distances(x, x0)
+        feats = s.extractor(torch.cat([x, x0]))
+    assert d_f.shape == (1, 1, 64, 128)
+    small = feature_distance([0.01 * f[:1] for f in feats], [0.01 * f[1:] for f in feats], s.cfg.layers, (64, 128))
+    torch.testing.assert_close(small, d_f, rtol=1e-4, atol=1e-5)
 
 
 def test_config_is_frozen():
