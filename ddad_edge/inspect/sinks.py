@@ -81,6 +81,16 @@ class EventLog:
     def _open(self) -> None:
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._size = os.fstat(self._fd).st_size
+        if self._size and not self._ends_a_line():
+            # a crash (power cut, SIGKILL) mid-write left half a line: end it, so the next record starts a line
+            # of its own instead of being glued to the torn one (read_events would then drop both)
+            os.write(self._fd, b"\n")
+            self._size += 1
+
+    def _ends_a_line(self) -> bool:
+        with open(self.path, "rb") as f:
+            f.seek(-1, os.SEEK_END)
+            return f.read(1) == b"\n"
 
     def write(self, record: dict[str, Any]) -> None:
         """Append one record as a line, handed to the operating system before this returns.

@@ -350,3 +350,19 @@ def test_closing_twice_leaves_other_descriptors_alone(tmp_path):
     log.close()
     for fd in (0, 1, 2):
         os.fstat(fd)  # still open
+
+
+def test_a_run_after_a_crash_mid_line_starts_its_records_on_a_line_of_their_own(tmp_path):
+    """A power cut or SIGKILL during a write leaves half a line at the end of events.jsonl: the next run's
+    first record must not be glued to it (read_events would drop both)."""
+    path = tmp_path / "events.jsonl"
+    log = EventLog(path)
+    log.write({"kind": "frame", "seq": 0})
+    log.close()
+    with path.open("ab") as f:
+        f.write(b'{"kind":"frame","se')  # the torn tail of the crashed run
+    log = EventLog(path)
+    log.write({"kind": "frame", "seq": 1})
+    log.close()
+    assert [r["seq"] for r in read_events(path)] == [0, 1]
+    assert path.read_bytes().endswith(b'{"kind":"frame","se\n{"kind":"frame","seq":1}\n')
