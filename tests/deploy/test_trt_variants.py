@@ -8,7 +8,7 @@ benchmarks/speed_bundles.py `speed_bundle`: `export_onnx`, `convert_fp16` with t
 cheap they use the tiny UNet preset at 32 px (the smallest size the blur's reflection padding takes) with
 random weights: the rules read op types, tensor types and Q/DQ form, which depend neither on trained
 values nor on calibration quality. One FP32 export per (steps, scoring) serves its FP16 and INT8 files.
-The 10-step graphs are marked slow (about 90-100 s of CPU each, most of it in the INT8 quantizer): CI runs
+The 10-step graphs are marked slow (about 110 s of CPU each, most of it in the INT8 quantizer): CI runs
 them, a quick local run can leave them out with -m "not slow".
 """
 
