@@ -1,9 +1,12 @@
 """`ddad-edge doctor`: what this machine has for running an inspection line, and what to fix.
 
 It reports and never fails: Python, numpy, OpenCV (and whether it was built with GStreamer and V4L2),
-ONNX Runtime and its providers, OpenVINO with its devices and the CPU's BF16/AMX/VNNI support, TensorRT, the CUDA device and its compute capability, pycuda /
-cuda-python, the Jetson model and power mode, GPIO chips and cameras with their permissions. Each
-problem comes with its fix, and a summary says what is missing for TensorRT.
+ONNX Runtime and its providers, OpenVINO with its devices and the CPU's BF16/AMX/VNNI support,
+TensorRT, the CUDA device and its compute capability, pycuda /
+cuda-python, the Jetson model and power mode, GPIO chips and cameras with their permissions, and whether
+`ddad-edge build` can hold a graph to the installed TensorRT's parser rules (onnx, the support table it
+uses) and, given a bundle, what those rules say about its graph. Each problem comes with its fix, and a
+summary says what is missing for TensorRT.
 """
 
 from __future__ import annotations
@@ -230,13 +233,75 @@ def check_devices(pattern: str, label: str, fix_group: str, absent: str) -> list
     return found
 
 
+def _installed_tensorrt() -> TrtVersion | None:
+    """The installed TensorRT's version when it is one ddad-edge builds with (8.6+), else None."""
+    try:
+        import tensorrt as trt
+
+        version = TrtVersion.parse(str(trt.__version__))
+        version.family  # noqa: B018 - refuses versions before 8.6
+        return version
+    except Exception:  # noqa: BLE001 - absent or odd: check_tensorrt reports why
+        return None
+
+
+def check_parser_rules(bundle: Path | None = None) -> list[Finding]:
+    """onnx (build checks the graph with it before parsing), the onnx-tensorrt support table the checker
+    uses for the installed TensorRT, and with `bundle` the verdict of that version's rules on its graph."""
+    from ddad_edge.deploy.trt_rules import support_tables, table_for
+
+    version = _installed_tensorrt()
+    try:
+        import onnx
+    except ImportError:
+        needed = version is not None  # build refuses to run without it
+        return [Finding("onnx", Status.MISSING if needed else Status.INFO,
+                        "not installed: no check of a graph against TensorRT's parser rules"
+                        + ("; `ddad-edge build` needs it" if needed else " (only `build` needs it)"),
+                        "pip install onnx")]
+    found = [Finding("onnx", Status.OK, f"{onnx.__version__} (checks graphs against TensorRT's parser rules)")]
+    if version is None:
+        tables = ", ".join(t.branch for t in support_tables())
+        found.append(Finding("parser rules", Status.INFO, f"no TensorRT here; tables of onnx-tensorrt {tables}"))
+    else:
+        table, exact = table_for(version)
+        found.append(Finding("parser rules", Status.OK, f"TensorRT {version.major}.{version.minor}: {table.source}"
+                             + ("" if exact else " (the nearest table; a real parse in `ddad-edge build` decides)")))
+    if bundle is not None:
+        found.append(check_bundle_rules(Path(bundle), version))
+    return found
+
+
+def check_bundle_rules(bundle: Path, version: TrtVersion | None) -> Finding:
+    """The installed TensorRT's parser rules on the bundle's graph; without TensorRT, what export recorded."""
+    from ddad_edge.bundle import read_bundle
+    from ddad_edge.deploy.trt_rules import check_trt_rules
+    from ddad_edge.errors import DdadError
+
+    try:
+        read = read_bundle(bundle)
+        if version is None:
+            recorded = read.manifest.get("tensorrt_rules") or {}
+            said = ", ".join(f"{v} {'ok' if r.get('ok') else 'fails'}" for v, r in recorded.items()) or "nothing"
+            return Finding("bundle", Status.INFO, f"{bundle}: no TensorRT here; export recorded {said}")
+        verdict = check_trt_rules(read.model_path, version)
+    except DdadError as exc:
+        return Finding("bundle", Status.MISSING, str(exc), "copy the bundle again, or export it again")
+    if not verdict.ok:
+        return Finding("bundle", Status.MISSING, verdict.first_line(str(read.model_path)),
+                       "export it again (`ddad-edge export --target tensorrt` refuses such a graph)")
+    plugins = f"; plugins {', '.join(verdict.plugins)}" if verdict.plugins else ""
+    return Finding("bundle", Status.OK, f"{read.model_path} meets TensorRT {verdict.tensorrt}'s parser rules{plugins}")
+
+
 NO_GPIO_CHIP = "no /dev/gpiochip* (not a Jetson?): run with --gpio sim (simulated) or --gpio none"
 
 
-def run_doctor() -> list[Finding]:
-    """Every check, in report order."""
+def run_doctor(bundle: Path | None = None) -> list[Finding]:
+    """Every check, in report order; with `bundle`, also the installed TensorRT's parser rules on its graph."""
     findings = check_python()
     findings += [check_opencv(), check_onnxruntime(), check_openvino(), check_tensorrt()]
+    findings += check_parser_rules(bundle)
     findings += check_cuda_bindings()
     findings.append(check_cuda_device())
     findings += check_jetson()
@@ -251,6 +316,8 @@ def tensorrt_summary(findings: list[Finding]) -> str:
     missing = []
     if by_name.get("tensorrt") is None or by_name["tensorrt"].status is not Status.OK:
         missing.append("tensorrt")
+    if by_name.get("onnx") is not None and by_name["onnx"].status is Status.MISSING:
+        missing.append("onnx")
     cuda_ok = any(by_name.get(n) is not None and by_name[n].status is Status.OK for n in ("pycuda", "cuda-python"))
     if not cuda_ok:
         missing.append("pycuda (or cuda-python)")

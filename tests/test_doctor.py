@@ -7,18 +7,21 @@ import platform
 import sys
 from types import SimpleNamespace
 
+from ddad_edge.bundle import write_manifest
 from ddad_edge.doctor import (
     Finding,
     Status,
     check_devices,
     check_jetson,
     check_opencv,
+    check_parser_rules,
     format_findings,
     opencv_capabilities,
     run_doctor,
     tensorrt_summary,
 )
 from ddad_edge.inspect.opencv import SYSTEM_OPENCV_FIX
+from tests.bundle_factory import make_toy_bundle
 
 JETSON_BUILD_INFO = """
   Video I/O:
@@ -190,3 +193,67 @@ def test_doctor_without_openvino_says_how_to_install_it(tmp_path, monkeypatch):
     finding = check_openvino(tmp_path / "absent")
     assert finding.status is Status.INFO and "not installed" in finding.detail
     assert "pip install openvino" in finding.fix and "CPU features unknown" in finding.detail
+
+
+def uint8_before_cast(bundle):
+    """The bundle's graph with an Identity on the uint8 frames ahead of its Cast (TensorRT refuses that)."""
+    import onnx
+    from onnx import helper
+
+    model = onnx.load(str(bundle.model_path))
+    frames = model.graph.input[0].name
+    for node in model.graph.node:
+        node.input[:] = ["frames_copy" if name == frames else name for name in node.input]
+    model.graph.node.insert(0, helper.make_node("Identity", [frames], ["frames_copy"], name="copy_frames"))
+    onnx.save(model, str(bundle.model_path))
+    write_manifest(bundle.path, bundle.manifest)
+
+
+def test_doctor_names_the_table_the_checker_uses_for_the_installed_tensorrt(monkeypatch):
+    from tests.fakes.fake_tensorrt import FakeTensorRT
+
+    for label, source, nearest in (("8.6", "branch 8.6-GA", False), ("10.3", "branch 10.1-GA", True)):
+        monkeypatch.setitem(sys.modules, "tensorrt", FakeTensorRT(label))
+        found = {f.name: f for f in check_parser_rules()}
+        assert found["onnx"].status is Status.OK
+        rules = found["parser rules"]
+        assert rules.status is Status.OK and rules.detail.startswith(f"TensorRT {label}: {source}")
+        assert ("nearest" in rules.detail) is nearest
+        assert "bundle" not in found
+
+
+def test_doctor_with_a_bundle_gives_the_installed_versions_verdict(monkeypatch, tmp_path):
+    from tests.fakes.fake_tensorrt import FakeTensorRT
+
+    monkeypatch.setitem(sys.modules, "tensorrt", FakeTensorRT("8.6"))
+    bundle = make_toy_bundle(tmp_path / "bundle")
+    found = {f.name: f for f in run_doctor(bundle.path)}
+    assert found["bundle"].status is Status.OK and "meets TensorRT 8.6's parser rules" in found["bundle"].detail
+    uint8_before_cast(bundle)
+    bad = {f.name: f for f in check_parser_rules(bundle.path)}["bundle"]
+    assert bad.status is Status.MISSING and "does not parse on TensorRT 8.6" in bad.detail
+    assert "copy_frames" in bad.detail and "UINT8" in bad.detail and bad.fix
+    assert "\n" not in bad.detail
+
+
+def test_doctor_without_tensorrt_lists_the_tables_and_what_export_recorded(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "tensorrt", None)  # `import tensorrt` fails, as in CI
+    bundle = make_toy_bundle(tmp_path / "bundle")
+    write_manifest(bundle.path, {**bundle.manifest, "tensorrt_rules": {"8.6": {"ok": True}, "11.4": {"ok": False}}})
+    found = {f.name: f for f in check_parser_rules(bundle.path)}
+    assert found["parser rules"].status is Status.INFO
+    assert "8.6-GA" in found["parser rules"].detail and "10.1-GA" in found["parser rules"].detail
+    assert found["bundle"].status is Status.INFO and "8.6 ok, 11.4 fails" in found["bundle"].detail
+
+
+def test_doctor_says_build_needs_onnx_where_tensorrt_is(monkeypatch):
+    from tests.fakes.fake_tensorrt import FakeTensorRT
+
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    monkeypatch.setitem(sys.modules, "tensorrt", FakeTensorRT("10.3"))
+    (onnx_finding,) = check_parser_rules()
+    assert onnx_finding.status is Status.MISSING and onnx_finding.fix == "pip install onnx"
+    assert "missing onnx" in tensorrt_summary([*run_doctor()])
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    (onnx_finding,) = check_parser_rules()
+    assert onnx_finding.status is Status.INFO  # without TensorRT nothing here needs it

@@ -26,11 +26,14 @@ def build_command(
 
 
 @app.command("doctor")
-def doctor_command() -> None:
-    """Report Python, OpenCV, ONNX Runtime, TensorRT, CUDA, Jetson, GPIO and cameras, with fixes."""
+def doctor_command(
+    bundle: Optional[Path] = typer.Option(
+        None, "--bundle", help="also check this bundle's graph against the installed TensorRT's parser rules"),
+) -> None:
+    """Report Python, OpenCV, ONNX Runtime, TensorRT (and its parser rules), CUDA, Jetson, GPIO and cameras."""
     from ddad_edge.doctor import format_findings, run_doctor
 
-    for line in format_findings(run_doctor()):
+    for line in format_findings(run_doctor(bundle)):
         typer.echo(line)
 
 

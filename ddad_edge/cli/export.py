@@ -40,7 +40,7 @@ def export_command(
     from ddad_edge.deploy.bundle_export import ExportOptions, export_bundle
     from ddad_edge.deploy.recipes import load_recipe
     from ddad_edge.deploy.tensorrt_build import BuildTarget, build_if_possible
-    from ddad_edge.deploy.tensorrt_profile import load_build_profile
+    from ddad_edge.deploy.tensorrt_profile import load_build_profile, profile_tensorrt_versions
     from ddad_edge.deploy.trt_rules import refuse_unparsable
     from ddad_edge.deploy.thresholds import ThresholdRule
     from ddad_edge.errors import DdadError
@@ -66,7 +66,8 @@ def export_command(
         raise DdadError("--scoring feature is for evaluation only; export fused or pixel")
     options = ExportOptions(run=run or latest_run(), precision=chosen, recipe=recipe, out=out, steps=steps,
                             naive=naive, scoring=scoring, thresholds=ThresholdRule(quantile=quantile, margin=margin),
-                            labelled=test_split, overwrite=overwrite)
+                            labelled=test_split, overwrite=overwrite,
+                            tensorrt=profile_tensorrt_versions(build_profile))
     bundle = export_bundle(options, log=typer.echo)
     if chosen_target is BuildTarget.TENSORRT:  # an engine is wanted: a graph a parser refuses is an error here
         refuse_unparsable(bundle.manifest.get("tensorrt_rules") or {}, bundle.model_path.name)

@@ -37,6 +37,7 @@ from ddad_edge.deploy.frame_gate_calibration import calibrate_frame_gate
 from ddad_edge.deploy.fidelity import (FidelitySet, OutputError, compare_scores, fidelity_set, measure_latency,
                                        output_error, run_onnx)
 from ddad_edge.deploy.onnx_export import OPSET, GraphSummary, check_graph, export_onnx
+from ddad_edge.deploy.tensorrt_profile import profile_tensorrt_versions
 from ddad_edge.deploy.trt_rules import tensorrt_rules_summary
 from ddad_edge.deploy.precision_plan import make_precision_file
 from ddad_edge.deploy.recipes import recipe_for
@@ -71,6 +72,7 @@ class ExportOptions:
     latency_runs: int = 10
     labelled: bool = True  # also judge on the dataset's test split when it exists
     overwrite: bool = False
+    tensorrt: tuple[str, ...] | None = None  # parser rules checked; None: the versions the shipped profiles name
 
 
 def default_out(run: Path, precision: Precision, steps: int, scoring: ScoringMode) -> Path:
@@ -226,7 +228,7 @@ def _write_into(out: Path, prep: Prepared, options: ExportOptions, recipe, log: 
     made = make_precision_file(options.precision, recipe, fp32, out / MODEL_NAME, work, fid, ref.maps, ref.scores,
                                calibration, options.latency_runs, log)
     check_graph(out / MODEL_NAME, size)
-    parser_rules = tensorrt_rules_summary(out / MODEL_NAME, log)
+    parser_rules = tensorrt_rules_summary(out / MODEL_NAME, options.tensorrt or profile_tensorrt_versions(), log)
 
     maps, scores = run_onnx(out / MODEL_NAME, fid.frames)
     err = output_error(maps, scores, ref.maps, ref.scores)

@@ -5,11 +5,14 @@ inside the package (ddad_edge/deploy/export/: agx-orin, orin-nx, orin-nano, x86-
 
 A profile says how to build an engine on one kind of device (workspace, optimisation level, batch
 range, DLA, precision). Precision normally follows the bundle (the ONNX file carries it); a profile can
-ask for a different one only where TensorRT still has the builder flags for it (8.6-10.x).
+ask for a different one only where TensorRT still has the builder flags for it (8.6-10.x). It also names
+the TensorRT versions its target runs (`tensorrt`): `ddad-edge export` holds the graph to the ONNX parser
+rules of every version the shipped profiles name, and of the `--profile` it was given.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -18,6 +21,7 @@ import yaml
 
 from ddad_edge.config import from_dict
 from ddad_edge.errors import DdadError
+from ddad_edge.runtime.trt_compat import TrtVersion
 from ddad_edge.yaml_strict import load_yaml
 
 PROFILE_DIR = "export"
@@ -60,6 +64,8 @@ class BuildProfile:
     # layers then multiply 10-bit mantissas, so an FP32 bundle's engine no longer matches its ONNX Runtime
     # reference within the bundle's tolerance (`selftest` fails). Off unless asked for.
     tf32: bool = False
+    # The TensorRT versions (major.minor, quoted) this target runs: what an export checks the graph against.
+    tensorrt: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0 <= self.optimization_level <= 5:
@@ -74,6 +80,11 @@ class BuildProfile:
             raise DdadError(f"build profile {self.name}: dla_core is -1 (none) or a core index")
         if self.calibration_batch < 1:
             raise DdadError(f"build profile {self.name}: calibration_batch must be at least 1")
+        for text in self.tensorrt:
+            if not re.fullmatch(r"\d+\.\d+", text):
+                raise DdadError(f"build profile {self.name}: tensorrt lists versions as major.minor in quotes "
+                                f"(\"10.3\"), got {text!r}")
+            TrtVersion.parse(text).family  # noqa: B018 - refuses versions before 8.6 in one line
 
 
 def _profile_dirs() -> list[Path]:
@@ -103,7 +114,24 @@ def load_build_profile(name_or_path: str | Path) -> BuildProfile:
     if not isinstance(data, dict):
         raise DdadError(f"build profile {path} must be a mapping of keys to values")
     data.setdefault("name", path.stem)
+    versions = data.get("tensorrt")
+    if isinstance(versions, list) and any(isinstance(v, (int, float)) and not isinstance(v, bool) for v in versions):
+        # YAML reads 10.10 as the number 10.1: a version must stay text
+        raise DdadError(f"build profile {path}: write the tensorrt versions in quotes, e.g. [\"8.6\", \"10.3\"]; "
+                        f"got {versions}")
     return from_dict(BuildProfile, data)
+
+
+def shipped_profiles() -> list[BuildProfile]:
+    """Every profile shipped in the package (ddad_edge/deploy/export/*.yaml), by name."""
+    return [load_build_profile(p) for p in sorted(SHIPPED_PROFILES.glob("*.yaml"))]
+
+
+def profile_tensorrt_versions(extra: BuildProfile | None = None) -> tuple[str, ...]:
+    """The TensorRT versions (major.minor, oldest first) the shipped profiles and `extra` name: the versions
+    an export holds its graph to."""
+    named = {v for p in [*shipped_profiles(), *([extra] if extra else [])] for v in p.tensorrt}
+    return tuple(sorted(named, key=TrtVersion.parse))
 
 
 def detect_profile_name(model_file: Path = JETSON_MODEL_FILE) -> str:

@@ -34,8 +34,6 @@ from ddad_edge.errors import DdadError, missing_package
 from ddad_edge.runtime.trt_compat import ApiFamily, TrtVersion
 
 TABLE_DIR = Path(__file__).resolve().parent / "trt_support"  # package data
-# The versions JetPack ships (runtime/trt_compat.py): what an export is checked against.
-JETPACK_TENSORRT = ("8.6", "10.3", "10.16", "11.4")
 
 # ONNX TensorProto.DataType numbers → the tables' type names.
 _ONNX_TYPES = {1: "FP32", 2: "UINT8", 3: "INT8", 6: "INT32", 7: "INT64", 9: "BOOL", 10: "FP16", 11: "FP32",
@@ -289,10 +287,9 @@ def versions_named(names) -> list[str]:
     return [f"{v.major}.{v.minor}" for v in sorted({TrtVersion(v.major, v.minor) for v in parsed})]
 
 
-
-def tensorrt_rules_summary(path: Path, log: Callable[[str], None] = print,
-                           versions=JETPACK_TENSORRT) -> dict[str, dict]:
-    """Check `path` against each of `versions` for the manifest (version → verdict); says the result in the log.
+def tensorrt_rules_summary(path: Path, versions, log: Callable[[str], None] = print) -> dict[str, dict]:
+    """Check `path` against each of `versions` (the build profiles': tensorrt_profile.profile_tensorrt_versions)
+    for the manifest (version → verdict); says the result in the log.
 
     A violation is recorded, not raised: the bundle still runs on ONNX Runtime; `export --target tensorrt` and
     `build` refuse it.

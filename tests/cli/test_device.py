@@ -30,6 +30,14 @@ def test_doctor_exits_zero_and_summarises(capsys):
     assert "onnxruntime" in out and out.strip().splitlines()[-1].startswith("TensorRT:")
 
 
+def test_doctor_with_a_bundle_says_what_the_parser_rules_found(tmp_path, capsys, without_tensorrt):
+    bundle = make_toy_bundle(tmp_path / "bundle")
+    write_manifest(bundle.path, {**bundle.manifest, "tensorrt_rules": {"10.3": {"ok": True}}})
+    assert main(["doctor", "--bundle", str(bundle.path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any("bundle" in line and "export recorded 10.3 ok" in line for line in lines), lines
+
+
 def test_selftest_onnxruntime_passes_and_fails_with_exit_codes(tmp_path, capsys):
     bundle = make_toy_bundle(tmp_path / "bundle", precision="fp16")
     assert main(["selftest", "--bundle", str(bundle.path), "--backend", "onnxruntime", "--repeats", "2"]) == 0

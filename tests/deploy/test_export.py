@@ -21,6 +21,7 @@ from ddad_edge.cli import main
 from ddad_edge.data.folders import load_images
 from ddad_edge.deploy.fidelity import run_onnx
 from ddad_edge.deploy.onnx_export import check_graph
+from ddad_edge.deploy.tensorrt_profile import profile_tensorrt_versions
 from ddad_edge.model.checkpoint import open_run
 from ddad_edge.runtime.base import open_runner
 from tests.deploy.tiny_bundles import STEPS, prepared, tiny_bundle, tiny_project
@@ -185,6 +186,8 @@ def test_the_exact_command_in_a_project_folder_makes_an_fp16_bundle(project):
     assert bundle.precision is Precision.FP16
     assert bundle.manifest["graph"]["steps"] == STEPS and not bundle.manifest["graph"]["naive"]
     assert bundle.manifest["recipe"]["name"] == "fp16"
+    rules = bundle.manifest["tensorrt_rules"]  # one verdict per TensorRT version the build profiles name
+    assert list(rules) == list(profile_tensorrt_versions()) and all(v["ok"] for v in rules.values()), rules
 
 
 def test_evaluate_through_the_bundle_matches_the_export_report(project, tmp_path, capsys):

@@ -207,3 +207,26 @@ def test_run_on_a_bundle_whose_image_threshold_was_removed_says_export_again(tmp
     err = one_line(capsys, code)
     assert "thresholds.image" in err and "`ddad-edge export`" in err and "--threshold" in err
 
+
+
+@pytest.mark.parametrize("own", [False, True], ids=["shipped", "with-own-profile"])
+def test_export_checks_the_tensorrt_versions_the_build_profiles_name(project, tmp_path, capsys, monkeypatch, own):
+    from ddad_edge.deploy.tensorrt_profile import load_build_profile, profile_tensorrt_versions
+
+    profile = tmp_path / "line-pc.yaml"
+    profile.write_text('description: the line PC\ntensorrt: ["10.8"]\n')
+    asked = []
+
+    def stop(options, log=print):  # what the export was asked to check, then no work
+        asked.append(options.tensorrt)
+        raise DdadError("stopped before the work")
+
+    monkeypatch.setattr(bundle_export, "prepare_export", stop)
+    extra = ["--target", "tensorrt", "--profile", str(profile)] if own else []
+    code = main(["export", "--run", str(project / "runs" / "widget"), "--precision", "fp32",
+                 "--out", str(tmp_path / "b"), *extra])
+    assert "stopped before the work" in one_line(capsys, code)
+    shipped = profile_tensorrt_versions()
+    assert set(shipped) >= {v for name in ("orin-nano", "x86-gpu") for v in load_build_profile(name).tensorrt}
+    assert asked == [profile_tensorrt_versions(load_build_profile(profile)) if own else shipped]
+    assert ("10.8" in asked[0]) is own

@@ -12,10 +12,20 @@ from ddad_edge.deploy.tensorrt_profile import (
     ProfilePrecision,
     detect_profile_name,
     load_build_profile,
+    profile_tensorrt_versions,
+    shipped_profiles,
 )
 from ddad_edge.errors import DdadError
 
 SHIPPED = Path(__file__).resolve().parents[2] / "ddad_edge" / "deploy" / "export"
+JETSON_DOC = Path(__file__).resolve().parents[2] / "docs" / "jetson.md"
+
+
+def jetpack_table() -> dict[str, str]:
+    """JetPack → TensorRT (major.minor), from the table in docs/jetson.md."""
+    rows = [line.split("|")[1:3] for line in JETSON_DOC.read_text().splitlines()
+            if line.startswith("| ") and line.split("|")[2].strip()[:1].isdigit()]
+    return {jetpack.strip(): trt.strip() for jetpack, trt in rows}
 
 
 @pytest.mark.parametrize("name", ["agx-orin", "orin-nx", "orin-nano", "x86-gpu"])
@@ -81,3 +91,40 @@ def test_detect_profile_from_jetson_model(tmp_path, model, expected):
 
 def test_detect_profile_off_jetson(tmp_path):
     assert detect_profile_name(tmp_path / "absent") == "x86-gpu"
+
+
+def test_each_shipped_profile_names_the_tensorrt_its_target_runs(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    jetpack = jetpack_table()
+    assert jetpack["6.0"] == "8.6" and jetpack["6.1 / 6.2"] == "10.3"  # the table this test reads
+    profiles = {p.name: p for p in shipped_profiles()}
+    assert set(profiles) == {"agx-orin", "orin-nx", "orin-nano", "x86-gpu"}
+    for name in ("agx-orin", "orin-nx", "orin-nano"):  # every JetPack in the table runs on an Orin
+        assert profiles[name].tensorrt == tuple(jetpack.values()), name
+    majors = {v.split(".")[0] for v in profiles["x86-gpu"].tensorrt}
+    assert majors == {"10", "11"}  # pip's tensorrt for CUDA 12 and for CUDA 13
+    assert profile_tensorrt_versions() == tuple(jetpack.values())  # the union, oldest first
+
+
+def test_a_users_profile_adds_its_versions_to_the_shipped_ones(tmp_path):
+    own = tmp_path / "line-pc.yaml"
+    own.write_text('tensorrt: ["10.8", "10.3"]\n')
+    versions = profile_tensorrt_versions(load_build_profile(own))
+    assert set(versions) == {*profile_tensorrt_versions(), "10.8"}
+    assert versions.index("10.3") < versions.index("10.8") < versions.index("10.16")  # by number, not text
+    assert load_build_profile(own).tensorrt == ("10.8", "10.3")
+
+
+@pytest.mark.parametrize("text, words", [
+    ("tensorrt: [10.3]\n", "in quotes"),  # YAML's number 10.3; 10.10 would become 10.1
+    ("tensorrt: [\"10\"]\n", "major.minor"),
+    ("tensorrt: [\"10.3.1\"]\n", "major.minor"),
+    ("tensorrt: [\"8.5\"]\n", "too old"),
+    ("tensorrt: \"10.3\"\n", "must be a list"),
+])
+def test_tensorrt_versions_load_strictly(tmp_path, text, words):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    with pytest.raises(DdadError, match=words) as caught:
+        load_build_profile(bad)
+    assert len(str(caught.value).splitlines()) == 1

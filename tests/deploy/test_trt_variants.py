@@ -1,12 +1,15 @@
-"""Exported graphs against TensorRT 8.6, 10.3, 10.16 and 11.4's parser rules (deploy/trt_rules.py).
+"""Every graph the benchmark matrix deploys against the parser rules of the TensorRT versions the build
+profiles name (8.6, 10.3, 10.16 and 11.4; deploy/trt_rules.py).
 
-The graphs are made by the export stage's own functions, as benchmarks/speed_bundles.py makes the
-matrix's bundles: `export_onnx` of a DDAD-S pipeline, `convert_fp16`, and `quantize_first_try` with the
-default INT8 recipe. To stay fast they use the tiny preset at 32 px with randomly initialised weights (the
-rules read op types, tensor types and Q/DQ parameters, which do not depend on trained values), one FP32
-export per (steps, scoring) shared by its FP16 and INT8 files. Covered here: FP32/FP16/INT8 × 1 and 2
-steps × pixel and fused (resnet18) scoring; a 2-step graph already holds the step between two UNet calls
-that 10 steps repeat. wide_resnet50_2 and 10 steps are left to the benchmark matrix (minutes each on CI).
+The variants are the matrix's own list (benchmarks/run_matrix.py `matrix_variants` with its default steps,
+backbones and scorings, at FP32, FP16 and INT8), and each file is made by the matrix's own function,
+benchmarks/speed_bundles.py `speed_bundle`: `export_onnx`, `convert_fp16` with the fp16-safe groups,
+`quantize_first_try` with the default INT8 recipe and one calibration frame, as the matrix does. To stay
+cheap they use the tiny UNet preset at 32 px (the smallest size the blur's reflection padding takes) with
+random weights: the rules read op types, tensor types and Q/DQ form, which depend neither on trained
+values nor on calibration quality. One FP32 export per (steps, scoring) serves its FP16 and INT8 files.
+The 10-step graphs are marked slow (about 110 s of CPU each, most of it in the INT8 quantizer): CI runs
+them, a quick local run can leave them out with -m "not slow".
 """
 
 from __future__ import annotations
@@ -18,57 +21,77 @@ import onnx
 import pytest
 from onnx import TensorProto
 
-from ddad_edge.deploy.trt_rules import JETPACK_TENSORRT, check_file
+from ddad_edge.deploy.tensorrt_profile import profile_tensorrt_versions
+from ddad_edge.deploy.trt_rules import check_file
 
 SIZE = 32
+PRESET = "tiny"
+SLOW_STEPS = 10  # a 10-step graph: ten UNet copies to export and quantize
 _cache: dict = {}
 
 
+def matrix_params() -> list:
+    """(precision, steps, backbone) of every variant the benchmark matrix deploys, the 10-step ones slow."""
+    from benchmarks.run_matrix import matrix_variants, parse_args
+
+    params = []
+    for v in matrix_variants(parse_args(["--precisions", "fp32,fp16,int8"])):
+        name = f"{v.precision.value}-k{v.steps}-{v.backbone or 'pixel'}"
+        slow = [pytest.mark.slow] if v.steps >= SLOW_STEPS else []
+        params.append(pytest.param(v.precision.value, v.steps, v.backbone, id=name, marks=slow))
+    return params
+
+
+def matrix_file(tmp_path_factory, precision: str, steps: int, backbone: str | None):
+    """The model file of the matrix's bundle of this variant, made as the matrix makes it (tiny, 32 px)."""
+    from benchmarks.speed_bundles import SpeedVariant, speed_bundle
+    from ddad_edge.bundle import Precision
+
+    if "work" not in _cache:
+        _cache["work"] = tmp_path_factory.mktemp("trt-variants")
+    variant = SpeedVariant(steps, backbone, Precision(precision), SIZE, PRESET)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return speed_bundle(variant, _cache["work"], calib_count=1, log=lambda _: None).model_path
+
+
 def fp32_graph(tmp_path_factory, steps: int, backbone: str | None):
-    key = (steps, backbone)
-    if key not in _cache:
-        from benchmarks.speed_bundles import student_grid
-        from ddad_edge.bench.reference import random_unet, speed_pipeline
-        from ddad_edge.deploy.onnx_export import export_onnx
-
-        pipeline = speed_pipeline(random_unet("tiny", SIZE), student_grid(steps), 250, 0.0, backbone)
-        path = tmp_path_factory.mktemp("trt-variants") / f"k{steps}-{backbone or 'pixel'}-fp32.onnx"
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            _cache[key] = export_onnx(pipeline, path)
-    return _cache[key]
+    return matrix_file(tmp_path_factory, "fp32", steps, backbone)
 
 
-def variant(tmp_path_factory, precision: str, steps: int, backbone: str | None):
+def fp16_everywhere(tmp_path_factory, steps: int, backbone: str | None):
+    """The FP16 file with nothing kept in FP32 by a recipe: the file where FP16 reaches furthest."""
+    from ddad_edge.deploy.precision import convert_fp16
+
     fp32 = fp32_graph(tmp_path_factory, steps, backbone)
-    if precision == "fp32":
-        return fp32
-    dst = fp32.with_name(fp32.name.replace("fp32", precision))
-    if not dst.is_file():
-        if precision == "fp16":  # nothing kept by the recipe: the file where FP16 reaches furthest
-            from ddad_edge.deploy.precision import convert_fp16
+    dst = fp32.with_name("model.fp16-everywhere.onnx")
+    return dst if dst.is_file() else convert_fp16(fp32, dst)
 
-            convert_fp16(fp32, dst)
-        else:
-            from benchmarks.speed_bundles import calibration_frames
-            from ddad_edge.deploy.int8 import quantize_first_try
-            from ddad_edge.deploy.recipes import load_recipe
 
-            quantize_first_try(fp32, dst, calibration_frames(SIZE, 2), load_recipe("int8").int8,
-                               tmp_path_factory.mktemp("int8-work"))
-    return dst
+def test_the_matrix_list_is_what_the_benchmark_deploys():
+    params = {tuple(p.values) for p in matrix_params()}
+    assert len(params) == 27  # FP32/FP16/INT8 × 1/2/10 steps × pixel/resnet18/wide_resnet50_2
+    assert {(precision, steps) for precision, steps, _ in params} >= {("int8", 10), ("fp16", 1)}
+    assert {backbone for *_, backbone in params} == {None, "resnet18", "wide_resnet50_2"}
+
+
+@pytest.mark.parametrize("precision, steps, backbone", matrix_params())
+def test_every_matrix_variant_meets_every_versions_rules(tmp_path_factory, precision, steps, backbone):
+    path = matrix_file(tmp_path_factory, precision, steps, backbone)
+    versions = profile_tensorrt_versions()
+    assert set(versions) >= {"8.6", "10.3", "10.16", "11.4"}  # the JetPack releases and pip's 10 and 11
+    verdicts = check_file(path, versions)
+    assert [v.tensorrt for v in verdicts] == list(versions)
+    for verdict in verdicts:
+        assert verdict.ok, verdict.first_line(f"{precision}-k{steps}-{backbone or 'pixel'}")
+    assert verdicts[0].plugins == ("InstanceNormalization_TRT",)  # 8.6 without NATIVE_INSTANCENORM
 
 
 @pytest.mark.parametrize("backbone", [None, "resnet18"], ids=["pixel", "fused-resnet18"])
-@pytest.mark.parametrize("steps", [1, 2])
-@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
-def test_exported_variant_meets_every_versions_rules(tmp_path_factory, precision, steps, backbone):
-    path = variant(tmp_path_factory, precision, steps, backbone)
-    verdicts = check_file(path, JETPACK_TENSORRT)
-    assert [v.tensorrt for v in verdicts] == list(JETPACK_TENSORRT)
-    for verdict in verdicts:
+def test_fp16_everywhere_meets_every_versions_rules(tmp_path_factory, backbone):
+    path = fp16_everywhere(tmp_path_factory, 1, backbone)
+    for verdict in check_file(path, profile_tensorrt_versions()):
         assert verdict.ok, verdict.first_line(path.name)
-    assert verdicts[0].plugins == ("InstanceNormalization_TRT",)  # 8.6 without NATIVE_INSTANCENORM
 
 
 def test_frames_feed_a_cast_only(tmp_path_factory):
@@ -79,7 +102,7 @@ def test_frames_feed_a_cast_only(tmp_path_factory):
 
 def test_fp16_file_keeps_normalisation_parameters_float32(tmp_path_factory):
     """TensorRT 8.6's InstanceNormalization plugin reads scale and bias as float32 whatever their type."""
-    model = onnx.load(str(variant(tmp_path_factory, "fp16", 1, None)))
+    model = onnx.load(str(fp16_everywhere(tmp_path_factory, 1, None)))
     initializers = {t.name: t for t in model.graph.initializer}
     norms = [n for n in model.graph.node if n.op_type == "InstanceNormalization"]
     assert norms
@@ -95,5 +118,5 @@ def test_fp16_file_still_matches_fp32_on_onnxruntime(tmp_path_factory):
 
     frames = np.random.default_rng(0).integers(0, 256, (2, SIZE, SIZE, 3), dtype=np.uint8)
     maps32, scores32 = run_onnx(fp32_graph(tmp_path_factory, 1, None), frames)
-    maps16, scores16 = run_onnx(variant(tmp_path_factory, "fp16", 1, None), frames)
+    maps16, scores16 = run_onnx(fp16_everywhere(tmp_path_factory, 1, None), frames)
     assert np.abs(maps16 - maps32).max() <= 0.05 * np.abs(maps32).max()
