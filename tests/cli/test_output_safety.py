@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from ddad_edge.cli import main
-from tests.cli.test_bad_inputs import _red_dataset, assert_one_line, run_cli
+from tests.cli.test_bad_inputs import _red_dataset
+from tests.cli_helpers import assert_one_line, run_cli
 from tests.hardening.full_disk import tiny_disk  # noqa: F401  (the fixture)
 from tests.inspect.checks import is_red
 from tests.inspect.media import part_image, write_video
@@ -37,8 +38,8 @@ def video(tmp_path):
 def test_bench_refuses_a_device_node_before_anything(capsys, tmp_path, option):
     """`bench --json /dev/full` as root replaced the device node with a JSON file. The bundle named here
     does not exist, so no code path reaches a write: the check must come first, and it does."""
-    code, err = run_cli(capsys, "bench", "--bundle", tmp_path / "nope", option, "/dev/full", "--no-progress")
-    assert_one_line(code, err, f"{option} /dev/full is a character device, not a regular file")
+    res = run_cli(capsys, "bench", "--bundle", tmp_path / "nope", option, "/dev/full", "--no-progress")
+    assert_one_line(res, f"{option} /dev/full is a character device, not a regular file")
     assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
 
 
@@ -49,9 +50,9 @@ def _manifest_bytes(bundle) -> bytes:
 def test_run_events_never_overwrite_a_bundle_file_or_the_video(capsys, tmp_path, bundle, video):
     before, video_bytes = _manifest_bytes(bundle), video.read_bytes()
     for events, words in ((bundle.path / "manifest.yaml", "is a file of the bundle"), (video, "is --video")):
-        code, err = run_cli(capsys, "run", "--video", video, "--bundle", bundle.path, "--out", tmp_path / "o",
-                            "--events", events)
-        assert_one_line(code, err, "--events", words)
+        res = run_cli(capsys, "run", "--video", video, "--bundle", bundle.path, "--out", tmp_path / "o",
+                      "--events", events)
+        assert_one_line(res, "--events", words)
     assert _manifest_bytes(bundle) == before and video.read_bytes() == video_bytes
     assert not (tmp_path / "o").exists()
 
@@ -65,8 +66,8 @@ def test_run_out_is_never_the_image_folder_or_the_bundle(capsys, tmp_path, bundl
     for i in range(3):
         cv2.imwrite(str(images / f"{i}.png"), part_image(i, True)[:, :, ::-1])
     for out, words in ((images, "--out"), (images / "out", "is inside --images"), (bundle.path, "the bundle")):
-        code, err = run_cli(capsys, "run", "--images", images, "--bundle", bundle.path, "--out", out)
-        assert_one_line(code, err, words)
+        res = run_cli(capsys, "run", "--images", images, "--bundle", bundle.path, "--out", out)
+        assert_one_line(res, words)
     assert sorted(p.name for p in images.iterdir()) == ["0.png", "1.png", "2.png"]
 
 
@@ -82,9 +83,9 @@ def test_a_second_run_into_the_same_log_is_refused_while_the_first_runs(capsys, 
         deadline = time.monotonic() + 60
         while not (out / "events.jsonl").exists() and time.monotonic() < deadline:
             time.sleep(0.05)
-        code, err = run_cli(capsys, "run", "--video", long_video, "--bundle", bundle.path, "--out", out,
-                            "--max-frames", "3")
-        assert_one_line(code, err, f"another ddad-edge run (process {first.pid}) is writing the event log")
+        res = run_cli(capsys, "run", "--video", long_video, "--bundle", bundle.path, "--out", out,
+                      "--max-frames", "3")
+        assert_one_line(res, f"another ddad-edge run (process {first.pid}) is writing the event log")
     finally:
         first.send_signal(signal.SIGTERM)
         first.communicate(timeout=30)
@@ -98,8 +99,8 @@ def test_evaluate_json_on_a_full_disk_is_one_line_and_no_empty_file(capsys, tmp_
     data = _red_dataset(tmp_path / "data")
     tiny_disk.fill()
     target = tiny_disk.path / "metrics.json"
-    code, err = run_cli(capsys, "evaluate", "--bundle", bundle.path, "--data", data, "--category", "widget",
-                        "--out", tmp_path / "ev", "--json", target)
+    code, _, err = run_cli(capsys, "evaluate", "--bundle", bundle.path, "--data", data, "--category", "widget",
+                           "--out", tmp_path / "ev", "--json", target)
     assert code == 2 and "Traceback" not in err, err
     assert err.splitlines()[-1] == (f"error: cannot write {target}: No space left on device; nothing was "
                                     "changed there"), "one line, after the evaluation's own notes"
@@ -117,9 +118,9 @@ def test_train_out_a_file_or_inside_the_dataset_is_one_line(capsys, tmp_path):
     listing = sorted(str(p) for p in data.rglob("*"))
     for out, words in ((tmp_path / "notes.txt", "is a file, not a folder"), (data, "is the dataset"),
                        (data / "widget" / "run", "is inside the dataset")):
-        code, err = run_cli(capsys, "train", "--data", data, "--category", "widget", "--preset", "tiny",
-                            "--out", out, "--max-steps", "1")
-        assert_one_line(code, err, "--out", words)
+        res = run_cli(capsys, "train", "--data", data, "--category", "widget", "--preset", "tiny",
+                      "--out", out, "--max-steps", "1")
+        assert_one_line(res, "--out", words)
     assert (tmp_path / "notes.txt").read_text() == "mine"
     assert sorted(str(p) for p in data.rglob("*")) == listing
 
@@ -136,6 +137,6 @@ def test_demo_and_synth_check_where_they_write_first(capsys, tmp_path, monkeypat
     for args, words in ((["demo", "--out", tmp_path / "d", "--json", "/dev/null"], "character device"),
                         (["demo", "--out", tmp_path / "notes.txt"], "is a file, not a folder"),
                         (["synth", "--out", tmp_path / "notes.txt", "--n-train", "2"], "is a file, not a folder")):
-        code, err = run_cli(capsys, *args)
-        assert_one_line(code, err, words)
+        res = run_cli(capsys, *args)
+        assert_one_line(res, words)
     assert (tmp_path / "notes.txt").read_text() == "mine" and sorted(os.listdir(tmp_path)) == ["notes.txt"]
