@@ -7,9 +7,16 @@ extractor: enough for tests of shapes, files and arithmetic, not for accuracy cl
 from __future__ import annotations
 
 import dataclasses
+import signal
 from pathlib import Path
 
 import pytest
+
+# A shell that starts a job in the background (nohup, setsid, some CI runners) ignores SIGINT in it, and an
+# ignored signal stays ignored across fork and exec: every `ddad-edge` process a test starts would then shrug
+# off the Ctrl-C the test sends. The tests model an operator at a terminal, where Ctrl-C arrives.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")

@@ -141,8 +141,10 @@ def test_resume_refuses_the_options_it_cannot_apply(capsys, tmp_path, synth_root
     assert_one_line(result, "--batch-size 4 (the run's: 8)", "--w 5", "--seed 1", "--backbone resnet50",
                     "--max-steps")
     assert "--no-ema" not in result.err and "--backbone-weights" not in result.err
-    result = run_cli(capsys, "train", "--data", tmp_path, "--resume", "--out", run, "--max-steps", 41)
-    assert_one_line(result, f"--data {tmp_path}", str(synth_root / "widget"))
+    other = tmp_path / "other-data"  # another dataset, not holding the run (that is refused on its own)
+    other.mkdir()
+    result = run_cli(capsys, "train", "--data", other, "--resume", "--out", run, "--max-steps", 41)
+    assert_one_line(result, f"--data {other}", str(synth_root / "widget"))
     result = run_cli(capsys, "train", "--data", synth_root, "--category", "widget", "--resume", "--out", run,
                      "--config", run / "config.yaml", "--max-steps", 41)
     assert_one_line(result, "--config")
