@@ -47,7 +47,9 @@ def stop_at_call(monkeypatch, k, action):
 
 
 def send_sigint():
-    os.kill(os.getpid(), signal.SIGINT)
+    # to this thread, where Python runs its handler (a process-directed kill may land on any thread, and by
+    # this point of the suite the process holds other libraries' worker threads)
+    signal.raise_signal(signal.SIGINT)
 
 
 def raise_keyboard_interrupt():
