@@ -51,7 +51,13 @@ class _BoundedServer(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], handler: type, max_connections: int) -> None:
         self._slots = threading.BoundedSemaphore(max_connections)
+        self._count_lock = threading.Lock()
+        self.connections = 0  # connections holding a handler thread now
         super().__init__(address, handler)
+
+    def _count(self, step: int) -> None:
+        with self._count_lock:
+            self.connections += step
 
     def process_request(self, request: Any, client_address: Any) -> None:
         if not self._slots.acquire(blocking=False):
@@ -62,9 +68,11 @@ class _BoundedServer(ThreadingHTTPServer):
                 pass
             self.shutdown_request(request)
             return
+        self._count(1)
         try:
             super().process_request(request, client_address)
         except BaseException:
+            self._count(-1)
             self._slots.release()
             raise
 
@@ -72,6 +80,7 @@ class _BoundedServer(ThreadingHTTPServer):
         try:
             super().process_request_thread(request, client_address)
         finally:
+            self._count(-1)
             self._slots.release()
 
 
@@ -120,6 +129,11 @@ class StatusServer(Sink):
     @property
     def counts(self) -> dict[str, int]:
         return self.board.counts
+
+    @property
+    def connections(self) -> int:
+        """Connections holding a handler thread now (at most `max_connections`)."""
+        return self._server.connections
 
     def watch_reject(self, reject: Any) -> None:
         """Show the reject output's live pulse counts (fired, merged) while the loop runs."""

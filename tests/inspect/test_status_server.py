@@ -32,6 +32,13 @@ def result(seq: int, verdict: Verdict = Verdict.OK, score: float = 0.05, reason:
                                   "sinks": 0.2})
 
 
+def until(condition, timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "the server did not get there in time"
+        time.sleep(0.01)
+
+
 def get(port: int, path: str) -> tuple[int, bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     conn.request("GET", path)
@@ -66,15 +73,14 @@ def test_viewers_and_connections_are_capped_and_idle_ones_closed():
             sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
             sock.sendall(b"GET /stream.mjpg HTTP/1.0\r\n\r\n")
             socks.append(sock)
-        deadline = time.monotonic() + 5
-        while server.viewers < 2 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert server.viewers == 2
+        until(lambda: server.viewers == 2)
         status, body = get(server.port, "/stream.mjpg")
         assert status == 503 and b"too many viewers" in body
+        # the refused viewer's handler gives its slot back once it has finished, a moment after the client read
+        until(lambda: server.connections == 2)
         # a third and fourth connection that send nothing fill the connection slots; the fifth is turned away
         idle = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(2)]
-        time.sleep(0.1)
+        until(lambda: server.connections == 4)
         extra = socket.create_connection(("127.0.0.1", server.port), timeout=5)
         assert extra.recv(200).startswith(b"HTTP/1.0 503")
         extra.close()
