@@ -93,6 +93,10 @@ class ScoringConfig:
     blur_sigma: float = 4.0
     blur_kernel: int = 33
     layers: tuple[str, ...] = ("layer2", "layer3")
+    # Side, in map pixels, of the central square that gives the image score (and, in `evaluate`, the pixel
+    # metrics); 0: the whole map. A line keeps 0, so a defect at the edge of the window still rejects the part;
+    # DDAD's own evaluation crops the 256-px map to its central 224 px (`evaluate --protocol ddad`).
+    crop: int = 0
 
 
 @dataclass(frozen=True)
@@ -410,7 +414,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "sampler.t_prime": (1, 100_000), "sampler.skip": (1, 100_000), "sampler.w": (0.0, 1000.0),
     "sampler.eta": (0.0, 1.0), "sampler.noise_seed": (0, 2**32 - 1),
     "scoring.fixed_ratio": (0.0, 1e9), "scoring.v": (0.0, 1000.0), "scoring.blur_sigma": (0.0, 100.0),
-    "scoring.blur_kernel": (1, 255),
+    "scoring.blur_kernel": (1, 255), "scoring.crop": (0, 2048),
     "train.epochs": (0, 10_000_000), "train.max_steps": (0, 1_000_000_000), "train.max_minutes": (0.0, 1e7),
     "train.batch_size": (1, 4096), "train.lr": (1e-12, 10.0), "train.weight_decay": (0.0, 10.0),
     "train.ema_decay": (0.0, 0.999999), "train.seed": (0, 2**32 - 1), "train.val_fraction": (0.0, 0.99),
@@ -479,6 +483,9 @@ def check_run_config(cfg: RunConfig) -> RunConfig:
     if sc.blur_kernel % 2 == 0 or (sc.blur_kernel > 1 and sc.blur_sigma <= 0):
         raise DdadError(f"config keys 'scoring.blur_kernel' ({sc.blur_kernel}) and 'scoring.blur_sigma' "
                         f"({sc.blur_sigma:g}): the kernel must be odd, and wider than 1 only with a sigma > 0")
+    if sc.crop > cfg.model.image_size:
+        raise DdadError(f"config key 'scoring.crop' is {sc.crop}: the central square cannot be larger than the "
+                        f"{cfg.model.image_size}-px map (model.image_size); 0 scores the whole map")
     if not sc.layers or not set(sc.layers) <= set(_LAYERS) or len(set(sc.layers)) != len(sc.layers):
         raise DdadError(f"config key 'scoring.layers' is {list(sc.layers)}: choose distinct layers of "
                         f"{', '.join(_LAYERS)}")

@@ -24,7 +24,7 @@ import numpy as np
 
 from ddad_edge.data.folders import GROUND_TRUTH, TestSample, category_dir, list_test, load_test_arrays
 from ddad_edge.errors import DdadError
-from ddad_edge.metrics import aupro, f1_max, image_auroc, image_auroc_interval, pixel_auroc
+from ddad_edge.metrics import DDAD_CROP_FRACTION, aupro, central_window, f1_max, image_auroc, image_auroc_interval, pixel_auroc
 from ddad_edge.overlay import heatmap_overlay
 from ddad_edge.progress import Progress
 from ddad_edge.runtime.base import Runner
@@ -42,6 +42,7 @@ class Evaluation:
     n_images: int
     n_defective: int
     defective_without_mask: int = 0  # left out of pixel AUROC and AUPRO
+    crop: int = 0  # side of the central square of the map that was scored and measured; 0: the whole map
     # 95 % bootstrap interval of image_auroc over the test images (metrics.image_auroc_interval)
     image_auroc_low: float = math.nan
     image_auroc_high: float = math.nan
@@ -52,7 +53,7 @@ class Evaluation:
 
     def summary(self) -> dict[str, float]:
         keys = ("image_auroc", "image_auroc_low", "image_auroc_high", "pixel_auroc", "aupro", "f1_max", "f1_threshold", "n_images", "n_defective",
-                "defective_without_mask")
+                "defective_without_mask", "crop")
         return {k: getattr(self, k) for k in keys}
 
 
@@ -113,15 +114,37 @@ def _say_on_stderr(line: str) -> None:
     print(line, file=sys.stderr)
 
 
+def crop_for(image_size: int, protocol: str, own_crop: int = 0) -> int:
+    """The central square `evaluate` measures: `own_crop` (the run's or bundle's scoring.crop, 0: the whole map)
+    for the protocol "ddad-edge"; DDAD's central 224 of 256 px (the same fraction at other sizes) for "ddad"."""
+    if protocol == "ddad":
+        return round(image_size * DDAD_CROP_FRACTION)
+    if protocol == "ddad-edge":
+        return own_crop
+    raise DdadError(f"--protocol {protocol}: choose ddad-edge (the line's scoring) or ddad (DDAD's evaluation: "
+                    "the central 224 of 256 px)")
+
+
+def crop_maps(maps: np.ndarray, crop: int) -> np.ndarray:
+    """The central `crop` square of maps or masks (..., S, S); 0: unchanged."""
+    if crop == 0:
+        return maps
+    return maps[..., central_window(maps.shape[-2], crop), central_window(maps.shape[-1], crop)]
+
+
 def evaluate_runner(runner: Runner, data_root: str | Path, category: str = "", batch: int = 8,
-                    show_progress: bool = True, say: Callable[[str], None] = _say_on_stderr,
+                    show_progress: bool = True, say: Callable[[str], None] = _say_on_stderr, crop: int = 0,
                     ) -> tuple[Evaluation, np.ndarray, np.ndarray, list[TestSample]]:
     """Evaluate a runner on the test split of an MVTec-layout dataset.
 
     Returns the Evaluation, the test images (N, S, S, 3) uint8, their maps (N, S, S) and the samples.
     Why pixel metrics leave images out, or are NaN, goes to `say` as one line (default: stderr).
+    `crop` > 0 measures the central crop×crop pixels only, as DDAD's evaluation does: each image's score is
+    the maximum of that square of its map (blurred whole first, as in the graph), and the pixel metrics count
+    only its pixels. The returned maps stay whole.
     """
     check_batch(batch)
+    central_window(runner.image_size, crop)  # a crop larger than the map: one line before any work
     samples = list_test(data_root, category)
     labels = np.array([s.label for s in samples])
     if labels.min() == labels.max():
@@ -137,12 +160,17 @@ def evaluate_runner(runner: Runner, data_root: str | Path, category: str = "", b
         say(f"no mask in {ground_truth} marks a defect pixel at {runner.image_size} px: pixel AUROC and AUPRO "
             "not measured")
     maps, scores = infer_all(runner, images, batch, "evaluate", show_progress)
-    m = metrics_of(labels, scores, masks, has_mask, maps)
+    if crop:
+        measured = crop_maps(maps, crop)
+        scores = measured.reshape(len(measured), -1).max(axis=1)
+        m = metrics_of(labels, scores, crop_maps(masks, crop), has_mask, measured)
+    else:
+        m = metrics_of(labels, scores, masks, has_mask, maps)
     ev = Evaluation(
         image_auroc=m["image_auroc"], image_auroc_low=m["image_auroc_low"], image_auroc_high=m["image_auroc_high"],
         pixel_auroc=m["pixel_auroc"], aupro=m["aupro"], f1_max=m["f1_max"],
         f1_threshold=m["f1_threshold"], n_images=len(samples), n_defective=int(labels.sum()),
-        defective_without_mask=int((~has_mask).sum()),
+        defective_without_mask=int((~has_mask).sum()), crop=crop,
         paths=[str(s.path) for s in samples], kinds=[s.kind for s in samples], labels=[int(v) for v in labels],
         scores=[float(v) for v in scores],
     )

@@ -26,6 +26,25 @@ import numpy as np
 from ddad_edge.errors import DdadError, missing_package
 
 
+# DDAD's evaluation (its ddad.py) scores the central 224 px of a 256-px map: `evaluate --protocol ddad`.
+DDAD_CROP_FRACTION = 224 / 256
+
+
+def central_window(size: int, crop: int) -> slice:
+    """The rows (or columns) of the central `crop` pixels of a side of `size`; 0 or `size`: all of them.
+
+    Used alike by the graph's image score (model/scoring.py) and by `evaluate` on maps and masks, so the
+    score the line decides on and the pixels the metrics count are the same window.
+    """
+    if not 0 <= crop <= size:
+        raise DdadError(f"a central crop of {crop} px does not fit a {size}-px map: give 0 (the whole map) "
+                        f"up to {size}")
+    if crop in (0, size):
+        return slice(0, size)
+    start = (size - crop) // 2
+    return slice(start, start + crop)
+
+
 def _roc_auc(y_true: np.ndarray, y_score: np.ndarray) -> float:
     try:
         from sklearn.metrics import roc_auc_score

@@ -4,7 +4,7 @@
   D_f = Σ_{layer2, layer3} (1 − cos(P(φ(x̂0)), P(φ(x)))), upsampled to H×W   (B, 1, H, W)
         P: 3×3 mean pooling of feature patches (stride 1, zero padding), φ: the feature extractor
   map = D_f + v·r·D_p, r = max D_f / max D_p of the same image (or a fixed ratio measured on nominal images)
-  map ← Gaussian blur (σ = 4, 33×33); score = max(map)
+  map ← Gaussian blur (σ = 4, 33×33); score = max(map), or max of its central `scoring.crop` square
 
 DDAD's code takes the two maxima over the whole batch, which makes a frame's score depend on the frames
 beside it; here they are per image, so a frame scores the same alone or in any batch.
@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ddad_edge.config import RatioMode, ScoringConfig, ScoringMode
+from ddad_edge.metrics import central_window
 from ddad_edge.model.backbone import FeatureExtractor
 
 LAYER_INDEX = {"layer1": 0, "layer2": 1, "layer3": 2}
@@ -106,7 +107,11 @@ class AnomalyScorer(nn.Module):
 
     def forward(self, x: torch.Tensor, x0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         m = self.blur(self.fuse(*self.distances(x, x0)))
-        return m, m.flatten(1).amax(dim=1)
+        # The score is the map's maximum, over its central `crop` square where one is configured (the map
+        # itself stays whole: blurred before the crop, as in DDAD's evaluation, and shown whole).
+        rows, cols = central_window(m.shape[-2], self.cfg.crop), central_window(m.shape[-1], self.cfg.crop)
+        window = m if self.cfg.crop == 0 else m[:, :, rows, cols]
+        return m, window.flatten(1).amax(dim=1)
 
 
 def measure_fixed_ratio(scorer: AnomalyScorer, pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
