@@ -79,7 +79,7 @@ def install_stop_signals(stop: threading.Event, hurry: threading.Event | None = 
         if len(received) == 1:
             stop.set()
             message = f"{name}: finishing the frame in flight, then stopping"
-        else:
+        elif hurry is not None:  # without `hurry` the handlers before are back after the first signal
             hurry.set()
             message = (f"{name} again: cancelling the reject pulses not yet fired, outputs to their safe state, "
                        "then stopping")
@@ -172,7 +172,7 @@ class _Loop:
         batch = np.stack(inputs) if good else None  # (N, S, S, 3) uint8
         t1 = time.monotonic()
         error, inspection = "", None
-        if good:
+        if batch is not None:
             if self.watchdog:
                 self.watchdog.begin()
             try:
@@ -190,7 +190,7 @@ class _Loop:
             error = f"inference took {infer_ms:.1f} ms, over the {self.config.deadline_ms:g} ms deadline"
         for i, f in enumerate(good):
             r = results[f.seq]
-            if error:
+            if error or inspection is None or batch is None:
                 r.reason = error
                 continue
             r.score = float(inspection.scores[i])

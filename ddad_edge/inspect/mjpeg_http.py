@@ -106,9 +106,10 @@ class MjpegHttpCapture:
         length = re.search(r"content-length:\s*(\d+)", headers, re.IGNORECASE)
         declared = int(length.group(1)) if length else None
         while True:
-            settled = declared is not None and len(self._buf) >= declared + 2 + len(self._delimiter)
-            if settled and bytes(self._buf[declared:declared + 2 + len(self._delimiter)]).lstrip(b"\r\n") \
-                    .startswith(self._delimiter):
+            tail = len(self._delimiter) + 2
+            settled = declared is not None and len(self._buf) >= declared + tail
+            if declared is not None and settled \
+                    and bytes(self._buf[declared:declared + tail]).lstrip(b"\r\n").startswith(self._delimiter):
                 body = bytes(self._buf[:declared])  # as long as announced, the next part right after it
                 del self._buf[:declared]
                 break

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 from ddad_edge.inspect.gpio_lines import GpioLine
 
@@ -35,7 +36,7 @@ class PulseScheduler:
         self.requested = 0  # pulses asked for
         self.fired = 0  # pulses driven on the line (each may hold several merged requests)
         self.cancelled = 0  # requested pulses dropped at close because they lay beyond the drain window
-        self.cancelled_tags: list[object] = []  # their tags (None for untagged ones), in start order
+        self.cancelled_tags: list[Any] = []  # their tags (None for untagged ones), in start order
         self._thread = threading.Thread(target=self._run, name=f"pulses {line.name}", daemon=True)
         self._thread.start()
 

@@ -188,16 +188,17 @@ def open_reject_output(spec: GpioSpec, timing: RejectTiming, ready: GpioSpec | N
     """
     if ready is None and spec.kind is GpioKind.SIM:
         ready = GpioSpec(GpioKind.SIM)
-    wants_ready = ready is not None and ready.kind is not GpioKind.NONE
-    if wants_ready:
+    if ready is not None and ready.kind is GpioKind.NONE:
+        ready = None
+    if ready is not None:
         check_distinct_lines(spec, ready)
-    if spec.kind is GpioKind.NONE and not wants_ready:
+    if spec.kind is GpioKind.NONE and ready is None:
         return NoReject()
     reject_line = None
     if spec.kind is not GpioKind.NONE:
         reject_line = open_line(spec, "reject", initial_high=not active_high, sim_log=sim_log)
     ready_line = None
-    if wants_ready:
+    if ready is not None:
         try:
             ready_line = open_line(ready, "ready", initial_high=not active_high, sim_log=sim_log)
         except BaseException:

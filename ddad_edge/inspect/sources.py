@@ -75,10 +75,10 @@ def check_source(spec: SourceSpec) -> None:
     """Cheap checks before anything is loaded; each failure is one DdadError line (SourceUnavailable for a
     camera device that is not there: it may still be on its way)."""
     if spec.kind is SourceKind.CAMERA:
-        path, _ = camera_device(spec.target)
-        if not os.path.exists(path):
+        device, _ = camera_device(spec.target)
+        if not os.path.exists(device):
             present = sorted(str(p) for p in Path("/dev").glob("video*")) if Path("/dev").is_dir() else []
-            raise SourceUnavailable(f"camera {path} not found: no such device "
+            raise SourceUnavailable(f"camera {device} not found: no such device "
                                     f"(video devices here: {', '.join(present) or 'none'}); plug it in, or fix "
                                     "the path (ls /dev/v4l/by-id/ gives names that survive a reboot)")
     elif spec.kind is SourceKind.CSI:

@@ -117,7 +117,8 @@ class StatusServer(Sink):
             self._server = _BoundedServer((host, port), handler, max_connections)
         except OSError as exc:
             raise DdadError(f"cannot serve the status page on {host}:{port}: {exc.strerror or exc}") from None
-        self.host, self.port = self._server.server_address[:2]
+        address = self._server.server_address
+        self.host, self.port = str(address[0]), int(address[1])
         self._thread = threading.Thread(target=self._server.serve_forever, name="status-server", daemon=True)
         self._thread.start()
 
