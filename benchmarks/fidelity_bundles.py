@@ -74,7 +74,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="distill's target on a synthetic defect: teacher (follows the teacher from the first "
                         "iterations, for short budgets, as the demo) or repaired (needs ~200 iterations)")
     p.add_argument("--int8-recipe", default="", help="`ddad-edge export --recipe` of the INT8 bundles "
-                   "(calibration/NAME.yaml or a path; default: the export's own, ddad_edge/deploy/calibration/int8.yaml)")
+                   "(calibration/NAME.yaml or a path; default: the export's own, calibration/int8.yaml)")
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
 

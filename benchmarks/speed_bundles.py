@@ -3,7 +3,7 @@
 A K-step graph costs the same whatever its weights hold, so the speed of a distilled 1- or 2-step
 student, of an INT8 file, or of another backbone can be measured without training any of them. The
 graph comes from the export stage's own functions (ddad_edge.deploy): `export_onnx` for the FP32 file,
-`quantize_first_try` with the default INT8 recipe for INT8 (ddad_edge/deploy/calibration/int8.yaml: Q/DQ on Conv/Gemm/MatMul
+`quantize_first_try` with the default INT8 recipe for INT8 (calibration/int8.yaml: Q/DQ on Conv/Gemm/MatMul
 inputs and convolution outputs, symmetric S8S8, per-channel weights, the blur and the time embedding kept
 in FP32: the file the export writes on its first try), and `convert_fp16` with the
 fp16-safe recipe's groups for FP16. What is NOT reproduced: the INT8 accuracy-guided fallback (there is no

@@ -34,7 +34,7 @@ def tiny_run(synth_root, tmp_path_factory) -> Path:
     """A tiny-preset run trained for 40 steps at 32 px on `synth_root`; returns the run folder."""
     import warnings
 
-    from ddad_edge.config import run_config_for
+    from ddad_edge.config_presets import run_config_for
     from ddad_edge.train.diffusion import train_diffusion
 
     cfg = run_config_for("tiny", 32, "widget", str(synth_root))

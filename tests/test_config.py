@@ -4,9 +4,11 @@ import dataclasses
 
 import pytest
 
-from ddad_edge.config import (CATEGORY_PRESETS, RunConfig, dump_run_config, from_dict, load_run_config,
-                              model_preset, run_config_for, to_dict, with_absolute_paths)
+from ddad_edge.config import RunConfig, with_absolute_paths
+from ddad_edge.config_presets import CATEGORY_PRESETS, model_preset, run_config_for
+from ddad_edge.config_yaml import dump_run_config, load_run_config
 from ddad_edge.errors import DdadError
+from ddad_edge.yaml_strict import from_dict, to_dict
 
 
 def test_round_trip_through_yaml(tmp_path):
@@ -59,7 +61,7 @@ def test_from_dict_fills_defaults():
 
 @pytest.mark.parametrize("t_max", [250, 100, 1001])
 def test_t_max_must_cover_the_reconstructions_start(t_max):
-    from ddad_edge.config import check_run_config
+    from ddad_edge.config_checks import check_run_config
 
     cfg = run_config_for("tiny", 32, "bottle")  # T' = 250 of 1000 steps
     with pytest.raises(DdadError, match=r"train\.t_max"):

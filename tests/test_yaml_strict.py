@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from ddad_edge.bundle import MANIFEST_NAME, read_bundle
-from ddad_edge.config import read_config_yaml
+from ddad_edge.config_yaml import read_config_yaml
 from ddad_edge.deploy.recipes import load_recipe
 from ddad_edge.deploy.tensorrt_profile import load_build_profile
 from ddad_edge.errors import DdadError
@@ -22,7 +22,8 @@ from ddad_edge.yaml_strict import load_yaml
 from tests.bundle_factory import make_toy_bundle
 from tests.cli_helpers import assert_one_line
 
-PACKAGE = Path(__file__).resolve().parents[1] / "ddad_edge"
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "ddad_edge"
 
 
 def test_load_yaml_reads_what_safe_load_reads_and_refuses_repeated_keys():
@@ -71,16 +72,16 @@ def test_a_split_file_with_a_repeated_list_is_refused(tmp_path):
 
 def test_a_recipe_and_a_build_profile_with_a_repeated_key_are_refused(tmp_path):
     recipe = tmp_path / "mine.yaml"
-    recipe.write_text(doubled((PACKAGE / "deploy" / "calibration" / "fp32.yaml").read_text(), "precision", "int8"))
+    recipe.write_text(doubled((ROOT / "calibration" / "fp32.yaml").read_text(), "precision", "int8"))
     with pytest.raises(DdadError) as info:
         load_recipe(recipe)
     assert_one_line(info.value, "'precision' appears twice")
     profile = tmp_path / "board.yaml"
-    profile.write_text(doubled((PACKAGE / "deploy" / "export" / "x86-gpu.yaml").read_text(), "max_batch", "64"))
+    profile.write_text(doubled((ROOT / "export" / "x86-gpu.yaml").read_text(), "max_batch", "64"))
     with pytest.raises(DdadError) as info:
         load_build_profile(str(profile))
     assert_one_line(info.value, "'max_batch' appears twice")
-    shutil.copy(PACKAGE / "deploy" / "export" / "x86-gpu.yaml", tmp_path / "ok.yaml")
+    shutil.copy(ROOT / "export" / "x86-gpu.yaml", tmp_path / "ok.yaml")
     assert load_build_profile(str(tmp_path / "ok.yaml")).max_batch == 8  # the shipped file itself loads
 
 

@@ -20,7 +20,8 @@ from functools import lru_cache
 import torch
 from torch import nn
 
-from ddad_edge.config import DiffusionConfig, SamplerConfig, ScoringConfig, ScoringMode, model_preset
+from ddad_edge.config import DiffusionConfig, SamplerConfig, ScoringConfig, ScoringMode
+from ddad_edge.config_presets import model_preset
 from ddad_edge.model.backbone import FeatureExtractor
 from ddad_edge.model.flops import gflops_of
 from ddad_edge.model.pipeline import DDADPipeline

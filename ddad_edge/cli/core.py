@@ -11,7 +11,8 @@ from typing import Optional
 import typer
 
 from ddad_edge.cli.app import app
-from ddad_edge.config import MODEL_PRESETS, RatioMode, ScoringMode
+from ddad_edge.config import RatioMode, ScoringMode
+from ddad_edge.config_presets import MODEL_PRESETS
 from ddad_edge.errors import DdadError
 
 
@@ -50,8 +51,9 @@ def train(
     Ctrl-C or SIGTERM stops at the end of the step under way and saves last.pt there (exit 130 for SIGINT,
     143 for SIGTERM); --resume continues it.
     """
-    from ddad_edge.config import (check_run_config, load_run_config, read_config_yaml, run_config_for,
-                                  run_config_from)
+    from ddad_edge.config_checks import check_run_config
+    from ddad_edge.config_presets import run_config_for
+    from ddad_edge.config_yaml import load_run_config, read_config_yaml, run_config_from
     from ddad_edge.model.backbone import check_backbone
     from ddad_edge.train.diffusion import TrainingInterrupted, train_diffusion
 
@@ -216,7 +218,7 @@ def evaluate(
     batch: int = typer.Option(8),
 ) -> None:
     """Image AUROC, pixel AUROC, AUPRO and F1-max on the test split, with overlays and per-image scores."""
-    from ddad_edge.config import check_option_range
+    from ddad_edge.config_checks import check_option_range
     from ddad_edge.evaluate import check_batch, evaluate_runner, write_evaluation
     from ddad_edge.output_paths import bundle_files
 

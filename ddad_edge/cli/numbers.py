@@ -19,7 +19,7 @@ import sys
 import typing
 from typing import Any, Callable
 
-from ddad_edge.config import check_option_range, option_range
+from ddad_edge.config_checks import check_option_range, option_range
 from ddad_edge.errors import DdadError
 
 MAX_BATCH = 256  # frames per inference call (run, bench, evaluate): more is no line camera's rate, only memory

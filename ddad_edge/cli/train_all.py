@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from ddad_edge.cli.app import app
-from ddad_edge.config import MODEL_PRESETS
+from ddad_edge.config_presets import MODEL_PRESETS
 
 
 @app.command("train-all")

@@ -30,7 +30,7 @@ import yaml
 
 from ddad_edge.bundle import (MANIFEST_MAX_BYTES, MANIFEST_NAME, MODEL_NAME, REPORT_NAME, Bundle, Precision,
                               atomic_write_bytes, read_bundle, write_manifest)
-from ddad_edge.config import ScoringMode, to_dict
+from ddad_edge.config import ScoringMode
 from ddad_edge.data.folders import list_test, list_train, load_images, load_test_arrays
 from ddad_edge.deploy.execution_modes import measure_modes
 from ddad_edge.deploy.frame_gate_calibration import calibrate_frame_gate
@@ -48,7 +48,7 @@ from ddad_edge.model.checkpoint import Run, open_run
 from ddad_edge.model.pipeline import DDADPipeline
 from ddad_edge.model.runner import TorchRunner, build_pipeline, teacher_grid
 from ddad_edge.runtime.base import INPUT_NAME, OUTPUT_NAMES, Inspection
-from ddad_edge.yaml_strict import load_yaml
+from ddad_edge.yaml_strict import load_yaml, to_dict
 
 PROBE_NAME = "probe.npz"
 CALIBRATION_FRAMES_NAME = "calibration.npz"

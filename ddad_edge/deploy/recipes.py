@@ -1,9 +1,10 @@
 """Precision recipes: how an FP16 or INT8 file is made and what accuracy it must keep.
 
-A recipe is a YAML file (any path, or NAME for calibration/NAME.yaml), loaded strictly: an unknown key or
-a wrong type is an error naming the key. `--recipe NAME` finds calibration/NAME.yaml in the working
-directory first (a user's own recipes), then among the recipes shipped inside the package
-(ddad_edge/deploy/calibration/). Without --recipe a precision uses its default recipe (fp32, fp16, int8).
+A recipe is a YAML file (any path, or NAME for calibration/NAME.yaml), read by the one strict loader
+(yaml_strict.py) as configs and build profiles are: an unknown key or a wrong type is one line naming the
+file and the key. `--recipe NAME` finds calibration/NAME.yaml in the working directory first (a user's own
+recipes), then among the recipes shipped with ddad-edge (the repository's calibration/, inside the package
+once installed: yaml_folders.py). Without --recipe a precision uses its default recipe (fp32, fp16, int8).
 """
 
 from __future__ import annotations
@@ -13,15 +14,13 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
-import yaml
-
 from ddad_edge.bundle import Precision
-from ddad_edge.config import from_dict
 from ddad_edge.errors import DdadError
-from ddad_edge.yaml_strict import load_yaml
+from ddad_edge.yaml_folders import search_folders
+from ddad_edge.yaml_strict import from_dict, naming_the_file, read_yaml_mapping
 
 RECIPE_DIR = "calibration"
-SHIPPED_RECIPES = Path(__file__).resolve().parent / RECIPE_DIR  # package data: in every wheel
+RECIPE = "recipe"  # how errors name a recipe file
 DEFAULT_RECIPES = {Precision.FP32: "fp32", Precision.FP16: "fp16", Precision.INT8: "int8"}
 
 
@@ -101,12 +100,6 @@ class Recipe:
     name: str = ""  # set from the file name
 
 
-def _recipe_dirs() -> list[Path]:
-    """Where recipe names are looked up: ./calibration (the user's own), then the recipes in the package."""
-    here = Path.cwd() / RECIPE_DIR
-    return [here] if here.resolve() == SHIPPED_RECIPES else [here, SHIPPED_RECIPES]
-
-
 def find_recipe(name_or_path: str | Path) -> Path:
     """The YAML file of a recipe given as a path or as NAME of calibration/NAME.yaml."""
     path = Path(name_or_path)
@@ -115,33 +108,28 @@ def find_recipe(name_or_path: str | Path) -> Path:
     if path.suffix in (".yaml", ".yml") and (path.parent != Path(".") or path.is_absolute()):
         raise DdadError(f"recipe file not found: {path}")
     stem = path.stem if path.suffix in (".yaml", ".yml") else str(name_or_path)
-    for folder in _recipe_dirs():
+    for folder in search_folders(RECIPE_DIR):
         candidate = folder / f"{stem}.yaml"
         if candidate.is_file():
             return candidate
-    known = sorted({p.stem for d in _recipe_dirs() if d.is_dir() for p in d.glob("*.yaml")})
+    known = sorted({p.stem for d in search_folders(RECIPE_DIR) if d.is_dir() for p in d.glob("*.yaml")})
     raise DdadError(f"no recipe '{name_or_path}': give a YAML path or one of {', '.join(known) or '(none found)'}")
 
 
 def load_recipe(name_or_path: str | Path) -> Recipe:
-    """Load a recipe strictly (unknown keys and wrong types are errors naming the key)."""
+    """Load a recipe strictly (unknown keys and wrong types are errors naming the file and the key)."""
     path = find_recipe(name_or_path)
-    try:
-        data = load_yaml(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise DdadError(f"recipe {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    if "name" in data:
-        raise DdadError(f"recipe {path}: 'name' comes from the file name, remove the key")
-    try:
-        recipe = from_dict(Recipe, data)
-    except DdadError as exc:
-        raise DdadError(f"recipe {path}: {exc}") from None
-    recipe = dataclasses.replace(recipe, name=path.stem)
-    _validate(recipe, path)
+    data = read_yaml_mapping(path, RECIPE)
+    with naming_the_file(RECIPE, path):
+        if "name" in data:
+            raise DdadError("'name' comes from the file name, remove the key")
+        recipe = dataclasses.replace(from_dict(Recipe, data), name=path.stem)
+        _validate(recipe)
     return recipe
 
 
-def _validate(recipe: Recipe, path: Path) -> None:
+def _validate(recipe: Recipe) -> None:
+    """The relations the types alone do not hold: node groups that exist, positive tolerances, ..."""
     from ddad_edge.deploy.precision import NodeGroup
 
     groups = {g.value for g in NodeGroup}
@@ -149,20 +137,19 @@ def _validate(recipe: Recipe, path: Path) -> None:
                        ("int8.keep_fp32", recipe.int8.keep_fp32)):
         bad = [n for n in names if n not in groups]
         if bad:
-            raise DdadError(f"recipe {path}: {key} names unknown node groups {bad}; "
-                            f"choose from {', '.join(sorted(groups))}")
+            raise DdadError(f"{key} names unknown node groups {bad}; choose from {', '.join(sorted(groups))}")
     if not (recipe.tolerance.map_rel > 0 and recipe.tolerance.score_rel > 0):
-        raise DdadError(f"recipe {path}: tolerance values must be positive")
+        raise DdadError("tolerance values must be positive")
     if not (recipe.bf16.map_rel > 0 and recipe.bf16.score_rel > 0 and -1 <= recipe.bf16.min_rank_correlation <= 1):
-        raise DdadError(f"recipe {path}: bf16 budget values must be positive (min_rank_correlation in [-1, 1])")
+        raise DdadError("bf16 budget values must be positive (min_rank_correlation in [-1, 1])")
     stray = [t for t in recipe.int8.quantize_outputs if t not in recipe.int8.op_types]
     if stray:
-        raise DdadError(f"recipe {path}: int8.quantize_outputs names {stray}, which are not in int8.op_types "
+        raise DdadError(f"int8.quantize_outputs names {stray}, which are not in int8.op_types "
                         f"{list(recipe.int8.op_types)}: only quantized ops can have their outputs quantized")
     if recipe.int8.calibration_images < 1:
-        raise DdadError(f"recipe {path}: int8.calibration_images must be at least 1")
+        raise DdadError("int8.calibration_images must be at least 1")
     if not 0 < recipe.int8.percentile <= 100:
-        raise DdadError(f"recipe {path}: int8.percentile must be in (0, 100]")
+        raise DdadError("int8.percentile must be in (0, 100]")
 
 
 def recipe_for(precision: Precision, name_or_path: str | Path | None = None) -> Recipe:

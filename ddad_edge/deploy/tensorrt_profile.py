@@ -1,7 +1,9 @@
 """TensorRT build profiles: one frozen dataclass per target, loaded strictly from export/NAME.yaml.
 
-A name is looked up in ./export/NAME.yaml first (a user's own profiles), then in the profiles shipped
-inside the package (ddad_edge/deploy/export/: agx-orin, orin-nx, orin-nano, x86-gpu).
+A name is looked up in ./export/NAME.yaml first (a user's own profiles), then in the profiles shipped with
+ddad-edge (the repository's export/, inside the package once installed: yaml_folders.py; agx-orin,
+orin-nx, orin-nano, x86-gpu). The file is read by the one strict loader (yaml_strict.py), as configs and
+recipes are: an unknown key or a wrong type is one line naming the file and the key.
 
 A profile says how to build an engine on one kind of device (workspace, optimisation level, batch
 range, DLA, precision). Precision normally follows the bundle (the ONNX file carries it); a profile can
@@ -17,15 +19,13 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-import yaml
-
-from ddad_edge.config import from_dict
 from ddad_edge.errors import DdadError
 from ddad_edge.runtime.trt_compat import TrtVersion
-from ddad_edge.yaml_strict import load_yaml
+from ddad_edge.yaml_folders import search_folders, shipped_folder
+from ddad_edge.yaml_strict import from_dict, naming_the_file, read_yaml_mapping
 
 PROFILE_DIR = "export"
-SHIPPED_PROFILES = Path(__file__).resolve().parent / PROFILE_DIR  # package data: in every wheel
+PROFILE = "build profile"  # how errors name a profile file
 JETSON_MODEL_FILE = Path("/proc/device-tree/model")
 
 
@@ -68,29 +68,22 @@ class BuildProfile:
     tensorrt: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        # The messages name the key; the loader leads them with the file (`build profile export/x.yaml: ...`).
         if not 0 <= self.optimization_level <= 5:
-            raise DdadError(f"build profile {self.name}: optimization_level must be 0-5, "
-                            f"got {self.optimization_level}")
+            raise DdadError(f"optimization_level must be 0-5, got {self.optimization_level}")
         if self.workspace_mib < 16:
-            raise DdadError(f"build profile {self.name}: workspace_mib must be at least 16")
+            raise DdadError("workspace_mib must be at least 16")
         if not 1 <= self.opt_batch <= self.max_batch:
-            raise DdadError(f"build profile {self.name}: need 1 <= opt_batch <= max_batch, "
-                            f"got opt_batch={self.opt_batch}, max_batch={self.max_batch}")
+            raise DdadError(f"need 1 <= opt_batch <= max_batch, got opt_batch={self.opt_batch}, "
+                            f"max_batch={self.max_batch}")
         if self.dla_core < -1:
-            raise DdadError(f"build profile {self.name}: dla_core is -1 (none) or a core index")
+            raise DdadError("dla_core is -1 (none) or a core index")
         if self.calibration_batch < 1:
-            raise DdadError(f"build profile {self.name}: calibration_batch must be at least 1")
+            raise DdadError("calibration_batch must be at least 1")
         for text in self.tensorrt:
             if not re.fullmatch(r"\d+\.\d+", text):
-                raise DdadError(f"build profile {self.name}: tensorrt lists versions as major.minor in quotes "
-                                f"(\"10.3\"), got {text!r}")
+                raise DdadError(f"tensorrt lists versions as major.minor in quotes (\"10.3\"), got {text!r}")
             TrtVersion.parse(text).family  # noqa: B018 - refuses versions before 8.6 in one line
-
-
-def _profile_dirs() -> list[Path]:
-    """Where profile names are looked up: ./export (the user's own), then the profiles in the package."""
-    here = Path.cwd() / PROFILE_DIR
-    return [here] if here.resolve() == SHIPPED_PROFILES else [here, SHIPPED_PROFILES]
 
 
 def load_build_profile(name_or_path: str | Path) -> BuildProfile:
@@ -100,31 +93,27 @@ def load_build_profile(name_or_path: str | Path) -> BuildProfile:
     if not path.is_file():
         if path.suffix or "/" in text:
             raise DdadError(f"build profile not found: {text}")
-        candidates = [d / f"{text}.yaml" for d in _profile_dirs()]
-        found = [c for c in candidates if c.is_file()]
+        folders = search_folders(PROFILE_DIR)
+        found = [d / f"{text}.yaml" for d in folders if (d / f"{text}.yaml").is_file()]
         if not found:
-            known = sorted({p.stem for d in _profile_dirs() if d.is_dir() for p in d.glob("*.yaml")})
+            known = sorted({p.stem for d in folders if d.is_dir() for p in d.glob("*.yaml")})
             raise DdadError(f"no build profile named '{text}' (looked in "
-                            f"{', '.join(str(d) for d in _profile_dirs())}); known: {', '.join(known) or 'none'}")
+                            f"{', '.join(str(d) for d in folders)}); known: {', '.join(known) or 'none'}")
         path = found[0]
-    try:
-        data = load_yaml(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise DdadError(f"build profile {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise DdadError(f"build profile {path} must be a mapping of keys to values")
+    data = read_yaml_mapping(path, PROFILE)
     data.setdefault("name", path.stem)
-    versions = data.get("tensorrt")
-    if isinstance(versions, list) and any(isinstance(v, (int, float)) and not isinstance(v, bool) for v in versions):
-        # YAML reads 10.10 as the number 10.1: a version must stay text
-        raise DdadError(f"build profile {path}: write the tensorrt versions in quotes, e.g. [\"8.6\", \"10.3\"]; "
-                        f"got {versions}")
-    return from_dict(BuildProfile, data)
+    with naming_the_file(PROFILE, path):
+        versions = data.get("tensorrt")
+        if isinstance(versions, list) and any(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                              for v in versions):
+            # YAML reads 10.10 as the number 10.1: a version must stay text
+            raise DdadError(f"write the tensorrt versions in quotes, e.g. [\"8.6\", \"10.3\"]; got {versions}")
+        return from_dict(BuildProfile, data)
 
 
 def shipped_profiles() -> list[BuildProfile]:
-    """Every profile shipped in the package (ddad_edge/deploy/export/*.yaml), by name."""
-    return [load_build_profile(p) for p in sorted(SHIPPED_PROFILES.glob("*.yaml"))]
+    """Every profile shipped with ddad-edge (export/*.yaml), by name."""
+    return [load_build_profile(p) for p in sorted(shipped_folder(PROFILE_DIR).glob("*.yaml"))]
 
 
 def profile_tensorrt_versions(extra: BuildProfile | None = None) -> tuple[str, ...]:

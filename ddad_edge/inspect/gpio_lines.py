@@ -184,7 +184,7 @@ def line_error(exc: OSError, what: str, library: str) -> DdadError:
     if exc.errno in (errno.EACCES, errno.EPERM):
         fix = ("this user may not open /dev/gpiochip*: add it to the gpio group (usermod -aG gpio USER, or "
                "SupplementaryGroups=gpio in the systemd unit) and give the chips to that group "
-               "(deploy-files/99-ddad-edge-gpio.rules)")
+               "(device-files/99-ddad-edge-gpio.rules)")
     elif exc.errno == errno.EBUSY:
         fix = ("another process holds it (gpioinfo names the consumer of each line in use): stop that "
                "process, or choose another pin")

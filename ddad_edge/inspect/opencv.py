@@ -20,7 +20,7 @@ PIP_OPENCV_FIX = "pip install opencv-python-headless"
 # JetPack's cv2 is compiled against NumPy 1.x and fails to import under NumPy 2 ("numpy.core.multiarray
 # failed to import"); pip's opencv-python is no way out on a Jetson (no GStreamer, so no CSI cameras).
 JETSON_NUMPY_FIX = ("JetPack's OpenCV is built for NumPy 1.x: pip install 'numpy<2' in the venv "
-                    "(deploy-files/jetson-constraints.txt) and keep the system OpenCV, not opencv-python")
+                    "(device-files/jetson-constraints.txt) and keep the system OpenCV, not opencv-python")
 PIP_NUMPY_FIX = ("this OpenCV is built for another NumPy: pip install -U opencv-python-headless, "
                  "or pip install 'numpy<2'")
 

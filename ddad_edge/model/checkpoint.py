@@ -22,11 +22,12 @@ from typing import Any
 import torch
 import yaml
 
-from ddad_edge.config import ModelConfig, RunConfig, from_dict, load_run_config
+from ddad_edge.config import ModelConfig, RunConfig
+from ddad_edge.config_yaml import load_run_config
 from ddad_edge.errors import DdadError
 from ddad_edge.model.backbone import FeatureExtractor, load_backbone
 from ddad_edge.model.unet import UNet
-from ddad_edge.yaml_strict import load_yaml
+from ddad_edge.yaml_strict import from_dict, load_yaml
 
 LAST = "last.pt"
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from ddad_edge.config import BACKBONES, RunConfig, check_run_config, model_preset
+from ddad_edge.config import BACKBONES, RunConfig
+from ddad_edge.config_checks import check_run_config
+from ddad_edge.config_presets import model_preset
 from ddad_edge.errors import DdadError
 from ddad_edge.model.backbone import FeatureExtractor
 from ddad_edge.model.unet import UNet, count_parameters

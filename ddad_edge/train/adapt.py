@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ddad_edge.config import check_run_config, to_dict
+from ddad_edge.config_checks import check_run_config
 from ddad_edge.data.folders import load_images
 from ddad_edge.errors import DdadError
 from ddad_edge.model.backbone import FeatureExtractor, load_backbone
@@ -37,6 +37,7 @@ from ddad_edge.model.sampler import reconstruct
 from ddad_edge.model.schedule import alphas_cumprod
 from ddad_edge.progress import Progress
 from ddad_edge.train.diffusion import pick_device
+from ddad_edge.yaml_strict import to_dict
 
 
 def cosine_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 import yaml
 
-from ddad_edge.config import RunConfig, dump_run_config, to_dict, with_absolute_paths
+from ddad_edge.config import RunConfig, with_absolute_paths
+from ddad_edge.config_yaml import dump_run_config
 from ddad_edge.data.folders import list_train, load_images, split_train_val
 from ddad_edge.errors import DdadError
 from ddad_edge.model.checkpoint import LAST, config_of, load_checkpoint, save_checkpoint
@@ -30,7 +31,7 @@ from ddad_edge.model.unet import UNet
 from ddad_edge.progress import Progress
 from ddad_edge.train.distributed import (DistEnv, Ranks, detect_env, device_for, process_group, rank_seed,
                                          shard_epoch)
-from ddad_edge.yaml_strict import load_yaml
+from ddad_edge.yaml_strict import load_yaml, to_dict
 
 
 def pick_device(requested: str = "auto") -> torch.device:

@@ -25,7 +25,7 @@ from typing import Callable
 
 import numpy as np
 
-from ddad_edge.config import ScoringMode, to_dict
+from ddad_edge.config import ScoringMode
 from ddad_edge.data.folders import list_test, load_images, load_test_arrays
 from ddad_edge.errors import DdadError
 from ddad_edge.model.checkpoint import Run, load_checkpoint, save_checkpoint
@@ -38,6 +38,7 @@ from ddad_edge.train.distill import (DistillConfig, DistillMethod, check_t_prime
                                      distillation_grids, fixed_start_noise)
 from ddad_edge.train.distill_fidelity import (FidelityRow, Reference, TestSet, fmt, measure, table_lines,
                                              write_report)
+from ddad_edge.yaml_strict import to_dict
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 `ddad-edge train-all --data DIR --categories a,b,c|all --out RUNS/` trains RUNS/<category> for each
 category in turn (a run folder as `ddad-edge train` makes it), with DDAD's w, v, λ and epochs for the
-MVTec and VisA names (`config.CATEGORY_PRESETS`) and the defaults for any other folder.
+MVTec and VisA names (`config_presets.CATEGORY_PRESETS`) and the defaults for any other folder.
 
 Resumable: a category whose last checkpoint says it finished, with the same stop limits (epochs,
 max_steps), is skipped; one with a checkpoint that did not finish (interrupted, or stopped by
@@ -24,7 +24,9 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Callable
 
-from ddad_edge.config import CATEGORY_PRESETS, RunConfig, check_run_config, run_config_for
+from ddad_edge.config import RunConfig
+from ddad_edge.config_checks import check_run_config
+from ddad_edge.config_presets import CATEGORY_PRESETS, run_config_for
 from ddad_edge.data.folders import GOOD
 from ddad_edge.errors import DdadError
 from ddad_edge.model.checkpoint import LAST, config_of, load_checkpoint

@@ -80,7 +80,7 @@ def test_a_refused_export_is_recorded_and_the_rest_goes_on(scripts, made, tmp_pa
     """An INT8 budget no file can meet (map error 1e-9 of max, no fallback round): the export refuses it
     for real, the script says so, keeps the reason for the matrix, and does not try it again."""
     out, _, _ = made
-    recipe = yaml.safe_load((BENCHMARKS.parent / "ddad_edge" / "deploy" / "calibration" / "int8.yaml").read_text())
+    recipe = yaml.safe_load((BENCHMARKS.parent / "calibration" / "int8.yaml").read_text())
     recipe["tolerance"] = {"map_rel": 1e-9, "score_rel": 1e-9}
     recipe["int8"].update(calibration_images=4, fallback_rounds=0, cpu_study=False)
     (tmp_path / "strict.yaml").write_text(yaml.safe_dump(recipe))

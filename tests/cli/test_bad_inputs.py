@@ -62,8 +62,9 @@ def test_resume_with_another_preset(capsys, tmp_path, tiny_run):
 
 def test_checkpoint_of_another_preset(capsys, tmp_path, tiny_run):
     """A run whose checkpoint holds another model than its config says is refused in one line."""
-    from ddad_edge.config import model_preset, run_config_for, to_dict
+    from ddad_edge.config_presets import model_preset, run_config_for
     from ddad_edge.model.unet import UNet
+    from ddad_edge.yaml_strict import to_dict
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)

@@ -1,4 +1,4 @@
-"""The example systemd unit (deploy-files/ddad-edge.service) against the program it starts: its command line
+"""The example systemd unit (device-files/ddad-edge.service) against the program it starts: its command line
 parses, it retries the exit status of a source that is not there yet and not that of a configuration error,
 it writes into one fixed folder, and the files it and docs/gpio.md point to exist."""
 
@@ -12,7 +12,7 @@ from ddad_edge.cli import _register_commands
 from ddad_edge.errors import DdadError, SourceUnavailable
 
 ROOT = Path(__file__).resolve().parents[2]
-UNIT = ROOT / "deploy-files" / "ddad-edge.service"
+UNIT = ROOT / "device-files" / "ddad-edge.service"
 
 
 def unit_settings(text: str) -> dict[str, list[str]]:
@@ -57,8 +57,8 @@ def test_the_unit_writes_into_one_fixed_folder_under_its_state_directory():
     assert out.is_absolute() and out.parent == Path("/var/lib") / settings["StateDirectory"][0]
 
 
-def test_the_deploy_files_that_the_unit_and_docs_gpio_name_exist():
-    docs = set(re.findall(r"deploy-files/[\w.-]+", (ROOT / "docs" / "gpio.md").read_text()))
+def test_the_device_files_that_the_unit_and_docs_gpio_name_exist():
+    docs = set(re.findall(r"device-files/[\w.-]+", (ROOT / "docs" / "gpio.md").read_text()))
     assert any(path.endswith(".rules") for path in docs), "docs/gpio.md names the udev rule it relies on"
-    for path in docs | set(re.findall(r"deploy-files/[\w.-]+", UNIT.read_text())):
+    for path in docs | set(re.findall(r"device-files/[\w.-]+", UNIT.read_text())):
         assert (ROOT / path).is_file(), path

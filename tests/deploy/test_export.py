@@ -76,7 +76,7 @@ def test_a_groupnorm_with_one_channel_per_group_is_one_instance_norm_with_the_sa
     import torch
 
     from ddad_edge.bench.reference import fill_zero_parameters, speed_pipeline
-    from ddad_edge.config import model_preset
+    from ddad_edge.config_presets import model_preset
     from ddad_edge.deploy.onnx_export import export_onnx
     from ddad_edge.model.pipeline import FrameGraph
     from ddad_edge.model.unet import UNet

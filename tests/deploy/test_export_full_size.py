@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from ddad_edge.config import DiffusionConfig, ScoringConfig, model_preset
+from ddad_edge.config import DiffusionConfig, ScoringConfig
+from ddad_edge.config_presets import model_preset
 from ddad_edge.deploy.fidelity import run_onnx
 from ddad_edge.deploy.onnx_export import check_graph, export_onnx
 from ddad_edge.model.backbone import FeatureExtractor

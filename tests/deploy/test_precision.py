@@ -534,7 +534,7 @@ def test_the_give_up_line_names_only_what_was_missed():
 
 def test_every_shipped_recipe_loads_and_knows_its_precision(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)  # found by name from any folder, not only a checkout's root
-    shipped = REPO / "ddad_edge" / "deploy" / "calibration"
+    shipped = REPO / "calibration"
     names = sorted(p.stem for p in shipped.glob("*.yaml"))
     assert {"fp32", "fp16", "fp16-safe", "int8", "int8-entropy", "int8-percentile"} <= set(names)
     for name in names:

@@ -1,4 +1,4 @@
-"""Build profiles: the shipped ddad_edge/deploy/export/*.yaml load strictly, and bad values are one line naming the key."""
+"""Build profiles: the shipped export/*.yaml load strictly, and bad values are one line naming the key."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from ddad_edge.deploy.tensorrt_profile import (
 )
 from ddad_edge.errors import DdadError
 
-SHIPPED = Path(__file__).resolve().parents[2] / "ddad_edge" / "deploy" / "export"
+SHIPPED = Path(__file__).resolve().parents[2] / "export"
 JETSON_DOC = Path(__file__).resolve().parents[2] / "docs" / "jetson.md"
 
 

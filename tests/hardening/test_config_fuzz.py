@@ -15,8 +15,11 @@ import yaml
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from ddad_edge.config import RunConfig, dump_run_config, load_run_config, run_config_for, to_dict
+from ddad_edge.config import RunConfig
+from ddad_edge.config_presets import run_config_for
+from ddad_edge.config_yaml import dump_run_config, load_run_config
 from ddad_edge.errors import DdadError
+from ddad_edge.yaml_strict import to_dict
 from tests.cli_helpers import assert_one_line
 from tests.hardening.checks import fuzz
 

@@ -37,8 +37,9 @@ class Payload:
 def test_a_checkpoint_carrying_a_pickled_object_is_refused(tmp_path):
     import torch
 
-    from ddad_edge.config import RunConfig, to_dict
+    from ddad_edge.config import RunConfig
     from ddad_edge.model.checkpoint import load_checkpoint
+    from ddad_edge.yaml_strict import to_dict
 
     marker = tmp_path / "code-ran"
     path = tmp_path / "last.pt"

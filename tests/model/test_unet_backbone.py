@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from ddad_edge.config import model_preset
+from ddad_edge.config_presets import model_preset
 from ddad_edge.errors import DdadError
 from ddad_edge.model.backbone import FeatureExtractor, load_backbone
 from ddad_edge.model.flops import model_costs

@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from ddad_edge.config import RunConfig, from_dict
+from ddad_edge.config import RunConfig
 from ddad_edge.errors import DdadError
 from ddad_edge.model.checkpoint import load_checkpoint
 from ddad_edge.model.unet import UNet
 from ddad_edge.train.diffusion import _sharded_batches
 from ddad_edge.train.distributed import DistEnv, detect_env, device_for, rank_seed, shard_epoch
+from ddad_edge.yaml_strict import from_dict
 
 REPO = Path(__file__).resolve().parents[2]
 TORCHRUN = Path(sys.executable).with_name("torchrun")

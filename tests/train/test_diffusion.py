@@ -6,11 +6,13 @@ import shutil
 import torch
 import yaml
 
-from ddad_edge.config import DiffusionConfig, RunConfig, from_dict, model_preset, run_config_for
+from ddad_edge.config import DiffusionConfig, RunConfig
+from ddad_edge.config_presets import model_preset, run_config_for
 from ddad_edge.model.checkpoint import load_checkpoint, open_run
 from ddad_edge.model.schedule import alphas_cumprod
 from ddad_edge.model.unet import UNet
 from ddad_edge.train.diffusion import diffusion_loss, train_diffusion
+from ddad_edge.yaml_strict import from_dict
 
 
 def test_t_max_trains_only_the_noise_levels_below_it():

@@ -255,8 +255,8 @@ def test_distill_bad_options_are_one_line(tiny_run, capsys, args, words):
 def _fake_student(run, steps, grid, **distill):
     """A student file as `distill` writes it (its origin: kind, grid, method, K, teacher steps, T'), holding a
     marker instead of trained weights: cheap to make, and any rewrite of it shows."""
-    from ddad_edge.config import to_dict
     from ddad_edge.model.checkpoint import save_checkpoint
+    from ddad_edge.yaml_strict import to_dict
 
     return save_checkpoint(run.student_path(steps), {
         "kind": "student", "config": to_dict(run.cfg), "timesteps": grid, "t_prime": 248, "round": 1,

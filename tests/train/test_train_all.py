@@ -10,7 +10,7 @@ import warnings
 import pytest
 
 from ddad_edge.cli import main
-from ddad_edge.config import run_config_for
+from ddad_edge.config_presets import run_config_for
 from ddad_edge.errors import DdadError
 from ddad_edge.model.checkpoint import load_checkpoint, open_run
 from ddad_edge.train.diffusion import train_diffusion
@@ -116,9 +116,9 @@ def test_choosing_categories(two_categories):
 def test_a_category_whose_folder_cannot_be_used_fails_alone_and_the_others_train(tmp_path, capsys):
     """A damaged last.pt (alpha) and another preset's run (beta) are failed rows of the table; gamma still
     trains; exit 1 at the end, and neither folder is touched."""
-    from ddad_edge.config import to_dict
     from ddad_edge.data.synth import make_synthetic_dataset
     from ddad_edge.model.checkpoint import save_checkpoint
+    from ddad_edge.yaml_strict import to_dict
 
     root, runs = tmp_path / "data", tmp_path / "runs"
     for seed, name in enumerate(("alpha", "beta", "gamma")):

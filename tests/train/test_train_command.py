@@ -16,7 +16,7 @@ import pytest
 import torch
 import yaml
 
-from ddad_edge.config import run_config_for
+from ddad_edge.config_presets import run_config_for
 from ddad_edge.errors import DdadError
 from ddad_edge.model.backbone import FeatureExtractor
 from ddad_edge.model.checkpoint import load_checkpoint
