@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from ddad_edge.config import ModelConfig, RunConfig, ScoringConfig, ScoringMode, check_run_config
+from ddad_edge.config import ModelConfig, RunConfig, ScoringConfig, ScoringMode
+from ddad_edge.config_checks import check_run_config
 from ddad_edge.errors import DdadError
 from ddad_edge.evaluate import crop_for, crop_maps, evaluate_runner
 from ddad_edge.metrics import central_window
