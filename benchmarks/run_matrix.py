@@ -159,7 +159,7 @@ def torch_row(v: SpeedVariant, source, a, peak, device: str):
     """A torch eager row of a speed-only FP32 variant (the same pipeline the ONNX file was exported from),
     on `device`; the CPU's peak is compared with it only on the CPU."""
     from ddad_edge.bench.reference import random_unet, speed_pipeline, variant_gflops
-    from ddad_edge.model.runner import TorchRunner
+    from ddad_edge.model.torch_runner import TorchRunner
 
     pipeline = speed_pipeline(random_unet(v.preset, v.image_size), student_grid(v.steps), 250, 0.0, v.backbone)
     variant = {"name": variant_name("torch", "fp32", v.steps, v.backbone, v.scoring), "backend": "torch",

@@ -492,3 +492,9 @@ def check_run_config(cfg: RunConfig) -> RunConfig:
 def dump_run_config(cfg: RunConfig) -> str:
     """The YAML text of a RunConfig."""
     return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+# Step distillation (train/distill.py): the sampler sizes it makes, in the order it makes them. A constant of the
+# configuration, not of the procedure, so the pipeline builder (model/) and the export (deploy/) name the
+# students that can exist without importing training code.
+STUDENT_STEPS = (4, 2, 1)

@@ -135,7 +135,7 @@ def bench_bundle(bundle: Path | Bundle, source_factory: SourceFactory, backend: 
 def torch_device_of(name: str):
     """The torch device a benchmark times torch on: the CPU or a CUDA GPU (auto: the GPU where torch sees one,
     as DDAD's own code runs); anything else is one line."""
-    from ddad_edge.train.diffusion import pick_device
+    from ddad_edge.model.device import pick_device
 
     device = pick_device(name)
     if device.type not in ("cpu", "cuda"):

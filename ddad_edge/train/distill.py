@@ -37,14 +37,13 @@ from enum import Enum
 
 import torch
 
+from ddad_edge.config import STUDENT_STEPS
 from ddad_edge.errors import DdadError
 from ddad_edge.model.pipeline import seeded_noise
 from ddad_edge.model.sampler import conditioned_step, noise_to, step_coefficients
 from ddad_edge.model.schedule import alpha_bar, ddim_timesteps, halve_grid
 from ddad_edge.model.unet import UNet
 from ddad_edge.progress import Progress
-
-STUDENT_STEPS = (4, 2, 1)
 
 
 class DefectTarget(str, Enum):

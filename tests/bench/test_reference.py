@@ -69,7 +69,7 @@ def test_torch_device_choice(monkeypatch):
     import pytest
 
     from ddad_edge.errors import DdadError
-    from ddad_edge.train.diffusion import pick_device
+    from ddad_edge.model.device import pick_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert pick_device("auto").type == "cpu" and pick_device("cpu").type == "cpu"
