@@ -35,7 +35,7 @@ class TorchRunner(RunnerBase):
         self.max_batch = batch_size  # RunnerBase.infer cuts larger batches into forward passes of this size
 
     @classmethod
-    def from_run(cls, run_dir: Path, **pipeline_options: Any) -> "TorchRunner":
+    def from_run(cls, run_dir: Path, **pipeline_options: Any) -> TorchRunner:
         return cls(build_pipeline(open_run(run_dir), **pipeline_options))
 
     @torch.no_grad()

@@ -15,7 +15,8 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ddad_edge.errors import DdadError
 
