@@ -30,7 +30,7 @@ from ddad_edge.bench.run import (bench_bundle, bench_reference, bench_runner, de
                                  loop_overhead, read_fidelity, variant_name)
 from ddad_edge.bench.tradeoff_plot import plot_speedup_vs_fidelity  # noqa: E402
 from ddad_edge.bundle import Precision, read_bundle  # noqa: E402
-from ddad_edge.runtime.base import open_runner  # noqa: E402
+from ddad_edge.runtime.backends import open_runner  # noqa: E402
 from fidelity_bundles import csv, read_refused  # noqa: E402
 from fidelity_pairs import data_set_of, fidelity_note, scores_of_test_split  # noqa: E402
 from matrix_report import fastest_distilled, find_row, write_markdown  # noqa: E402

@@ -16,7 +16,7 @@ from ddad_edge.bench.tegrastats import TegrastatsSampler
 from ddad_edge.bench.timing import SourceFactory, measure_runner
 from ddad_edge.bundle import REPORT_NAME, Bundle, read_bundle
 from ddad_edge.errors import DdadError
-from ddad_edge.runtime.base import Backend, open_runner
+from ddad_edge.runtime.backends import Backend, open_runner
 from ddad_edge.yaml_strict import load_yaml
 
 

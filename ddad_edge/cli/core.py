@@ -226,7 +226,7 @@ def evaluate(
     if bundle is not None:
         _refuse_run_options(run, steps=steps, naive=naive, scoring=scoring, ratio=ratio, eta=eta, w=w)
         from ddad_edge.bundle import read_bundle
-        from ddad_edge.runtime.base import open_runner
+        from ddad_edge.runtime.backends import open_runner
 
         b = read_bundle(bundle)
         src = b.manifest.get("source", {})

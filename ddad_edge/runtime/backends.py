@@ -1,9 +1,9 @@
 """The backend table: each `Backend` value → the runner class that serves it, named by its dotted path and
-imported only when that backend is opened (`open_runner`, runtime/base.py).
+imported only when that backend is opened by `open_runner`.
 
 Why names and not classes: a runner's module is imported only when its backend is asked for, so `import
 ddad_edge.runtime` loads no runner, and a runner that lives above runtime/ joins the table from there with
-`register_backend`: the torch reference runner registers itself from model/ (ddad_edge/model/__init__.py),
+`register_backend`: the torch reference runner registers itself from model/ (its __init__.py),
 so no file in runtime/ imports the torch half and no arrow runs back up the floors.
 
 Adding a backend is its runner file (a RunnerBase subclass that implements `_infer_batch`) plus one line in
@@ -13,12 +13,15 @@ RUNNERS (and its value in `Backend`).
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
+from ddad_edge.bundle import Bundle, read_bundle
 from ddad_edge.errors import DdadError
+from ddad_edge.runtime.base import Runner
 
 
 class Backend(str, Enum):
@@ -91,3 +94,29 @@ def runner_class(entry: RunnerEntry) -> Any:
             raise
         raise DdadError(entry.missing.format(exc=exc)) from None
     return getattr(module, class_name)
+
+
+def open_runner(bundle: Path | Bundle, backend: Backend | str = Backend.AUTO, **options: Any) -> Runner:
+    """Open a runner for a bundle on the given backend.
+
+    AUTO takes TensorRT when the bundle holds an engine and TensorRT imports, else ONNX Runtime. The runner's
+    class comes from RUNNERS, imported only now. `unmeasured_mode=True` lets OpenVINO run an execution mode the
+    bundle's export did not measure (or refused); other backends have no modes.
+    """
+    unmeasured_mode = bool(options.pop("unmeasured_mode", False))
+    if not isinstance(bundle, Bundle):
+        bundle = read_bundle(Path(bundle))
+    chosen = parse_backend(backend)
+    if chosen is Backend.AUTO:
+        chosen = Backend.ONNXRUNTIME
+        if bundle.engines:
+            try:
+                import tensorrt  # noqa: F401
+                chosen = Backend.TENSORRT
+            except ImportError:
+                pass
+    entry = runner_entry(chosen)
+    if entry.measured_modes:
+        options["unmeasured_mode"] = unmeasured_mode
+    runner: Runner = runner_class(entry)(bundle, **entry.options, **options)
+    return runner

@@ -5,21 +5,19 @@ image scores computed by the bundle's single graph. The decision (score ≥ thre
 runner: thresholds change at run time without rebuilding anything.
 
 `RunnerBase.infer` is written once: it checks the frames, cuts them into batches the backend takes and
-joins the results; a backend implements only `_infer_batch`. Which class serves which backend is the
-table of runtime/backends.py.
+joins the results; a backend implements only `_infer_batch`. Which class serves which backend, and
+`open_runner`, are in runtime/backends.py: this module imports no runner and no table, so the runners can
+import it without a circle.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from ddad_edge.bundle import Bundle, read_bundle
 from ddad_edge.errors import DdadError
-from ddad_edge.runtime.backends import Backend, parse_backend, runner_class, runner_entry
 
 INPUT_NAME = "frames"
 OUTPUT_NAMES = ("anomaly_map", "score")
@@ -103,30 +101,3 @@ class RunnerBase:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def open_runner(bundle: Path | Bundle, backend: Backend | str = Backend.AUTO, **options: Any) -> Runner:
-    """Open a runner for a bundle on the given backend.
-
-    AUTO takes TensorRT when the bundle holds an engine and TensorRT imports, else ONNX Runtime. The runner's
-    class comes from the backend table (runtime/backends.py), imported only now. `unmeasured_mode=True` lets
-    OpenVINO run an execution mode the bundle's export did not measure (or refused); other backends have no
-    modes.
-    """
-    unmeasured_mode = bool(options.pop("unmeasured_mode", False))
-    if not isinstance(bundle, Bundle):
-        bundle = read_bundle(Path(bundle))
-    chosen = parse_backend(backend)
-    if chosen is Backend.AUTO:
-        chosen = Backend.ONNXRUNTIME
-        if bundle.engines:
-            try:
-                import tensorrt  # noqa: F401
-                chosen = Backend.TENSORRT
-            except ImportError:
-                pass
-    entry = runner_entry(chosen)
-    if entry.measured_modes:
-        options["unmeasured_mode"] = unmeasured_mode
-    runner: Runner = runner_class(entry)(bundle, **entry.options, **options)
-    return runner

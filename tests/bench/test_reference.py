@@ -95,7 +95,7 @@ def test_cpu_peak_only_beside_cpu_rows(toy_bundle):
     from types import SimpleNamespace
 
     from ddad_edge.bench.run import runs_on_cpu
-    from ddad_edge.runtime.base import open_runner
+    from ddad_edge.runtime.backends import open_runner
 
     with open_runner(toy_bundle, "onnxruntime") as runner:
         assert runs_on_cpu(runner)
