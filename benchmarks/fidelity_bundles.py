@@ -113,8 +113,8 @@ def cli(args: list[str]) -> None:
 
 
 def teacher_steps(run: Path) -> int:
+    from ddad_edge.model.build import teacher_grid
     from ddad_edge.model.checkpoint import open_run
-    from ddad_edge.model.runner import teacher_grid
 
     return len(teacher_grid(open_run(run)))
 

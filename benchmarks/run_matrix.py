@@ -30,7 +30,7 @@ from ddad_edge.bench.run import (bench_bundle, bench_reference, bench_runner, de
                                  loop_overhead, read_fidelity, variant_name)
 from ddad_edge.bench.tradeoff_plot import plot_speedup_vs_fidelity  # noqa: E402
 from ddad_edge.bundle import Precision, read_bundle  # noqa: E402
-from ddad_edge.runtime.base import open_runner  # noqa: E402
+from ddad_edge.runtime.backends import open_runner  # noqa: E402
 from fidelity_bundles import csv, read_refused  # noqa: E402
 from fidelity_pairs import data_set_of, fidelity_note, scores_of_test_split  # noqa: E402
 from matrix_report import fastest_distilled, find_row, write_markdown  # noqa: E402
@@ -159,7 +159,7 @@ def torch_row(v: SpeedVariant, source, a, peak, device: str):
     """A torch eager row of a speed-only FP32 variant (the same pipeline the ONNX file was exported from),
     on `device`; the CPU's peak is compared with it only on the CPU."""
     from ddad_edge.bench.reference import random_unet, speed_pipeline, variant_gflops
-    from ddad_edge.model.runner import TorchRunner
+    from ddad_edge.model.torch_runner import TorchRunner
 
     pipeline = speed_pipeline(random_unet(v.preset, v.image_size), student_grid(v.steps), 250, 0.0, v.backbone)
     variant = {"name": variant_name("torch", "fp32", v.steps, v.backbone, v.scoring), "backend": "torch",

@@ -162,3 +162,9 @@ def with_absolute_paths(cfg: RunConfig) -> RunConfig:
         cfg, data=dataclasses.replace(cfg.data, root=absolute(cfg.data.root)),
         scoring=dataclasses.replace(cfg.scoring, backbone_weights=weights if weights in ("", "none")
                                     else absolute(weights)))
+
+
+# Step distillation (train/distill.py): the sampler sizes it makes, in the order it makes them. A constant of the
+# configuration, not of the procedure, so the pipeline builder (model/) and the export (deploy/) name the
+# students that can exist without importing training code.
+STUDENT_STEPS = (4, 2, 1)

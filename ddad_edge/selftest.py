@@ -17,7 +17,7 @@ import numpy as np
 
 from ddad_edge.bundle import Bundle, read_bundle
 from ddad_edge.errors import DdadError
-from ddad_edge.runtime.base import Backend, open_runner
+from ddad_edge.runtime.backends import Backend, open_runner
 
 SCORE_ABS_FLOOR = 1e-6  # keeps the relative score check meaningful for a reference score near 0
 

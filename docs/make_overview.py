@@ -13,9 +13,9 @@ import numpy as np
 import torch
 
 from ddad_edge.data.folders import list_test, load_images
+from ddad_edge.model.build import build_pipeline
 from ddad_edge.model.checkpoint import open_run
 from ddad_edge.model.pipeline import frames_to_tensor
-from ddad_edge.model.runner import build_pipeline
 from ddad_edge.overlay import heatmap_overlay
 
 

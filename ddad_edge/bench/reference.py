@@ -25,9 +25,9 @@ from ddad_edge.config_presets import model_preset
 from ddad_edge.model.backbone import FeatureExtractor
 from ddad_edge.model.flops import gflops_of
 from ddad_edge.model.pipeline import DDADPipeline
-from ddad_edge.model.runner import TorchRunner
 from ddad_edge.model.schedule import alphas_cumprod, ddim_timesteps
 from ddad_edge.model.scoring import AnomalyScorer
+from ddad_edge.model.torch_runner import TorchRunner
 from ddad_edge.model.unet import UNet
 
 

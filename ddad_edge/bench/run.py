@@ -16,7 +16,7 @@ from ddad_edge.bench.tegrastats import TegrastatsSampler
 from ddad_edge.bench.timing import SourceFactory, measure_runner
 from ddad_edge.bundle import REPORT_NAME, Bundle, read_bundle
 from ddad_edge.errors import DdadError
-from ddad_edge.runtime.base import Backend, open_runner
+from ddad_edge.runtime.backends import Backend, open_runner
 from ddad_edge.yaml_strict import load_yaml
 
 
@@ -135,7 +135,7 @@ def bench_bundle(bundle: Path | Bundle, source_factory: SourceFactory, backend: 
 def torch_device_of(name: str):
     """The torch device a benchmark times torch on: the CPU or a CUDA GPU (auto: the GPU where torch sees one,
     as DDAD's own code runs); anything else is one line."""
-    from ddad_edge.train.diffusion import pick_device
+    from ddad_edge.model.device import pick_device
 
     device = pick_device(name)
     if device.type not in ("cpu", "cuda"):

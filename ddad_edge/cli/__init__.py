@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
         # imports inside the try: a Ctrl-C while they load (the first fraction of a second) is one line too
         import typer.main
 
+        import ddad_edge.model  # noqa: F401  (registers the torch runner in runtime's backend table; no torch yet)
         from ddad_edge.cli.app import app
         from ddad_edge.cli.numbers import guard_numeric_options
 

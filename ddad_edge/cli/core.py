@@ -228,7 +228,7 @@ def evaluate(
     if bundle is not None:
         _refuse_run_options(run, steps=steps, naive=naive, scoring=scoring, ratio=ratio, eta=eta, w=w)
         from ddad_edge.bundle import read_bundle
-        from ddad_edge.runtime.base import open_runner
+        from ddad_edge.runtime.backends import open_runner
 
         b = read_bundle(bundle)
         src = b.manifest.get("source", {})
@@ -239,7 +239,8 @@ def evaluate(
         out = out or bundle / "eval"
     else:
         from ddad_edge.model.checkpoint import latest_run, open_run
-        from ddad_edge.model.runner import TorchRunner, build_pipeline
+        from ddad_edge.model.build import build_pipeline
+        from ddad_edge.model.torch_runner import TorchRunner
 
         if naive and steps is None:  # build_pipeline refuses it too, after loading the run
             raise DdadError("--naive needs --steps K: it runs the teacher itself on a K-step grid")
@@ -301,7 +302,7 @@ def _fixed_ratio(r, steps, naive, eta, w) -> float:
     import torch
 
     from ddad_edge.model.pipeline import frames_to_tensor
-    from ddad_edge.model.runner import build_pipeline
+    from ddad_edge.model.build import build_pipeline
     from ddad_edge.model.scoring import measure_fixed_ratio
     from ddad_edge.train.diffusion import load_val_images
 

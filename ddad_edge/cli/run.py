@@ -254,7 +254,7 @@ def _inspect(spec, bundle, backend, config, outputs: _Outputs, info: dict, unmea
     from ddad_edge.inspect.run_lock import RunLock
     from ddad_edge.inspect.sources import SourceKind, open_source
     from ddad_edge.inspect.summary import StopReason
-    from ddad_edge.runtime.base import open_runner
+    from ddad_edge.runtime.backends import open_runner
 
     # A file source (image folder, video not replayed in real time) is opened before any output is created,
     # so a source it refuses (no images, an unreadable video) leaves nothing behind; it reads nothing until

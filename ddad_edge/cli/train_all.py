@@ -28,8 +28,8 @@ def train_all_command(
     device: str = typer.Option("auto", help="auto, cpu or cuda (under torchrun each rank takes its LOCAL_RANK)."),
 ) -> None:
     """Train a model per category: finished categories are skipped, interrupted ones resumed."""
+    from ddad_edge.model.device import pick_device
     from ddad_edge.output_paths import check_output_folder
-    from ddad_edge.train.diffusion import pick_device
     from ddad_edge.train.distributed import detect_env, device_for, process_group
     from ddad_edge.train.train_all import (Outcome, check_options, evaluate_results, plan_categories,
                                            summary_table, train_categories, write_summary)

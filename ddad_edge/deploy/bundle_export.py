@@ -44,9 +44,10 @@ from ddad_edge.deploy.recipes import recipe_for
 from ddad_edge.deploy.thresholds import (ThresholdRule, compute_thresholds, judge_threshold, nominal_statistics,
                                         test_statistics)
 from ddad_edge.errors import DdadError
+from ddad_edge.model.build import build_pipeline, check_sampler
 from ddad_edge.model.checkpoint import Run, open_run
 from ddad_edge.model.pipeline import DDADPipeline
-from ddad_edge.model.runner import TorchRunner, build_pipeline, teacher_grid
+from ddad_edge.model.torch_runner import TorchRunner
 from ddad_edge.runtime.base import INPUT_NAME, OUTPUT_NAMES, Inspection
 from ddad_edge.yaml_strict import load_yaml, to_dict
 
@@ -180,7 +181,7 @@ def export_bundle(options: ExportOptions, log: Callable[[str], None] = print) ->
     # A wrong recipe, sampler or --out fails in one line here, before the FP32 graph is made.
     recipe_for(options.precision, options.recipe)
     run = open_run(options.run)
-    _check_sampler(run, options.steps, options.naive)
+    check_sampler(options.steps, options.naive, run, choices_last=" or ")  # before any work
     if options.out is not None:
         _check_out(Path(options.out), options.overwrite, run)
     with prepare_export(options, log) as prep:
@@ -328,27 +329,6 @@ def _write_into(out: Path, prep: Prepared, options: ExportOptions, recipe, log: 
     return (f"image threshold {thresholds['image']:.4g}, score rank correlation "
             f"{fidelity['score_rank_correlation']:.4f}, map error {err.map_rel:.3g} of max, "
             f"ORT CPU {latency.p50_ms:.1f} ms/frame (FP32 file {fp32_latency.p50_ms:.1f})")
-
-
-def _check_sampler(run: Run, steps: int | None, naive: bool) -> None:
-    """Refuse --steps/--naive that name no sampler of the run, in one line, before any work."""
-    from ddad_edge.train.distill import STUDENT_STEPS
-
-    if naive and steps is None:
-        raise DdadError("--naive needs --steps K: it runs the teacher itself on a K-step grid")
-    if steps is None:
-        return
-    if steps < 1:
-        raise DdadError(f"--steps {steps}: a sampler takes at least 1 step")
-    teacher = len(teacher_grid(run))
-    if naive or steps == teacher or steps in run.students():
-        return
-    have = ", ".join(str(k) for k in [teacher, *run.students()])
-    fixes = [f"distill one with `ddad-edge distill --run {run.path} --to-steps {steps}`" if steps in STUDENT_STEPS
-             else "choose one of those (distill makes 4, 2 or 1 steps only)"]
-    if run.cfg.sampler.t_prime % steps == 0:  # the grid a naive K-step teacher needs
-        fixes.append(f"pass --naive for the teacher itself on a {steps}-step grid")
-    raise DdadError(f"no sampler with {steps} steps in {run.path} (available: {have}): {', or '.join(fixes)}")
 
 
 def _is_bundle(folder: Path) -> bool:

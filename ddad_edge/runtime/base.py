@@ -3,33 +3,24 @@
 A runner takes uint8 frames already resized to the model's size and returns the anomaly maps and
 image scores computed by the bundle's single graph. The decision (score ≥ threshold) is not part of a
 runner: thresholds change at run time without rebuilding anything.
+
+`RunnerBase.infer` is written once: it checks the frames, cuts them into batches the backend takes and
+joins the results; a backend implements only `_infer_batch`. Which class serves which backend, and
+`open_runner`, are in runtime/backends.py: this module imports no runner and no table, so the runners can
+import it without a circle.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
-from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from ddad_edge.bundle import Bundle, read_bundle
 from ddad_edge.errors import DdadError
 
 INPUT_NAME = "frames"
 OUTPUT_NAMES = ("anomaly_map", "score")
-
-
-class Backend(str, Enum):
-    """Inference backends. AUTO picks TensorRT where an engine for this GPU exists, else ONNX Runtime."""
-
-    AUTO = "auto"
-    TENSORRT = "tensorrt"
-    ONNXRUNTIME = "onnxruntime"
-    OPENVINO = "openvino"  # OpenVINO's f32 execution mode (runtime/openvino_runner.py)
-    OPENVINO_BF16 = "openvino-bf16"  # the same file with every float layer in bf16 (CPUs with AVX512_BF16/AMX)
-    TORCH = "torch"
 
 
 @dataclass(frozen=True)
@@ -45,6 +36,7 @@ class Runner(Protocol):
     """An inference backend for one bundle. Use it as a context manager."""
 
     image_size: int
+    backend: str  # the Backend value that opens it: reports name runners by it, not by class name
 
     def infer(self, frames: np.ndarray) -> Inspection:
         """Frames (N, H, W, 3) uint8 RGB at the model's size → maps (N, 1, H, W) and scores (N,)."""
@@ -76,10 +68,30 @@ def check_frames(frames: np.ndarray, image_size: int) -> np.ndarray:
 
 
 class RunnerBase:
-    """Context-manager plumbing shared by the runners."""
+    """What every runner shares: the template `infer` and the context-manager plumbing.
+
+    A backend sets `image_size`, `backend` and, where it takes a bounded batch, `max_batch`, and implements
+    `_infer_batch`; `infer` validates the frames once, calls `_infer_batch` on chunks of at most `max_batch`
+    frames and concatenates the results once.
+    """
 
     image_size: int
     backend: str  # the Backend value that opens it: reports name runners by it, not by class name
+    max_batch: int = 0  # the most frames one _infer_batch call takes (0: any number)
+
+    def infer(self, frames: np.ndarray) -> Inspection:
+        """Frames (N, H, W, 3) uint8 RGB at the model's size → maps (N, 1, H, W) float32, scores (N,) float32."""
+        frames = check_frames(frames, self.image_size)
+        step = self.max_batch or len(frames)
+        parts = [self._infer_batch(frames[i:i + step]) for i in range(0, len(frames), step)]
+        if len(parts) == 1:
+            return parts[0]
+        return Inspection(maps=np.concatenate([p.maps for p in parts]),
+                          scores=np.concatenate([p.scores for p in parts]))
+
+    def _infer_batch(self, frames: np.ndarray) -> Inspection:
+        """At most `max_batch` checked, C-contiguous frames (n, S, S, 3) uint8 → maps (n, 1, S, S), scores (n,)."""
+        raise NotImplementedError
 
     def close(self) -> None:  # pragma: no cover - overridden where there is something to free
         pass
@@ -89,48 +101,3 @@ class RunnerBase:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def open_runner(bundle: Path | Bundle, backend: Backend | str = Backend.AUTO, **options) -> Runner:
-    """Open a runner for a bundle on the given backend.
-
-    AUTO takes TensorRT when the bundle holds an engine and TensorRT imports, else ONNX Runtime.
-    The torch reference runner is imported lazily, only when asked for. `unmeasured_mode=True` lets OpenVINO
-    run an execution mode the bundle's export did not measure (or refused); other backends have no modes.
-    """
-    unmeasured_mode = bool(options.pop("unmeasured_mode", False))
-    if not isinstance(bundle, Bundle):
-        bundle = read_bundle(Path(bundle))
-    try:
-        backend = Backend(backend)
-    except ValueError:
-        raise DdadError(f"unknown backend {backend!r}: choose one of "
-                        f"{', '.join(b.value for b in Backend)}") from None
-    if backend is Backend.AUTO:
-        backend = Backend.ONNXRUNTIME
-        if bundle.engines:
-            try:
-                import tensorrt  # noqa: F401
-                backend = Backend.TENSORRT
-            except ImportError:
-                pass
-    if backend is Backend.ONNXRUNTIME:
-        from ddad_edge.runtime.onnx_runner import OnnxRunner
-
-        return OnnxRunner(bundle, **options)
-    if backend is Backend.TENSORRT:
-        from ddad_edge.runtime.trt_runner import TensorRTRunner
-
-        return TensorRTRunner(bundle, **options)
-    if backend in (Backend.OPENVINO, Backend.OPENVINO_BF16):
-        from ddad_edge.runtime.openvino_runner import OpenVinoRunner
-
-        precision = "bf16" if backend is Backend.OPENVINO_BF16 else "f32"
-        return OpenVinoRunner(bundle, precision=precision, unmeasured_mode=unmeasured_mode, **options)
-    import importlib
-
-    try:
-        module = importlib.import_module("ddad_edge.model.runner")
-    except ImportError as exc:
-        raise DdadError(f"the torch backend needs torch ({exc}); install ddad-edge[train]") from None
-    return module.TorchRunner(bundle, **options)

@@ -6,7 +6,7 @@ import numpy as np
 
 from ddad_edge.bundle import Bundle, Precision
 from ddad_edge.errors import DdadError
-from ddad_edge.runtime.base import INPUT_NAME, Inspection, RunnerBase, check_frames
+from ddad_edge.runtime.base import INPUT_NAME, Inspection, RunnerBase
 from ddad_edge.runtime.ort_session import onnxruntime, open_session
 
 PROVIDERS = {
@@ -65,8 +65,7 @@ class OnnxRunner(RunnerBase):
                             f"{INPUT_NAME} uint8 (N, {size}, {size}, 3): the model file belongs to another "
                             "bundle or model; export the bundle again")
 
-    def infer(self, frames: np.ndarray) -> Inspection:
-        frames = check_frames(frames, self.image_size)
+    def _infer_batch(self, frames: np.ndarray) -> Inspection:
         maps, scores = self._session.run(self._outputs[:2], {INPUT_NAME: frames})
         return Inspection(maps=np.asarray(maps, dtype=np.float32), scores=np.asarray(scores, dtype=np.float32))
 

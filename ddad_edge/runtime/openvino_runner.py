@@ -23,7 +23,7 @@ import numpy as np
 
 from ddad_edge.bundle import Bundle
 from ddad_edge.errors import DdadError, missing_package
-from ddad_edge.runtime.base import INPUT_NAME, OUTPUT_NAMES, Inspection, RunnerBase, check_frames
+from ddad_edge.runtime.base import INPUT_NAME, OUTPUT_NAMES, Inspection, RunnerBase
 
 OPENVINO_INSTALL = "pip install openvino (or ddad-edge[openvino])"
 DEVICES = ("CPU", "GPU", "NPU", "AUTO")
@@ -199,8 +199,8 @@ class OpenVinoRunner(RunnerBase):
         self.compiled_precision = self._graph.compiled_precision
         self.mode = mode_name(precision)
 
-    def infer(self, frames: np.ndarray) -> Inspection:
-        return self._graph.infer(check_frames(frames, self.image_size))
+    def _infer_batch(self, frames: np.ndarray) -> Inspection:
+        return self._graph.infer(frames)
 
     def close(self) -> None:
         self._graph.close()

@@ -19,7 +19,7 @@ import numpy as np
 
 from ddad_edge.bundle import Bundle
 from ddad_edge.errors import DdadError
-from ddad_edge.runtime.base import INPUT_NAME, OUTPUT_NAMES, Inspection, RunnerBase, check_frames
+from ddad_edge.runtime.base import INPUT_NAME, OUTPUT_NAMES, Inspection, RunnerBase
 from ddad_edge.runtime.cuda_api import CudaApi, CudaKind, open_cuda
 from ddad_edge.runtime.trt_compat import GpuInfo, TrtVersion, import_tensorrt, slug, tensorrt_version
 from ddad_edge.runtime.trt_logger import make_recording_logger, missing_plugins
@@ -183,7 +183,9 @@ class TensorRTRunner(RunnerBase):
                                 f"{self.min_batch}..{self.max_batch})")
             self._batch = n
 
-    def _run_chunk(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _infer_batch(self, frames: np.ndarray) -> Inspection:
+        """At most max_batch frames (n, S, S, 3) uint8 → maps (n, 1, S, S), scores (n,) float32 (RunnerBase.infer
+        cuts a longer batch into chunks of the engine's max_batch)."""
         wanted = len(frames)
         if wanted < self.min_batch:  # a fixed-batch engine: pad with copies of the last frame, keep `wanted`
             frames = np.concatenate([frames, np.repeat(frames[-1:], self.min_batch - wanted, axis=0)])
@@ -203,15 +205,8 @@ class TensorRTRunner(RunnerBase):
             self._cuda.launch_graph(self._graphs[n])
         self._cuda.synchronize()
         maps, scores = (self._tensors[name].rows(wanted) for name in OUTPUT_NAMES)
-        return np.array(maps, dtype=np.float32), np.array(scores, dtype=np.float32).reshape(wanted)
-
-    def infer(self, frames: np.ndarray) -> Inspection:
-        """Frames (N, H, W, 3) uint8 → maps (N, 1, H, W) float32, scores (N,) float32; N above the engine's
-        max_batch is run in chunks."""
-        frames = check_frames(frames, self.image_size)
-        parts = [self._run_chunk(frames[i:i + self.max_batch]) for i in range(0, len(frames), self.max_batch)]
-        return Inspection(maps=np.concatenate([p[0] for p in parts]),
-                          scores=np.concatenate([p[1] for p in parts]))
+        return Inspection(maps=np.array(maps, dtype=np.float32),
+                          scores=np.array(scores, dtype=np.float32).reshape(wanted))
 
     def close(self) -> None:
         self._graphs.clear()

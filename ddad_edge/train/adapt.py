@@ -30,13 +30,13 @@ from ddad_edge.config_checks import check_run_config
 from ddad_edge.data.folders import load_images
 from ddad_edge.errors import DdadError
 from ddad_edge.model.backbone import FeatureExtractor, load_backbone
+from ddad_edge.model.build import teacher_grid
 from ddad_edge.model.checkpoint import Run, load_run_unet, save_checkpoint
+from ddad_edge.model.device import pick_device
 from ddad_edge.model.pipeline import frames_to_tensor
-from ddad_edge.model.runner import teacher_grid
 from ddad_edge.model.sampler import reconstruct
 from ddad_edge.model.schedule import alphas_cumprod
 from ddad_edge.progress import Progress
-from ddad_edge.train.diffusion import pick_device
 from ddad_edge.yaml_strict import to_dict
 
 

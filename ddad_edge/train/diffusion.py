@@ -25,6 +25,7 @@ from ddad_edge.config_yaml import dump_run_config
 from ddad_edge.data.folders import list_train, load_images, split_train_val
 from ddad_edge.errors import DdadError
 from ddad_edge.model.checkpoint import LAST, config_of, load_checkpoint, save_checkpoint
+from ddad_edge.model.device import pick_device
 from ddad_edge.model.pipeline import frames_to_tensor
 from ddad_edge.model.schedule import alphas_cumprod
 from ddad_edge.model.unet import UNet
@@ -32,24 +33,6 @@ from ddad_edge.progress import Progress
 from ddad_edge.train.distributed import (DistEnv, Ranks, detect_env, device_for, process_group, rank_seed,
                                          shard_epoch)
 from ddad_edge.yaml_strict import load_yaml, to_dict
-
-
-def pick_device(requested: str = "auto") -> torch.device:
-    """CUDA when present (or when asked), else the CPU; a device torch cannot use here is one line."""
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(requested)
-    except RuntimeError:
-        raise DdadError(f"device {requested!r} is not a torch device: ask for auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise DdadError(f"device {requested} was asked for, but torch sees no CUDA GPU here: ask for cpu, "
-                            "or auto (the GPU when there is one)")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise DdadError(f"device {requested} was asked for, but torch sees {torch.cuda.device_count()} "
-                            "CUDA GPU(s) here: ask for cuda:0 or auto")
-    return device
 
 
 def diffusion_loss(unet: UNet, x0: torch.Tensor, abar: torch.Tensor, generator: torch.Generator | None = None,

@@ -37,14 +37,13 @@ from enum import Enum
 
 import torch
 
+from ddad_edge.config import STUDENT_STEPS
 from ddad_edge.errors import DdadError
-from ddad_edge.model.pipeline import seeded_noise
-from ddad_edge.model.sampler import conditioned_step, noise_to, step_coefficients
+from ddad_edge.model.sampler import (conditioned_step, ddim_steps, grid_coefficients, noise_to, start_coefficients,
+                                     start_noise, step_coefficients)
 from ddad_edge.model.schedule import alpha_bar, ddim_timesteps, halve_grid
 from ddad_edge.model.unet import UNet
 from ddad_edge.progress import Progress
-
-STUDENT_STEPS = (4, 2, 1)
 
 
 class DefectTarget(str, Enum):
@@ -177,8 +176,8 @@ def thin_grid(grid: list[int], steps: int) -> list[int]:
 
 
 def fixed_start_noise(image_size: int, channels: int, steps: int, seed: int) -> torch.Tensor:
-    """The noise constant z (1, C, S, S) that DDADPipeline starts from (its first seeded draw)."""
-    return seeded_noise((1 + steps, channels, image_size, image_size), seed)[:1]
+    """The noise constant z (1, C, S, S) that DDADPipeline starts from (sampler.start_noise)."""
+    return start_noise(steps, channels, image_size, seed)[0]
 
 
 def run_states(unet: UNet, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, abar: torch.Tensor,
@@ -188,13 +187,10 @@ def run_states(unet: UNet, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, ab
     x, y: (B, C, S, S) in [−1, 1]; z: (B or 1, C, S, S). Returns K+1 tensors of x's shape; gradients flow
     when called with grad enabled.
     """
-    x_t = noise_to(x, abar, t_prime, z)
+    x_t = noise_to(x, start_coefficients(abar, t_prime), z)
     states = [x_t]
-    nexts = list(grid[1:]) + [-1]
-    for t, t_next in zip(grid, nexts):
-        eps = unet(x_t, torch.full((x.shape[0],), float(t), device=x.device, dtype=x.dtype))
-        x_t, x0 = conditioned_step(eps, x_t, y, step_coefficients(abar, t, t_next, 0.0), w)
-        states.append(x_t if t_next >= 0 else x0)
+    for i, (x_next, x0) in enumerate(ddim_steps(unet, x_t, y, grid_coefficients(abar, grid, 0.0), w)):
+        states.append(x0 if i == len(grid) - 1 else x_next)  # after the last step: the clean image, x̂0
     return states
 
 

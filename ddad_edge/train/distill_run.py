@@ -28,12 +28,12 @@ import numpy as np
 from ddad_edge.config import ScoringMode
 from ddad_edge.data.folders import list_test, load_images, load_test_arrays
 from ddad_edge.errors import DdadError
+from ddad_edge.model.build import build_pipeline, teacher_grid
 from ddad_edge.model.checkpoint import Run, load_checkpoint, save_checkpoint
+from ddad_edge.model.device import pick_device
 from ddad_edge.model.pipeline import DDADPipeline, frames_to_tensor
-from ddad_edge.model.runner import build_pipeline, teacher_grid
 from ddad_edge.model.schedule import alphas_cumprod, ddim_timesteps
 from ddad_edge.model.unet import UNet
-from ddad_edge.train.diffusion import pick_device
 from ddad_edge.train.distill import (DistillConfig, DistillMethod, check_t_prime, distill_round,
                                      distillation_grids, fixed_start_noise)
 from ddad_edge.train.distill_fidelity import (FidelityRow, Reference, TestSet, fmt, measure, table_lines,
@@ -69,7 +69,7 @@ def load_test_set(run: Run, size: int) -> TestSet | None:
 
 def student_payload(run: Run, unet: UNet, grid: list[int], cfg: DistillConfig, w: float, round_: int,
                     extra: dict) -> dict:
-    """The checkpoint of a K-step sampler (loaded back by model.runner.build_pipeline)."""
+    """The checkpoint of a K-step sampler (loaded back by model.build.build_pipeline)."""
     return {
         "kind": "student" if round_ else "teacher_grid", "config": to_dict(run.cfg),
         "unet": {k: v.detach().cpu() for k, v in unet.state_dict().items()},

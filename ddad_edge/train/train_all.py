@@ -216,7 +216,8 @@ def evaluate_category(out: Path, device: str = "cpu") -> float:
     evaluate` writes it (RUN/eval/steps<K>/); an evaluation newer than the checkpoint is reused."""
     from ddad_edge.evaluate import evaluate_runner, write_evaluation
     from ddad_edge.model.checkpoint import open_run
-    from ddad_edge.model.runner import TorchRunner, build_pipeline, teacher_grid
+    from ddad_edge.model.build import build_pipeline, teacher_grid
+    from ddad_edge.model.torch_runner import TorchRunner
 
     run = open_run(out)
     folder = out / "eval" / f"steps{len(teacher_grid(run))}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ddad_edge.bench.null_model import write_null_bundle
-from ddad_edge.runtime.base import open_runner
+from ddad_edge.runtime.backends import open_runner
 
 
 def test_null_bundle_follows_the_runner_contract(tmp_path):

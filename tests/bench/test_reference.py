@@ -69,7 +69,7 @@ def test_torch_device_choice(monkeypatch):
     import pytest
 
     from ddad_edge.errors import DdadError
-    from ddad_edge.train.diffusion import pick_device
+    from ddad_edge.model.device import pick_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert pick_device("auto").type == "cpu" and pick_device("cpu").type == "cpu"
@@ -95,7 +95,7 @@ def test_cpu_peak_only_beside_cpu_rows(toy_bundle):
     from types import SimpleNamespace
 
     from ddad_edge.bench.run import runs_on_cpu
-    from ddad_edge.runtime.base import open_runner
+    from ddad_edge.runtime.backends import open_runner
 
     with open_runner(toy_bundle, "onnxruntime") as runner:
         assert runs_on_cpu(runner)

@@ -11,7 +11,7 @@ from ddad_edge.bench.frames import file_source_factory
 from ddad_edge.bench.report import make_row, write_json
 from ddad_edge.bench.timing import iterations_for, measure_runner, percentiles_of
 from ddad_edge.errors import DdadError
-from ddad_edge.runtime.base import open_runner
+from ddad_edge.runtime.backends import open_runner
 from tests.inspect.wrappers import SlowRunner
 
 DELAY_S = 0.6  # a slow call lasts at least this; an ordinary toy call well under a millisecond

@@ -9,8 +9,8 @@ import warnings
 import pytest
 import torch
 
+from ddad_edge.model.build import build_pipeline, teacher_grid
 from ddad_edge.model.checkpoint import load_checkpoint, open_run
-from ddad_edge.model.runner import build_pipeline, teacher_grid
 from tests.cli_helpers import assert_one_line, run_cli
 
 

@@ -23,7 +23,7 @@ from ddad_edge.deploy.fidelity import run_onnx
 from ddad_edge.deploy.onnx_export import check_graph
 from ddad_edge.deploy.tensorrt_profile import profile_tensorrt_versions
 from ddad_edge.model.checkpoint import open_run
-from ddad_edge.runtime.base import open_runner
+from ddad_edge.runtime.backends import open_runner
 from tests.deploy.tiny_bundles import STEPS, prepared, tiny_bundle, tiny_project
 
 

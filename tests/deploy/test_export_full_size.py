@@ -17,9 +17,9 @@ from ddad_edge.deploy.fidelity import run_onnx
 from ddad_edge.deploy.onnx_export import check_graph, export_onnx
 from ddad_edge.model.backbone import FeatureExtractor
 from ddad_edge.model.pipeline import DDADPipeline
-from ddad_edge.model.runner import TorchRunner
 from ddad_edge.model.schedule import alphas_cumprod, ddim_timesteps
 from ddad_edge.model.scoring import AnomalyScorer
+from ddad_edge.model.torch_runner import TorchRunner
 from ddad_edge.model.unet import UNet, count_parameters
 
 

@@ -14,7 +14,7 @@ from ddad_edge.bundle import read_bundle
 from ddad_edge.deploy.tensorrt_build import build_engine
 from ddad_edge.deploy.tensorrt_profile import BuildProfile
 from ddad_edge.errors import DdadError
-from ddad_edge.runtime.base import open_runner
+from ddad_edge.runtime.backends import open_runner
 from ddad_edge.runtime.trt_runner import TensorRTRunner
 from tests.bundle_factory import make_toy_bundle
 from tests.fakes.fake_cuda import FakeCuda

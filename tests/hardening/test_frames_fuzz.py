@@ -17,7 +17,8 @@ from ddad_edge.errors import DdadError
 from ddad_edge.inspect.frame import Frame, Grab
 from ddad_edge.inspect.loop import LoopConfig, run_loop
 from ddad_edge.inspect.sinks import EventLog, EventLogSink
-from ddad_edge.runtime.base import check_frames, open_runner
+from ddad_edge.runtime.backends import open_runner
+from ddad_edge.runtime.base import check_frames
 from tests.bundle_factory import make_toy_bundle
 from tests.cli_helpers import assert_one_line
 from tests.hardening.checks import fuzz

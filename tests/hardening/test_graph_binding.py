@@ -14,7 +14,7 @@ import yaml
 from ddad_edge.bundle import MANIFEST_NAME, MODEL_NAME, read_bundle, write_manifest
 from ddad_edge.errors import DdadError
 from ddad_edge.graph_signature import graph_signature
-from ddad_edge.runtime.base import open_runner
+from ddad_edge.runtime.backends import open_runner
 from tests.bundle_factory import make_toy_bundle, make_toy_model
 from tests.cli_helpers import assert_one_line
 from tests.hardening.checks import snapshot

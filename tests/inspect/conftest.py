@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ddad_edge.runtime.base import open_runner
+from ddad_edge.runtime.backends import open_runner
 from tests.inspect.toy_bundle import make_red_bundle
 
 

@@ -22,7 +22,7 @@ from ddad_edge.data.synth import make_synthetic_dataset
 from ddad_edge.data.video import make_conveyor_video
 from ddad_edge.deploy.frame_gate_calibration import calibrate_frame_gate
 from ddad_edge.inspect.frame_gate import FrameGate
-from ddad_edge.runtime.base import open_runner
+from ddad_edge.runtime.backends import open_runner
 from tests.inspect.checks import frame_records
 from tests.inspect.media import write_images
 from tests.inspect.toy_bundle import make_red_bundle

@@ -18,7 +18,7 @@ import pytest
 
 from ddad_edge.cli import main
 from ddad_edge.errors import DdadError
-from ddad_edge.runtime.base import open_runner
+from ddad_edge.runtime.backends import open_runner
 from ddad_edge.runtime.openvino_runner import OpenVinoRunner, device_capabilities, openvino
 from ddad_edge.selftest import run_selftest
 from tests.bundle_factory import make_toy_bundle

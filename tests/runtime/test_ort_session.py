@@ -12,7 +12,7 @@ import pytest
 
 from ddad_edge.errors import DdadError
 from ddad_edge.runtime import onnx_runner, ort_session
-from ddad_edge.runtime.base import open_runner
+from ddad_edge.runtime.backends import open_runner
 from ddad_edge.runtime.ort_session import disabled_passes, open_session
 from tests.deploy.tiny_bundles import tiny_bundle, tiny_project
 

@@ -17,8 +17,8 @@ import pytest
 
 from ddad_edge.data.folders import list_test, load_test_arrays
 from ddad_edge.errors import DdadError
-from ddad_edge.model.runner import TorchRunner
-from ddad_edge.runtime.base import open_runner
+from ddad_edge.model.torch_runner import TorchRunner
+from ddad_edge.runtime.backends import open_runner
 from tests.deploy.tiny_bundles import tiny_bundle, tiny_project
 
 FP32_REL = 1e-4

@@ -12,9 +12,9 @@ from ddad_edge.cli import main
 from ddad_edge.config import DiffusionConfig
 from ddad_edge.data.folders import load_images
 from ddad_edge.errors import DdadError
+from ddad_edge.model.build import build_pipeline
 from ddad_edge.model.checkpoint import load_checkpoint, load_run_unet, open_run
 from ddad_edge.model.pipeline import frames_to_tensor
-from ddad_edge.model.runner import build_pipeline
 from ddad_edge.model.schedule import alpha_bar, alphas_cumprod
 from ddad_edge.train.distill import (DefectTarget, DistillConfig, DistillMethod, add_synthetic_defects,
                                      distill_round, distillation_grids, fixed_start_noise, reconstruction_error,

@@ -1,8 +1,9 @@
-"""The torch reference runner, and the builder of a run's inference pipeline.
+"""The builder of a run's inference pipeline, and the one check of which samplers a run offers.
 
-`TorchRunner` implements the same Runner protocol as the ONNX Runtime and TensorRT runners, so the
-parity suite compares every backend against it. `build_pipeline` assembles a run's UNet (teacher or a
-distilled student), feature extractor and scoring into one `DDADPipeline`.
+`build_pipeline` assembles a run's UNet (the teacher, the teacher on a naive K-step grid, or a distilled
+student), feature extractor and scoring into one `DDADPipeline`. `check_sampler` is the only place that decides
+whether --steps / --naive name a sampler: evaluate, export and the torch runner all ask it, so the rule and its
+one-line errors are written once.
 """
 
 from __future__ import annotations
@@ -11,23 +12,56 @@ import dataclasses
 import warnings
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from ddad_edge.bundle import Bundle
-from ddad_edge.config import RatioMode, ScoringMode
+from ddad_edge.config import STUDENT_STEPS, RatioMode, ScoringMode
 from ddad_edge.errors import DdadError
-from ddad_edge.model.checkpoint import (Run, load_checkpoint, load_run_extractor, load_run_unet, open_run,
-                                        unet_from)
-from ddad_edge.model.pipeline import DDADPipeline, frames_to_tensor
+from ddad_edge.model.checkpoint import Run, load_checkpoint, load_run_extractor, load_run_unet, open_run, unet_from
+from ddad_edge.model.pipeline import DDADPipeline
 from ddad_edge.model.schedule import alphas_cumprod, ddim_timesteps
 from ddad_edge.model.scoring import AnomalyScorer
-from ddad_edge.runtime.base import Inspection, RunnerBase, check_frames
 
 
 def teacher_grid(run: Run) -> list[int]:
     """The run's full conditioned DDIM grid (DDAD: 225, 200, …, 0)."""
     return ddim_timesteps(run.cfg.sampler.t_prime, run.cfg.sampler.skip)
+
+
+def _choices(values: tuple[int, ...], last: str) -> str:
+    """'4, 2, 1' (last=', ') or '4, 2 or 1' (last=' or ')."""
+    words = [str(v) for v in values]
+    return ", ".join(words[:-1]) + last + words[-1] if len(words) > 1 else "".join(words)
+
+
+def check_sampler(steps: int | None, naive: bool, run: Run | None = None, *, choices_last: str = ", ") -> None:
+    """Refuse, in one line, --steps / --naive that name no sampler (of `run`, where it is given).
+
+    Without a run only the options themselves are checked (--naive needs --steps, K ≥ 1), so a command can
+    refuse them before it opens anything. With a run, K must be the teacher's own number of steps, a distilled
+    student of the run, or, with `naive`, a grid that divides T'. `choices_last` joins the last two student
+    sizes in the message ('4, 2, 1' or '4, 2 or 1'): evaluate and export have always worded it so.
+    """
+    if naive and steps is None:  # else the teacher would run on its own grid under a "naive" label
+        raise DdadError("--naive needs --steps K: it runs the teacher itself on a K-step grid")
+    if steps is None:
+        return
+    if steps < 1:
+        raise DdadError(f"--steps {steps}: a sampler takes at least 1 step")
+    if run is None:
+        return
+    t_prime = run.cfg.sampler.t_prime
+    teacher = len(teacher_grid(run))
+    if naive:
+        if t_prime % steps:
+            raise DdadError(f"a naive {steps}-step grid needs T'={t_prime} divisible by {steps}")
+        return
+    if steps == teacher or run.student_path(steps).is_file():
+        return
+    have = ", ".join(str(k) for k in [teacher, *run.students()])
+    fixes = [f"distill one with `ddad-edge distill --run {run.path} --to-steps {steps}`" if steps in STUDENT_STEPS
+             else f"choose one of those (distill makes {_choices(STUDENT_STEPS, choices_last)} steps only)"]
+    if t_prime % steps == 0:  # the grid a naive K-step teacher needs
+        fixes.append(f"pass --naive for the teacher itself on a {steps}-step grid")
+    raise DdadError(f"no sampler with {steps} steps in {run.path} (available: {have}): {', or '.join(fixes)}")
 
 
 def build_pipeline(run: Run, steps: int | None = None, eta: float | None = None, mode: ScoringMode | None = None,
@@ -40,35 +74,19 @@ def build_pipeline(run: Run, steps: int | None = None, eta: float | None = None,
     K-step grid. `eta`, `mode`, `w`, `ratio` override the run's config (w of a student: warned about); a
     student runs at the η it was distilled for unless `eta` is given.
     """
-    from ddad_edge.train.distill import STUDENT_STEPS  # lazily: the model package does not load training code
-
+    check_sampler(steps, naive, run)
     cfg = run.cfg
     abar = alphas_cumprod(cfg.diffusion)
     t_prime = cfg.sampler.t_prime
     grid = teacher_grid(run)
     w_used = cfg.sampler.w if w is None else w
-    if naive and steps is None:  # else the teacher would run on its own grid under a "naive" label
-        raise DdadError("--naive needs --steps K: it runs the teacher itself on a K-step grid")
-    if steps is not None and steps < 1:
-        raise DdadError(f"--steps {steps}: a sampler takes at least 1 step")
     if steps is None or (steps == len(grid) and not run.student_path(steps).is_file()):
         unet = load_run_unet(run)
     elif naive:
-        if steps <= 0 or t_prime % steps:
-            raise DdadError(f"a naive {steps}-step grid needs T'={t_prime} divisible by {steps}")
         unet = load_run_unet(run)
         grid = ddim_timesteps(t_prime, t_prime // steps)
     else:
         path = run.student_path(steps)
-        if not path.is_file():
-            have = ", ".join(str(k) for k in [len(grid), *run.students()])
-            fixes = [f"make one with `ddad-edge distill --run {run.path} --to-steps {steps}`"
-                     if steps in STUDENT_STEPS else
-                     f"choose one of those (distill makes {', '.join(map(str, STUDENT_STEPS))} steps only)"]
-            if t_prime % steps == 0:  # the grid a naive K-step teacher needs
-                fixes.append(f"pass --naive for the teacher itself on a {steps}-step grid")
-            raise DdadError(f"no sampler with {steps} steps in {run.path} (available: {have}): "
-                            f"{', or '.join(fixes)}")
         payload = load_checkpoint(path)
         unet = unet_from(payload, path, cfg.model)
         grid = [int(t) for t in payload["timesteps"]]
@@ -95,35 +113,6 @@ def build_pipeline(run: Run, steps: int | None = None, eta: float | None = None,
     scorer = AnomalyScorer(scoring, extractor)
     return DDADPipeline(unet, scorer, abar, grid, t_prime, w_used, cfg.sampler.eta if eta is None else eta,
                         cfg.sampler.noise_seed).eval()
-
-
-class TorchRunner(RunnerBase):
-    """Runs a DDADPipeline in torch (FP32, eager) on uint8 frames, behind the Runner protocol."""
-
-    backend = "torch"
-
-    def __init__(self, pipeline: DDADPipeline | Bundle, device: str = "cpu", batch_size: int = 8) -> None:
-        if isinstance(pipeline, Bundle):
-            pipeline = pipeline_of_bundle(pipeline)
-        self.pipeline = pipeline.to(device).eval()
-        self.device = torch.device(device)
-        self.image_size = pipeline.unet.cfg.image_size
-        self.batch_size = batch_size
-
-    @classmethod
-    def from_run(cls, run_dir: Path, **pipeline_options) -> "TorchRunner":
-        return cls(build_pipeline(open_run(run_dir), **pipeline_options))
-
-    @torch.no_grad()
-    def infer(self, frames: np.ndarray) -> Inspection:
-        frames = check_frames(frames, self.image_size)
-        maps, scores = [], []
-        for i in range(0, frames.shape[0], self.batch_size):
-            x = frames_to_tensor(frames[i:i + self.batch_size]).to(self.device)
-            m, s = self.pipeline(x)
-            maps.append(m.float().cpu().numpy())
-            scores.append(s.float().cpu().numpy())
-        return Inspection(np.concatenate(maps), np.concatenate(scores))
 
 
 def pipeline_of_bundle(bundle: Bundle) -> DDADPipeline:
