@@ -21,7 +21,7 @@ from ddad_edge.errors import DdadError
 from ddad_edge.evaluate import crop_for, crop_maps, evaluate_runner
 from ddad_edge.metrics import central_window
 from ddad_edge.model.scoring import AnomalyScorer
-from ddad_edge.runtime.base import open_runner
+from ddad_edge.runtime.backends import open_runner
 from tests.bundle_factory import make_toy_bundle
 
 SIZE = 32
