@@ -93,7 +93,7 @@ def _tool_versions() -> dict[str, str]:
     return versions
 
 
-def _train_frames(run: Run, count: int, size: int) -> np.ndarray:
+def train_frames(run: Run, count: int, size: int) -> np.ndarray:
     """Up to `count` nominal training images (never validation or test images), evenly spread."""
     paths = [Path(p) for p in run.train_files]
     if not paths:  # a run folder without a recorded split: everything in train/good except validation
@@ -223,10 +223,10 @@ def _write_into(out: Path, prep: Prepared, options: ExportOptions, recipe, log: 
     """The bundle's files in folder `out` (write_bundle's staging folder); returns the summary of its
     thresholds, fidelity and latency for write_bundle's last line."""
     run, size, fid, ref, test, work, fp32 = prep.run, prep.size, prep.fid, prep.ref, prep.test, prep.work, prep.fp32
-    calibration = _train_frames(run, recipe.int8.calibration_images, size) \
+    calibration = train_frames(run, recipe.int8.calibration_images, size) \
         if options.precision is Precision.INT8 else None
     made = make_precision_file(options.precision, recipe, fp32, out / MODEL_NAME, work, fid, ref.maps, ref.scores,
-                               calibration, options.latency_runs, log)
+                               calibration, log)
     check_graph(out / MODEL_NAME, size)
     parser_rules = tensorrt_rules_summary(out / MODEL_NAME, options.tensorrt or profile_tensorrt_versions(), log)
 
@@ -268,7 +268,7 @@ def _write_into(out: Path, prep: Prepared, options: ExportOptions, recipe, log: 
     fp32_latency = latency if options.precision is Precision.FP32 else \
         measure_latency(fp32, fid.frames[:1], runs=options.latency_runs)
     if options.precision is Precision.FP32 and options.calibration_frames > 0:
-        np.savez(out / CALIBRATION_FRAMES_NAME, frames=_train_frames(run, options.calibration_frames, size))
+        np.savez(out / CALIBRATION_FRAMES_NAME, frames=train_frames(run, options.calibration_frames, size))
 
     report = {
         "precision": options.precision.value,
