@@ -33,6 +33,8 @@ MODULES=(
   "pulses|ddad_edge/inspect/pulses.py|tests/inspect/test_reject.py|ddad_edge.inspect.pulses.*"
   "sinks|ddad_edge/inspect/sinks.py|tests/inspect/test_sinks.py tests/hardening/test_disk_full.py|ddad_edge.inspect.sinks.*"
   "bundle|ddad_edge/bundle.py|tests/hardening/test_bundle_tamper.py tests/hardening/test_safe_loading.py|ddad_edge.bundle.*"
+  # manifest.py: the manifest's schema checks and seal, which read_bundle applies; the same tests refuse them
+  "manifest|ddad_edge/manifest.py|tests/hardening/test_bundle_tamper.py tests/hardening/test_safe_loading.py|ddad_edge.manifest.*"
   # INT8: only the accuracy-guided fallback (the retry loop in int8_fallback.py, the weight groups in
   # int8_sensitivity.py), not the quantizer plumbing, whose tests export and quantize the tiny run's bundle
   # and take minutes each.

@@ -44,6 +44,7 @@ from ddad_edge.deploy.recipes import recipe_for
 from ddad_edge.deploy.thresholds import (ThresholdRule, compute_thresholds, judge_threshold, nominal_statistics,
                                         test_statistics)
 from ddad_edge.errors import DdadError
+from ddad_edge.manifest import Manifest
 from ddad_edge.model.checkpoint import Run, open_run
 from ddad_edge.model.pipeline import DDADPipeline
 from ddad_edge.model.runner import TorchRunner, build_pipeline, teacher_grid
@@ -285,43 +286,41 @@ def _write_into(out: Path, prep: Prepared, options: ExportOptions, recipe, log: 
     }
     atomic_write_bytes(out / REPORT_NAME, json.dumps(report, indent=2).encode())
     pipeline, scoring = prep.pipeline, prep.scoring
-    manifest = {
-        "model_file": MODEL_NAME,
-        "precision": options.precision.value,
-        "recipe": {"name": recipe.name, "description": recipe.description},
-        "graph": {"image_size": size, "opset": OPSET, "steps": prep.steps, "timesteps": list(pipeline.timesteps),
-                  "t_prime": pipeline.t_prime, "w": pipeline.w, "eta": 0.0, "naive": bool(options.naive),
-                  "scoring": scoring.value,
-                  "backbone": None if scoring is ScoringMode.PIXEL else run.cfg.scoring.backbone,
-                  "inputs": [INPUT_NAME], "outputs": list(OUTPUT_NAMES), "batch": "dynamic",
-                  "unet_calls": prep.summary.unet_calls, "nodes": prep.summary.nodes},
-        "preprocessing": {"input": "RGB uint8 (N, S, S, 3), resized to S x S before the graph",
-                          "normalisation": "inside the graph: x / 127.5 - 1"},
-        "source": {"run": str(run.path.resolve()), "data": run.cfg.data.root, "category": run.cfg.data.category,
-                   "exported": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")},
-        "thresholds": {k: thresholds[k] for k in ("image", "pixel", "image_f1")},
-        "thresholds_exported": {k: thresholds[k] for k in ("image", "pixel", "image_f1")},  # sealed
-        "threshold_rule": {k: thresholds[k] for k in ("quantile", "margin", "pixel_quantile")},
-        "nominal_scores": nominal_statistics(scores[nominal]),
-        **({"test_scores": test_stats} if test_stats else {}),
-        "frame_gate": calibrate_frame_gate(fid.frames[nominal], maps[nominal]),  # on held-out nominal frames
-        "probe": {"file": PROBE_NAME, "frames": int(len(probe_idx))},
-        "tolerance": tolerance,
-        "calibration": made.summary,
-        "tensorrt_rules": parser_rules,
-        "fidelity": {k: fidelity[k] for k in ("map_max_abs", "map_max_rel", "score_rank_correlation", "auroc_drop")},
+    manifest = Manifest(
+        model_file=MODEL_NAME,
+        precision=options.precision.value,
+        recipe={"name": recipe.name, "description": recipe.description},
+        graph={"image_size": size, "opset": OPSET, "steps": prep.steps, "timesteps": list(pipeline.timesteps),
+               "t_prime": pipeline.t_prime, "w": pipeline.w, "eta": 0.0, "naive": bool(options.naive),
+               "scoring": scoring.value, "backbone": None if scoring is ScoringMode.PIXEL else run.cfg.scoring.backbone,
+               "inputs": [INPUT_NAME], "outputs": list(OUTPUT_NAMES), "batch": "dynamic",
+               "unet_calls": prep.summary.unet_calls, "nodes": prep.summary.nodes},
+        preprocessing={"input": "RGB uint8 (N, S, S, 3), resized to S x S before the graph",
+                       "normalisation": "inside the graph: x / 127.5 - 1"},
+        source={"run": str(run.path.resolve()), "data": run.cfg.data.root, "category": run.cfg.data.category,
+                "exported": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")},
+        thresholds={k: thresholds[k] for k in ("image", "pixel", "image_f1")},
+        thresholds_exported={k: thresholds[k] for k in ("image", "pixel", "image_f1")},  # sealed
+        threshold_rule={k: thresholds[k] for k in ("quantile", "margin", "pixel_quantile")},
+        nominal_scores=nominal_statistics(scores[nominal]),
+        test_scores=test_stats or None,  # absent without a labelled test split
+        frame_gate=calibrate_frame_gate(fid.frames[nominal], maps[nominal]),  # on held-out nominal frames
+        probe={"file": PROBE_NAME, "frames": int(len(probe_idx))},
+        tolerance=tolerance,
+        calibration=made.summary,
+        tensorrt_rules=parser_rules,
+        fidelity={k: fidelity[k] for k in ("map_max_abs", "map_max_rel", "score_rank_correlation", "auroc_drop")},
         # how else the file may run (OpenVINO f32 / bf16), each measured above: offered, refused or unavailable
-        "execution_modes": {name: {"status": m["status"], "reason": m["reason"],
-                                   "fidelity": None if m["fidelity"] is None else
-                                   {k: m["fidelity"][k] for k in ("map_max_rel", "score_max_rel",
-                                                                  "score_rank_correlation", "auroc_drop")}}
-                            for name, m in modes.items()},
-        "latency": {"ort_cpu_ms_p50": latency.p50_ms, "fp32_ort_cpu_ms_p50": fp32_latency.p50_ms},
-        "config": to_dict(run.cfg),
-        "tools": _tool_versions(),
-    }
-    if (out / CALIBRATION_FRAMES_NAME).is_file():
-        manifest["calibration_frames"] = {"file": CALIBRATION_FRAMES_NAME}
+        execution_modes={name: {"status": m["status"], "reason": m["reason"],
+                                "fidelity": None if m["fidelity"] is None else
+                                {k: m["fidelity"][k] for k in ("map_max_rel", "score_max_rel",
+                                                               "score_rank_correlation", "auroc_drop")}}
+                         for name, m in modes.items()},
+        latency={"ort_cpu_ms_p50": latency.p50_ms, "fp32_ort_cpu_ms_p50": fp32_latency.p50_ms},
+        config=to_dict(run.cfg),
+        tools=_tool_versions(),
+        calibration_frames={"file": CALIBRATION_FRAMES_NAME} if (out / CALIBRATION_FRAMES_NAME).is_file() else None,
+    )
     write_manifest(out, manifest)
     for name in (MANIFEST_NAME, REPORT_NAME):  # written through a private temporary file: make them readable
         os.chmod(out / name, 0o644)
