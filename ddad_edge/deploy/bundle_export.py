@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
-import yaml
 
-from ddad_edge.bundle import (MANIFEST_MAX_BYTES, MANIFEST_NAME, MODEL_NAME, REPORT_NAME, Bundle, Precision,
+from ddad_edge.bundle import (MANIFEST_NAME, MODEL_NAME, REPORT_NAME, Bundle, Precision,
                               atomic_write_bytes, read_bundle, write_manifest)
 from ddad_edge.config import ScoringMode, to_dict
 from ddad_edge.data.folders import list_test, list_train, load_images, load_test_arrays
+from ddad_edge.deploy.bundle_folder import check_out, move_into_place
 from ddad_edge.deploy.execution_modes import measure_modes
 from ddad_edge.deploy.frame_gate_calibration import calibrate_frame_gate
 from ddad_edge.deploy.fidelity import (FidelitySet, OutputError, compare_scores, fidelity_set, measure_latency,
@@ -49,7 +49,6 @@ from ddad_edge.model.checkpoint import Run, open_run
 from ddad_edge.model.pipeline import DDADPipeline
 from ddad_edge.model.runner import TorchRunner, build_pipeline, teacher_grid
 from ddad_edge.runtime.base import INPUT_NAME, OUTPUT_NAMES, Inspection
-from ddad_edge.yaml_strict import load_yaml
 
 PROBE_NAME = "probe.npz"
 CALIBRATION_FRAMES_NAME = "calibration.npz"
@@ -183,7 +182,7 @@ def export_bundle(options: ExportOptions, log: Callable[[str], None] = print) ->
     run = open_run(options.run)
     _check_sampler(run, options.steps, options.naive)
     if options.out is not None:
-        _check_out(Path(options.out), options.overwrite, run)
+        check_out(Path(options.out), options.overwrite, run)
     with prepare_export(options, log) as prep:
         return write_bundle(prep, options, log)
 
@@ -199,7 +198,7 @@ def write_bundle(prep: Prepared, options: ExportOptions, log: Callable[[str], No
         raise ValueError(f"write_bundle: {source} must match the prepared export")
     recipe = recipe_for(options.precision, options.recipe)
     out = Path(options.out or default_out(prep.run.path, options.precision, prep.steps, prep.scoring))
-    target = _check_out(out, options.overwrite, prep.run)
+    target = check_out(out, options.overwrite, prep.run)
     # Made in a sibling folder and moved into place only when whole: a refused export (INT8 beyond its
     # budget, say) leaves no half-made bundle, and --overwrite keeps the old bundle until the new one exists.
     # Whatever fails, the staging folder goes.
@@ -212,7 +211,7 @@ def write_bundle(prep: Prepared, options: ExportOptions, log: Callable[[str], No
         except OSError as exc:
             raise DdadError(f"cannot create {staging}: {exc.strerror or exc}; choose another --out") from None
         summary = _write_into(staging, prep, options, recipe, log)
-        _move_into_place(staging, target)
+        move_into_place(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     bundle = read_bundle(out)
@@ -348,82 +347,6 @@ def _check_sampler(run: Run, steps: int | None, naive: bool) -> None:
     if run.cfg.sampler.t_prime % steps == 0:  # the grid a naive K-step teacher needs
         fixes.append(f"pass --naive for the teacher itself on a {steps}-step grid")
     raise DdadError(f"no sampler with {steps} steps in {run.path} (available: {have}): {', or '.join(fixes)}")
-
-
-def _is_bundle(folder: Path) -> bool:
-    """A folder with a bundle's manifest.yaml (read_bundle's test without the hashes: a damaged bundle may be
-    replaced, a folder of anything else may not). Subfolders are allowed: `evaluate --bundle` writes its
-    results into BUNDLE/eval by default."""
-    manifest = folder / MANIFEST_NAME
-    if not manifest.is_file() or manifest.stat().st_size > MANIFEST_MAX_BYTES:
-        return False
-    try:
-        data = load_yaml(manifest.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError, RecursionError):
-        return False
-    return isinstance(data, dict) and {"schema_version", "files"} <= set(data)
-
-
-def _check_out(out: Path, overwrite: bool, run: Run) -> Path:
-    """Refuse an --out that cannot take a bundle, in one line and before any work; return the folder to write.
-
-    A symbolic link (a device's `current -> v1`) is followed: the bundle it points to is replaced, the link
-    kept. --overwrite replaces only a bundle folder, and never the run folder or the dataset root, nor a
-    folder inside or around them.
-    """
-    if out.is_symlink() and not out.exists():
-        raise DdadError(f"--out {out} is a symbolic link to {os.readlink(out)}, which does not exist: "
-                        "point the link at a bundle folder or choose another --out")
-    try:
-        target = out.resolve()
-    except (OSError, RuntimeError):  # a loop of links
-        raise DdadError(f"--out {out}: its symbolic links cannot be followed; choose another --out") from None
-    if out.name in ("", ".", "..") or target == Path.cwd() or target in Path.cwd().parents:
-        raise DdadError(f"--out {out} is the current folder or one above it, not a bundle folder: "
-                        "name a folder such as bundles/widget-fp32")
-    for parent in target.parents:  # the nearest existing folder above must be a folder we may write in
-        if parent.exists():
-            if not parent.is_dir():
-                raise DdadError(f"--out {out}: {parent} is a file, so no folder can be made under it; "
-                                "choose another --out")
-            if not os.access(parent, os.W_OK | os.X_OK):
-                raise DdadError(f"--out {out}: {parent} is not writable; choose another --out")
-            break
-    if target.exists() and not target.is_dir():
-        raise DdadError(f"--out {out} is a file, not a folder")
-    if not (target.is_dir() and any(target.iterdir())):
-        return target
-    if not overwrite:
-        raise DdadError(f"{out} already exists and is not empty: choose another --out or pass --overwrite")
-    if not _is_bundle(target):
-        raise DdadError(f"--overwrite replaces a bundle folder only, and {out} is not one (no bundle "
-                        f"{MANIFEST_NAME}); nothing was removed: choose another --out")
-    for name, guarded in (("run folder", run.path), ("dataset root", Path(run.cfg.data.root))):
-        guarded = guarded.resolve()
-        if target == guarded or guarded in target.parents or target in guarded.parents:
-            raise DdadError(f"--out {out} is, holds or lies inside the {name} {guarded}, which --overwrite "
-                            f"must not remove; nothing was removed: choose an --out outside it")
-    return target
-
-
-def _move_into_place(staging: Path, target: Path) -> None:
-    """Rename the whole bundle `staging` to `target`; an old bundle there is set aside and removed only once
-    the new one is in place, put back otherwise."""
-    try:
-        if not target.exists():
-            staging.rename(target)
-            return
-        old = target.with_name(f".{target.name}.{os.getpid()}.old")
-        target.rename(old)  # refused onto anything but a missing or empty folder: nothing else is replaced
-        try:
-            staging.rename(target)
-        except BaseException:
-            old.rename(target)
-            raise
-        shutil.rmtree(old, ignore_errors=True)
-    except OSError as exc:
-        raise DdadError(f"cannot move the new bundle into {target}: {exc.strerror or exc}; "
-                        "the folder there is as it was") from None
 
 
 def _probe_indices(n: int, count: int) -> np.ndarray:
