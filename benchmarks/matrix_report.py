@@ -268,7 +268,7 @@ def provenance(rows: list[dict], a: Any) -> list[str]:
         "(a K-step graph "
         "costs the same whatever its weights; steps 1 and 2 stand for distilled students, whose graphs are the "
         "same UNet called K times), a randomly initialised backbone, FP32 by `deploy.onnx_export.export_onnx`, "
-        "INT8 by `deploy.int8.quantize_first_try`, the export's first try with the default recipe "
+        "INT8 by `deploy.int8_fallback.quantize_first_try`, the export's first try with the default recipe "
         "(calibration/int8.yaml: Q/DQ on Conv/Gemm/MatMul inputs and convolution outputs, symmetric S8S8, "
         "per-channel weights, the blur and the time embedding kept FP32), activation ranges from "
         f"{a.calibration_frames} synthetic nominal frame(s), without the accuracy-guided fallback (which can only "

@@ -78,7 +78,7 @@ def _export_fp32(variant: SpeedVariant, path: Path, seed: int) -> Path:
 
 
 def _quantize_int8(fp32: Path, dst: Path, frames: np.ndarray, work: Path) -> Path:
-    from ddad_edge.deploy.int8 import quantize_first_try
+    from ddad_edge.deploy.int8_fallback import quantize_first_try
     from ddad_edge.deploy.recipes import load_recipe
 
     return quantize_first_try(fp32, dst, frames, load_recipe("int8").int8, work)

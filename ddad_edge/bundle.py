@@ -1,9 +1,9 @@
 """Bundles: the directory that carries a model from the workstation to the device.
 
-A bundle holds `manifest.yaml` (settings, thresholds, versions, the sha256 of every file), `model.onnx`,
-optionally TensorRT engines and a calibration cache, and `report.json`. Loading verifies the schema
-version and every hash, and confines every file name to the bundle folder; whatever does not match is
-one clear line. Nothing in a bundle is pickled.
+A bundle holds `manifest.yaml` (settings, thresholds, versions, the sha256 of every file; its schema is
+manifest.py's `Manifest`), `model.onnx`, optionally TensorRT engines and a calibration cache, and
+`report.json`. Loading verifies the schema version and every hash, and confines every file name to the
+bundle folder; whatever does not match is one clear line. Nothing in a bundle is pickled.
 
 Files that `ddad-edge build` makes on the device (engines, timing and calibration caches: `*.engine`,
 `*.cache`) are the exception: a missing or damaged one must not stop a backend that does not use it, so
@@ -14,10 +14,10 @@ it then and names the fix (rebuild it on the device).
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import tempfile
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -31,20 +31,12 @@ from ddad_edge.graph_signature import (GraphFormatError, graph_signature, precis
                                        signature_difference)
 from ddad_edge.yaml_strict import load_yaml
 from ddad_edge.output_paths import followed, refuse_special_file
+from ddad_edge.manifest import MANIFEST_NAME, SCHEMA_VERSION, SEALED_KEYS, Manifest
 
-BUNDLE_SCHEMA_VERSION = 1
-MANIFEST_NAME = "manifest.yaml"
 MODEL_NAME = "model.onnx"
 REPORT_NAME = "report.json"
 MANIFEST_MAX_BYTES = 4 << 20  # settings, hashes and summaries: a few KiB; far more is not a manifest
-MAX_IMAGE_SIZE = 4096  # graph.image_size beyond this is no model this tool makes
 DEVICE_BUILT_SUFFIXES = (".engine", ".cache")  # engines, timing caches, the legacy calibration cache
-# What a hand edit of manifest.yaml must not change: the graph's settings and signature, the precision, the
-# statistics thresholds and the frame gate are judged by, and the thresholds as exported. Sealed by a
-# sha256 of their canonical JSON (`sealed`); `thresholds` stay editable by design (the decision lives
-# outside the graph), `files` hash themselves, `engines` are added on the device by `ddad-edge build`.
-SEALED_KEYS = ("model_file", "precision", "graph", "signature", "preprocessing", "nominal_scores", "test_scores",
-               "thresholds_exported", "threshold_rule", "frame_gate", "probe", "tolerance", "calibration_frames")
 
 
 class Precision(str, Enum):
@@ -143,10 +135,10 @@ def _confined(root: Path, name: str) -> Path:
 
 @dataclass(frozen=True)
 class Bundle:
-    """A verified bundle on disk. `manifest` is the parsed manifest.yaml."""
+    """A verified bundle on disk. `manifest` is its parsed manifest.yaml."""
 
     path: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
 
     def file(self, name: str) -> Path:
         """Path of a file inside the bundle (confined to the folder)."""
@@ -154,23 +146,23 @@ class Bundle:
 
     @property
     def model_path(self) -> Path:
-        return self.file(self.manifest.get("model_file", MODEL_NAME))
+        return self.file(self.manifest.model_name(MODEL_NAME))
 
     @property
     def precision(self) -> Precision:
-        return Precision(self.manifest["precision"])
+        return Precision(self.manifest.precision)
 
     @property
     def image_size(self) -> int:
-        return int(self.manifest["graph"]["image_size"])
+        return int(self.manifest.graph["image_size"])
 
     @property
     def thresholds(self) -> dict[str, float]:
-        return dict(self.manifest.get("thresholds", {}))
+        return dict(self.manifest.thresholds or {})
 
     @property
     def engines(self) -> dict[str, dict[str, Any]]:
-        return dict(self.manifest.get("engines", {}))
+        return dict(self.manifest.engines or {})
 
     def read_device_file(self, name: str) -> bytes:
         """The bytes of a file built on the device (an engine or a cache), checked against its sha256 now.
@@ -179,7 +171,7 @@ class Bundle:
         """
         path = self.file(name)
         rebuild = f"rebuild it here with `ddad-edge build --bundle {self.path}`"
-        expected = (self.manifest.get("files") or {}).get(name)
+        expected = (self.manifest.files or {}).get(name)
         if expected is None:
             raise DdadError(f"bundle {self.path}: {name} is not hashed in {MANIFEST_NAME}; {rebuild}")
         if not path.is_file():
@@ -191,23 +183,18 @@ class Bundle:
         return data
 
 
-def built_on_device(manifest: dict[str, Any], name: Any) -> bool:
+def built_on_device(manifest: Manifest, name: Any) -> bool:
     """Whether bundle file `name` is one `ddad-edge build` makes (an engine or a cache), not one the export
     made; the model, probe and calibration frames never are, whatever they are called."""
     return (isinstance(name, str) and name.endswith(DEVICE_BUILT_SUFFIXES)
-            and name not in _referenced_files(manifest, engines=False))
+            and name not in manifest.referenced_files(MODEL_NAME, engines=False))
 
 
-def manifest_seal(manifest: dict[str, Any]) -> str:
-    """sha256 of the canonical JSON of the manifest's SEALED_KEYS (those it has)."""
-    sealed = {key: manifest[key] for key in SEALED_KEYS if key in manifest}
-    text = json.dumps(sealed, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
+def write_manifest(root: Path, manifest: Manifest | Mapping[str, Any], keep: dict[str, str] | None = None) -> Bundle:
+    """Hash every file of the bundle folder (except the manifest) into the manifest's `files` and write it,
+    with the schema version, the model's graph signature (when it has none yet) and the seal.
 
-
-def write_manifest(root: Path, manifest: dict[str, Any], keep: dict[str, str] | None = None) -> Bundle:
-    """Hash every file of the bundle folder (except the manifest) into `manifest['files']` and write it.
-
+    `manifest`: a Manifest, or a mapping of its YAML keys (a bundle made by hand: a test's, a benchmark's).
     `keep`: recorded hashes to write instead of the files' current ones (a damaged file stays damaged).
     Returns the bundle as it now stands on disk.
     """
@@ -217,55 +204,16 @@ def write_manifest(root: Path, manifest: dict[str, Any], keep: dict[str, str] | 
         if path.is_file() and path.name != MANIFEST_NAME and not path.name.startswith("."):
             files[path.name] = sha256_of(path)
     files.update({name: digest for name, digest in (keep or {}).items() if name in files})
-    manifest = dict(manifest)
-    manifest["schema_version"] = BUNDLE_SCHEMA_VERSION
-    manifest["files"] = files
-    model = root / str(manifest.get("model_file", MODEL_NAME))
+    manifest = Manifest.from_dict(manifest).updated({"schema_version": SCHEMA_VERSION, "files": files})
+    model = root / str(manifest.model_name(MODEL_NAME))
     if "signature" not in manifest and model.is_file():
         try:  # recorded once, from the file as exported; later updates (engines) keep it
-            manifest["signature"] = graph_signature(model)
+            manifest = manifest.updated({"signature": graph_signature(model)})
         except GraphFormatError:
             pass
-    manifest["sealed"] = manifest_seal(manifest)
-    atomic_write_bytes(root / MANIFEST_NAME, yaml.safe_dump(manifest, sort_keys=False).encode())
+    manifest = manifest.updated({"sealed": manifest.seal_digest()})
+    atomic_write_bytes(root / MANIFEST_NAME, yaml.safe_dump(manifest.to_dict(), sort_keys=False).encode())
     return Bundle(root, manifest)
-
-
-def _referenced_files(manifest: dict[str, Any], engines: bool = True) -> list[Any]:
-    """The file names the manifest points at: the model, the probe and calibration frames, the engines."""
-    names = [manifest.get("model_file", MODEL_NAME)]
-    for key in ("probe", "calibration_frames"):
-        entry = manifest.get(key)
-        if isinstance(entry, dict) and "file" in entry:
-            names.append(entry["file"])
-    engine_names = manifest.get("engines") if engines and isinstance(manifest.get("engines"), dict) else {}
-    return names + list(engine_names)
-
-
-def _check_structure(root: Path, manifest: dict[str, Any]) -> None:
-    """The manifest's fields have the types and ranges that the rest of the tool relies on."""
-    graph = manifest["graph"]
-    size = graph.get("image_size") if isinstance(graph, dict) else None
-    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_IMAGE_SIZE:
-        raise DdadError(f"bundle {root}: graph.image_size in {MANIFEST_NAME} is {size!r}, not a size from 1 to "
-                        f"{MAX_IMAGE_SIZE}; export the bundle again")
-    for key in ("thresholds", "engines", "probe", "tolerance", "calibration_frames"):
-        if manifest.get(key) is not None and not isinstance(manifest[key], dict):
-            raise DdadError(f"bundle {root}: '{key}' in {MANIFEST_NAME} must be a mapping, got "
-                            f"{type(manifest[key]).__name__}; export the bundle again")
-    for key, value in (manifest.get("tolerance") or {}).items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
-            raise DdadError(f"bundle {root}: tolerance.{key} in {MANIFEST_NAME} is {value!r}, not a number >= 0; "
-                            "export the bundle again")
-    if not all(isinstance(e, dict) for e in (manifest.get("engines") or {}).values()):
-        raise DdadError(f"bundle {root}: every engine in {MANIFEST_NAME} must be a mapping of its settings")
-    files = manifest["files"]
-    if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
-        raise DdadError(f"bundle {root}: 'files' in {MANIFEST_NAME} must map names to sha256")
-    unlisted = [name for name in _referenced_files(manifest) if not isinstance(name, str) or name not in files]
-    if unlisted:
-        raise DdadError(f"bundle {root}: {MANIFEST_NAME} uses {unlisted[0]!r}, which its file list does not "
-                        "hash; export the bundle again")
 
 
 def update_manifest(root: Path, changes: dict[str, Any], written: tuple[str, ...] = ()) -> Bundle:
@@ -276,9 +224,8 @@ def update_manifest(root: Path, changes: dict[str, Any], written: tuple[str, ...
     longer match its recorded hash keeps that hash, so an unrelated update does not bless a damaged engine.
     """
     bundle = read_bundle(root, verify=False)
-    manifest = dict(bundle.manifest)
-    manifest.update(changes)
-    recorded = bundle.manifest["files"]
+    manifest = bundle.manifest.updated(changes)
+    recorded = bundle.manifest.files
     keep = {}
     for name, digest in recorded.items():
         path = bundle.file(name)
@@ -300,35 +247,25 @@ def read_bundle(root: Path, verify: bool = True) -> Bundle:
         raise DdadError(f"bundle {root}: {MANIFEST_NAME} is {mpath.stat().st_size >> 20} MiB, far larger than "
                         "any manifest; the bundle is damaged or tampered with, export it again")
     try:
-        manifest = load_yaml(mpath.read_text(encoding="utf-8"))
+        raw = load_yaml(mpath.read_text(encoding="utf-8"))
     except yaml.constructor.ConstructorError as exc:  # a Python tag, a repeated key: say which
         raise DdadError(f"bundle {root}: {MANIFEST_NAME} is not valid YAML ({str(exc).splitlines()[0][:160]}); "
                         "fix that line or export the bundle again") from None
     except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as exc:
         raise DdadError(f"bundle {root}: {MANIFEST_NAME} is not valid YAML ({type(exc).__name__}); "
                         "export the bundle again") from None
-    if not isinstance(manifest, dict):
+    if not isinstance(raw, dict):
         raise DdadError(f"bundle {root}: {MANIFEST_NAME} is not a mapping; export the bundle again")
-    version = manifest.get("schema_version")
-    if version != BUNDLE_SCHEMA_VERSION:
-        raise DdadError(f"bundle {root}: schema version {version!r}, this ddad-edge reads "
-                        f"{BUNDLE_SCHEMA_VERSION}; export it again with this version")
-    for key in ("precision", "graph", "files"):
-        if key not in manifest:
-            raise DdadError(f"bundle {root}: {MANIFEST_NAME} lacks '{key}'; export the bundle again")
-    try:
-        Precision(manifest["precision"])
-    except ValueError:
-        raise DdadError(f"bundle {root}: unknown precision {manifest['precision']!r}") from None
-    _check_structure(root, manifest)
-    seal = manifest.get("sealed")  # bundles made before the seal have none: nothing to compare
-    if verify and seal is not None and seal != manifest_seal(manifest):
+    manifest = Manifest.from_dict(raw)
+    manifest.check(f"bundle {root}", MODEL_NAME, tuple(p.value for p in Precision))
+    seal = manifest.sealed  # bundles made before the seal have none: nothing to compare
+    if verify and seal is not None and seal != manifest.seal_digest():
         present = [key for key in SEALED_KEYS if key in manifest]
         raise DdadError(f"bundle {root}: {MANIFEST_NAME} was edited outside 'thresholds' (its sealed keys "
                         f"{', '.join(present)} no longer match 'sealed'); only thresholds may be edited by hand: "
                         "undo the edit or export the bundle again")
     bundle = Bundle(root, manifest)
-    for name, expected in manifest["files"].items():
+    for name, expected in manifest.files.items():
         path = bundle.file(name)
         if built_on_device(manifest, name):
             continue  # checked by whoever uses it (Bundle.read_device_file), with the fix: rebuild it
@@ -352,7 +289,7 @@ def _check_graph_binding(bundle: Bundle) -> None:
         actual = graph_signature(bundle.model_path)
     except (GraphFormatError, OSError):
         return
-    recorded = bundle.manifest.get("signature")
+    recorded = bundle.manifest.signature
     where = f"bundle {bundle.path}: {bundle.model_path.name}"
     if isinstance(recorded, dict):
         why = signature_difference(recorded, actual)

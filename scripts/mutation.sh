@@ -33,9 +33,13 @@ MODULES=(
   "pulses|ddad_edge/inspect/pulses.py|tests/inspect/test_reject.py|ddad_edge.inspect.pulses.*"
   "sinks|ddad_edge/inspect/sinks.py|tests/inspect/test_sinks.py tests/hardening/test_disk_full.py|ddad_edge.inspect.sinks.*"
   "bundle|ddad_edge/bundle.py|tests/hardening/test_bundle_tamper.py tests/hardening/test_safe_loading.py|ddad_edge.bundle.*"
-  # int8.py: only the accuracy-guided fallback (the retry loop and the weight groups), not the quantizer
-  # plumbing, whose tests export and quantize the tiny run's bundle and take minutes each.
-  "int8|ddad_edge/deploy/int8.py|tests/deploy/test_precision.py|ddad_edge.deploy.int8.x_quantize_int8__mutmut_* ddad_edge.deploy.int8.x__weight_groups__mutmut_* ddad_edge.deploy.int8.x__distinct_groups__mutmut_* ddad_edge.deploy.int8.x__with_weight_siblings__mutmut_* ddad_edge.deploy.int8.x_missed__mutmut_*|fallback or siblings or switchable or give"
+  # manifest.py: the manifest's schema checks and seal, which read_bundle applies; the same tests refuse them
+  "manifest|ddad_edge/manifest.py|tests/hardening/test_bundle_tamper.py tests/hardening/test_safe_loading.py|ddad_edge.manifest.*"
+  # INT8: only the accuracy-guided fallback (the retry loop in int8_fallback.py, the weight groups in
+  # int8_sensitivity.py), not the quantizer plumbing, whose tests export and quantize the tiny run's bundle
+  # and take minutes each.
+  "int8_fallback|ddad_edge/deploy/int8_fallback.py|tests/deploy/test_precision.py|ddad_edge.deploy.int8_fallback.x_quantize_int8__mutmut_* ddad_edge.deploy.int8_fallback.x__with_weight_siblings__mutmut_* ddad_edge.deploy.int8_fallback.x_missed__mutmut_*|fallback or siblings or switchable or give"
+  "int8_groups|ddad_edge/deploy/int8_sensitivity.py|tests/deploy/test_precision.py|ddad_edge.deploy.int8_sensitivity.x_weight_groups__mutmut_* ddad_edge.deploy.int8_sensitivity.x_distinct_groups__mutmut_*|fallback or siblings or switchable or give"
 )
 
 wanted=("$@")

@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
-import yaml
 
-from ddad_edge.bundle import (MANIFEST_MAX_BYTES, MANIFEST_NAME, MODEL_NAME, REPORT_NAME, Bundle, Precision,
+from ddad_edge.bundle import (MANIFEST_NAME, MODEL_NAME, REPORT_NAME, Bundle, Precision,
                               atomic_write_bytes, read_bundle, write_manifest)
 from ddad_edge.config import ScoringMode
 from ddad_edge.data.folders import list_test, list_train, load_images, load_test_arrays
+from ddad_edge.deploy.bundle_folder import check_out, move_into_place
 from ddad_edge.deploy.execution_modes import measure_modes
 from ddad_edge.deploy.frame_gate_calibration import calibrate_frame_gate
 from ddad_edge.deploy.fidelity import (FidelitySet, OutputError, compare_scores, fidelity_set, measure_latency,
@@ -45,11 +45,12 @@ from ddad_edge.deploy.thresholds import (ThresholdRule, compute_thresholds, judg
                                         test_statistics)
 from ddad_edge.errors import DdadError
 from ddad_edge.model.build import build_pipeline, check_sampler
+from ddad_edge.manifest import Manifest
 from ddad_edge.model.checkpoint import Run, open_run
 from ddad_edge.model.pipeline import DDADPipeline
 from ddad_edge.model.torch_runner import TorchRunner
 from ddad_edge.runtime.base import INPUT_NAME, OUTPUT_NAMES, Inspection
-from ddad_edge.yaml_strict import load_yaml, to_dict
+from ddad_edge.yaml_strict import to_dict
 
 PROBE_NAME = "probe.npz"
 CALIBRATION_FRAMES_NAME = "calibration.npz"
@@ -94,7 +95,7 @@ def _tool_versions() -> dict[str, str]:
     return versions
 
 
-def _train_frames(run: Run, count: int, size: int) -> np.ndarray:
+def train_frames(run: Run, count: int, size: int) -> np.ndarray:
     """Up to `count` nominal training images (never validation or test images), evenly spread."""
     paths = [Path(p) for p in run.train_files]
     if not paths:  # a run folder without a recorded split: everything in train/good except validation
@@ -183,7 +184,7 @@ def export_bundle(options: ExportOptions, log: Callable[[str], None] = print) ->
     run = open_run(options.run)
     check_sampler(options.steps, options.naive, run, choices_last=" or ")  # before any work
     if options.out is not None:
-        _check_out(Path(options.out), options.overwrite, run)
+        check_out(Path(options.out), options.overwrite, run)
     with prepare_export(options, log) as prep:
         return write_bundle(prep, options, log)
 
@@ -199,7 +200,7 @@ def write_bundle(prep: Prepared, options: ExportOptions, log: Callable[[str], No
         raise ValueError(f"write_bundle: {source} must match the prepared export")
     recipe = recipe_for(options.precision, options.recipe)
     out = Path(options.out or default_out(prep.run.path, options.precision, prep.steps, prep.scoring))
-    target = _check_out(out, options.overwrite, prep.run)
+    target = check_out(out, options.overwrite, prep.run)
     # Made in a sibling folder and moved into place only when whole: a refused export (INT8 beyond its
     # budget, say) leaves no half-made bundle, and --overwrite keeps the old bundle until the new one exists.
     # Whatever fails, the staging folder goes.
@@ -212,7 +213,7 @@ def write_bundle(prep: Prepared, options: ExportOptions, log: Callable[[str], No
         except OSError as exc:
             raise DdadError(f"cannot create {staging}: {exc.strerror or exc}; choose another --out") from None
         summary = _write_into(staging, prep, options, recipe, log)
-        _move_into_place(staging, target)
+        move_into_place(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     bundle = read_bundle(out)
@@ -224,10 +225,10 @@ def _write_into(out: Path, prep: Prepared, options: ExportOptions, recipe, log: 
     """The bundle's files in folder `out` (write_bundle's staging folder); returns the summary of its
     thresholds, fidelity and latency for write_bundle's last line."""
     run, size, fid, ref, test, work, fp32 = prep.run, prep.size, prep.fid, prep.ref, prep.test, prep.work, prep.fp32
-    calibration = _train_frames(run, recipe.int8.calibration_images, size) \
+    calibration = train_frames(run, recipe.int8.calibration_images, size) \
         if options.precision is Precision.INT8 else None
     made = make_precision_file(options.precision, recipe, fp32, out / MODEL_NAME, work, fid, ref.maps, ref.scores,
-                               calibration, options.latency_runs, log)
+                               calibration, log)
     check_graph(out / MODEL_NAME, size)
     parser_rules = tensorrt_rules_summary(out / MODEL_NAME, options.tensorrt or profile_tensorrt_versions(), log)
 
@@ -269,7 +270,7 @@ def _write_into(out: Path, prep: Prepared, options: ExportOptions, recipe, log: 
     fp32_latency = latency if options.precision is Precision.FP32 else \
         measure_latency(fp32, fid.frames[:1], runs=options.latency_runs)
     if options.precision is Precision.FP32 and options.calibration_frames > 0:
-        np.savez(out / CALIBRATION_FRAMES_NAME, frames=_train_frames(run, options.calibration_frames, size))
+        np.savez(out / CALIBRATION_FRAMES_NAME, frames=train_frames(run, options.calibration_frames, size))
 
     report = {
         "precision": options.precision.value,
@@ -286,43 +287,41 @@ def _write_into(out: Path, prep: Prepared, options: ExportOptions, recipe, log: 
     }
     atomic_write_bytes(out / REPORT_NAME, json.dumps(report, indent=2).encode())
     pipeline, scoring = prep.pipeline, prep.scoring
-    manifest = {
-        "model_file": MODEL_NAME,
-        "precision": options.precision.value,
-        "recipe": {"name": recipe.name, "description": recipe.description},
-        "graph": {"image_size": size, "opset": OPSET, "steps": prep.steps, "timesteps": list(pipeline.timesteps),
-                  "t_prime": pipeline.t_prime, "w": pipeline.w, "eta": 0.0, "naive": bool(options.naive),
-                  "scoring": scoring.value,
-                  "backbone": None if scoring is ScoringMode.PIXEL else run.cfg.scoring.backbone,
-                  "inputs": [INPUT_NAME], "outputs": list(OUTPUT_NAMES), "batch": "dynamic",
-                  "unet_calls": prep.summary.unet_calls, "nodes": prep.summary.nodes},
-        "preprocessing": {"input": "RGB uint8 (N, S, S, 3), resized to S x S before the graph",
-                          "normalisation": "inside the graph: x / 127.5 - 1"},
-        "source": {"run": str(run.path.resolve()), "data": run.cfg.data.root, "category": run.cfg.data.category,
-                   "exported": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")},
-        "thresholds": {k: thresholds[k] for k in ("image", "pixel", "image_f1")},
-        "thresholds_exported": {k: thresholds[k] for k in ("image", "pixel", "image_f1")},  # sealed
-        "threshold_rule": {k: thresholds[k] for k in ("quantile", "margin", "pixel_quantile")},
-        "nominal_scores": nominal_statistics(scores[nominal]),
-        **({"test_scores": test_stats} if test_stats else {}),
-        "frame_gate": calibrate_frame_gate(fid.frames[nominal], maps[nominal]),  # on held-out nominal frames
-        "probe": {"file": PROBE_NAME, "frames": int(len(probe_idx))},
-        "tolerance": tolerance,
-        "calibration": made.summary,
-        "tensorrt_rules": parser_rules,
-        "fidelity": {k: fidelity[k] for k in ("map_max_abs", "map_max_rel", "score_rank_correlation", "auroc_drop")},
+    manifest = Manifest(
+        model_file=MODEL_NAME,
+        precision=options.precision.value,
+        recipe={"name": recipe.name, "description": recipe.description},
+        graph={"image_size": size, "opset": OPSET, "steps": prep.steps, "timesteps": list(pipeline.timesteps),
+               "t_prime": pipeline.t_prime, "w": pipeline.w, "eta": 0.0, "naive": bool(options.naive),
+               "scoring": scoring.value, "backbone": None if scoring is ScoringMode.PIXEL else run.cfg.scoring.backbone,
+               "inputs": [INPUT_NAME], "outputs": list(OUTPUT_NAMES), "batch": "dynamic",
+               "unet_calls": prep.summary.unet_calls, "nodes": prep.summary.nodes},
+        preprocessing={"input": "RGB uint8 (N, S, S, 3), resized to S x S before the graph",
+                       "normalisation": "inside the graph: x / 127.5 - 1"},
+        source={"run": str(run.path.resolve()), "data": run.cfg.data.root, "category": run.cfg.data.category,
+                "exported": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")},
+        thresholds={k: thresholds[k] for k in ("image", "pixel", "image_f1")},
+        thresholds_exported={k: thresholds[k] for k in ("image", "pixel", "image_f1")},  # sealed
+        threshold_rule={k: thresholds[k] for k in ("quantile", "margin", "pixel_quantile")},
+        nominal_scores=nominal_statistics(scores[nominal]),
+        test_scores=test_stats or None,  # absent without a labelled test split
+        frame_gate=calibrate_frame_gate(fid.frames[nominal], maps[nominal]),  # on held-out nominal frames
+        probe={"file": PROBE_NAME, "frames": int(len(probe_idx))},
+        tolerance=tolerance,
+        calibration=made.summary,
+        tensorrt_rules=parser_rules,
+        fidelity={k: fidelity[k] for k in ("map_max_abs", "map_max_rel", "score_rank_correlation", "auroc_drop")},
         # how else the file may run (OpenVINO f32 / bf16), each measured above: offered, refused or unavailable
-        "execution_modes": {name: {"status": m["status"], "reason": m["reason"],
-                                   "fidelity": None if m["fidelity"] is None else
-                                   {k: m["fidelity"][k] for k in ("map_max_rel", "score_max_rel",
-                                                                  "score_rank_correlation", "auroc_drop")}}
-                            for name, m in modes.items()},
-        "latency": {"ort_cpu_ms_p50": latency.p50_ms, "fp32_ort_cpu_ms_p50": fp32_latency.p50_ms},
-        "config": to_dict(run.cfg),
-        "tools": _tool_versions(),
-    }
-    if (out / CALIBRATION_FRAMES_NAME).is_file():
-        manifest["calibration_frames"] = {"file": CALIBRATION_FRAMES_NAME}
+        execution_modes={name: {"status": m["status"], "reason": m["reason"],
+                                "fidelity": None if m["fidelity"] is None else
+                                {k: m["fidelity"][k] for k in ("map_max_rel", "score_max_rel",
+                                                               "score_rank_correlation", "auroc_drop")}}
+                         for name, m in modes.items()},
+        latency={"ort_cpu_ms_p50": latency.p50_ms, "fp32_ort_cpu_ms_p50": fp32_latency.p50_ms},
+        config=to_dict(run.cfg),
+        tools=_tool_versions(),
+        calibration_frames={"file": CALIBRATION_FRAMES_NAME} if (out / CALIBRATION_FRAMES_NAME).is_file() else None,
+    )
     write_manifest(out, manifest)
     for name in (MANIFEST_NAME, REPORT_NAME):  # written through a private temporary file: make them readable
         os.chmod(out / name, 0o644)
@@ -331,80 +330,6 @@ def _write_into(out: Path, prep: Prepared, options: ExportOptions, recipe, log: 
             f"ORT CPU {latency.p50_ms:.1f} ms/frame (FP32 file {fp32_latency.p50_ms:.1f})")
 
 
-def _is_bundle(folder: Path) -> bool:
-    """A folder with a bundle's manifest.yaml (read_bundle's test without the hashes: a damaged bundle may be
-    replaced, a folder of anything else may not). Subfolders are allowed: `evaluate --bundle` writes its
-    results into BUNDLE/eval by default."""
-    manifest = folder / MANIFEST_NAME
-    if not manifest.is_file() or manifest.stat().st_size > MANIFEST_MAX_BYTES:
-        return False
-    try:
-        data = load_yaml(manifest.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError, RecursionError):
-        return False
-    return isinstance(data, dict) and {"schema_version", "files"} <= set(data)
-
-
-def _check_out(out: Path, overwrite: bool, run: Run) -> Path:
-    """Refuse an --out that cannot take a bundle, in one line and before any work; return the folder to write.
-
-    A symbolic link (a device's `current -> v1`) is followed: the bundle it points to is replaced, the link
-    kept. --overwrite replaces only a bundle folder, and never the run folder or the dataset root, nor a
-    folder inside or around them.
-    """
-    if out.is_symlink() and not out.exists():
-        raise DdadError(f"--out {out} is a symbolic link to {os.readlink(out)}, which does not exist: "
-                        "point the link at a bundle folder or choose another --out")
-    try:
-        target = out.resolve()
-    except (OSError, RuntimeError):  # a loop of links
-        raise DdadError(f"--out {out}: its symbolic links cannot be followed; choose another --out") from None
-    if out.name in ("", ".", "..") or target == Path.cwd() or target in Path.cwd().parents:
-        raise DdadError(f"--out {out} is the current folder or one above it, not a bundle folder: "
-                        "name a folder such as bundles/widget-fp32")
-    for parent in target.parents:  # the nearest existing folder above must be a folder we may write in
-        if parent.exists():
-            if not parent.is_dir():
-                raise DdadError(f"--out {out}: {parent} is a file, so no folder can be made under it; "
-                                "choose another --out")
-            if not os.access(parent, os.W_OK | os.X_OK):
-                raise DdadError(f"--out {out}: {parent} is not writable; choose another --out")
-            break
-    if target.exists() and not target.is_dir():
-        raise DdadError(f"--out {out} is a file, not a folder")
-    if not (target.is_dir() and any(target.iterdir())):
-        return target
-    if not overwrite:
-        raise DdadError(f"{out} already exists and is not empty: choose another --out or pass --overwrite")
-    if not _is_bundle(target):
-        raise DdadError(f"--overwrite replaces a bundle folder only, and {out} is not one (no bundle "
-                        f"{MANIFEST_NAME}); nothing was removed: choose another --out")
-    for name, guarded in (("run folder", run.path), ("dataset root", Path(run.cfg.data.root))):
-        guarded = guarded.resolve()
-        if target == guarded or guarded in target.parents or target in guarded.parents:
-            raise DdadError(f"--out {out} is, holds or lies inside the {name} {guarded}, which --overwrite "
-                            f"must not remove; nothing was removed: choose an --out outside it")
-    return target
-
-
-def _move_into_place(staging: Path, target: Path) -> None:
-    """Rename the whole bundle `staging` to `target`; an old bundle there is set aside and removed only once
-    the new one is in place, put back otherwise."""
-    try:
-        if not target.exists():
-            staging.rename(target)
-            return
-        old = target.with_name(f".{target.name}.{os.getpid()}.old")
-        target.rename(old)  # refused onto anything but a missing or empty folder: nothing else is replaced
-        try:
-            staging.rename(target)
-        except BaseException:
-            old.rename(target)
-            raise
-        shutil.rmtree(old, ignore_errors=True)
-    except OSError as exc:
-        raise DdadError(f"cannot move the new bundle into {target}: {exc.strerror or exc}; "
-                        "the folder there is as it was") from None
 
 
 def _probe_indices(n: int, count: int) -> np.ndarray:

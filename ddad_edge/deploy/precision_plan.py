@@ -3,7 +3,8 @@
 FP32: the graph as exported. FP16: each NodeGroup's FP16 error is measured alone (emulated rounding,
 see precision.emulate_fp16); groups over the recipe's limit, and the recipe's always-FP32 groups, stay in
 FP32; the emulated error of the final mix must fit the recipe's tolerance. INT8: Q/DQ with the
-accuracy-guided fallback (int8.py), then, if the recipe asks, the CPU variants study (cpu_study.py).
+accuracy-guided fallback (int8_fallback.py), its zero points checked (qdq_graph.py). Which INT8 variants
+run fastest in ONNX Runtime on a CPU is a study, not a step of the export: benchmarks/cpu_study.py.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from typing import Callable
 import numpy as np
 
 from ddad_edge.bundle import Precision
-from ddad_edge.deploy.cpu_study import study_cpu_variants
 from ddad_edge.deploy.fidelity import FidelitySet
-from ddad_edge.deploy.int8 import check_symmetric, quantize_int8
+from ddad_edge.deploy.int8_fallback import quantize_int8
 from ddad_edge.deploy.precision import (NodeGroup, convert_fp16, emulated_error, group_sizes, measure_fp16_groups,
                                         nodes_of_groups)
+from ddad_edge.deploy.qdq_graph import check_symmetric
 from ddad_edge.deploy.recipes import Recipe, Sensitivity
 from ddad_edge.errors import DdadError
 
@@ -37,7 +38,7 @@ class PrecisionFile:
 
 def make_precision_file(precision: Precision, recipe: Recipe, fp32: Path, dst: Path, work: Path, fid: FidelitySet,
                         ref_maps: np.ndarray, ref_scores: np.ndarray, calibration: np.ndarray | None,
-                        latency_runs: int = 10, log: Callable[[str], None] = print) -> PrecisionFile:
+                        log: Callable[[str], None] = print) -> PrecisionFile:
     """Write `dst` at `precision` from the FP32 file `fp32`; `ref_*` are the FP32 torch outputs on fid.frames."""
     if precision is Precision.FP32:
         shutil.copyfile(fp32, dst)
@@ -46,7 +47,7 @@ def make_precision_file(precision: Precision, recipe: Recipe, fp32: Path, dst: P
         return _make_fp16(recipe, fp32, dst, work, fid, ref_maps, ref_scores, log)
     if calibration is None:
         raise ValueError("INT8 needs calibration frames")
-    return _make_int8(recipe, fp32, dst, work, fid, ref_maps, ref_scores, calibration, latency_runs, log)
+    return _make_int8(recipe, fp32, dst, work, fid, ref_maps, ref_scores, calibration, log)
 
 
 def _measure_subset(fid: FidelitySet) -> np.ndarray:
@@ -104,16 +105,10 @@ _SENSITIVITY_MEASURE = {Sensitivity.OUTPUT: "output_error_alone_of_budget", Sens
 
 
 def _make_int8(recipe: Recipe, fp32: Path, dst: Path, work: Path, fid: FidelitySet, ref_maps: np.ndarray,
-               ref_scores: np.ndarray, calibration: np.ndarray, latency_runs: int,
-               log: Callable[[str], None]) -> PrecisionFile:
+               ref_scores: np.ndarray, calibration: np.ndarray, log: Callable[[str], None]) -> PrecisionFile:
     cfg = recipe.int8
     result = quantize_int8(fp32, dst, calibration, fid, ref_maps, ref_scores, cfg, recipe.tolerance, work, log)
     zero_points = check_symmetric(dst)
-    study = None
-    if cfg.cpu_study:
-        study = study_cpu_variants(fp32, result.source, dst, work, calibration, cfg,
-                                   result.kept_by_recipe + result.fallback_nodes, fid, ref_maps, ref_scores,
-                                   runs=latency_runs, log=log)
     details = {
         "kind": "int8",
         "format": "QDQ, INT8 activations and weights, symmetric (zero points 0), per-channel weights, FP32 biases; "
@@ -134,7 +129,6 @@ def _make_int8(recipe: Recipe, fp32: Path, dst: Path, work: Path, fid: FidelityS
                                  for n, e in result.sensitivity[:20]],
         "min_rank_correlation": cfg.min_rank_correlation,
         "zero_points_checked": zero_points,
-        "cpu_variants": study,
     }
     summary = {"method": f"int8-{cfg.method.value}", "calibration_images": int(len(calibration)),
                "fallback_nodes": len(result.fallback_nodes), "attempts": len(result.attempts)}

@@ -84,7 +84,6 @@ class Int8Recipe:
     fallback_rounds: int = 4  # retries, each keeping more of the most sensitive nodes in FP32
     fallback_fraction: float = 0.1  # of the quantized nodes, excluded per retry (doubles each round)
     sensitivity: Sensitivity = Sensitivity.OUTPUT  # how the fallback ranks the nodes it keeps in FP32
-    cpu_study: bool = True  # also time the CPU variants (U8S8, QOperator, all ops) for the report
 
 
 @dataclass(frozen=True)

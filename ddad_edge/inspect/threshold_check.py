@@ -69,7 +69,7 @@ def threshold_notes(threshold: float, manifest: dict[str, Any], what: str) -> li
 
 def threshold_edit_note(manifest: dict[str, Any]) -> str | None:
     """A line naming every threshold edited in manifest.yaml since export (exported and current values),
-    or None. `thresholds_exported` is sealed (bundle.SEALED_KEYS); `thresholds` is not, by design."""
+    or None. `thresholds_exported` is sealed (manifest.SEALED_KEYS); `thresholds` is not, by design."""
     exported, current = manifest.get("thresholds_exported"), manifest.get("thresholds")
     if not isinstance(exported, dict) or not isinstance(current, dict):
         return None

@@ -82,7 +82,7 @@ def test_a_refused_export_is_recorded_and_the_rest_goes_on(scripts, made, tmp_pa
     out, _, _ = made
     recipe = yaml.safe_load((BENCHMARKS.parent / "calibration" / "int8.yaml").read_text())
     recipe["tolerance"] = {"map_rel": 1e-9, "score_rel": 1e-9}
-    recipe["int8"].update(calibration_images=4, fallback_rounds=0, cpu_study=False)
+    recipe["int8"].update(calibration_images=4, fallback_rounds=0)
     (tmp_path / "strict.yaml").write_text(yaml.safe_dump(recipe))
     args = ["--out", str(out), *TOY, "--precisions", "fp32,int8", "--scorings", "pixel",
             "--int8-recipe", str(tmp_path / "strict.yaml")]

@@ -31,7 +31,7 @@ def test_int8_speed_bundle_is_the_exports_first_try(tmp_path, monkeypatch):
     from speed_bundles import SpeedVariant, calibration_frames, speed_bundle
 
     from ddad_edge.deploy.fidelity import FidelitySet, run_onnx
-    from ddad_edge.deploy.int8 import quantize_int8
+    from ddad_edge.deploy.int8_fallback import quantize_int8
     from ddad_edge.deploy.recipes import Tolerance, load_recipe
 
     variant = SpeedVariant(1, None, Precision.INT8, 32, "tiny")
@@ -39,7 +39,7 @@ def test_int8_speed_bundle_is_the_exports_first_try(tmp_path, monkeypatch):
     fp32 = tmp_path / "work" / dataclasses.replace(variant, precision=Precision.FP32).key / "model.onnx"
     frames = calibration_frames(32, 2)
     fid = FidelitySet(frames, np.array([0, 1]))
-    recipe = dataclasses.replace(load_recipe("int8").int8, min_rank_correlation=-1.0, cpu_study=False)
+    recipe = dataclasses.replace(load_recipe("int8").int8, min_rank_correlation=-1.0)
     export = tmp_path / "export"
     export.mkdir()
     result = quantize_int8(fp32, export / "int8.onnx", frames, fid, *run_onnx(fp32, frames), recipe,

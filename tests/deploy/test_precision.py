@@ -21,8 +21,10 @@ from torch import nn
 
 from ddad_edge.bundle import Precision
 from ddad_edge.deploy.fidelity import FidelitySet, output_error, rank_correlation, run_onnx
-from ddad_edge.deploy.int8 import Attempt, check_symmetric, missed, quantize_file, quantize_int8
+from ddad_edge.deploy.int8 import quantize_file
+from ddad_edge.deploy.int8_fallback import Attempt, missed, quantize_int8
 from ddad_edge.deploy.precision import NodeGroup, convert_fp16, emulate_fp16, group_of, nodes_of_groups
+from ddad_edge.deploy.qdq_graph import check_symmetric
 from ddad_edge.deploy.recipes import Int8Recipe, Sensitivity, Tolerance, load_recipe, recipe_for
 from ddad_edge.deploy.thresholds import ThresholdRule, compute_thresholds
 from ddad_edge.errors import DdadError
@@ -274,8 +276,7 @@ def test_int8_fallback_keeps_the_sensitive_node_in_fp32(tmp_path):
     frames = rng.integers(0, 256, (12, 16, 16, 3), dtype=np.uint8)
     fid = FidelitySet(frames, np.r_[np.zeros(6, int), np.ones(6, int)])
     ref = run_onnx(path, frames)
-    recipe = Int8Recipe(calibration_images=6, keep_fp32=(), fallback_rounds=2, fallback_fraction=0.3,
-                        cpu_study=False)
+    recipe = Int8Recipe(calibration_images=6, keep_fp32=(), fallback_rounds=2, fallback_fraction=0.3)
     result = quantize_int8(path, tmp_path / "q.onnx", frames[:6], fid, *ref, recipe, Tolerance(0.05, 0.05),
                            tmp_path, log=lambda _: None)
     assert not result.attempts[0].met  # everything quantized: the outlier ruins the second conv
@@ -333,7 +334,7 @@ def test_int8_fallback_keeps_weight_siblings_together(tmp_path, sensitivity):
     fid = FidelitySet(frames, np.r_[np.zeros(6, int), np.ones(6, int)])
     ref = run_onnx(path, frames)
     recipe = Int8Recipe(calibration_images=6, keep_fp32=(), fallback_rounds=2, fallback_fraction=0.25,
-                        cpu_study=False, sensitivity=Sensitivity(sensitivity))
+                        sensitivity=Sensitivity(sensitivity))
     result = quantize_int8(path, tmp_path / "q.onnx", frames[:6], fid, *ref, recipe, Tolerance(0.05, 0.05),
                            tmp_path, log=lambda _: None)
     assert not result.attempts[0].met and result.attempts[-1].met
@@ -380,7 +381,7 @@ def test_int8_fallback_ranks_by_the_error_in_the_map(tmp_path, sensitivity):
     ref = run_onnx(path, frames)
     # three convolutions: the first retry keeps exactly one of them in FP32
     recipe = Int8Recipe(calibration_images=6, keep_fp32=(), fallback_rounds=1, fallback_fraction=0.3,
-                        cpu_study=False, sensitivity=Sensitivity(sensitivity))
+                        sensitivity=Sensitivity(sensitivity))
     make = lambda: quantize_int8(path, tmp_path / "q.onnx", frames[:6], fid, *ref, recipe,  # noqa: E731
                                  Tolerance(0.05, 0.05), tmp_path, log=lambda _: None)
     if sensitivity == "local":
@@ -402,18 +403,18 @@ def test_switchable_file_computes_each_group_alone_as_the_fallback_makes_it(tmp_
     """The output ranking runs one file with a switch per weight group: all on, it is the first try's file;
     all off, the FP32 file; one on, the file the fallback makes with every other target kept in FP32. (The
     reconstruction toy rounds its input for two convolutions beside a float op that reads it unrounded.)"""
-    from ddad_edge.deploy.int8 import (SWITCH_INPUT, _distinct_groups, _targets, _weight_groups, quantization_inputs,
-                                       switchable)
+    from ddad_edge.deploy.int8 import quantization_inputs, quantize_targets
+    from ddad_edge.deploy.int8_sensitivity import SWITCH_INPUT, distinct_groups, switchable, weight_groups
     from ddad_edge.runtime.ort_session import open_session
 
     path = tmp_path / "toy.onnx"
     _export_toy(path, _SensitiveNet if net == "sensitive" else _ReconstructionNet)
     frames = np.random.default_rng(1).integers(0, 256, (6, 16, 16, 3), dtype=np.uint8)
-    recipe = Int8Recipe(calibration_images=6, keep_fp32=(), cpu_study=False)
+    recipe = Int8Recipe(calibration_images=6, keep_fp32=())
     source, cache = quantization_inputs(path, tmp_path)
-    targets, kept = _targets(onnx.load(str(path)), recipe)
-    siblings = _weight_groups(onnx.load(str(source)), targets)
-    groups = _distinct_groups(targets, siblings)
+    targets, kept = quantize_targets(onnx.load(str(path)), recipe)
+    siblings = weight_groups(onnx.load(str(source)), targets)
+    groups = distinct_groups(targets, siblings)
     first = quantize_file(source, tmp_path / "first.onnx", frames, recipe, cache, kept)
     model, unswitched = switchable(first, source, groups)
     assert unswitched == 0  # every rounding of the file is behind a switch
@@ -462,7 +463,7 @@ def _quantized_toy(net: nn.Module, tmp_path: Path) -> tuple[Path, np.ndarray]:
                           dynamo=False, opset_version=17, input_names=["frames"],
                           output_names=["anomaly_map", "score"])
     frames = np.random.default_rng(0).integers(0, 256, (4, 16, 16, 3), dtype=np.uint8)
-    recipe = Int8Recipe(calibration_images=4, keep_fp32=(), cpu_study=False)
+    recipe = Int8Recipe(calibration_images=4, keep_fp32=())
     return quantize_file(path, tmp_path / "q.onnx", frames, recipe, tmp_path / "ranges.json", []), frames
 
 
@@ -517,7 +518,7 @@ def test_int8_gives_up_in_one_line_when_no_round_meets_the_budget(tmp_path):
     _export_toy(path)
     frames = np.random.default_rng(1).integers(0, 256, (8, 16, 16, 3), dtype=np.uint8)
     fid = FidelitySet(frames, np.r_[np.zeros(4, int), np.ones(4, int)])
-    recipe = Int8Recipe(calibration_images=4, keep_fp32=(), fallback_rounds=0, cpu_study=False)
+    recipe = Int8Recipe(calibration_images=4, keep_fp32=(), fallback_rounds=0)
     with pytest.raises(DdadError, match="fallback rounds") as exc:
         quantize_int8(path, tmp_path / "q.onnx", frames[:4], fid, *run_onnx(path, frames), recipe,
                       Tolerance(0.05, 0.05), tmp_path, log=lambda _: None)

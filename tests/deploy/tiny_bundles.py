@@ -23,10 +23,10 @@ from pathlib import Path
 from ddad_edge.bundle import Bundle, Precision, read_bundle
 
 STEPS = 2
-# INT8 for tests: few calibration images and no CPU study (timed in measurements, not in CI).
+# INT8 for tests: few calibration images.
 INT8_TEST_RECIPE = """\
 precision: int8
-description: tests - 8 calibration images, no CPU study
+description: tests - 8 calibration images
 tolerance: {map_rel: 0.05, score_rel: 0.05}
 int8:
   method: minmax
@@ -34,7 +34,6 @@ int8:
   min_rank_correlation: 0.98
   fallback_rounds: 4
   fallback_fraction: 0.1
-  cpu_study: false
 """
 
 _cache: dict = {}
