@@ -20,7 +20,7 @@ from ddad_edge.doctor import (
     run_doctor,
     tensorrt_summary,
 )
-from ddad_edge.inspect.opencv import SYSTEM_OPENCV_FIX
+from ddad_edge.lazy_import import SYSTEM_OPENCV_FIX
 from tests.bundle_factory import make_toy_bundle
 
 JETSON_BUILD_INFO = """

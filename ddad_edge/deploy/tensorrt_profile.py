@@ -20,13 +20,13 @@ from pathlib import Path
 import yaml
 
 from ddad_edge.config import from_dict
+from ddad_edge.device_tree import JETSON_MODEL_FILE
 from ddad_edge.errors import DdadError
 from ddad_edge.runtime.trt_compat import TrtVersion
 from ddad_edge.yaml_strict import load_yaml
 
 PROFILE_DIR = "export"
 SHIPPED_PROFILES = Path(__file__).resolve().parent / PROFILE_DIR  # package data: in every wheel
-JETSON_MODEL_FILE = Path("/proc/device-tree/model")
 
 
 class ProfilePrecision(str, Enum):
