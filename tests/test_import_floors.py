@@ -24,7 +24,7 @@ FLOOR_NAMES = {0: "shared", 1: "config, data, metrics", 2: "bundle", 3: "runtime
                4: "model, inspect, bench, evaluate", 5: "train, deploy", 6: "cli"}
 FLOORS = {
     "ddad_edge.cli": 6, "ddad_edge.__main__": 6,
-    "ddad_edge.train": 5, "ddad_edge.deploy": 5,
+    "ddad_edge.train": 5, "ddad_edge.deploy": 5, "ddad_edge.demo": 5,
     "ddad_edge.model": 4, "ddad_edge.inspect": 4, "ddad_edge.bench": 4, "ddad_edge.evaluate": 4,
     "ddad_edge.runtime": 3,
     "ddad_edge.bundle": 2,
