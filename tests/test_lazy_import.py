@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from ddad_edge.errors import DdadError
 from ddad_edge import device_tree, lazy_import
+from ddad_edge.errors import DdadError
 
 
 @pytest.mark.parametrize("jetson,fix", [(True, "keep the system OpenCV"), (False, "opencv-python-headless")])

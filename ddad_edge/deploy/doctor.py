@@ -7,6 +7,9 @@ cuda-python, the Jetson model and power mode, GPIO chips and cameras with their 
 `ddad-edge build` can hold a graph to the installed TensorRT's parser rules (onnx, the support table it
 uses) and, given a bundle, what those rules say about its graph. Each problem comes with its fix, and a
 summary says what is missing for TensorRT.
+
+It stands with deploy/ because it holds this machine to deploy's TensorRT parser rules (trt_rules);
+`ddad-edge doctor` (cli/device.py) prints its findings.
 """
 
 from __future__ import annotations
