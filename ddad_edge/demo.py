@@ -4,6 +4,9 @@ A synthetic conveyor (parts passing under a triggered camera, some with defects)
 dataset and a video; the tiny preset trained, adapted and distilled to 2 steps; an INT8 bundle; the
 inspection loop on the video with a simulated GPIO; the test-split AUROC and a latency table. Each
 step calls the same command a user would type, so the demo shows the real workflow.
+
+It stands above the stages it drives (floor of train and deploy) and below cli/: the command line hands
+its own entry point in as `run_command`, so this module never imports cli/ and cli/ imports it.
 """
 
 from __future__ import annotations
@@ -38,13 +41,18 @@ class DemoPlan:
         self.distill_minutes = round(0.2 * self.minutes, 2)
 
 
-def _cli(args: list[str], log: Callable[[str], None]) -> None:
-    from ddad_edge.cli import main
+CommandRunner = Callable[[list[str]], int]  # runs `ddad-edge ARGS` as typed; returns the exit status
 
-    log("$ ddad-edge " + " ".join(args))
-    code = main(args)
-    if code != 0:
-        raise DdadError(f"demo step `ddad-edge {' '.join(args)}` failed with exit status {code}")
+
+def _command_line(run_command: CommandRunner, log: Callable[[str], None]) -> Callable[[list[str]], None]:
+    """A demo step: `ddad-edge ARGS`, logged as typed; a failure stops the demo with one line."""
+    def cli(args: list[str]) -> None:
+        log("$ ddad-edge " + " ".join(args))
+        code = run_command(args)
+        if code != 0:
+            raise DdadError(f"demo step `ddad-edge {' '.join(args)}` failed with exit status {code}")
+
+    return cli
 
 
 def conveyor_roi(truth_path: Path) -> tuple[int, int, int, int]:
@@ -77,12 +85,14 @@ def frame_verdict_accuracy(events: Path, truth_path: Path, roi: tuple[int, int, 
 
 
 def run_demo(out: Path, minutes: float = 8.0, json_path: Path | None = None,
-             log: Callable[[str], None] = print) -> dict:
-    """Run the demo into `out`; returns (and optionally writes) the summary dict."""
+             log: Callable[[str], None] = print, *, run_command: CommandRunner) -> dict:
+    """Run the demo into `out`, each step through `run_command` (ddad_edge.cli.main); returns (and
+    optionally writes) the summary dict."""
     from ddad_edge.data.synth import make_synthetic_dataset
     from ddad_edge.data.video import make_conveyor_video
 
     plan = DemoPlan(minutes)
+    cli = _command_line(run_command, log)
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise DdadError(f"demo output folder {out} is not empty: remove it or pass another --out")
@@ -100,40 +110,40 @@ def run_demo(out: Path, minutes: float = 8.0, json_path: Path | None = None,
     roi = conveyor_roi(video.with_suffix(".json"))
 
     log(f"[2/8] training the tiny DDAD-S preset for {plan.train_minutes} min")
-    _cli(["train", "--data", str(data), "--category", CATEGORY, "--preset", "tiny", "--out", str(run),
-          "--max-minutes", str(plan.train_minutes), "--backbone-weights", "none"], log)
+    cli(["train", "--data", str(data), "--category", CATEGORY, "--preset", "tiny", "--out", str(run),
+         "--max-minutes", str(plan.train_minutes), "--backbone-weights", "none"])
     log("[3/8] adapting the feature extractor")
-    _cli(["adapt", "--run", str(run), "--max-steps", str(ADAPT_STEPS)], log)
+    cli(["adapt", "--run", str(run), "--max-steps", str(ADAPT_STEPS)])
     log(f"[4/8] distilling the sampler to 2 steps for {plan.distill_minutes} min")
     # A short budget (1.2 min of the default 6, about 27 iterations) is too little for the direct
     # method's default repaired target, which first leaves the teacher and needs ~200 iterations to pay
     # off (measured here: 0.899 image AUROC after 1.2 min against 0.947 for the teacher); the pure
     # distillation target follows the teacher from the first iterations (docs/distillation.md).
-    _cli(["distill", "--run", str(run), "--to-steps", "2", "--max-minutes", str(plan.distill_minutes),
-          "--scoring", SCORING, "--defect-target", "teacher"], log)
+    cli(["distill", "--run", str(run), "--to-steps", "2", "--max-minutes", str(plan.distill_minutes),
+         "--scoring", SCORING, "--defect-target", "teacher"])
     log(f"[5/8] exporting the 2-step graph as an INT8 bundle, {SCORING} scoring")
     # The extractor starts from random weights here (nothing is downloaded), so its features carry less
     # than the pixels even after adaptation; on this synthetic set pixel scoring ranks defects better. With
     # ImageNet weights (--backbone-weights FILE) the fused map is DDAD's choice.
-    _cli(["export", "--run", str(run), "--steps", "2", "--precision", "int8", "--out", str(bundle),
-          "--target", "onnx", "--scoring", SCORING], log)
+    cli(["export", "--run", str(run), "--steps", "2", "--precision", "int8", "--out", str(bundle),
+         "--target", "onnx", "--scoring", SCORING])
     log("[6/8] image AUROC of the INT8 bundle on the synthetic test split")
     metrics_path = out / "metrics-int8-k2.json"
-    _cli(["evaluate", "--bundle", str(bundle), "--json", str(metrics_path), "--out", str(out / "eval")], log)
+    cli(["evaluate", "--bundle", str(bundle), "--json", str(metrics_path), "--out", str(out / "eval")])
     metrics = json.loads(metrics_path.read_text())
     log("[7/8] the inspection loop on the conveyor video, simulated GPIO")
     line = out / "line"
     x, y, w, h = roi
-    _cli(["run", "--bundle", str(bundle), "--video", str(video), "--roi", f"{x},{y},{w},{h}", "--gpio", "sim",
-          "--delay-ms", "200", "--pulse-ms", "50", "--out", str(line)], log)
-    page_png = _operator_page_screenshot(bundle, out, log)
+    cli(["run", "--bundle", str(bundle), "--video", str(video), "--roi", f"{x},{y},{w},{h}", "--gpio", "sim",
+         "--delay-ms", "200", "--pulse-ms", "50", "--out", str(line)])
+    page_png = _operator_page_screenshot(run_command, bundle, out, log)
     events = line / "events.jsonl"
     summary = [json.loads(s) for s in events.read_text().splitlines() if '"summary"' in s][-1]
     verdicts = frame_verdict_accuracy(events, video.with_suffix(".json"), roi)
     log("[8/8] latency of the INT8 bundle on this CPU")
     bench_json = out / "bench.json"
-    _cli(["bench", "--bundle", str(bundle), "--warmup", "5", "--iters", "30", "--json", str(bench_json),
-          "--md", str(out / "bench.md"), "--no-progress"], log)
+    cli(["bench", "--bundle", str(bundle), "--warmup", "5", "--iters", "30", "--json", str(bench_json),
+         "--md", str(out / "bench.md"), "--no-progress"])
     bench_rows = json.loads(bench_json.read_text())  # a list of rows, as `bench --json` writes it
     whole = _whole_frame(bench_rows)
     from ddad_edge.bench.stage_plot import plot_stage_latency
@@ -167,7 +177,8 @@ def run_demo(out: Path, minutes: float = 8.0, json_path: Path | None = None,
     return result
 
 
-def _operator_page_screenshot(bundle: Path, out: Path, log: Callable[[str], None]) -> Path | None:
+def _operator_page_screenshot(run_command: CommandRunner, bundle: Path, out: Path,
+                              log: Callable[[str], None]) -> Path | None:
     """The operator page of a live replay, as a person sees it, in OUT/operator-page.png.
 
     A second, live run (`--realtime --http-port`) over a longer conveyor video, with the screenshot taken by
@@ -180,6 +191,7 @@ def _operator_page_screenshot(bundle: Path, out: Path, log: Callable[[str], None
     from ddad_edge.data.video import make_conveyor_video
     from ddad_edge.page_shot import find_chromium, screenshot_page
 
+    cli = _command_line(run_command, log)
     if find_chromium() is None:
         log("      no Chromium here: the operator page's screenshot is skipped (apt-get install chromium)")
         return None
@@ -205,9 +217,9 @@ def _operator_page_screenshot(bundle: Path, out: Path, log: Callable[[str], None
 
     thread = threading.Thread(target=take, daemon=True)
     thread.start()
-    _cli(["run", "--bundle", str(bundle), "--video", str(video), "--realtime", "--gpio", "sim", "--roi",
-          ",".join(map(str, conveyor_roi(video.with_suffix(".json")))), "--http-port", str(port),
-          "--out", str(out / "line-page")], log)
+    cli(["run", "--bundle", str(bundle), "--video", str(video), "--realtime", "--gpio", "sim", "--roi",
+         ",".join(map(str, conveyor_roi(video.with_suffix(".json")))), "--http-port", str(port),
+         "--out", str(out / "line-page")])
     thread.join(30)
     log(f"      operator page: {shot[0]}" if shot[0] else "      the operator page's screenshot failed; going on")
     return shot[0]

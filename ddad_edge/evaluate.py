@@ -24,6 +24,7 @@ import numpy as np
 
 from ddad_edge.data.folders import GROUND_TRUTH, TestSample, category_dir, list_test, load_test_arrays
 from ddad_edge.errors import DdadError
+from ddad_edge.lazy_import import import_cv2
 from ddad_edge.metrics import DDAD_CROP_FRACTION, aupro, central_window, f1_max, image_auroc, image_auroc_interval, pixel_auroc
 from ddad_edge.overlay import heatmap_overlay
 from ddad_edge.progress import Progress
@@ -185,9 +186,9 @@ def write_evaluation(ev: Evaluation, out_dir: Path, images: np.ndarray, maps: np
     file is written whole or not at all (a full disk is one DdadError line naming the file, never a
     truncated or empty file); `json_path` first, as the file asked for by name.
     """
-    import cv2
-
     from ddad_edge.bundle import atomic_write_bytes
+
+    cv2 = import_cv2("the evaluation's overlays")
 
     out_dir = Path(out_dir)
     payload = {**ev.summary(), **(extra or {})}

@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from ddad_edge.errors import DdadError, missing_package
+from ddad_edge.lazy_import import import_cv2
 
 
 # DDAD's evaluation (its ddad.py) scores the central 224 px of a 256-px map: `evaluate --protocol ddad`.
@@ -108,10 +109,7 @@ def f1_max(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
 
 def _label_regions(masks: np.ndarray) -> tuple[np.ndarray, int]:
     """Connected defect regions, numbered 1..R across all images (0 is background): (N, H, W) int32, R."""
-    try:
-        import cv2
-    except ImportError:
-        raise missing_package("cv2", "AUPRO (connected regions)", "pip install opencv-python-headless") from None
+    cv2 = import_cv2("AUPRO (connected regions)")
     regions = np.zeros(masks.shape, dtype=np.int32)
     total = 0
     for i, m in enumerate(masks):

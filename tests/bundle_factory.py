@@ -1,12 +1,25 @@
-"""A real, tiny bundle for tests: an ONNX graph with the ddad-edge signature, probe frames, a manifest.
+"""The toy bundles of the tests, real and tiny: an ONNX graph with the ddad-edge signature and a manifest,
+written by one module (`_bundle_folder`, then the manifest through ddad_edge.bundle.write_manifest), so
+every test builds the bundle contract the same way.
 
-The graph takes `frames` uint8 (N, H, W, 3) with a dynamic batch and returns `anomaly_map` float32
+Two graphs, each cheap and predictable:
+- the grey bundle (`make_toy_bundle`): precisions, probe frames and calibration frames, for runners,
+  the benchmark and bundle checks;
+- the red bundle (`make_red_bundle`): verdicts a test can plan, for the inspection loop.
+
+The grey graph takes `frames` uint8 (N, H, W, 3) with a dynamic batch and returns `anomaly_map` float32
 (N, 1, H, W) and `score` float32 (N,), like the exported DDAD-S graph, but computes something cheap:
 the map is |grey - 0.5| * 2 and the score its maximum. FP16 and INT8 variants carry their precision in
 the file (float16 casts; a Q/DQ pair), as the export stage's files do. The probe outputs are those of
 the FP32 graph in ONNX Runtime, as export writes them.
 
     bundle = make_toy_bundle(tmp_path / "bundle", image_size=32, precision="fp16")
+
+The red graph's score is the mean of the red channel: `anomaly_map` float32 (N, 1, H, W) = red / 255 (any
+H and W) and `score` its mean, so a frame with a red patch covering a quarter of it scores about 0.25 and a
+green frame about 0: with the threshold 0.1 the first is NG, the second OK.
+
+    bundle = make_red_bundle(tmp_path / "bundle", image_size=32, threshold=0.1)
 """
 
 from __future__ import annotations
@@ -92,10 +105,8 @@ def make_toy_bundle(root: Path, image_size: int = 32, precision: Precision | str
     `calibration_frames` > 0 also writes calibration.npz (frames for TensorRT's legacy INT8 calibrator).
     """
     precision = Precision(precision)
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
+    root = _bundle_folder(root, make_toy_model(precision, image_size))
     rng = np.random.default_rng(seed)
-    (root / MODEL_NAME).write_bytes(make_toy_model(precision, image_size))
     frames = rng.integers(0, 256, size=(probe_frames, image_size, image_size, 3), dtype=np.uint8)
     maps, scores = run_model(make_toy_model(Precision.FP32, image_size), frames)
     np.savez(root / PROBE_NAME, frames=frames, maps=maps, scores=scores)
@@ -113,3 +124,52 @@ def make_toy_bundle(root: Path, image_size: int = 32, precision: Precision | str
         np.savez(root / CALIBRATION_FRAMES_NAME, frames=calib)
         manifest["calibration_frames"] = {"file": CALIBRATION_FRAMES_NAME}
     return write_manifest(root, manifest)
+
+
+def make_red_model() -> bytes:
+    """The serialized red ONNX model: map = red / 255 in NCHW, score = mean of the map."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes = [
+        helper.make_node("Cast", ["frames"], ["x"], to=TensorProto.FLOAT),
+        helper.make_node("Slice", ["x", "start", "end", "axis"], ["red"]),  # (N, H, W, 1)
+        helper.make_node("Transpose", ["red"], ["red_nchw"], perm=[0, 3, 1, 2]),  # (N, 1, H, W)
+        helper.make_node("Mul", ["red_nchw", "inv255"], ["anomaly_map"]),
+        helper.make_node("ReduceMean", ["anomaly_map"], ["score"], axes=[1, 2, 3], keepdims=0),
+    ]
+    inits = [
+        numpy_helper.from_array(np.array([0], dtype=np.int64), "start"),
+        numpy_helper.from_array(np.array([1], dtype=np.int64), "end"),
+        numpy_helper.from_array(np.array([3], dtype=np.int64), "axis"),
+        numpy_helper.from_array(np.array(1 / 255, dtype=np.float32), "inv255"),
+    ]
+    graph = helper.make_graph(
+        nodes, "ddad_edge_red_toy",
+        [helper.make_tensor_value_info("frames", TensorProto.UINT8, ["N", None, None, 3])],
+        [helper.make_tensor_value_info("anomaly_map", TensorProto.FLOAT, ["N", 1, None, None]),
+         helper.make_tensor_value_info("score", TensorProto.FLOAT, ["N"])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="ddad-edge-tests")
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+def make_red_bundle(root: Path, image_size: int = 32, threshold: float = 0.1) -> Bundle:
+    """Write the red-score bundle into `root` (created) and return it."""
+    root = _bundle_folder(root, make_red_model())
+    manifest = {
+        "model_file": MODEL_NAME,
+        "precision": "fp32",
+        "graph": {"image_size": image_size, "opset": OPSET, "inputs": ["frames"], "outputs": ["anomaly_map", "score"]},
+        "thresholds": {"image": threshold},
+    }
+    return write_manifest(root, manifest)
+
+
+def _bundle_folder(root: Path, model: bytes) -> Path:
+    """`root` created, holding the serialized `model` under the bundle's model name."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / MODEL_NAME).write_bytes(model)
+    return root

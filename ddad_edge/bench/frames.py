@@ -47,7 +47,7 @@ def write_synthetic_frames(folder: Path, width: int = 640, height: int = 480, co
     cost of decoding and resizing is that of a real frame of this size and quality.
     """
     from ddad_edge.data.synth import render_belt, render_part
-    from ddad_edge.inspect.opencv import import_cv2
+    from ddad_edge.lazy_import import import_cv2
 
     cv2 = import_cv2()
     folder = Path(folder)
@@ -89,7 +89,7 @@ class CyclingFileSource:
     live = False
 
     def __init__(self, files: list[Path], n_frames: int) -> None:
-        from ddad_edge.inspect.opencv import import_cv2
+        from ddad_edge.lazy_import import import_cv2
 
         if not files:
             raise DdadError("the benchmark has no frames to read")

@@ -17,7 +17,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-JETSON_MODEL_FILE = Path("/proc/device-tree/model")
+from ddad_edge.device_tree import JETSON_MODEL_FILE
+
 VERSIONED = ("numpy", "onnxruntime", "onnxruntime-gpu", "opencv-python-headless", "opencv-python", "torch",
              "tensorrt")
 

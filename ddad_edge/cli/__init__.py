@@ -33,7 +33,9 @@ def main(argv: list[str] | None = None) -> int:
 
         _register_commands()
         command = guard_numeric_options(typer.main.get_command(app))  # every number checked before any work
-        code = command(args=argv, standalone_mode=False)  # an Exit(code) comes back as its code
+        # ctx.obj is this entry point: a command that runs other commands (the demo) calls it, so no
+        # command module imports this package back (an import circle)
+        code = command(args=argv, standalone_mode=False, obj=main)  # an Exit(code) comes back as its code
         if code == 130:  # typer turns a Ctrl-C inside a command into Exit(130), silently: say it
             print("interrupted", file=sys.stderr)
         return code if isinstance(code, int) else 0

@@ -13,6 +13,7 @@ from ddad_edge.cli.app import app
 
 @app.command()
 def demo(
+    ctx: typer.Context,
     out: Path = typer.Option(Path("demo-out"), help="Output folder (must be empty or absent)."),
     minutes: float = typer.Option(6.0, help="Time budget; training gets half, distillation a fifth."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the summary to this JSON file."),
@@ -25,7 +26,7 @@ def demo(
     check_output_folder(out, "--out")
     if json_path is not None:
         json_path = check_output_file(json_path, "--json", "demo.json")
-    result = run_demo(out, minutes, json_path, log=lambda s: typer.echo(s, err=True))
+    result = run_demo(out, minutes, json_path, log=lambda s: typer.echo(s, err=True), run_command=ctx.obj)
     typer.echo("")
     typer.echo(f"image AUROC of the 2-step INT8 bundle on the synthetic test split: {result['image_auroc']:.3f}")
     typer.echo(f"conveyor video: {result['frames']} frames, {result['ok']} OK, {result['ng']} NG, "

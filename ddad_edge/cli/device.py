@@ -31,7 +31,7 @@ def doctor_command(
         None, "--bundle", help="also check this bundle's graph against the installed TensorRT's parser rules"),
 ) -> None:
     """Report Python, OpenCV, ONNX Runtime, TensorRT (and its parser rules), CUDA, Jetson, GPIO and cameras."""
-    from ddad_edge.doctor import format_findings, run_doctor
+    from ddad_edge.deploy.doctor import format_findings, run_doctor
 
     for line in format_findings(run_doctor(bundle)):
         typer.echo(line)
@@ -44,7 +44,7 @@ def selftest_command(
     repeats: int = typer.Option(5, "--repeats", help="timing passes over the probe frames"),
 ) -> None:
     """Run the bundle's probe frames through a backend and check them against the FP32 outputs."""
-    from ddad_edge.selftest import format_report, run_selftest
+    from ddad_edge.inspect.selftest import format_report, run_selftest
 
     report = run_selftest(bundle, backend, repeats=repeats)
     for line in format_report(report):

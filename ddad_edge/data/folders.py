@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from ddad_edge.data.image_files import IMAGE_SUFFIXES, list_image_files, read_image, read_stored
-from ddad_edge.data.image_files import import_cv2 as _cv2
 from ddad_edge.errors import DdadError
+from ddad_edge.lazy_import import import_cv2
 
 GOOD = "good"
 GROUND_TRUTH = "ground_truth"
@@ -120,7 +120,7 @@ def list_test(root: Path | str, category: str = "") -> list[TestSample]:
 
 
 def _resize(image: np.ndarray, size: int, interpolation_up: int) -> np.ndarray:
-    cv2 = _cv2()
+    cv2 = import_cv2("reading images")
     h, w = image.shape[:2]
     if (h, w) == (size, size):
         return image
@@ -137,7 +137,7 @@ def load_image(path: Path | str, size: int | None) -> np.ndarray:
     """
     image = read_image(Path(path))
     if size is not None:
-        image = _resize(image, size, _cv2().INTER_LINEAR)
+        image = _resize(image, size, import_cv2("reading images").INTER_LINEAR)
     return np.ascontiguousarray(image)
 
 
@@ -150,7 +150,7 @@ def load_mask(path: Path | str, size: int | None, image_shape: tuple[int, int] |
     `image_shape` is the (height, width) of the image the mask belongs to; a mask of another size is an
     error rather than silently stretched. The result stays binary (see the comment on resizing).
     """
-    cv2 = _cv2()
+    cv2 = import_cv2("reading images")
     stored = read_stored(Path(path))
     # Thresholded before any conversion to 8 bits, which would turn 16-bit 1s into 0s.
     mask = (stored[:, :, :3] != 0).any(axis=2) if stored.ndim == 3 else stored != 0
@@ -191,7 +191,7 @@ def load_test_arrays(samples: list[TestSample], size: int) -> tuple[np.ndarray, 
     labels = np.array([s.label for s in samples], dtype=np.int64)
     for i, s in enumerate(samples):
         full = load_image(s.path, None)
-        images[i] = _resize(full, size, _cv2().INTER_LINEAR)
+        images[i] = _resize(full, size, import_cv2("reading images").INTER_LINEAR)
         if s.label == 1:
             if s.mask_path is None:
                 has_mask[i] = False

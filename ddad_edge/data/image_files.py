@@ -22,24 +22,15 @@ No torch here: the inspection loop imports this module.
 from __future__ import annotations
 
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 
 from ddad_edge.data.image_header import MAX_IMAGE_FILE_BYTES, decode_image
-from ddad_edge.errors import DdadError, missing_package
+from ddad_edge.errors import DdadError
+from ddad_edge.lazy_import import import_cv2
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 APPLEDOUBLE_PREFIX = "._"
-
-
-def import_cv2() -> ModuleType:
-    """The cv2 module, or a one-line DdadError naming the package to install."""
-    try:
-        import cv2
-    except ImportError:
-        raise missing_package("cv2", "reading images", "pip install opencv-python-headless") from None
-    return cv2
 
 
 def is_image_name(name: str) -> bool:
@@ -74,7 +65,7 @@ def read_stored(path: Path, name: str | None = None) -> np.ndarray:
         raise DdadError(f"image file not found: {name}") from None
     except OSError as exc:
         raise DdadError(f"cannot read image file ({exc.strerror or exc}): {name}") from None
-    cv2 = import_cv2()
+    cv2 = import_cv2("reading images")
     return decode_image(cv2, data, name, cv2.IMREAD_UNCHANGED)
 
 
@@ -101,7 +92,7 @@ def read_image(path: Path, name: str | None = None) -> np.ndarray:
     `name` is what a message calls the file (default: the path). Any failure is one DdadError line.
     An 8-bit colour file costs one decode and one colour conversion, nothing more.
     """
-    cv2 = import_cv2()
+    cv2 = import_cv2("reading images")
     image = to_uint8(read_stored(path, name))
     if image.ndim == 2:
         return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)

@@ -21,12 +21,14 @@ import math
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from types import ModuleType
 from typing import Callable
 
 import numpy as np
 import yaml
 
-from ddad_edge.errors import DdadError, missing_package
+from ddad_edge.errors import DdadError
+from ddad_edge.lazy_import import import_cv2
 
 _SUPERSAMPLE = 4  # geometry is drawn at 4x and area-averaged down, for smooth edges
 # Nominal pose jitter: enough that no two parts are identical, small enough that a part's edges move by
@@ -70,12 +72,8 @@ class PartImage:
     kind: DefectKind | None
 
 
-def _cv2():
-    try:
-        import cv2
-    except ImportError:
-        raise missing_package("cv2", "the synthetic dataset", "pip install opencv-python-headless") from None
-    return cv2
+def _cv2() -> ModuleType:
+    return import_cv2("the synthetic dataset")
 
 
 def _downsample(x: np.ndarray, size: int) -> np.ndarray:

@@ -11,19 +11,17 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
 from ddad_edge.data.synth import DefectKind, defect_kinds_for, render_belt, render_part
-from ddad_edge.errors import DdadError, missing_package
+from ddad_edge.errors import DdadError
+from ddad_edge.lazy_import import import_cv2
 
 
-def _cv2():
-    try:
-        import cv2
-    except ImportError:
-        raise missing_package("cv2", "the conveyor video", "pip install opencv-python-headless") from None
-    return cv2
+def _cv2() -> ModuleType:
+    return import_cv2("the conveyor video")
 
 
 @dataclass(frozen=True)

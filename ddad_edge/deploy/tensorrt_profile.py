@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
+from ddad_edge.device_tree import JETSON_MODEL_FILE
 from ddad_edge.errors import DdadError
 from ddad_edge.runtime.trt_compat import TrtVersion
 from ddad_edge.yaml_folders import search_folders, shipped_folder
@@ -26,7 +27,6 @@ from ddad_edge.yaml_strict import from_dict, naming_the_file, read_yaml_mapping
 
 PROFILE_DIR = "export"
 PROFILE = "build profile"  # how errors name a profile file
-JETSON_MODEL_FILE = Path("/proc/device-tree/model")
 
 
 class ProfilePrecision(str, Enum):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from ddad_edge.inspect.decide import Verdict
-from ddad_edge.inspect.opencv import import_cv2
 from ddad_edge.inspect.result import FrameResult
+from ddad_edge.lazy_import import import_cv2
 
 COLOURS = {Verdict.OK: (0, 200, 0), Verdict.NG: (0, 0, 255), Verdict.FAULT: (0, 200, 255)}  # BGR
 

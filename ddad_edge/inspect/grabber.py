@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator
 
 from ddad_edge.inspect.frame import Dropped, Frame, Grab
 from ddad_edge.inspect.jpeg_check import DamagedFrame
-from ddad_edge.inspect.opencv import import_cv2
+from ddad_edge.lazy_import import import_cv2
 
 BUSY = "inference busy"
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ddad_edge.inspect.opencv import import_cv2
+from ddad_edge.lazy_import import import_cv2
 
 # Zeroed bytes inside the entropy-coded data. With the standard Huffman tables (JPEG Annex K: libjpeg's
 # defaults, FFmpeg's `-huffman default`, RTP/JPEG cameras) no short code is all zeros next to another, so a

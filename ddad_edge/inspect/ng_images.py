@@ -22,9 +22,10 @@ import numpy as np
 from ddad_edge.bundle import atomic_write_bytes
 from ddad_edge.errors import DdadError
 from ddad_edge.inspect.decide import Verdict
-from ddad_edge.inspect.opencv import import_cv2
 from ddad_edge.inspect.result import FrameResult
 from ddad_edge.inspect.sinks import Note, Sink
+from ddad_edge.lazy_import import import_cv2
+from ddad_edge.overlay import heatmap_overlay
 
 
 @dataclass(frozen=True)
@@ -45,12 +46,8 @@ def overlay_heatmap(image: np.ndarray, anomaly_map: np.ndarray, threshold: float
     cv2 = import_cv2()
     amap = np.nan_to_num(np.asarray(anomaly_map, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
     lo, hi = float(amap.min()), max(float(threshold), float(amap.max()))
-    heat = np.clip((amap - lo) / (hi - lo), 0, 1) if hi > lo else np.zeros_like(amap)
-    if heat.shape != image.shape[:2]:
-        heat = cv2.resize(heat, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
-    colour = cv2.applyColorMap((heat * 255).astype(np.uint8), cv2.COLORMAP_JET)
-    bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    return np.concatenate([bgr, cv2.addWeighted(bgr, 0.5, colour, 0.5, 0.0)], axis=1)
+    blended = heatmap_overlay(image, amap, vmax=hi, alpha=0.5, vmin=lo)
+    return np.concatenate([cv2.cvtColor(image, cv2.COLOR_RGB2BGR), cv2.cvtColor(blended, cv2.COLOR_RGB2BGR)], axis=1)
 
 
 def _is_disk_full(exc: BaseException) -> bool:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ddad_edge.errors import DdadError
-from ddad_edge.inspect.opencv import import_cv2
+from ddad_edge.lazy_import import import_cv2
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,9 @@ import numpy as np
 
 from ddad_edge.errors import DdadError
 from ddad_edge.inspect.annotate import annotate
-from ddad_edge.inspect.opencv import import_cv2
 from ddad_edge.inspect.result import FrameResult
 from ddad_edge.inspect.sinks import Sink
+from ddad_edge.lazy_import import import_cv2
 
 
 class PreviewSink(Sink):

@@ -29,7 +29,8 @@ from ddad_edge.inspect.frame import Dropped, Frame, Grab
 from ddad_edge.inspect.grabber import Backoff, LiveSource
 from ddad_edge.inspect.jpeg_check import DamagedFrame, open_video_capture
 from ddad_edge.inspect.mjpeg_http import open_mjpeg_http
-from ddad_edge.inspect.opencv import import_cv2, require_gstreamer
+from ddad_edge.inspect.opencv import require_gstreamer
+from ddad_edge.lazy_import import import_cv2
 
 
 class SourceKind(str, Enum):

@@ -32,10 +32,10 @@ from ddad_edge.inspect.bind_host import check_bind_host
 from ddad_edge.inspect.frame import Dropped
 from ddad_edge.inspect.line_board import LineBoard, NgEntry
 from ddad_edge.inspect.ng_images import overlay_heatmap
-from ddad_edge.inspect.opencv import import_cv2
 from ddad_edge.inspect.result import FrameResult
 from ddad_edge.inspect.sinks import Note, Sink
 from ddad_edge.inspect.status_page import PAGE
+from ddad_edge.lazy_import import import_cv2
 
 BOUNDARY = "ddadframe"
 NG_PATH = re.compile(r"^/ng/(\d{1,12})\.(jpg|png)$")

@@ -119,7 +119,7 @@ def _red_dataset(root, masks_for=("000", "001"), marked=True):
                                    "measured", 0),
 ])
 def test_evaluate_says_what_the_pixel_metrics_lack(capsys, tmp_path, masks_for, marked, note, without):
-    from tests.inspect.toy_bundle import make_red_bundle
+    from tests.bundle_factory import make_red_bundle
 
     bundle = make_red_bundle(tmp_path / "bundle")
     data = _red_dataset(tmp_path / "data", masks_for, marked)
@@ -144,7 +144,7 @@ def test_evaluate_says_what_the_pixel_metrics_lack(capsys, tmp_path, masks_for, 
 def test_evaluate_bundle_refuses_run_options(capsys, tmp_path, extra, words):
     """A bundle's graph fixes steps, scoring, eta, w and ratio: options that would be ignored are one line,
     and nothing is evaluated or written."""
-    from tests.inspect.toy_bundle import make_red_bundle
+    from tests.bundle_factory import make_red_bundle
 
     bundle = make_red_bundle(tmp_path / "bundle")
     data = _red_dataset(tmp_path / "data")
@@ -158,7 +158,7 @@ def test_evaluate_bundle_refuses_run_options(capsys, tmp_path, extra, words):
 def test_evaluate_checks_where_its_results_go_before_it_evaluates(capsys, tmp_path, monkeypatch, case):
     """An evaluation can take minutes: a --json or --out that cannot be written is one line first."""
     import ddad_edge.evaluate
-    from tests.inspect.toy_bundle import make_red_bundle
+    from tests.bundle_factory import make_red_bundle
 
     def never(*_args, **_kwargs):
         raise AssertionError("evaluated before checking its output paths")

@@ -19,7 +19,7 @@ from tests.cli_helpers import assert_one_line, run_cli
 from tests.hardening.full_disk import tiny_disk  # noqa: F401  (the fixture)
 from tests.inspect.checks import is_red
 from tests.inspect.media import part_image, write_video
-from tests.inspect.toy_bundle import make_red_bundle
+from tests.bundle_factory import make_red_bundle
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -16,7 +16,7 @@ from tests.trt_names import FAMILY_LISTS, check_source, load_trt_names
 
 ROOT = Path(__file__).resolve().parents[2]
 TRT_MODULES = sorted([*ROOT.glob("ddad_edge/deploy/tensorrt_*.py"), *ROOT.glob("ddad_edge/runtime/trt_*.py"),
-                      ROOT / "ddad_edge/runtime/cuda_api.py", ROOT / "ddad_edge/doctor.py"])
+                      ROOT / "ddad_edge/runtime/cuda_api.py", ROOT / "ddad_edge/deploy/doctor.py"])
 
 
 @pytest.mark.parametrize("label", ["8.6", "10.3", "10.16", "11.4"])

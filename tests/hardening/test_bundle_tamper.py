@@ -20,8 +20,8 @@ from ddad_edge.bundle import MANIFEST_NAME, Precision, read_bundle, write_manife
 from ddad_edge.cli import main
 from ddad_edge.errors import DdadError
 from ddad_edge.inspect.decide import threshold_from_bundle
+from ddad_edge.inspect.selftest import run_selftest
 from ddad_edge.runtime.backends import open_runner
-from ddad_edge.selftest import run_selftest
 from tests.bundle_factory import make_toy_bundle, make_toy_model
 from tests.cli_helpers import assert_one_line
 from tests.hardening.checks import fuzz, snapshot

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ddad_edge.runtime.backends import open_runner
-from tests.inspect.toy_bundle import make_red_bundle
+from tests.bundle_factory import make_red_bundle
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,7 @@ from ddad_edge.inspect.frame_gate import FrameGate
 from ddad_edge.runtime.backends import open_runner
 from tests.inspect.checks import frame_records
 from tests.inspect.media import write_images
-from tests.inspect.toy_bundle import make_red_bundle
+from tests.bundle_factory import make_red_bundle
 
 SIZE = 64
 

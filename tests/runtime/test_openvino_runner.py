@@ -20,7 +20,7 @@ from ddad_edge.cli import main
 from ddad_edge.errors import DdadError
 from ddad_edge.runtime.backends import open_runner
 from ddad_edge.runtime.openvino_runner import OpenVinoRunner, device_capabilities, openvino
-from ddad_edge.selftest import run_selftest
+from ddad_edge.inspect.selftest import run_selftest
 from tests.bundle_factory import make_toy_bundle
 from tests.inspect.checks import is_red
 from tests.inspect.media import part_image, write_video
@@ -137,7 +137,7 @@ def test_bench_names_the_openvino_mode(capsys, bundles, tmp_path, monkeypatch):
 
 def test_the_inspection_loop_runs_on_openvino(bundles, tmp_path, capsys, monkeypatch):
     """The red toy bundle through `run --backend openvino`: the same verdicts ONNX Runtime gives."""
-    from tests.inspect.toy_bundle import make_red_bundle
+    from tests.bundle_factory import make_red_bundle
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     red = make_red_bundle(tmp_path / "red", image_size=32, threshold=0.1)

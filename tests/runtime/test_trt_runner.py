@@ -155,8 +155,8 @@ def test_missing_cuda_bindings_name_the_package(tmp_path, monkeypatch):
 
 
 def test_device_runtime_modules_import_no_torch():
-    code = ("import sys; import ddad_edge.runtime.trt_runner, ddad_edge.runtime.cuda_api, ddad_edge.selftest, "
-            "ddad_edge.doctor; assert 'torch' not in sys.modules, 'torch imported'")
+    code = ("import sys; import ddad_edge.runtime.trt_runner, ddad_edge.runtime.cuda_api, ddad_edge.inspect.selftest, "
+            "ddad_edge.deploy.doctor; assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -7,6 +7,9 @@ cuda-python, the Jetson model and power mode, GPIO chips and cameras with their 
 `ddad-edge build` can hold a graph to the installed TensorRT's parser rules (onnx, the support table it
 uses) and, given a bundle, what those rules say about its graph. Each problem comes with its fix, and a
 summary says what is missing for TensorRT.
+
+It stands with deploy/ because it holds this machine to deploy's TensorRT parser rules (trt_rules);
+`ddad-edge doctor` (cli/device.py) prints its findings.
 """
 
 from __future__ import annotations
@@ -21,10 +24,10 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from ddad_edge.inspect.opencv import SYSTEM_OPENCV_FIX, cv2_import_problem, on_jetson
+from ddad_edge.device_tree import JETSON_MODEL_FILE, on_jetson
+from ddad_edge.lazy_import import SYSTEM_OPENCV_FIX, OpenCvUnavailable, import_cv2
 from ddad_edge.runtime.trt_compat import INSTALL_HINT, TrtVersion
 
-JETSON_MODEL = Path("/proc/device-tree/model")
 NO_GSTREAMER_FIX = ("only GStreamer pipelines need it (V4L2 cameras, files and URLs work): an OpenCV built with "
                     "GStreamer, e.g. the distribution's python3-opencv in a --system-site-packages venv")
 ORT_INSTALL = "pip install onnxruntime (on a Jetson: the onnxruntime-gpu wheel for your JetPack)"
@@ -67,17 +70,16 @@ def check_python() -> list[Finding]:
     return found
 
 
-def check_opencv(model_file: Path = JETSON_MODEL) -> Finding:
+def check_opencv(model_file: Path = JETSON_MODEL_FILE) -> Finding:
     """cv2: missing, installed but broken (its first error line and the fix), or its GStreamer/V4L2 support.
 
     Fixes depend on the platform: a Jetson keeps JetPack's OpenCV (GStreamer, NumPy 1.x); elsewhere pip's.
     """
     jetson = on_jetson(model_file)
     try:
-        import cv2
-    except Exception as exc:  # noqa: BLE001 - the doctor reports; a broken cv2 raises more than ImportError
-        detail, fix = cv2_import_problem(exc, jetson)
-        return Finding("opencv", Status.MISSING, detail, fix)
+        cv2 = import_cv2("the doctor", jetson=jetson)
+    except OpenCvUnavailable as exc:  # the doctor reports it as a finding instead of stopping
+        return Finding("opencv", Status.MISSING, exc.detail, exc.fix)
     caps = opencv_capabilities(cv2.getBuildInformation())
     detail = (f"{cv2.__version__}, GStreamer {'yes' if caps['gstreamer'] else 'no'}, "
               f"V4L2 {'yes' if caps['v4l2'] else 'no'}")
@@ -197,7 +199,7 @@ def check_cuda_device() -> Finding:
                    "TensorRT needs an NVIDIA GPU (a Jetson or a CUDA PC) with its driver")
 
 
-def check_jetson(model_file: Path = JETSON_MODEL) -> list[Finding]:
+def check_jetson(model_file: Path = JETSON_MODEL_FILE) -> list[Finding]:
     try:
         model = model_file.read_bytes().decode(errors="replace").rstrip("\x00").strip()
     except OSError:

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import pytest
 
+from ddad_edge import device_tree, lazy_import
 from ddad_edge.errors import DdadError
-from ddad_edge.inspect import opencv
 
 
 @pytest.mark.parametrize("jetson,fix", [(True, "keep the system OpenCV"), (False, "opencv-python-headless")])
 def test_a_cv2_broken_by_numpy_2_says_why_and_how(monkeypatch, cv2_import_raises, jetson, fix):
-    monkeypatch.setattr(opencv, "on_jetson", lambda *a: jetson)
+    monkeypatch.setattr(lazy_import, "on_jetson", lambda *a: jetson)
     cv2_import_raises(ImportError("numpy.core.multiarray failed to import\nsecond line"))
     with pytest.raises(DdadError) as info:
-        opencv.import_cv2()
+        lazy_import.import_cv2()
     message = str(info.value)
     assert "\n" not in message and "not installed" not in message
     assert "does not import: numpy.core.multiarray failed to import" in message
@@ -23,18 +23,18 @@ def test_a_cv2_broken_by_numpy_2_says_why_and_how(monkeypatch, cv2_import_raises
 
 def test_an_absent_cv2_names_the_install_for_this_platform(monkeypatch, cv2_import_raises):
     cv2_import_raises(ModuleNotFoundError("No module named 'cv2'", name="cv2"))
-    monkeypatch.setattr(opencv, "on_jetson", lambda *a: False)
+    monkeypatch.setattr(lazy_import, "on_jetson", lambda *a: False)
     with pytest.raises(DdadError, match="not installed; pip install opencv-python-headless$"):
-        opencv.import_cv2()
-    monkeypatch.setattr(opencv, "on_jetson", lambda *a: True)
+        lazy_import.import_cv2()
+    monkeypatch.setattr(lazy_import, "on_jetson", lambda *a: True)
     with pytest.raises(DdadError) as info:
-        opencv.import_cv2()
+        lazy_import.import_cv2()
     assert "--system-site-packages" in str(info.value) and "pip install opencv" not in str(info.value)
 
 
 def test_on_jetson_reads_the_device_tree(tmp_path):
     model = tmp_path / "model"
     model.write_bytes(b"NVIDIA Jetson Orin Nano Developer Kit\x00")
-    assert opencv.on_jetson(model)
+    assert device_tree.on_jetson(model)
     model.write_bytes(b"Raspberry Pi 5 Model B Rev 1.0\x00")
-    assert not opencv.on_jetson(model) and not opencv.on_jetson(tmp_path / "absent")
+    assert not device_tree.on_jetson(model) and not device_tree.on_jetson(tmp_path / "absent")

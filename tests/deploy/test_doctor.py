@@ -8,7 +8,7 @@ import sys
 from types import SimpleNamespace
 
 from ddad_edge.bundle import write_manifest
-from ddad_edge.doctor import (
+from ddad_edge.deploy.doctor import (
     Finding,
     Status,
     check_devices,
@@ -20,7 +20,7 @@ from ddad_edge.doctor import (
     run_doctor,
     tensorrt_summary,
 )
-from ddad_edge.inspect.opencv import SYSTEM_OPENCV_FIX
+from ddad_edge.lazy_import import SYSTEM_OPENCV_FIX
 from tests.bundle_factory import make_toy_bundle
 
 JETSON_BUILD_INFO = """
@@ -155,7 +155,7 @@ SAPPHIRE_RAPIDS_FLAGS = "fpu vme sse2 avx2 avx512f avx512_bf16 avx512_vnni amx_b
 def test_cpu_features_name_the_bf16_amx_and_vnni_flags(tmp_path):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {SAPPHIRE_RAPIDS_FLAGS}\n\nprocessor\t: 1\nflags\t\t: fpu\n")
-    from ddad_edge.doctor import cpu_features
+    from ddad_edge.deploy.doctor import cpu_features
 
     assert cpu_features(cpuinfo) == ("avx512_bf16", "amx_bf16", "amx_int8", "avx512_vnni")
     cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2\n")
@@ -166,7 +166,7 @@ def test_cpu_features_name_the_bf16_amx_and_vnni_flags(tmp_path):
 def test_doctor_reports_openvino_devices_and_the_cpu_features(tmp_path):
     """OpenVINO is a [dev] dependency, so here it is installed: the line names its CPU device and says
     whether BF16 is there, and the CPU's features come from the file given."""
-    from ddad_edge.doctor import check_openvino
+    from ddad_edge.deploy.doctor import check_openvino
 
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(f"flags\t\t: {SAPPHIRE_RAPIDS_FLAGS}\n")
@@ -188,7 +188,7 @@ def test_doctor_without_openvino_says_how_to_install_it(tmp_path, monkeypatch):
         return real(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_openvino)
-    from ddad_edge.doctor import check_openvino
+    from ddad_edge.deploy.doctor import check_openvino
 
     finding = check_openvino(tmp_path / "absent")
     assert finding.status is Status.INFO and "not installed" in finding.detail

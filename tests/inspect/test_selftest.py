@@ -7,7 +7,7 @@ import pytest
 
 from ddad_edge.bundle import write_manifest
 from ddad_edge.errors import DdadError
-from ddad_edge.selftest import check_frame, format_report, run_selftest
+from ddad_edge.inspect.selftest import check_frame, format_report, run_selftest
 from tests.bundle_factory import make_toy_bundle
 
 

@@ -5,6 +5,9 @@ uint8, maps (N,1,H,W) float32, scores (N,) float32) and the precision's stated t
 (`tolerance: {map_abs, score_rel}`). A frame passes when max |map - map_ref| <= map_abs and
 |score - score_ref| <= score_rel * |score_ref| + 1e-6. Latency is the wall time of single-frame
 `infer` calls after one warm-up, over `repeats` passes of the probe frames.
+
+It lives with the inspection loop because it runs where the loop runs, before the line starts, and
+like the loop it imports no torch; `ddad-edge selftest` (cli/device.py) prints its report.
 """
 
 from __future__ import annotations
