@@ -27,11 +27,12 @@ FLOORS = {
     "ddad_edge.train": 5, "ddad_edge.deploy": 5, "ddad_edge.demo": 5,
     "ddad_edge.model": 4, "ddad_edge.inspect": 4, "ddad_edge.bench": 4, "ddad_edge.evaluate": 4,
     "ddad_edge.runtime": 3,
-    "ddad_edge.bundle": 2,
-    "ddad_edge.config": 1, "ddad_edge.config_options": 1, "ddad_edge.data": 1, "ddad_edge.metrics": 1,
-    "ddad_edge": 0, "ddad_edge.errors": 0, "ddad_edge.yaml_strict": 0, "ddad_edge.output_paths": 0,
-    "ddad_edge.progress": 0, "ddad_edge.graph_signature": 0, "ddad_edge.overlay": 0, "ddad_edge.lazy_import": 0,
-    "ddad_edge.device_tree": 0, "ddad_edge.page_shot": 0,
+    "ddad_edge.bundle": 2, "ddad_edge.manifest": 2,
+    "ddad_edge.config": 1, "ddad_edge.config_checks": 1, "ddad_edge.config_presets": 1, "ddad_edge.config_yaml": 1,
+    "ddad_edge.data": 1, "ddad_edge.metrics": 1,
+    "ddad_edge": 0, "ddad_edge.errors": 0, "ddad_edge.yaml_strict": 0, "ddad_edge.yaml_folders": 0,
+    "ddad_edge.output_paths": 0, "ddad_edge.progress": 0, "ddad_edge.graph_signature": 0, "ddad_edge.overlay": 0,
+    "ddad_edge.lazy_import": 0, "ddad_edge.device_tree": 0, "ddad_edge.page_shot": 0,
 }
 DEVICE_PACKAGES = ("ddad_edge.runtime", "ddad_edge.inspect")  # run on a Jetson: no torch
 
@@ -150,7 +151,7 @@ def test_an_edge_list_is_checked_without_files():
 
 
 def test_the_longest_table_name_decides_and_the_root_holds_only_itself():
-    assert floor_of("ddad_edge.config_options", FLOORS) == 1 and floor_of("ddad_edge.cli.demo", FLOORS) == 6
+    assert floor_of("ddad_edge.config_checks", FLOORS) == 1 and floor_of("ddad_edge.cli.demo", FLOORS) == 6
     assert floor_of("ddad_edge", FLOORS) == 0 and floor_of("ddad_edge.somewhere_new", FLOORS) is None
 
 
