@@ -115,15 +115,21 @@ def _say_on_stderr(line: str) -> None:
     print(line, file=sys.stderr)
 
 
+PROTOCOLS = ("ddad-edge", "ddad")  # how `evaluate` scores: as the line does, or as DDAD's paper did
+
+
+def check_protocol(protocol: str) -> None:
+    """One line for an evaluation protocol that does not exist (before any work)."""
+    if protocol not in PROTOCOLS:
+        raise DdadError(f"--protocol {protocol}: choose ddad-edge (the line's scoring) or ddad (DDAD's evaluation: "
+                        "the central 224 of 256 px)")
+
+
 def crop_for(image_size: int, protocol: str, own_crop: int = 0) -> int:
     """The central square `evaluate` measures: `own_crop` (the run's or bundle's scoring.crop, 0: the whole map)
     for the protocol "ddad-edge"; DDAD's central 224 of 256 px (the same fraction at other sizes) for "ddad"."""
-    if protocol == "ddad":
-        return round(image_size * DDAD_CROP_FRACTION)
-    if protocol == "ddad-edge":
-        return own_crop
-    raise DdadError(f"--protocol {protocol}: choose ddad-edge (the line's scoring) or ddad (DDAD's evaluation: "
-                    "the central 224 of 256 px)")
+    check_protocol(protocol)
+    return round(image_size * DDAD_CROP_FRACTION) if protocol == "ddad" else own_crop
 
 
 def crop_maps(maps: np.ndarray, crop: int) -> np.ndarray:

@@ -49,7 +49,7 @@ class Manifest(Mapping):
     precision: str | None = None  # bundle.Precision's value: fp32, fp16 or int8
     recipe: dict | None = None  # name, description of the precision recipe
     # image_size (S), opset, steps, timesteps, t_prime, w, eta, naive, scoring, backbone (None: pixel-only),
-    # inputs, outputs, batch, unet_calls, nodes
+    # inputs, outputs, batch, unet_calls, nodes, crop (scoring.crop, where the score is not the whole map's max)
     graph: dict | None = None
     preprocessing: dict | None = None  # input (RGB uint8 (N, S, S, 3)), normalisation (inside the graph)
     source: dict | None = None  # run, data, category, exported (UTC ISO time)

@@ -107,3 +107,25 @@ def test_a_crop_larger_than_the_image_is_one_config_line():
     with pytest.raises(DdadError, match="'scoring.crop' is 65: the central square cannot be larger than the 64-px"):
         check_run_config(cfg)
     assert RunConfig().scoring.crop == 0  # a line scores the whole map unless told otherwise
+
+
+def test_evaluate_protocol_ddad_on_a_bundle_writes_the_crop_it_measured(tmp_path, capsys):
+    import json
+
+    from tests.cli_helpers import assert_one_line, run_cli
+
+    root = _dataset(tmp_path / "data")
+    bundle = make_toy_bundle(tmp_path / "bundle", image_size=SIZE).path
+    line = run_cli(capsys, "evaluate", "--bundle", bundle, "--data", root, "--category", "part",
+                   "--out", tmp_path / "line")
+    paper = run_cli(capsys, "evaluate", "--bundle", bundle, "--data", root, "--category", "part",
+                    "--out", tmp_path / "paper", "--protocol", "ddad")
+    assert line.code == 0 and paper.code == 0, (line.err, paper.err)
+    whole = json.loads((tmp_path / "line" / "metrics.json").read_text())
+    ddad = json.loads((tmp_path / "paper" / "metrics.json").read_text())
+    assert (whole["crop"], whole["protocol"], whole["image_auroc"]) == (0, "ddad-edge", 1.0)
+    assert (ddad["crop"], ddad["protocol"]) == (28, "ddad") and ddad["image_auroc"] == pytest.approx(0.75)
+    refused = run_cli(capsys, "evaluate", "--bundle", bundle, "--data", root, "--category", "part",
+                      "--out", tmp_path / "never", "--protocol", "paper")
+    assert_one_line(refused, "--protocol paper", "ddad-edge", "ddad")
+    assert not (tmp_path / "never").exists()

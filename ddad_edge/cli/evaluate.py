@@ -30,14 +30,18 @@ def evaluate(
     out: Optional[Path] = typer.Option(None, help="Folder for scores.csv, overlays and metrics.json."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the metrics to this JSON file."),
     batch: int = typer.Option(8),
+    protocol: str = typer.Option("ddad-edge", help="ddad-edge: score as the line does (the whole map, or the "
+                                 "scoring.crop of the run or bundle); ddad: DDAD's own evaluation, the central 224 "
+                                 "of 256 px of each map, for comparisons with the paper."),
 ) -> None:
     """Image AUROC, pixel AUROC, AUPRO and F1-max on the test split, with overlays and per-image scores."""
     from ddad_edge.config_checks import check_option_range
-    from ddad_edge.evaluate import check_batch, evaluate_runner, write_evaluation
+    from ddad_edge.evaluate import check_batch, check_protocol, crop_for, evaluate_runner, write_evaluation
     from ddad_edge.output_paths import bundle_files
 
     # Options and the paths the results go to are checked first: an evaluation can take minutes.
     check_batch(batch)
+    check_protocol(protocol)
     _check_evaluation_outputs(json_path, out, (*bundle_files(bundle), ("the dataset", data)))
     if bundle is not None:
         _refuse_run_options(run, steps=steps, naive=naive, scoring=scoring, ratio=ratio, eta=eta, w=w)
@@ -50,15 +54,14 @@ def evaluate(
         cat = category if category is not None else src.get("category", "")
         runner = open_runner(b, backend, unmeasured_mode=True)  # evaluating a mode is measuring it
         extra = {"bundle": str(bundle), "backend": backend, "precision": b.precision.value}
+        own_crop = int((b.manifest.get("graph") or {}).get("crop", 0))  # bundles before scoring.crop: 0
         out = out or bundle / "eval"
     else:
         from ddad_edge.model.checkpoint import latest_run, open_run
-        from ddad_edge.model.build import build_pipeline
+        from ddad_edge.model.build import build_pipeline, check_sampler
         from ddad_edge.model.torch_runner import TorchRunner
 
-        # TODO(one sampler check): call model/'s sampler-options check here once it exists (h-runtime)
-        if naive and steps is None:  # build_pipeline refuses it too, after loading the run
-            raise DdadError("--naive needs --steps K: it runs the teacher itself on a K-step grid")
+        check_sampler(steps, naive)  # the options alone, before the run is opened; build_pipeline checks the run
         for option, key, value in (("--w", "sampler.w", w), ("--eta", "sampler.eta", eta)):
             if value is not None:
                 check_option_range(option, key, value)
@@ -79,11 +82,14 @@ def evaluate(
         extra = {"run": str(r.path), "steps": len(pipe.timesteps), "timesteps": pipe.timesteps, "w": pipe.w,
                  "eta": pipe.eta, "scoring": pipe.scorer.cfg.mode.value, "ratio": pipe.scorer.cfg.ratio.value,
                  "naive": naive}
+        own_crop = pipe.scorer.cfg.crop
         out = out or r.path / "eval" / f"steps{len(pipe.timesteps)}{'-naive' if naive else ''}"
     # again with the run's dataset (known now): overlays written into it would be read as test images
     _check_evaluation_outputs(json_path, out, (("the dataset", root),))
     with runner:
-        ev, images, maps, _ = evaluate_runner(runner, root, cat, batch=batch)
+        crop = crop_for(runner.image_size, protocol, own_crop)
+        ev, images, maps, _ = evaluate_runner(runner, root, cat, batch=batch, crop=crop)
+        extra["protocol"] = protocol
     path = write_evaluation(ev, out, images, maps, extra=extra, json_path=json_path)
     summary = {k: v for k, v in ev.summary().items()}
     print_json_or_table({**summary, "written": str(path)}, as_json=False)

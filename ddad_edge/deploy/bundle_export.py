@@ -295,7 +295,9 @@ def _write_into(out: Path, prep: Prepared, options: ExportOptions, recipe, log: 
                "t_prime": pipeline.t_prime, "w": pipeline.w, "eta": 0.0, "naive": bool(options.naive),
                "scoring": scoring.value, "backbone": None if scoring is ScoringMode.PIXEL else run.cfg.scoring.backbone,
                "inputs": [INPUT_NAME], "outputs": list(OUTPUT_NAMES), "batch": "dynamic",
-               "unet_calls": prep.summary.unet_calls, "nodes": prep.summary.nodes},
+               "unet_calls": prep.summary.unet_calls, "nodes": prep.summary.nodes,
+               # the central square the graph's score is the maximum of (scoring.crop), where not the whole map
+               **({"crop": pipeline.scorer.cfg.crop} if pipeline.scorer.cfg.crop else {})},
         preprocessing={"input": "RGB uint8 (N, S, S, 3), resized to S x S before the graph",
                        "normalisation": "inside the graph: x / 127.5 - 1"},
         source={"run": str(run.path.resolve()), "data": run.cfg.data.root, "category": run.cfg.data.category,
