@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         started = time.monotonic()
         if not metrics.is_file():
             cli(["evaluate", "--run", str(a.run), "--data", str(data), "--category", CATEGORY, "--eta", "0",
-                 "--scoring", a.scoring, "--out", str(a.out / f"eval-{strength:g}-{a.scoring}"), "--json", str(metrics)])
+                 "--scoring", a.scoring, "--out", str(a.out / f"eval-{strength:g}-{a.scoring}"),
+                 "--json", str(metrics)])
         m = json.loads(metrics.read_text())
         results.append((strength, m, time.monotonic() - started))
     print(f"teacher {a.run}, {a.scoring} scoring, eta 0; target image AUROC {BAND[0]}-{BAND[1]}")

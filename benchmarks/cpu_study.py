@@ -29,8 +29,13 @@ sys.path.insert(0, str(HERE.parent))  # the repository's ddad_edge, when run as 
 import numpy as np  # noqa: E402
 
 from ddad_edge.deploy.fidelity import FidelitySet, measure_latency, output_error, rank_correlation, run_onnx  # noqa: E402
-from ddad_edge.deploy.int8 import (calibration_method, calibration_reader, ort_quantization,  # noqa: E402
-                                   quantizer_options, quiet_quantizer)
+from ddad_edge.deploy.int8 import (  # noqa: E402
+    calibration_method,
+    calibration_reader,
+    ort_quantization,
+    quantizer_options,
+    quiet_quantizer,
+)
 from ddad_edge.deploy.qdq_graph import read_float  # noqa: E402
 from ddad_edge.deploy.recipes import Int8Recipe  # noqa: E402
 

@@ -260,8 +260,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def teacher_lines(bundles: list[Path], difficulty: str) -> list[str]:
-    """The FP32 bundles of the most steps (the teacher's sampler when the teacher's steps were made): their image AUROC on the test split with
-    its interval, against the band the hard set is calibrated for (benchmarks/calibrate_hard_set.py)."""
+    """The FP32 bundles of the most steps (the teacher's sampler when the teacher's steps were made): their image
+    AUROC on the test split with its interval, against the band the hard set is calibrated for
+    (benchmarks/calibrate_hard_set.py)."""
     fp32 = [b for b in bundles if b.name.startswith("fp32-k") and (b / "report.json").is_file()]
     steps = max((int(b.name.split("-")[1][1:]) for b in fp32), default=None)
     lines = []

@@ -122,8 +122,9 @@ def bound_section(rows: list[dict], ref: dict, profiles: list[dict], cpu: dict |
              "columns run all the row's FLOPs at this CPU's estimated peak instead (INT8 rows: the VNNI estimate, "
              "float products included, AMX units not counted; never slower than measured), with Q/DQ and the rest "
              "as profiled: an upper bound too, at those rates.", "",
-             "| variant | frame p50 ms | products | Q/DQ | rest | products 0 ms: frame ms | speed-up | also Q/DQ 0 ms | "
-             "speed-up | products at peak: frame ms | speed-up |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| variant | frame p50 ms | products | Q/DQ | rest | products 0 ms: frame ms | speed-up | "
+             "also Q/DQ 0 ms | speed-up | products at peak: frame ms | speed-up |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     bounds = []
     for profile, row in found:
         b = free_compute_bound(row, profile, peak_of(cpu, row["variant"].get("precision")))
@@ -168,7 +169,8 @@ def verdict(rows: list[dict], edge_key: Any, profile: dict | None, extra_profile
     ref = reference_row(rows)
     edge = edge_row(rows, edge_key)
     backend = edge_backend(rows)
-    lines = [f"## Target: the default edge variant at least {TARGET_SPEEDUP:g}x faster per frame than the reference", ""]
+    lines = [f"## Target: the default edge variant at least {TARGET_SPEEDUP:g}x faster per frame than the "
+             "reference", ""]
     if not ref or not edge:
         return lines + [f"Not measured in this run (no reference row, or no {backend} row of the edge variant "
                         f"{edge_key.precision.value} k{edge_key.steps} {edge_key.backbone or 'pixel-only'}).", ""]
@@ -183,7 +185,8 @@ def verdict(rows: list[dict], edge_key: Any, profile: dict | None, extra_profile
     if best is not None:
         fastest = _p50(ref) / _p50(best)
         lines.append(f"- Fastest distilled (1-2 steps) INT8 {backend} variant: **{best['variant']['name']}**: "
-                     f"{_p50(best):,.1f} ms → **{fastest:.1f}x** ({'met' if fastest >= TARGET_SPEEDUP else 'NOT met'}).")
+                     f"{_p50(best):,.1f} ms → **{fastest:.1f}x** "
+                     f"({'met' if fastest >= TARGET_SPEEDUP else 'NOT met'}).")
     if ref.get("gflops_per_frame") and edge.get("gflops_per_frame"):
         ratio = ref["gflops_per_frame"] / edge["gflops_per_frame"]
         need_ms = _p50(ref) / TARGET_SPEEDUP

@@ -23,18 +23,26 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # the repository's ddad_edge, when run as a script
 sys.path.insert(0, str(HERE))
 
-from ddad_edge.bench.frames import file_source_factory, parse_frame_size, write_synthetic_frames  # noqa: E402
-from ddad_edge.bench.machine import describe_machine, machine_slug  # noqa: E402
-from ddad_edge.bench.report import add_speedups, is_cpu, write_json  # noqa: E402
-from ddad_edge.bench.run import (bench_bundle, bench_reference, bench_runner, describe_variant,  # noqa: E402
-                                 loop_overhead, read_fidelity, variant_name)
-from ddad_edge.bench.tradeoff_plot import plot_speedup_vs_fidelity  # noqa: E402
-from ddad_edge.bundle import Precision, read_bundle  # noqa: E402
-from ddad_edge.runtime.backends import open_runner  # noqa: E402
 from fidelity_bundles import csv, read_refused  # noqa: E402
 from fidelity_pairs import data_set_of, fidelity_note, scores_of_test_split  # noqa: E402
 from matrix_report import fastest_distilled, find_row, write_markdown  # noqa: E402
 from speed_bundles import SPEED_MODEL, SpeedVariant, speed_bundle, student_grid  # noqa: E402
+
+from ddad_edge.bench.frames import file_source_factory, parse_frame_size, write_synthetic_frames  # noqa: E402
+from ddad_edge.bench.machine import describe_machine, machine_slug  # noqa: E402
+from ddad_edge.bench.report import add_speedups, is_cpu, write_json  # noqa: E402
+from ddad_edge.bench.run import (  # noqa: E402
+    bench_bundle,
+    bench_reference,
+    bench_runner,
+    describe_variant,
+    loop_overhead,
+    read_fidelity,
+    variant_name,
+)
+from ddad_edge.bench.tradeoff_plot import plot_speedup_vs_fidelity  # noqa: E402
+from ddad_edge.bundle import Precision, read_bundle  # noqa: E402
+from ddad_edge.runtime.backends import open_runner  # noqa: E402
 
 
 def _p50(row: dict) -> float:
@@ -95,8 +103,8 @@ def matrix_variants(a: argparse.Namespace) -> list[SpeedVariant]:
     heads = [b for b in csv(a.backbones)] if "fused" in csv(a.scorings) else []
     if "pixel" in csv(a.scorings):
         heads.append(None)
-    return [SpeedVariant(int(k), b, Precision(p), a.image_size, a.preset) for k in csv(a.steps) for p in csv(a.precisions)
-            for b in heads]
+    return [SpeedVariant(int(k), b, Precision(p), a.image_size, a.preset)
+            for k in csv(a.steps) for p in csv(a.precisions) for b in heads]
 
 
 def shown(path: str | Path | None) -> str | None:

@@ -27,11 +27,10 @@ import numpy as np
 import yaml
 
 from ddad_edge.errors import DdadError
-from ddad_edge.graph_signature import (GraphFormatError, graph_signature, precision_mismatch,
-                                       signature_difference)
-from ddad_edge.yaml_strict import load_yaml
-from ddad_edge.output_paths import followed, refuse_special_file
+from ddad_edge.graph_signature import GraphFormatError, graph_signature, precision_mismatch, signature_difference
 from ddad_edge.manifest import MANIFEST_NAME, SCHEMA_VERSION, SEALED_KEYS, Manifest
+from ddad_edge.output_paths import followed, refuse_special_file
+from ddad_edge.yaml_strict import load_yaml
 
 MODEL_NAME = "model.onnx"
 REPORT_NAME = "report.json"

@@ -25,7 +25,15 @@ import numpy as np
 from ddad_edge.data.folders import GROUND_TRUTH, TestSample, category_dir, list_test, load_test_arrays
 from ddad_edge.errors import DdadError
 from ddad_edge.lazy_import import import_cv2
-from ddad_edge.metrics import DDAD_CROP_FRACTION, aupro, central_window, f1_max, image_auroc, image_auroc_interval, pixel_auroc
+from ddad_edge.metrics import (
+    DDAD_CROP_FRACTION,
+    aupro,
+    central_window,
+    f1_max,
+    image_auroc,
+    image_auroc_interval,
+    pixel_auroc,
+)
 from ddad_edge.overlay import heatmap_overlay
 from ddad_edge.progress import Progress
 from ddad_edge.runtime.base import Runner
@@ -53,8 +61,8 @@ class Evaluation:
     scores: list[float] = field(default_factory=list)
 
     def summary(self) -> dict[str, float]:
-        keys = ("image_auroc", "image_auroc_low", "image_auroc_high", "pixel_auroc", "aupro", "f1_max", "f1_threshold", "n_images", "n_defective",
-                "defective_without_mask", "crop")
+        keys = ("image_auroc", "image_auroc_low", "image_auroc_high", "pixel_auroc", "aupro", "f1_max", "f1_threshold",
+                "n_images", "n_defective", "defective_without_mask", "crop")
         return {k: getattr(self, k) for k in keys}
 
 

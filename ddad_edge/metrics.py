@@ -26,7 +26,6 @@ import numpy as np
 from ddad_edge.errors import DdadError, missing_package
 from ddad_edge.lazy_import import import_cv2
 
-
 # DDAD's evaluation (its ddad.py) scores the central 224 px of a 256-px map: `evaluate --protocol ddad`.
 DDAD_CROP_FRACTION = 224 / 256
 

@@ -27,7 +27,8 @@ def main(argv: list[str]) -> int:
     run = sum(n for s, n in counts.items() if s not in NOT_RUN)
     killed = sum(counts[s] for s in KILLED)
     score = f"{100 * killed / run:.1f} %" if run else "n/a"
-    print(f"   {path.parent.name}: {killed} of {run} killed ({score}); " + ", ".join(f"{s} {n}" for s, n in sorted(counts.items())))
+    tally = ", ".join(f"{s} {n}" for s, n in sorted(counts.items()))
+    print(f"   {path.parent.name}: {killed} of {run} killed ({score}); {tally}")
     for name, status in sorted(statuses.items()):
         if status not in KILLED | NOT_RUN:
             print(f"     {status}: {name}")

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.hardening.full_disk import tiny_disk  # noqa: F401  (a fixture for tests/cli and tests/hardening)
+
 # A shell that starts a job in the background (nohup, setsid, some CI runners) ignores SIGINT in it, and an
 # ignored signal stays ignored across fork and exec: every `ddad-edge` process a test starts would then shrug
 # off the Ctrl-C the test sends. The tests model an operator at a terminal, where Ctrl-C arrives.

@@ -25,8 +25,10 @@ def test_unknown_key_is_named(tmp_path):
         load_run_config(path)
 
 
-@pytest.mark.parametrize("text,key", [("train:\n  lr: fast\n", "train.lr"), ("model:\n  image_size: 1.5\n", "model.image_size"),
-                                      ("train:\n  ema: 3\n", "train.ema"), ("scoring:\n  mode: magic\n", "scoring.mode"),
+@pytest.mark.parametrize("text,key", [("train:\n  lr: fast\n", "train.lr"),
+                                      ("model:\n  image_size: 1.5\n", "model.image_size"),
+                                      ("train:\n  ema: 3\n", "train.ema"),
+                                      ("scoring:\n  mode: magic\n", "scoring.mode"),
                                       ("model: 4\n", "model")])
 def test_wrong_types_are_named(tmp_path, text, key):
     path = tmp_path / "c.yaml"

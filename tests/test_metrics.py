@@ -120,7 +120,8 @@ def test_image_auroc_and_f1_max():
     labels = np.array([0, 0, 0, 1, 1])
     assert image_auroc(labels, [0.1, 0.2, 0.3, 0.8, 0.9]) == 1.0
     assert image_auroc(labels, [0.9, 0.8, 0.7, 0.2, 0.1]) == 0.0
-    assert image_auroc(labels, [0.1, 0.5, 0.3, 0.4, 0.9]) == pytest.approx(5 / 6)  # 5 of 6 (defect, nominal) pairs ordered
+    # 5 of 6 (defect, nominal) pairs ordered
+    assert image_auroc(labels, [0.1, 0.5, 0.3, 0.4, 0.9]) == pytest.approx(5 / 6)
     f1, thr = f1_max(labels, [0.1, 0.2, 0.3, 0.8, 0.9])
     assert (f1, thr) == (1.0, 0.8)
     # Best cut is at 0.4: tp=2, fp=1 -> F1 = 4/5.

@@ -17,7 +17,6 @@ from ddad_edge.data.image_header import MAX_IMAGE_PIXELS
 from ddad_edge.errors import DdadError
 from ddad_edge.inspect.frame import Dropped, Frame, Grab
 
-
 MAX_JPEG_SIDE = 65500  # libjpeg's JPEG_MAX_DIMENSION: OpenCV writes no JPEG with a longer side
 
 

@@ -31,8 +31,8 @@ def plot_stage_latency(run_p50: dict[str, float | None], bench_row: dict[str, An
     bench = [(s, bench_row["stages_ms"][s]) for s in _BENCH_STAGES
              if bench_row and s in bench_row.get("stages_ms", {})]
     panels = [p for p in (run, bench) if p]
-    fig, axes = plt.subplots(len(panels) or 1, 1, figsize=(8, 1.2 + 0.45 * sum(len(p) for p in panels) + 0.8 * len(panels)),
-                             dpi=110, squeeze=False)
+    height = 1.2 + 0.45 * sum(len(p) for p in panels) + 0.8 * len(panels)
+    fig, axes = plt.subplots(len(panels) or 1, 1, figsize=(8, height), dpi=110, squeeze=False)
     i = 0
     if run:
         ax = axes[i][0]

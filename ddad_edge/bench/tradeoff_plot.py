@@ -162,7 +162,8 @@ def plot_speedup_vs_fidelity(rows: list[dict[str, Any]], path: Path, title: str 
         lines.append("no interval: that bundle or the teacher's kept no per-image test scores")
     if teacher:
         lines.append(f"teacher (drop 0): {teacher['variant']['name']}, AUROC {image_auroc(teacher['fidelity']):.3f}")
-    speed_only = [r["variant"]["name"] for r in rows if image_auroc(r.get("fidelity")) is None and not r.get("reference")]
+    speed_only = [r["variant"]["name"] for r in rows
+                  if image_auroc(r.get("fidelity")) is None and not r.get("reference")]
     if speed_only:
         lines.append(f"speed only (no fidelity report), not plotted: {len(speed_only)}")
         lines += [f"    {n[:60]}" for n in speed_only]

@@ -79,7 +79,8 @@ def bench_command(
                                      help="also profile the graph per operator in ONNX Runtime (CPU)"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="write the rows (with raw samples) as JSON"),
     md: Optional[Path] = typer.Option(None, "--md", help="write a Markdown report"),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="write latency vs image AUROC as a PNG (.svg, .pdf: that format)"),
+    plot: Optional[Path] = typer.Option(None, "--plot",
+                                        help="write latency vs image AUROC as a PNG (.svg, .pdf: that format)"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar"),
 ) -> None:
     """Time a bundle per stage (decode, resize, inference, decision, whole frame): p50/p90/p99/max, fps, memory."""

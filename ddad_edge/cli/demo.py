@@ -37,5 +37,6 @@ def demo(
         typer.echo(f"latency per frame on this CPU: p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms")
     typer.echo(f"everything is in {out}: bundle {result['bundle']}, events {result['events']}, "
                f"NG images {result['ng_images']}, test-split overlays {result['overlays']}, distillation report "
-               f"{result['distill_report']}, latency plot {result['latency_plot']}, summary {out / 'demo-summary.json'}")
+               f"{result['distill_report']}, latency plot {result['latency_plot']}, "
+               f"summary {out / 'demo-summary.json'}")
     typer.echo(json.dumps({k: result[k] for k in ("image_auroc", "frames", "ng", "pulses", "p50_ms", "p99_ms")}))

@@ -69,8 +69,8 @@ def distill(
     result = distill_run(r, cfg, device=device, scoring=scoring, replace=replace,
                          echo=lambda line: typer.echo(line, err=True))
     typer.echo(f"{cfg.method.value} distillation, η=0, w={r.cfg.sampler.w:g}, {result.scoring.value} scoring. "
-               f"rank ρ, |Δmap|, |Δx̂0|: {len(r.val_files)} held-out nominal images; test ρ: the test split; all against the "
-               f"{cfg.teacher_steps}-step teacher")
+               f"rank ρ, |Δmap|, |Δx̂0|: {len(r.val_files)} held-out nominal images; test ρ: the test split; "
+               f"all against the {cfg.teacher_steps}-step teacher")
     for line in result.table():
         typer.echo(line)
     typer.echo(f"saved {', '.join(str(p) for p in result.checkpoints)}")

@@ -26,7 +26,8 @@ def evaluate(
     ratio: Optional[RatioMode] = typer.Option(None, help="per_image or fixed pixel/feature ratio."),
     eta: Optional[float] = typer.Option(None, help="DDIM eta (DDAD: 1; deployment: 0)."),
     w: Optional[float] = typer.Option(None, help="Conditioning weight (default: the run's)."),
-    backend: str = typer.Option("onnxruntime", help="With --bundle: onnxruntime, openvino, openvino-bf16, tensorrt or torch."),
+    backend: str = typer.Option("onnxruntime",
+                                help="With --bundle: onnxruntime, openvino, openvino-bf16, tensorrt or torch."),
     out: Optional[Path] = typer.Option(None, help="Folder for scores.csv, overlays and metrics.json."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the metrics to this JSON file."),
     batch: int = typer.Option(8),
@@ -57,8 +58,8 @@ def evaluate(
         own_crop = int((b.manifest.get("graph") or {}).get("crop", 0))  # bundles before scoring.crop: 0
         out = out or bundle / "eval"
     else:
-        from ddad_edge.model.checkpoint import latest_run, open_run
         from ddad_edge.model.build import build_pipeline, check_sampler
+        from ddad_edge.model.checkpoint import latest_run, open_run
         from ddad_edge.model.torch_runner import TorchRunner
 
         check_sampler(steps, naive)  # the options alone, before the run is opened; build_pipeline checks the run

@@ -41,8 +41,8 @@ def export_command(
     from ddad_edge.deploy.recipes import load_recipe
     from ddad_edge.deploy.tensorrt_build import BuildTarget, build_if_possible
     from ddad_edge.deploy.tensorrt_profile import load_build_profile, profile_tensorrt_versions
-    from ddad_edge.deploy.trt_rules import refuse_unparsable
     from ddad_edge.deploy.thresholds import ThresholdRule
+    from ddad_edge.deploy.trt_rules import refuse_unparsable
     from ddad_edge.errors import DdadError
     from ddad_edge.model.checkpoint import latest_run
 

@@ -85,8 +85,8 @@ def run_command(
 ) -> None:
     """Inspect frames on the line: verdicts OK/NG/FAULT, reject pulses, events.jsonl and NG images."""
     from ddad_edge.bundle import read_bundle
-    from ddad_edge.inspect.decide import Debounce, FaultPolicy, threshold_from_bundle
     from ddad_edge.inspect.bind_host import check_bind_host
+    from ddad_edge.inspect.decide import Debounce, FaultPolicy, threshold_from_bundle
     from ddad_edge.inspect.frame_gate import FrameGate
     from ddad_edge.inspect.gpio_lines import GpioKind, GpioSpec, check_distinct_lines, check_sim_log
     from ddad_edge.inspect.loop import LoopConfig

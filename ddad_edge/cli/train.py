@@ -21,7 +21,8 @@ def train(
     preset: Optional[str] = typer.Option(None, help=f"UNet preset: {', '.join(MODEL_PRESETS)} (default ddad-s)."),
     image_size: Optional[int] = typer.Option(None, help="Image size (default: the preset's)."),
     out: Optional[Path] = typer.Option(None, help="Run folder (default: runs/<category or dataset name>)."),
-    config: Optional[Path] = typer.Option(None, help="A RunConfig YAML (all or some keys) over the preset; command-line options override it."),
+    config: Optional[Path] = typer.Option(None, help="A RunConfig YAML (all or some keys) over the preset; "
+                                          "command-line options override it."),
     max_steps: Optional[int] = typer.Option(None, help="Stop after this many optimiser steps."),
     max_minutes: Optional[float] = typer.Option(None, help="Stop after this many minutes."),
     epochs: Optional[int] = typer.Option(None, help="Training epochs (default: the preset's)."),

@@ -31,8 +31,15 @@ def train_all_command(
     from ddad_edge.model.device import pick_device
     from ddad_edge.output_paths import check_output_folder
     from ddad_edge.train.distributed import detect_env, device_for, process_group
-    from ddad_edge.train.train_all import (Outcome, check_options, evaluate_results, plan_categories,
-                                           summary_table, train_categories, write_summary)
+    from ddad_edge.train.train_all import (
+        Outcome,
+        check_options,
+        evaluate_results,
+        plan_categories,
+        summary_table,
+        train_categories,
+        write_summary,
+    )
 
     overrides = {k: v for k, v in dict(max_steps=max_steps, max_minutes=max_minutes, epochs=epochs,
                                        batch_size=batch_size, seed=seed).items() if v is not None}

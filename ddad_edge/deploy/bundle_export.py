@@ -27,25 +27,45 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from ddad_edge.bundle import (MANIFEST_NAME, MODEL_NAME, REPORT_NAME, Bundle, Precision,
-                              atomic_write_bytes, read_bundle, write_manifest)
+from ddad_edge.bundle import (
+    MANIFEST_NAME,
+    MODEL_NAME,
+    REPORT_NAME,
+    Bundle,
+    Precision,
+    atomic_write_bytes,
+    read_bundle,
+    write_manifest,
+)
 from ddad_edge.config import ScoringMode
 from ddad_edge.data.folders import list_test, list_train, load_images, load_test_arrays
 from ddad_edge.deploy.bundle_folder import check_out, move_into_place
 from ddad_edge.deploy.execution_modes import measure_modes
+from ddad_edge.deploy.fidelity import (
+    FidelitySet,
+    OutputError,
+    compare_scores,
+    fidelity_set,
+    measure_latency,
+    output_error,
+    run_onnx,
+)
 from ddad_edge.deploy.frame_gate_calibration import calibrate_frame_gate
-from ddad_edge.deploy.fidelity import (FidelitySet, OutputError, compare_scores, fidelity_set, measure_latency,
-                                       output_error, run_onnx)
 from ddad_edge.deploy.onnx_export import OPSET, GraphSummary, check_graph, export_onnx
-from ddad_edge.deploy.tensorrt_profile import profile_tensorrt_versions
-from ddad_edge.deploy.trt_rules import tensorrt_rules_summary
 from ddad_edge.deploy.precision_plan import make_precision_file
 from ddad_edge.deploy.recipes import recipe_for
-from ddad_edge.deploy.thresholds import (ThresholdRule, compute_thresholds, judge_threshold, nominal_statistics,
-                                        test_statistics)
+from ddad_edge.deploy.tensorrt_profile import profile_tensorrt_versions
+from ddad_edge.deploy.thresholds import (
+    ThresholdRule,
+    compute_thresholds,
+    judge_threshold,
+    nominal_statistics,
+    test_statistics,
+)
+from ddad_edge.deploy.trt_rules import tensorrt_rules_summary
 from ddad_edge.errors import DdadError
-from ddad_edge.model.build import build_pipeline, check_sampler
 from ddad_edge.manifest import Manifest
+from ddad_edge.model.build import build_pipeline, check_sampler
 from ddad_edge.model.checkpoint import Run, open_run
 from ddad_edge.model.pipeline import DDADPipeline
 from ddad_edge.model.torch_runner import TorchRunner

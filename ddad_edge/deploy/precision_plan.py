@@ -19,8 +19,14 @@ import numpy as np
 from ddad_edge.bundle import Precision
 from ddad_edge.deploy.fidelity import FidelitySet
 from ddad_edge.deploy.int8_fallback import quantize_int8
-from ddad_edge.deploy.precision import (NodeGroup, convert_fp16, emulated_error, group_sizes, measure_fp16_groups,
-                                        nodes_of_groups)
+from ddad_edge.deploy.precision import (
+    NodeGroup,
+    convert_fp16,
+    emulated_error,
+    group_sizes,
+    measure_fp16_groups,
+    nodes_of_groups,
+)
 from ddad_edge.deploy.qdq_graph import check_symmetric
 from ddad_edge.deploy.recipes import Recipe, Sensitivity
 from ddad_edge.errors import DdadError

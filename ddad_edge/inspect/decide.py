@@ -12,7 +12,7 @@ import math
 from collections import deque
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, Mapping
 
 from ddad_edge.errors import DdadError
 from ddad_edge.inspect.threshold_check import threshold_notes
@@ -53,7 +53,7 @@ class Debounce:
         return cls(k, n)
 
 
-def threshold_from_bundle(manifest: dict[str, Any], override: float | None = None) -> float:
+def threshold_from_bundle(manifest: Mapping[str, Any], override: float | None = None) -> float:
     """The image threshold: `override` (from `--threshold`) or manifest['thresholds']['image'].
 
     One that decides nothing for this bundle (every part NG, or every part OK: `threshold_notes`) is refused.

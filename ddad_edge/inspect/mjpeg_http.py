@@ -23,7 +23,8 @@ MAX_PART = 64 << 20  # bytes; a part larger than any JPEG frame means the stream
 
 def open_mjpeg_http(url: str, timeout_s: float, shape: list[tuple[int, int]]) -> "MjpegHttpCapture | None":
     """The stream at `url` if it answers with multipart/x-mixed-replace (or a body in that form); None for
-    any other content (left to OpenCV, which connects again). Raises OSError when it cannot be reached or does not answer 200. `shape`: see `decode_checked`."""
+    any other content (left to OpenCV, which connects again). Raises OSError when it cannot be reached or does
+    not answer 200. `shape`: see `decode_checked`."""
     parts = urlsplit(url)
     connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
     connection = connection_class(parts.hostname or "", parts.port, timeout=timeout_s)

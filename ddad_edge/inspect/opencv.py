@@ -16,7 +16,7 @@ def has_gstreamer() -> bool:
     """Whether this OpenCV build has the GStreamer video backend (cv2.getBuildInformation())."""
     cv2 = import_cv2()
     match = re.search(r"^\s*GStreamer:\s*(\S+)", cv2.getBuildInformation(), re.MULTILINE)
-    return bool(match) and match.group(1).upper() != "NO"
+    return match is not None and match.group(1).upper() != "NO"
 
 
 def require_gstreamer(what: str) -> None:

@@ -13,14 +13,14 @@ graph); the exported value is sealed beside them, so a change is said at every s
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Mapping
 
 from ddad_edge.errors import DdadError
 
 IMPLAUSIBLE_FACTOR = 10.0  # a threshold this many times above every score seen passes every part
 
 
-def _stats(manifest: dict[str, Any], key: str, fields: tuple[str, ...]) -> dict[str, float] | None:
+def _stats(manifest: Mapping[str, Any], key: str, fields: tuple[str, ...]) -> dict[str, float] | None:
     """manifest[key] as floats when every field is a finite number (old bundles lack them: no check)."""
     entry = manifest.get(key)
     if not isinstance(entry, dict):
@@ -32,7 +32,7 @@ def _stats(manifest: dict[str, Any], key: str, fields: tuple[str, ...]) -> dict[
     return values if all(math.isfinite(v) for v in values.values()) else None
 
 
-def threshold_notes(threshold: float, manifest: dict[str, Any], what: str) -> list[str]:
+def threshold_notes(threshold: float, manifest: Mapping[str, Any], what: str) -> list[str]:
     """Warnings about `threshold` (finite) for the bundle of `manifest`; raises DdadError where it decides
     nothing. `what` names where it came from (`--threshold`, `thresholds.image in manifest.yaml`)."""
     nominal = _stats(manifest, "nominal_scores", ("min", "median", "p95", "max"))

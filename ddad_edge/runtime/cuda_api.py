@@ -160,7 +160,7 @@ class CudaPythonApi:
         ptr = int(self._check(self._rt.cudaMallocHost(nbytes), "cudaMallocHost"))
         self._host.append(ptr)
         raw = (ctypes.c_ubyte * nbytes).from_address(ptr)
-        return np.frombuffer(raw, dtype=dtype, count=int(np.prod(shape))).reshape(shape)
+        return np.frombuffer(memoryview(raw), dtype=dtype, count=int(np.prod(shape))).reshape(shape)
 
     def device_alloc(self, nbytes: int) -> int:
         ptr = int(self._check(self._rt.cudaMalloc(max(int(nbytes), 1)), "cudaMalloc"))

@@ -47,7 +47,9 @@ def built_for(entry: dict[str, Any]) -> GpuInfo:
 def same_device(built: GpuInfo, gpu: GpuInfo) -> bool:
     """Whether an engine built on `built` is for `gpu`: GPU name, compute capability, module, SM count and
     memory (to the GiB) agree; a count not known on either side is not compared."""
-    known = (lambda a, b: a == b or not a or not b)
+    def known(a, b) -> bool:
+        return a == b or not a or not b
+
     return (built.compute_capability == gpu.compute_capability and slug(built.name) == slug(gpu.name)
             and slug(built.module) == slug(gpu.module) and known(built.sm_count, gpu.sm_count)
             and known(built.memory_gib, gpu.memory_gib))
@@ -100,11 +102,12 @@ class TensorRTRunner(RunnerBase):
         self._trt = trt if trt is not None else import_tensorrt()
         self.version = tensorrt_version(self._trt)
         self._cuda = cuda_api if cuda_api is not None else open_cuda(cuda, need_graphs=cuda_graph)
+        self._cuda_open = True  # close() releases the CUDA buffers once
         self._tensors: dict[str, _Tensor] = {}
         self._graphs: dict[int, Any] = {}
         self._batch = 0
-        self._engine = None
-        self._context = None
+        self._engine: Any = None  # tensorrt.ICudaEngine and IExecutionContext, once deserialised
+        self._context: Any = None
         try:
             if cuda_graph and not self._cuda.supports_graphs:
                 raise DdadError("CUDA-graph replay needs cuda-python: pip install cuda-python, or run without it")
@@ -157,9 +160,9 @@ class TensorRTRunner(RunnerBase):
             tensor = _Tensor(name, is_input, host, self._cuda.device_alloc(host.nbytes))
             self._context.set_tensor_address(name, tensor.device)
             self._tensors[name] = tensor
-        missing = set(OUTPUT_NAMES) - set(self._tensors)
-        if missing:
-            raise DdadError(f"engine {self.engine_name} lacks tensors {sorted(missing)}: it is not a ddad-edge "
+        absent = set(OUTPUT_NAMES) - set(self._tensors)
+        if absent:
+            raise DdadError(f"engine {self.engine_name} lacks tensors {sorted(absent)}: it is not a ddad-edge "
                             "graph; rebuild it from the bundle")
         if self._tensors[INPUT_NAME].host.dtype != np.uint8:
             raise DdadError(f"engine {self.engine_name} takes {self._tensors[INPUT_NAME].host.dtype} frames, "
@@ -213,6 +216,6 @@ class TensorRTRunner(RunnerBase):
         self._tensors.clear()
         self._context = None
         self._engine = None
-        if self._cuda is not None:
+        if self._cuda_open:
+            self._cuda_open = False
             self._cuda.close()
-            self._cuda = None

@@ -30,8 +30,7 @@ from ddad_edge.model.pipeline import frames_to_tensor
 from ddad_edge.model.schedule import alphas_cumprod
 from ddad_edge.model.unet import UNet
 from ddad_edge.progress import Progress
-from ddad_edge.train.distributed import (DistEnv, Ranks, detect_env, device_for, process_group, rank_seed,
-                                         shard_epoch)
+from ddad_edge.train.distributed import DistEnv, Ranks, detect_env, device_for, process_group, rank_seed, shard_epoch
 from ddad_edge.yaml_strict import load_yaml, to_dict
 
 

@@ -39,8 +39,15 @@ import torch
 
 from ddad_edge.config import STUDENT_STEPS
 from ddad_edge.errors import DdadError
-from ddad_edge.model.sampler import (conditioned_step, ddim_steps, grid_coefficients, noise_to, start_coefficients,
-                                     start_noise, step_coefficients)
+from ddad_edge.model.sampler import (
+    conditioned_step,
+    ddim_steps,
+    grid_coefficients,
+    noise_to,
+    start_coefficients,
+    start_noise,
+    step_coefficients,
+)
 from ddad_edge.model.schedule import alpha_bar, ddim_timesteps, halve_grid
 from ddad_edge.model.unet import UNet
 from ddad_edge.progress import Progress

@@ -34,10 +34,15 @@ from ddad_edge.model.device import pick_device
 from ddad_edge.model.pipeline import DDADPipeline, frames_to_tensor
 from ddad_edge.model.schedule import alphas_cumprod, ddim_timesteps
 from ddad_edge.model.unet import UNet
-from ddad_edge.train.distill import (DistillConfig, DistillMethod, check_t_prime, distill_round,
-                                     distillation_grids, fixed_start_noise)
-from ddad_edge.train.distill_fidelity import (FidelityRow, Reference, TestSet, fmt, measure, table_lines,
-                                             write_report)
+from ddad_edge.train.distill import (
+    DistillConfig,
+    DistillMethod,
+    check_t_prime,
+    distill_round,
+    distillation_grids,
+    fixed_start_noise,
+)
+from ddad_edge.train.distill_fidelity import FidelityRow, Reference, TestSet, fmt, measure, table_lines, write_report
 from ddad_edge.yaml_strict import to_dict
 
 

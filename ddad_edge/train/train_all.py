@@ -215,8 +215,8 @@ def evaluate_category(out: Path, device: str = "cpu") -> float:
     """Image AUROC of a trained run on its test split (the teacher sampler), written where `ddad-edge
     evaluate` writes it (RUN/eval/steps<K>/); an evaluation newer than the checkpoint is reused."""
     from ddad_edge.evaluate import evaluate_runner, write_evaluation
-    from ddad_edge.model.checkpoint import open_run
     from ddad_edge.model.build import build_pipeline, teacher_grid
+    from ddad_edge.model.checkpoint import open_run
     from ddad_edge.model.torch_runner import TorchRunner
 
     run = open_run(out)

@@ -62,7 +62,8 @@ def test_bundles_for_every_variant_and_a_rerun_makes_nothing(scripts, made, caps
     for numbers, source, model in index.values():
         assert 0.0 <= image_auroc(numbers) <= 1.0 and Path(source).is_file()
         assert (model["preset"], model["image_size"]) == ("tiny", 32)
-        assert model["data_set"].startswith("the hard synthetic set (woven surface") and "8 test images" in model["data_set"]
+        assert model["data_set"].startswith("the hard synthetic set (woven surface")
+        assert "8 test images" in model["data_set"]
         # per-image test scores, for the matrix's paired AUROC drop against the teacher
         test = scripts.run_matrix.scores_of_test_split(Path(source))
         assert test["labels"] == [0] * 4 + [1] * 4 and len(test["scores"]) == 8

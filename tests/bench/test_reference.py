@@ -5,8 +5,14 @@ from __future__ import annotations
 import torch
 
 from ddad_edge.bench.frames import file_source_factory
-from ddad_edge.bench.reference import (ReferenceSpec, fill_zero_parameters, random_unet, reference_pipeline,
-                                       speed_pipeline, variant_gflops)
+from ddad_edge.bench.reference import (
+    ReferenceSpec,
+    fill_zero_parameters,
+    random_unet,
+    reference_pipeline,
+    speed_pipeline,
+    variant_gflops,
+)
 from ddad_edge.bench.report import add_speedups
 from ddad_edge.bench.run import bench_bundle, bench_reference
 from ddad_edge.model.flops import gflops_of

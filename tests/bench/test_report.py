@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from ddad_edge.bench.report import (add_speedups, auroc_axis, fidelity_of, image_auroc, make_row, markdown_table,
-                                    pick, plot_latency_vs_auroc)
+from ddad_edge.bench.report import (
+    add_speedups,
+    auroc_axis,
+    fidelity_of,
+    image_auroc,
+    make_row,
+    markdown_table,
+    pick,
+    plot_latency_vs_auroc,
+)
 from ddad_edge.bench.timing import Measurement, stage_samples
 
 # the shape of the export stage's report.json (deploy/bundle_export.py)

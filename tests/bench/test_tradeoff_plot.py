@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ddad_edge.bench.tradeoff_plot import (Point, fidelity_points, frontier, place_numbers,
-                                           plot_speedup_vs_fidelity, teacher_row)
+from ddad_edge.bench.tradeoff_plot import (
+    Point,
+    fidelity_points,
+    frontier,
+    place_numbers,
+    plot_speedup_vs_fidelity,
+    teacher_row,
+)
 
 
 def row(name, precision, steps, speedup, auroc, scores=None, labels=None, reference=False, gflops=1.0):

@@ -67,7 +67,8 @@ def test_every_bad_number_is_one_line_before_any_work(capsys, tmp_path, monkeypa
 def _required(command: str, tmp_path) -> list[str]:
     return {"train": ["--data", str(tmp_path / "data")], "train-all": ["--data", str(tmp_path / "data")],
             "synth": ["--out", str(tmp_path / "synth")], "demo": ["--out", str(tmp_path / "demo")],
-            "bench": ["--bundle", str(tmp_path / "bundle")], "selftest": ["--bundle", str(tmp_path / "bundle")]}.get(command, [])
+            "bench": ["--bundle", str(tmp_path / "bundle")],
+            "selftest": ["--bundle", str(tmp_path / "bundle")]}.get(command, [])
 
 
 def test_an_option_without_a_range_is_refused_at_once():

@@ -14,12 +14,11 @@ from pathlib import Path
 import pytest
 
 from ddad_edge.cli import main
+from tests.bundle_factory import make_red_bundle
 from tests.cli.test_bad_inputs import _red_dataset
 from tests.cli_helpers import assert_one_line, run_cli
-from tests.hardening.full_disk import tiny_disk  # noqa: F401  (the fixture)
 from tests.inspect.checks import is_red
 from tests.inspect.media import part_image, write_video
-from tests.bundle_factory import make_red_bundle
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -16,8 +16,8 @@ from ddad_edge.deploy.bundle_export import write_bundle
 from ddad_edge.deploy.thresholds import ThresholdRule
 from ddad_edge.errors import DdadError
 from ddad_edge.inspect.decide import threshold_from_bundle
-from tests.deploy.tiny_bundles import prepared, tiny_project
 from tests.cli_helpers import assert_one_line
+from tests.deploy.tiny_bundles import prepared, tiny_project
 
 
 @pytest.fixture(scope="module")

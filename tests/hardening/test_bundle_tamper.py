@@ -244,7 +244,8 @@ def test_random_manifest_values(tmp_path, pristine, data):
     try:
         load_and_infer(bundle)
         event("loaded")
-        assert not must_refuse(path, removed, value, original), f"loaded with {path} {'removed' if removed else value!r}"
+        assert not must_refuse(path, removed, value, original), \
+            f"loaded with {path} {'removed' if removed else value!r}"
     except DdadError as exc:
         assert_one_line(exc)
         event("refused")

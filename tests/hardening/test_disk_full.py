@@ -23,7 +23,6 @@ from ddad_edge.inspect.sources import ImageFolderSource
 from tests.bundle_factory import make_toy_bundle
 from tests.cli_helpers import assert_one_line
 from tests.hardening.checks import snapshot
-from tests.hardening.full_disk import tiny_disk  # noqa: F401  (the fixture)
 from tests.inspect.media import write_images
 
 

@@ -14,8 +14,8 @@ from ddad_edge.inspect.reject import RejectTiming, open_reject_output
 from ddad_edge.inspect.sinks import EventLog, EventLogSink, Sink, read_events
 from ddad_edge.inspect.sources import SourceKind, SourceSpec, VideoFileSource, open_source
 from ddad_edge.inspect.summary import StopReason
-from tests.inspect.media import MjpegServer, part_image, write_video
 from tests.inspect.checks import assert_each_seq_once, frame_records
+from tests.inspect.media import MjpegServer, part_image, write_video
 from tests.inspect.wrappers import FaultyRunner, SlowRunner
 
 

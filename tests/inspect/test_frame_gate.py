@@ -9,7 +9,6 @@ over-exposed frames are each a FAULT naming why.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -23,9 +22,9 @@ from ddad_edge.data.video import make_conveyor_video
 from ddad_edge.deploy.frame_gate_calibration import calibrate_frame_gate
 from ddad_edge.inspect.frame_gate import FrameGate
 from ddad_edge.runtime.backends import open_runner
+from tests.bundle_factory import make_red_bundle
 from tests.inspect.checks import frame_records
 from tests.inspect.media import write_images
-from tests.bundle_factory import make_red_bundle
 
 SIZE = 64
 

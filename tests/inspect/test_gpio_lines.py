@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from ddad_edge.errors import DdadError
-from ddad_edge.inspect.gpio_lines import GpioSpec, GpiodLine, JetsonLine
+from ddad_edge.inspect.gpio_lines import GpiodLine, GpioSpec, JetsonLine
 from ddad_edge.inspect.reject import RejectTiming, open_reject_output
 from tests.inspect.fake_gpio import install_fake_jetson_gpio, make_fake_gpiod_v1, make_fake_gpiod_v2
 

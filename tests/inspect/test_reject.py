@@ -13,7 +13,7 @@ import pytest
 
 from ddad_edge.errors import DdadError
 from ddad_edge.inspect.frame import Frame
-from ddad_edge.inspect.gpio_lines import GpioKind, GpioSpec, GpiodLine, JetsonLine, SimLine
+from ddad_edge.inspect.gpio_lines import GpiodLine, GpioKind, GpioSpec, JetsonLine, SimLine
 from ddad_edge.inspect.pulses import PulseScheduler
 from ddad_edge.inspect.reject import GpioReject, NoReject, RejectTiming, open_reject_output
 from tests.inspect.fake_gpio import FakeJetsonGPIO, make_fake_gpiod_v1, make_fake_gpiod_v2

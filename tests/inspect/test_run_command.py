@@ -16,8 +16,8 @@ from ddad_edge.cli import main
 from ddad_edge.inspect.opencv import has_gstreamer
 from ddad_edge.inspect.sinks import read_events
 from tests.cli_helpers import run_cli_process
-from tests.inspect.media import MjpegServer, part_image, refused_url, write_video
 from tests.inspect.checks import assert_each_seq_once, is_red
+from tests.inspect.media import MjpegServer, part_image, refused_url, write_video
 
 REPO = Path(__file__).resolve().parents[2]
 

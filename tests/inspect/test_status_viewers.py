@@ -64,8 +64,8 @@ def inspect_video(video, runner, viewers: int) -> tuple[dict, int, int]:
     server = StatusServer(port=0)
     stop = threading.Event()
     watchers = [Viewer(server.port, reads=i % 2 == 0, stop=stop) for i in range(viewers)]
-    pollers = [threading.Thread(target=poll_status, args=(server.port, stop), daemon=True) for _ in range(2 if
-                                                                                                         viewers else 0)]
+    pollers = [threading.Thread(target=poll_status, args=(server.port, stop), daemon=True)
+               for _ in range(2 if viewers else 0)]
     for t in watchers + pollers:
         t.start()
     time.sleep(0.3 if viewers else 0.0)  # every viewer connected before the first frame

@@ -17,10 +17,10 @@ from ddad_edge.cli import main
 from ddad_edge.errors import DdadError
 from ddad_edge.inspect.decide import threshold_from_bundle
 from ddad_edge.inspect.threshold_check import threshold_notes
+from tests.bundle_factory import make_red_bundle
 from tests.cli_helpers import assert_one_line
 from tests.inspect.checks import frame_records, is_red
 from tests.inspect.media import part_image, write_images
-from tests.bundle_factory import make_red_bundle
 
 STATS = {"nominal_scores": {"n": 20, "mean": 0.03, "std": 0.005, "min": 0.02, "median": 0.03, "p95": 0.04,
                             "p99": 0.045, "max": 0.05},

@@ -6,13 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from ddad_edge.config import DiffusionConfig
+from ddad_edge.config import DiffusionConfig, ScoringConfig, ScoringMode
 from ddad_edge.config_presets import model_preset
 from ddad_edge.model.pipeline import DDADPipeline
 from ddad_edge.model.sampler import conditioned_step, reconstruct, step_coefficients
 from ddad_edge.model.schedule import alphas_cumprod, ddim_timesteps, halve_grid
 from ddad_edge.model.scoring import AnomalyScorer
-from ddad_edge.config import ScoringConfig, ScoringMode
 from ddad_edge.model.unet import UNet
 
 

@@ -8,8 +8,14 @@ import torch
 
 from ddad_edge.config import RatioMode, ScoringConfig, ScoringMode
 from ddad_edge.model.backbone import FeatureExtractor
-from ddad_edge.model.scoring import (AnomalyScorer, feature_distance, gaussian_kernel1d, measure_fixed_ratio,
-                                    patch_mean, pixel_distance)
+from ddad_edge.model.scoring import (
+    AnomalyScorer,
+    feature_distance,
+    gaussian_kernel1d,
+    measure_fixed_ratio,
+    patch_mean,
+    pixel_distance,
+)
 from tests.model import ddad_reference
 
 

@@ -18,9 +18,9 @@ import pytest
 
 from ddad_edge.cli import main
 from ddad_edge.errors import DdadError
+from ddad_edge.inspect.selftest import run_selftest
 from ddad_edge.runtime.backends import open_runner
 from ddad_edge.runtime.openvino_runner import OpenVinoRunner, device_capabilities, openvino
-from ddad_edge.inspect.selftest import run_selftest
 from tests.bundle_factory import make_toy_bundle
 from tests.inspect.checks import is_red
 from tests.inspect.media import part_image, write_video
@@ -168,8 +168,8 @@ def test_a_mode_the_export_did_not_measure_is_refused_in_one_line(bundles):
 def test_the_export_measures_each_mode_and_refuses_one_beyond_its_budget(bundles):
     """measure_modes on the toy FP32 file against its own FP32 probe outputs (ONNX Runtime's): OpenVINO's f32
     mode is within the FP32 recipe's 1e-4 and offered; against references 0.1 % off (as far as a mode 0.1 %
-    off would be from the true ones) it is refused, with the numbers; bf16 is measured where the CPU has it and unavailable, with the reason, where
-    it has not."""
+    off would be from the true ones) it is refused, with the numbers; bf16 is measured where the CPU has it and
+    unavailable, with the reason, where it has not."""
     from ddad_edge.deploy.execution_modes import measure_modes
     from ddad_edge.deploy.recipes import recipe_for
 

@@ -16,9 +16,18 @@ from ddad_edge.model.build import build_pipeline
 from ddad_edge.model.checkpoint import load_checkpoint, load_run_unet, open_run
 from ddad_edge.model.pipeline import frames_to_tensor
 from ddad_edge.model.schedule import alpha_bar, alphas_cumprod
-from ddad_edge.train.distill import (DefectTarget, DistillConfig, DistillMethod, add_synthetic_defects,
-                                     distill_round, distillation_grids, fixed_start_noise, reconstruction_error,
-                                     run_states, x0_target)
+from ddad_edge.train.distill import (
+    DefectTarget,
+    DistillConfig,
+    DistillMethod,
+    add_synthetic_defects,
+    distill_round,
+    distillation_grids,
+    fixed_start_noise,
+    reconstruction_error,
+    run_states,
+    x0_target,
+)
 
 
 def test_grids_halve_on_integers_down_to_one_step():
