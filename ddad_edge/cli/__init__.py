@@ -13,11 +13,18 @@ import sys
 
 from ddad_edge.errors import DdadError
 
+# The command modules in the order of the job, which is the order `--help` lists their commands in: the demo
+# first, then data, the workstation's stages, the device's, and the tools.
+COMMAND_MODULES = ("demo", "data", "train", "train_all", "adapt", "distill", "evaluate", "export", "device", "run",
+                   "bench", "model_info")
+HELPERS = ("app", "numbers", "table")  # modules of this package that register no command
+
 
 def _register_commands() -> None:
-    for info in pkgutil.iter_modules(__path__):
-        if info.name != "app":
-            importlib.import_module(f"{__name__}.{info.name}")
+    found = {info.name for info in pkgutil.iter_modules(__path__)} - set(HELPERS)
+    # a new command module missing from the list still registers, after the others
+    for name in [*COMMAND_MODULES, *sorted(found - set(COMMAND_MODULES))]:
+        importlib.import_module(f"{__name__}.{name}")
 
 
 def main(argv: list[str] | None = None) -> int:
