@@ -265,7 +265,7 @@ def _inspect(spec, bundle, backend, config, outputs: _Outputs, info: dict, unmea
         runner = open_runner(bundle, backend, **({"unmeasured_mode": True} if unmeasured_mode else {}))
         opened.append(runner)
         if backend == "auto":  # the page and the start record say which backend auto chose
-            info["backend"] = f"auto: {type(runner).__name__}"
+            info["backend"] = f"auto: {runner.backend}"
         source = open_source(spec) if file_source else None
         if source is not None:
             opened.append(source)

@@ -116,7 +116,7 @@ def run_selftest(bundle: Path | Bundle, backend: Backend | str = Backend.AUTO, r
                 start = time.perf_counter()
                 runner.infer(frames[i:i + 1])
                 times.append((time.perf_counter() - start) * 1000.0)
-        name = type(runner).__name__
+        name = runner.backend
     return SelftestReport(
         backend=name, precision=bundle.precision.value, map_abs=map_abs, score_rel=score_rel, frames=checks,
         latency_p50_ms=float(np.percentile(times, 50)), latency_p99_ms=float(np.percentile(times, 99)),

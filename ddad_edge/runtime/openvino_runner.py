@@ -198,6 +198,8 @@ class OpenVinoRunner(RunnerBase):
         self.device, self.precision = self._graph.device, self._graph.precision
         self.compiled_precision = self._graph.compiled_precision
         self.mode = mode_name(precision)
+        # the Backend value that opens this mode (runtime/backends.py): openvino, or openvino-bf16
+        self.backend = "openvino" if precision is InferencePrecision.F32 else f"openvino-{precision.value}"
 
     def _infer_batch(self, frames: np.ndarray) -> Inspection:
         return self._graph.infer(frames)

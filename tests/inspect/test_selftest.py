@@ -15,7 +15,7 @@ from tests.bundle_factory import make_toy_bundle
 def test_selftest_passes_each_precision_within_its_tolerance(tmp_path, precision):
     bundle = make_toy_bundle(tmp_path / "bundle", precision=precision)
     report = run_selftest(bundle.path, "onnxruntime", repeats=2)
-    assert report.passed and len(report.frames) == 4 and report.backend == "OnnxRunner"
+    assert report.passed and len(report.frames) == 4 and report.backend == "onnxruntime"
     assert 0 < report.latency_p50_ms <= report.latency_p99_ms
     lines = format_report(report)
     assert lines[-1].startswith("overall: PASS (4/4")

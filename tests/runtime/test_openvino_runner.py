@@ -117,7 +117,7 @@ def test_the_compiled_model_is_cached_for_the_next_start(bundles, tmp_path):
 def test_selftest_passes_through_openvino(bundles, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     report = run_selftest(bundles["int8"].path, "openvino", repeats=1)
-    assert report.passed and report.backend == "OpenVinoRunner"
+    assert report.passed and report.backend == "openvino"
 
 
 def test_bench_names_the_openvino_mode(capsys, bundles, tmp_path, monkeypatch):
