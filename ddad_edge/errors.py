@@ -9,6 +9,11 @@ find it, and the systemd unit retries).
 
 from __future__ import annotations
 
+from enum import Enum
+from typing import TypeVar
+
+Choice = TypeVar("Choice", bound=Enum)
+
 EXIT_CONFIG = 2  # the input or the environment is wrong: a person must fix it
 EXIT_TEMPFAIL = 75  # EX_TEMPFAIL (sysexits.h): not available now, try again later
 
@@ -34,3 +39,12 @@ def missing_package(package: str, purpose: str, install: str | None = None) -> D
     """
     fix = install or f"pip install {package}"
     return DdadError(f"{purpose} needs the Python package '{package}', which is not installed: {fix}")
+
+
+def choose(kind: type[Choice], value: Choice | str, what: str) -> Choice:
+    """The member of an enum of names (backends, precisions) that `value` names, or one line naming the
+    choices: `what` says what the value was meant to be ("backend", "OpenVINO inference precision")."""
+    try:
+        return kind(value)
+    except ValueError:
+        raise DdadError(f"unknown {what} {value!r}: choose one of {', '.join(m.value for m in kind)}") from None

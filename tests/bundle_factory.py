@@ -77,10 +77,18 @@ def make_toy_model(precision: Precision | str = Precision.FP32, image_size: int 
         # symmetric, zero point 0, as the export's Q/DQ files
         inits += [numpy_helper.from_array(np.array(1 / 127, dtype=np.float32), "q_scale"),
                   numpy_helper.from_array(np.array(0, dtype=np.int8), "q_zero")]
+    return _serialized(nodes, inits, "ddad_edge_toy", image_size)
+
+
+def _serialized(nodes: list, inits: list, name: str, size: int | None) -> bytes:
+    """A graph with the ddad-edge signature (frames uint8 (N, S, S, 3) → anomaly_map (N, 1, S, S), score (N,);
+    S fixed, or any where `size` is None), serialized at this file's opset."""
+    from onnx import TensorProto, helper
+
     graph = helper.make_graph(
-        nodes, "ddad_edge_toy",
-        [helper.make_tensor_value_info("frames", TensorProto.UINT8, ["N", image_size, image_size, 3])],
-        [helper.make_tensor_value_info("anomaly_map", TensorProto.FLOAT, ["N", 1, image_size, image_size]),
+        nodes, name,
+        [helper.make_tensor_value_info("frames", TensorProto.UINT8, ["N", size, size, 3])],
+        [helper.make_tensor_value_info("anomaly_map", TensorProto.FLOAT, ["N", 1, size, size]),
          helper.make_tensor_value_info("score", TensorProto.FLOAT, ["N"])],
         inits,
     )
@@ -143,16 +151,7 @@ def make_red_model() -> bytes:
         numpy_helper.from_array(np.array([3], dtype=np.int64), "axis"),
         numpy_helper.from_array(np.array(1 / 255, dtype=np.float32), "inv255"),
     ]
-    graph = helper.make_graph(
-        nodes, "ddad_edge_red_toy",
-        [helper.make_tensor_value_info("frames", TensorProto.UINT8, ["N", None, None, 3])],
-        [helper.make_tensor_value_info("anomaly_map", TensorProto.FLOAT, ["N", 1, None, None]),
-         helper.make_tensor_value_info("score", TensorProto.FLOAT, ["N"])],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="ddad-edge-tests")
-    model.ir_version = 8
-    return model.SerializeToString()
+    return _serialized(nodes, inits, "ddad_edge_red_toy", None)
 
 
 def make_red_bundle(root: Path, image_size: int = 32, threshold: float = 0.1) -> Bundle:

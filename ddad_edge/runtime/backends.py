@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ddad_edge.bundle import Bundle, read_bundle
-from ddad_edge.errors import DdadError
+from ddad_edge.errors import DdadError, choose
 from ddad_edge.runtime.base import Runner
 
 
@@ -67,11 +67,7 @@ def register_backend(backend: Backend | str, target: str, *, missing: str = "") 
 
 def parse_backend(backend: Backend | str) -> Backend:
     """The Backend of a name, or one line naming the choices."""
-    try:
-        return Backend(backend)
-    except ValueError:
-        raise DdadError(f"unknown backend {backend!r}: choose one of "
-                        f"{', '.join(b.value for b in Backend)}") from None
+    return choose(Backend, backend, "backend")
 
 
 def runner_entry(backend: Backend) -> RunnerEntry:

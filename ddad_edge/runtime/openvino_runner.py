@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ddad_edge.bundle import Bundle
-from ddad_edge.errors import DdadError, missing_package
+from ddad_edge.errors import DdadError, choose, missing_package
 from ddad_edge.runtime.base import INPUT_NAME, OUTPUT_NAMES, Inspection, RunnerBase
 
 OPENVINO_INSTALL = "pip install openvino (or ddad-edge[openvino])"
@@ -71,11 +71,7 @@ def check_precision(core, device: str, precision: InferencePrecision) -> None:
 
 def parse_precision(precision: InferencePrecision | str) -> InferencePrecision:
     """The InferencePrecision of a name, or one line naming the choices."""
-    try:
-        return InferencePrecision(precision)
-    except ValueError:
-        raise DdadError(f"unknown OpenVINO inference precision {precision!r}: choose one of "
-                        f"{', '.join(p.value for p in InferencePrecision)}") from None
+    return choose(InferencePrecision, precision, "OpenVINO inference precision")
 
 
 def mode_name(precision: InferencePrecision | str) -> str:
