@@ -80,11 +80,12 @@ def find_both(cwd: Path, env: dict[str, str], python: list[str]) -> list[str]:
 
 def test_the_package_list_names_every_package_of_ddad_edge():
     """pyproject.toml lists the packages (the mapped folders need a list, not a find directive): a new
-    sub-package of ddad_edge/ must be added to it, or the wheel would leave it out."""
+    sub-package of ddad_edge/ (code, or data read at run time such as deploy/trt_support) must be added to it,
+    or the wheel would leave it out."""
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+; ddad-edge itself runs on 3.10
     listed = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
     on_disk = {".".join(d.relative_to(ROOT).parts) for d in [ROOT / "ddad_edge", *(ROOT / "ddad_edge").rglob("*")]
-               if d.is_dir() and any(d.glob("*.py"))}
+               if d.is_dir() and d.name != "__pycache__" and any(f.is_file() for f in d.iterdir())}
     assert sorted(p for p in listed if not p.startswith("ddad_edge.shipped.")) == sorted(on_disk)
     assert {p for p in listed if p.startswith("ddad_edge.shipped.")} == {f"ddad_edge.shipped.{f}" for f in SHIPPED}
 
@@ -94,6 +95,8 @@ def test_the_wheel_holds_every_profile_and_recipe(wheel):
     shipped = sorted(f"{IN_WHEEL}/{folder}/{stem}.yaml" for folder in SHIPPED for stem in shipped_stems(folder))
     assert len(shipped) >= 10  # 4 profiles, 6 recipes
     assert [n for n in shipped if n not in names] == []
+    tables = sorted(p.name for p in (ROOT / "ddad_edge" / "deploy" / "trt_support").glob("*.txt"))
+    assert tables and [t for t in tables if f"ddad_edge/deploy/trt_support/{t}" not in names] == []
 
 
 def test_an_installed_wheel_finds_them_outside_the_checkout(wheel, tmp_path):
