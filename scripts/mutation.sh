@@ -32,7 +32,8 @@ MODULES=(
   "decide|ddad_edge/inspect/decide.py|tests/inspect/test_decide.py|ddad_edge.inspect.decide.*"
   "pulses|ddad_edge/inspect/pulses.py|tests/inspect/test_reject.py|ddad_edge.inspect.pulses.*"
   "sinks|ddad_edge/inspect/sinks.py|tests/inspect/test_sinks.py tests/hardening/test_disk_full.py|ddad_edge.inspect.sinks.*"
-  "bundle|ddad_edge/bundle.py|tests/hardening/test_bundle_tamper.py tests/hardening/test_safe_loading.py|ddad_edge.bundle.*"
+  # (the source scan of test_safe_loading reads the mutated file itself, whose mutants include allow_pickle=True)
+  "bundle|ddad_edge/bundle.py|tests/hardening/test_bundle_tamper.py tests/hardening/test_safe_loading.py|ddad_edge.bundle.*|not the_package_loads_no_pickle"
   # manifest.py: the manifest's schema checks and seal, which read_bundle applies; the same tests refuse them
   "manifest|ddad_edge/manifest.py|tests/hardening/test_bundle_tamper.py tests/hardening/test_safe_loading.py|ddad_edge.manifest.*"
   # INT8: only the accuracy-guided fallback (the retry loop in int8_fallback.py, the weight groups in
