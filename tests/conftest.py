@@ -50,18 +50,21 @@ def tiny_run(synth_root, tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def cv2_import_raises(monkeypatch):
-    """Call with an exception: from then on `import cv2` raises it, as a broken or absent OpenCV does."""
+def import_fails(monkeypatch):
+    """Call with package names (and the exception, default ImportError "No module named ..."): from then on
+    importing any of them or a module inside them raises, as an absent or broken package does, also on a
+    machine where it happens to be installed (TensorRT, OpenVINO, a CUDA binding, OpenCV)."""
     import builtins
 
     real = builtins.__import__
 
-    def raising(exc: BaseException) -> None:
-        def fake(name, *args, **kwargs):
-            if name == "cv2":
-                raise exc
-            return real(name, *args, **kwargs)
+    def failing(*packages: str, exc: BaseException | None = None) -> None:
+        def fake(name, globals=None, locals=None, fromlist=(), level=0):
+            top = name.split(".")[0]
+            if level == 0 and top in packages:
+                raise exc if exc is not None else ImportError(f"No module named '{top}'")
+            return real(name, globals, locals, fromlist, level)
 
         monkeypatch.setattr(builtins, "__import__", fake)
 
-    return raising
+    return failing

@@ -10,9 +10,9 @@ from ddad_edge.errors import DdadError
 
 
 @pytest.mark.parametrize("jetson,fix", [(True, "keep the system OpenCV"), (False, "opencv-python-headless")])
-def test_a_cv2_broken_by_numpy_2_says_why_and_how(monkeypatch, cv2_import_raises, jetson, fix):
+def test_a_cv2_broken_by_numpy_2_says_why_and_how(monkeypatch, import_fails, jetson, fix):
     monkeypatch.setattr(lazy_import, "on_jetson", lambda *a: jetson)
-    cv2_import_raises(ImportError("numpy.core.multiarray failed to import\nsecond line"))
+    import_fails("cv2", exc=ImportError("numpy.core.multiarray failed to import\nsecond line"))
     with pytest.raises(DdadError) as info:
         lazy_import.import_cv2()
     message = str(info.value)
@@ -21,8 +21,8 @@ def test_a_cv2_broken_by_numpy_2_says_why_and_how(monkeypatch, cv2_import_raises
     assert "numpy<2" in message and fix in message
 
 
-def test_an_absent_cv2_names_the_install_for_this_platform(monkeypatch, cv2_import_raises):
-    cv2_import_raises(ModuleNotFoundError("No module named 'cv2'", name="cv2"))
+def test_an_absent_cv2_names_the_install_for_this_platform(monkeypatch, import_fails):
+    import_fails("cv2", exc=ModuleNotFoundError("No module named 'cv2'", name="cv2"))
     monkeypatch.setattr(lazy_import, "on_jetson", lambda *a: False)
     with pytest.raises(DdadError, match="not installed; pip install opencv-python-headless$"):
         lazy_import.import_cv2()

@@ -10,18 +10,9 @@ from tests.bundle_factory import make_toy_bundle
 
 
 @pytest.fixture
-def without_tensorrt(monkeypatch):
+def without_tensorrt(import_fails):
     """This machine as it is in CI: `import tensorrt` fails (also where TensorRT happens to be installed)."""
-    import builtins
-
-    real_import = builtins.__import__
-
-    def refuse(name, *args, **kwargs):
-        if name == "tensorrt" or name.startswith("tensorrt."):
-            raise ImportError("No module named 'tensorrt'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", refuse)
+    import_fails("tensorrt")
 
 
 def test_doctor_exits_zero_and_summarises(capsys):

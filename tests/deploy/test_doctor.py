@@ -117,8 +117,8 @@ def _jetson(tmp_path):
 NUMPY2 = ImportError("numpy.core.multiarray failed to import\n(more lines of the module's own message)")
 
 
-def test_a_cv2_that_fails_to_import_shows_why_and_the_numpy_fix(monkeypatch, tmp_path, cv2_import_raises):
-    cv2_import_raises(NUMPY2)
+def test_a_cv2_that_fails_to_import_shows_why_and_the_numpy_fix(monkeypatch, tmp_path, import_fails):
+    import_fails("cv2", exc=NUMPY2)
     found = check_opencv(_jetson(tmp_path))
     assert found.status is Status.MISSING and "not installed" not in found.detail
     assert found.detail.endswith("numpy.core.multiarray failed to import")
@@ -128,8 +128,8 @@ def test_a_cv2_that_fails_to_import_shows_why_and_the_numpy_fix(monkeypatch, tmp
     assert "numpy<2" in elsewhere.fix and "JetPack" not in elsewhere.fix
 
 
-def test_opencv_fixes_fit_the_platform(monkeypatch, tmp_path, cv2_import_raises):
-    cv2_import_raises(ModuleNotFoundError("No module named 'cv2'", name="cv2"))
+def test_opencv_fixes_fit_the_platform(monkeypatch, tmp_path, import_fails):
+    import_fails("cv2", exc=ModuleNotFoundError("No module named 'cv2'", name="cv2"))
     assert check_opencv(_jetson(tmp_path)).fix == SYSTEM_OPENCV_FIX
     x86 = check_opencv(tmp_path / "absent")
     assert x86.detail == "not installed" and x86.fix == "pip install opencv-python-headless"
@@ -177,17 +177,8 @@ def test_doctor_reports_openvino_devices_and_the_cpu_features(tmp_path):
     assert any(f.name == "openvino" for f in run_doctor())
 
 
-def test_doctor_without_openvino_says_how_to_install_it(tmp_path, monkeypatch):
-    import builtins
-
-    real = builtins.__import__
-
-    def no_openvino(name, *args, **kwargs):
-        if name == "openvino" or name.startswith("openvino."):
-            raise ImportError("No module named 'openvino'")
-        return real(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_openvino)
+def test_doctor_without_openvino_says_how_to_install_it(tmp_path, import_fails):
+    import_fails("openvino")
     from ddad_edge.deploy.doctor import check_openvino
 
     finding = check_openvino(tmp_path / "absent")

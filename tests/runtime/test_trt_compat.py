@@ -57,17 +57,8 @@ def test_api_path_records_families_and_rejects_strings():
         api_path("8")
 
 
-def test_missing_tensorrt_names_the_package(monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_tensorrt(name, *args, **kwargs):
-        if name == "tensorrt":
-            raise ImportError("No module named 'tensorrt'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_tensorrt)
+def test_missing_tensorrt_names_the_package(import_fails):
+    import_fails("tensorrt")
     with pytest.raises(DdadError) as err:
         import_tensorrt()
     assert "'tensorrt'" in str(err.value) and "--system-site-packages" in str(err.value)

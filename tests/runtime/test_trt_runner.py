@@ -136,17 +136,8 @@ def test_open_runner_reaches_the_tensorrt_runner(tmp_path):
         assert isinstance(runner, TensorRTRunner) and runner.max_batch == 2
 
 
-def test_missing_cuda_bindings_name_the_package(tmp_path, monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def refuse(name, *args, **kwargs):  # this machine as in CI, even where a binding happens to exist
-        if name.split(".")[0] in ("pycuda", "cuda"):
-            raise ImportError(f"No module named '{name}'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", refuse)
+def test_missing_cuda_bindings_name_the_package(tmp_path, import_fails):
+    import_fails("pycuda", "cuda")  # this machine as in CI, even where a binding happens to exist
     bundle = _bundle_with_engine(tmp_path)
     with pytest.raises(DdadError, match="'pycuda'.*pip install pycuda"):
         TensorRTRunner(bundle, trt=FakeTensorRT("10.3"))
