@@ -33,14 +33,14 @@ MODULES=(
   "pulses|ddad_edge/inspect/pulses.py|tests/inspect/test_reject.py|ddad_edge.inspect.pulses.*"
   "sinks|ddad_edge/inspect/sinks.py|tests/inspect/test_sinks.py tests/hardening/test_disk_full.py|ddad_edge.inspect.sinks.*"
   # (the source scan of test_safe_loading reads the mutated file itself, whose mutants include allow_pickle=True)
-  "bundle|ddad_edge/bundle.py|tests/hardening/test_bundle_tamper.py tests/hardening/test_safe_loading.py|ddad_edge.bundle.*|not the_package_loads_no_pickle"
+  "bundle|ddad_edge/bundle.py|tests/test_bundle_files.py tests/test_manifest.py tests/hardening/test_bundle_tamper.py tests/hardening/test_safe_loading.py|ddad_edge.bundle.*|not the_package_loads_no_pickle"
   # manifest.py: the manifest's schema checks and seal, which read_bundle applies; the same tests refuse them
-  "manifest|ddad_edge/manifest.py|tests/hardening/test_bundle_tamper.py tests/hardening/test_safe_loading.py|ddad_edge.manifest.*"
+  "manifest|ddad_edge/manifest.py|tests/test_manifest.py tests/test_bundle_files.py tests/hardening/test_bundle_tamper.py tests/hardening/test_safe_loading.py|ddad_edge.manifest.*"
   # INT8: only the accuracy-guided fallback (the retry loop in int8_fallback.py, the weight groups in
   # int8_sensitivity.py), not the quantizer plumbing, whose tests export and quantize the tiny run's bundle
   # and take minutes each.
-  "int8_fallback|ddad_edge/deploy/int8_fallback.py|tests/deploy/test_precision.py|ddad_edge.deploy.int8_fallback.x_quantize_int8__mutmut_* ddad_edge.deploy.int8_fallback.x__with_weight_siblings__mutmut_* ddad_edge.deploy.int8_fallback.x_missed__mutmut_*|fallback or siblings or switchable or give"
-  "int8_groups|ddad_edge/deploy/int8_sensitivity.py|tests/deploy/test_precision.py|ddad_edge.deploy.int8_sensitivity.x_weight_groups__mutmut_* ddad_edge.deploy.int8_sensitivity.x_distinct_groups__mutmut_*|fallback or siblings or switchable or give"
+  "int8_fallback|ddad_edge/deploy/int8_fallback.py|tests/deploy/test_precision.py tests/deploy/test_int8_fallback.py|ddad_edge.deploy.int8_fallback.x_quantize_int8__mutmut_* ddad_edge.deploy.int8_fallback.x__with_weight_siblings__mutmut_* ddad_edge.deploy.int8_fallback.x_missed__mutmut_*|fallback or siblings or switchable or give"
+  "int8_groups|ddad_edge/deploy/int8_sensitivity.py|tests/deploy/test_precision.py tests/deploy/test_int8_fallback.py|ddad_edge.deploy.int8_sensitivity.x_weight_groups__mutmut_* ddad_edge.deploy.int8_sensitivity.x_distinct_groups__mutmut_*|fallback or siblings or switchable or give"
 )
 
 wanted=("$@")
