@@ -15,6 +15,7 @@ import json
 import os
 import stat
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -83,6 +84,38 @@ def test_atomic_write_syncs_the_file_before_the_rename_and_leaves_an_ordinary_fi
     assert order == [("fsync", 3), ("replace", "out.bin")]
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]  # no temporary left
+
+
+def test_atomic_write_renames_a_hidden_temporary_from_the_same_folder(tmp_path, monkeypatch):
+    """A rename is atomic only within one file system: the temporary is made beside the file, hidden, and
+    named after it, so a crash leaves a recognisable `.NAME.*.tmp` there and nothing elsewhere."""
+    moves = []
+    real_replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda a, b: (moves.append((a, b)), real_replace(a, b)))
+    path = tmp_path / "out.bin"
+    atomic_write_bytes(path, b"abc")
+    [(src, dst)] = moves
+    src = Path(src)
+    assert Path(dst) == path and src.parent == tmp_path
+    assert src.name.startswith(".out.bin.") and src.name.endswith(".tmp") and len(src.name) > len(".out.bin..tmp")
+
+
+def test_a_temporary_removed_by_someone_else_before_a_failed_rename_is_still_one_line(tmp_path, monkeypatch):
+    """A cleaner that deletes stray temporaries can race the write: the failure is still the one line,
+    and an interrupt is still the interrupt."""
+    def cleaned_then(exc):
+        def replace(src, dst):
+            os.unlink(src)
+            raise exc
+        return replace
+
+    monkeypatch.setattr(os, "replace", cleaned_then(FileNotFoundError(2, "No such file or directory")))
+    with pytest.raises(DdadError, match="^cannot write .*out.bin: No such file or directory; nothing was changed"):
+        atomic_write_bytes(tmp_path / "out.bin", b"x")
+    monkeypatch.setattr(os, "replace", cleaned_then(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_bytes(tmp_path / "out.bin", b"x")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_atomic_write_replaces_a_links_target_and_keeps_the_link(tmp_path):
@@ -196,6 +229,37 @@ def test_check_npz_names_a_member_that_is_not_an_array(tmp_path):
     path = _npz(tmp_path / "a.npz", {"x.npy": b"\x93NUMPY" + b"\x00" * 3})
     with pytest.raises(DdadError, match=r"^.*a\.npz is not a valid \.npz of arrays \(.+\)$"):
         check_npz(path)
+
+
+def _flip_a_data_byte(path, array, offset):
+    """`path` with one byte of `array`'s data (saved there uncompressed) flipped: its headers stay valid,
+    the zip's CRC no longer holds once the member is read to its end."""
+    data = bytearray(path.read_bytes())
+    data[data.index(array.tobytes()) + offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_check_npz_names_a_damaged_small_array_and_cuts_a_long_reason(tmp_path):
+    """A small member is read to its end with its header, so the CRC fails in the header check."""
+    name, array = "a" * 150, np.arange(64, dtype=np.float64)
+    np.savez(tmp_path / "a.npz", **{name: array})
+    _flip_a_data_byte(tmp_path / "a.npz", array, 100)
+    with pytest.raises(DdadError) as info:
+        check_npz(tmp_path / "a.npz")
+    reason = f"Bad CRC-32 for file '{name}.npy'"[:120]
+    assert message(info) == f"{tmp_path / 'a.npz'} is not a valid .npz of arrays ({reason})"
+
+
+def test_load_arrays_names_a_damaged_large_array_and_cuts_a_long_reason(tmp_path):
+    """A flipped byte at the end of a large member passes the header check and fails the CRC on loading."""
+    name, array = "a" * 150, np.arange(8192, dtype=np.float64)
+    np.savez(tmp_path / "a.npz", **{name: array})
+    _flip_a_data_byte(tmp_path / "a.npz", array, array.nbytes - 1)
+    assert check_npz(tmp_path / "a.npz") == [name]
+    with pytest.raises(DdadError) as info:
+        load_arrays(tmp_path / "a.npz", (name,))
+    reason = f"Bad CRC-32 for file '{name}.npy'"[:120]
+    assert message(info) == f"{tmp_path / 'a.npz'}: cannot read its arrays ({reason})"
 
 
 def test_load_arrays_returns_contiguous_copies_of_the_names_asked(tmp_path):
@@ -406,7 +470,9 @@ def test_an_update_renews_a_device_file_it_wrote_and_files_the_export_made(toy):
     (toy.path / "a.engine").write_bytes(b"rebuilt")
     bundle = update_manifest(toy.path, {}, written=("a.engine",))
     assert bundle.read_device_file("a.engine") == b"rebuilt"
-    (toy.path / "report.json").write_text("changed")  # an export-made file is hashed anew
+    (toy.path / "report.json").write_text("first")
+    update_manifest(toy.path, {}, written=("report.json",))
+    (toy.path / "report.json").write_text("changed")  # an export-made file is hashed anew, unverified
     bundle = update_manifest(toy.path, {})
     assert bundle.manifest.files["report.json"] == hashlib.sha256(b"changed").hexdigest()
 
@@ -460,6 +526,20 @@ def test_read_bundle_names_a_python_tag_and_broken_yaml(toy):
                                  "export the bundle again")
     path.write_text("- 1\n- 2\n")
     assert refused(toy.path) == f"bundle {toy.path}: {MANIFEST_NAME} is not a mapping; export the bundle again"
+
+
+def test_read_bundle_cuts_a_long_yaml_reason_to_160_characters(toy):
+    (toy.path / MANIFEST_NAME).write_text("a: !!python/object/apply:" + "m" * 300 + " []\n")
+    text = refused(toy.path)
+    reason = text.removeprefix(f"bundle {toy.path}: {MANIFEST_NAME} is not valid YAML (")
+    reason = reason.removesuffix("); fix that line or export the bundle again")
+    assert len(reason) == 160 and "python/object/apply:mmm" in reason
+
+
+def test_read_bundle_prefixes_a_schema_refusal_with_the_bundle(toy):
+    _edit(toy.path, lambda m: m.update(schema_version=SCHEMA_VERSION + 1))
+    assert refused(toy.path) == (f"bundle {toy.path}: schema version {SCHEMA_VERSION + 1}, this ddad-edge reads "
+                                 f"{SCHEMA_VERSION}; export it again with this version")
 
 
 def _edit(root, change):
@@ -543,3 +623,16 @@ def test_the_seal_is_the_digest_of_the_sealed_keys_json(toy):
     sealed = {k: manifest[k] for k in bundle_module.SEALED_KEYS if k in manifest}
     text = json.dumps(sealed, sort_keys=True, separators=(",", ":"), default=str)
     assert manifest.sealed == hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_a_model_file_swapped_for_another_graph_is_named_with_the_difference(tmp_path):
+    from ddad_edge.graph_signature import signature_difference
+
+    root = tmp_path / "b"
+    recorded = make_toy_bundle(root, image_size=16).manifest.signature
+    (root / MODEL_NAME).write_bytes(make_toy_model(Precision.FP32, 32))
+    write_manifest(root, read_bundle(root, verify=False).manifest)  # re-hashed: only the signature tells
+    why = signature_difference(recorded, graph_signature(root / MODEL_NAME))
+    assert why
+    assert refused(root) == (f"bundle {root}: {MODEL_NAME} is not the graph its {MANIFEST_NAME} was exported with "
+                             f"({why}): the model file belongs to another bundle or model; export the bundle again")
