@@ -1,7 +1,7 @@
 """Choose the hard set's defect strength: evaluate a trained teacher on the hard set made at several strengths.
 
     python benchmarks/calibrate_hard_set.py --run benchmarks/work/fidelity/runs/wide_resnet50_2 \\
-        --strengths 0.5,0.75,1,1.5 --scoring pixel
+        --strengths 1,1.1,1.15,1.25 --scoring pixel
 
 The hard set (`ddad-edge synth --difficulty hard`, `ddad_edge/data/surface.py`) should leave the tiny
 preset's 10-step FP32 teacher between 0.85 and 0.95 image AUROC, so that what fewer steps, INT8 or another

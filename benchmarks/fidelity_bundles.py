@@ -225,6 +225,14 @@ def check_difficulty(root: Path, difficulty: str) -> None:
     if made != difficulty:
         raise DdadError(f"{root} holds the {made} synthetic set, not the {difficulty} one: give another --out "
                         f"(its runs and bundles are of the {made} set) or --difficulty {made}")
+    if made == "hard":
+        from ddad_edge.data.surface import HARD_STRENGTH
+
+        strength = (info or {}).get("defect_strength")
+        if strength != HARD_STRENGTH:
+            raise DdadError(f"{root} holds the hard set at defect strength {strength}, not the calibrated "
+                            f"{HARD_STRENGTH}: remove its data/ and bundles/ folders (runs/ stays valid: the "
+                            "training images are the same at every strength) or give another --out")
 
 
 def read_refused(bundles: Path) -> dict[str, dict]:

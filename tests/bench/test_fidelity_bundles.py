@@ -121,3 +121,18 @@ def test_data_of_another_difficulty_is_refused_before_it_is_used(scripts, tmp_pa
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: ") and "holds the easy synthetic set, not the hard one" in err[-1]
     assert not (tmp_path / "f" / "runs").exists()
+
+
+def test_a_hard_set_of_another_strength_is_refused_before_it_is_used(scripts, tmp_path, capsys):
+    """Its test images would silently measure another difficulty than the calibrated one."""
+    from ddad_edge.data.surface import HARD_STRENGTH, make_surface_dataset
+
+    make_surface_dataset(tmp_path / "f" / "data", n_train=2, n_test_good=1, n_test_defect=1,
+                         strength=HARD_STRENGTH / 2)
+    assert scripts.fidelity_bundles.main(["--out", str(tmp_path / "f"), *TOY]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (f"error: {tmp_path / 'f' / 'data' / 'widget'} holds the hard set at defect strength "
+                       f"{HARD_STRENGTH / 2}, not the calibrated {HARD_STRENGTH}: remove its data/ and bundles/ "
+                       "folders (runs/ stays valid: the training images are the same at every strength) or give "
+                       "another --out")
+    assert not (tmp_path / "f" / "runs").exists()
