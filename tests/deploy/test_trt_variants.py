@@ -8,13 +8,19 @@ benchmarks/speed_bundles.py `speed_bundle`: `export_onnx`, `convert_fp16` with t
 cheap they use the tiny UNet preset at 32 px (the smallest size the blur's reflection padding takes) with
 random weights: the rules read op types, tensor types and Q/DQ form, which depend neither on trained
 values nor on calibration quality. One FP32 export per (steps, scoring) serves its FP16 and INT8 files.
-The 10-step graphs are marked slow (about 110 s of CPU each, most of it in the INT8 quantizer): CI runs
-them, a quick local run can leave them out with -m "not slow".
+The 10-step graphs are marked slow (a minute of CPU each for INT8, nearly all in ONNX Runtime's quantizer,
+whose graph edits grow with the square of the node count): CI runs them, a quick local run can leave them out
+with -m "not slow". The files of the selected tests are made before the first test by two processes (the
+quantizer is single-threaded Python: two cores make them in about half the time), each (steps, backbone) in
+one process, FP32 first, since its FP16 and INT8 files are made from it; the tests then find them made.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import warnings
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -42,17 +48,47 @@ def matrix_params() -> list:
     return params
 
 
-def matrix_file(tmp_path_factory, precision: str, steps: int, backbone: str | None):
-    """The model file of the matrix's bundle of this variant, made as the matrix makes it (tiny, 32 px)."""
+def made_file(work: Path, precision: str, steps: int, backbone: str | None) -> Path:
+    """The model file of the matrix's bundle of this variant under `work`, made as the matrix makes it
+    (tiny, 32 px) unless it is there already."""
     from benchmarks.speed_bundles import SpeedVariant, speed_bundle
     from ddad_edge.bundle import Precision
 
-    if "work" not in _cache:
-        _cache["work"] = tmp_path_factory.mktemp("trt-variants")
     variant = SpeedVariant(steps, backbone, Precision(precision), SIZE, PRESET)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return speed_bundle(variant, _cache["work"], calib_count=1, log=lambda _: None).model_path
+        return speed_bundle(variant, work, calib_count=1, log=lambda _: None).model_path
+
+
+def _make_group(work: str, steps: int, backbone: str | None, precisions: tuple[str, ...]) -> None:
+    """In a worker process: one (steps, backbone)'s files, FP32 first."""
+    import torch
+
+    torch.set_num_threads(1)  # two workers on two cores
+    for precision in ("fp32", *(p for p in precisions if p != "fp32")):
+        made_file(Path(work), precision, steps, backbone)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def made_up_front(request, tmp_path_factory):
+    """The files of this module's selected tests, made in two processes before the first test."""
+    work = _cache["work"] = tmp_path_factory.mktemp("trt-variants")
+    groups: dict[tuple, set] = {(1, None): set(), (1, "resnet18"): set()}  # the FP16 and FP32 tests' graphs
+    for item in request.session.items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if item.module is request.module and "steps" in params:
+            groups.setdefault((params["steps"], params["backbone"]), set()).add(params["precision"])
+    order = sorted(groups, key=lambda g: (-g[0], g[1] or ""))  # the longest first
+    spawn = multiprocessing.get_context("spawn")  # a fork of a process that has run torch can hang
+    with ProcessPoolExecutor(max_workers=2, mp_context=spawn) as pool:
+        for done in [pool.submit(_make_group, str(work), *g, tuple(sorted(groups[g]))) for g in order]:
+            done.result()
+    yield
+
+
+def matrix_file(tmp_path_factory, precision: str, steps: int, backbone: str | None):
+    """The model file of the matrix's bundle of this variant (made up front, or now if it was not)."""
+    return made_file(_cache["work"], precision, steps, backbone)
 
 
 def fp32_graph(tmp_path_factory, steps: int, backbone: str | None):
