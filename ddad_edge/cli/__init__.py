@@ -17,7 +17,7 @@ from ddad_edge.errors import DdadError
 # first, then data, the workstation's stages, the device's, and the tools.
 COMMAND_MODULES = ("demo", "data", "train", "train_all", "adapt", "distill", "evaluate", "export", "device", "run",
                    "bench", "model_info")
-HELPERS = ("app", "numbers", "table")  # modules of this package that register no command
+HELPERS = ("app", "lost_interrupt", "numbers", "table")  # modules of this package that register no command
 
 
 def _register_commands() -> None:
@@ -32,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     (2 for a configuration error, 75 when the camera or stream is not available yet)."""
     try:
         # imports inside the try: a Ctrl-C while they load (the first fraction of a second) is one line too
+        from ddad_edge.cli.lost_interrupt import watch
+
+        watch()  # a Ctrl-C that lands where Python cannot raise it is kept, not printed as a traceback and lost
         import typer.main
 
         import ddad_edge.model  # noqa: F401  (registers the torch runner in runtime's backend table; no torch yet)

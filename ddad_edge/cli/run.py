@@ -249,6 +249,7 @@ class _status_lines_on_stderr:
 def _inspect(spec, bundle, backend, config, outputs: _Outputs, info: dict, unmeasured_mode: bool = False) -> None:
     import threading
 
+    from ddad_edge.cli import lost_interrupt
     from ddad_edge.inspect.loop import install_stop_signals, run_loop
     from ddad_edge.inspect.ng_images import NgImageSink
     from ddad_edge.inspect.run_lock import RunLock
@@ -282,6 +283,8 @@ def _inspect(spec, bundle, backend, config, outputs: _Outputs, info: dict, unmea
         typer.echo(f"warning: {note}", err=True)
     stop, hurry = threading.Event(), threading.Event()  # the first and the second SIGINT/SIGTERM
     restore = install_stop_signals(stop, hurry)
+    if lost_interrupt.take():  # a Ctrl-C while loading that Python could not raise: the first Ctrl-C, now
+        stop.set()
     try:
         with runner:
             summary = run_loop(runner, source, config, reject, sinks, stop, info=info, hurry=hurry)
