@@ -41,12 +41,12 @@ from ddad_edge.errors import DdadError
 from ddad_edge.graph_signature import graph_signature
 from ddad_edge.manifest import SCHEMA_VERSION, Manifest
 from tests.bundle_factory import make_toy_bundle, make_toy_model
+from tests.cli_helpers import assert_one_line
 
 
 def message(info) -> str:
-    text = str(info.value)
-    assert "\n" not in text
-    return text
+    """The one-line message of a caught DdadError (cli_helpers.assert_one_line's checks)."""
+    return assert_one_line(info.value)
 
 
 # --- sha256_of, atomic_write_bytes -------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import pytest
 
 from ddad_edge.errors import DdadError
 from ddad_edge.manifest import SCHEMA_VERSION, Manifest
+from tests.cli_helpers import assert_one_line
 
 PRECISIONS = ("fp32", "fp16", "int8")
 
@@ -68,9 +69,7 @@ WHERE = "bundle b"
 def refusal(**changes) -> str:
     with pytest.raises(DdadError) as info:
         Manifest.from_dict(_raw(**changes)).check(WHERE, "model.onnx", PRECISIONS)
-    text = str(info.value)
-    assert "\n" not in text
-    return text
+    return assert_one_line(info.value)
 
 
 def test_check_accepts_a_complete_manifest_and_each_precision_it_is_given():

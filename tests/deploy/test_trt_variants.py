@@ -86,20 +86,20 @@ def made_up_front(request, tmp_path_factory):
     yield
 
 
-def matrix_file(tmp_path_factory, precision: str, steps: int, backbone: str | None):
+def matrix_file(precision: str, steps: int, backbone: str | None) -> Path:
     """The model file of the matrix's bundle of this variant (made up front, or now if it was not)."""
     return made_file(_cache["work"], precision, steps, backbone)
 
 
-def fp32_graph(tmp_path_factory, steps: int, backbone: str | None):
-    return matrix_file(tmp_path_factory, "fp32", steps, backbone)
+def fp32_graph(steps: int, backbone: str | None) -> Path:
+    return matrix_file("fp32", steps, backbone)
 
 
-def fp16_everywhere(tmp_path_factory, steps: int, backbone: str | None):
+def fp16_everywhere(steps: int, backbone: str | None) -> Path:
     """The FP16 file with nothing kept in FP32 by a recipe: the file where FP16 reaches furthest."""
     from ddad_edge.deploy.precision import convert_fp16
 
-    fp32 = fp32_graph(tmp_path_factory, steps, backbone)
+    fp32 = fp32_graph(steps, backbone)
     dst = fp32.with_name("model.fp16-everywhere.onnx")
     return dst if dst.is_file() else convert_fp16(fp32, dst)
 
@@ -112,8 +112,8 @@ def test_the_matrix_list_is_what_the_benchmark_deploys():
 
 
 @pytest.mark.parametrize("precision, steps, backbone", matrix_params())
-def test_every_matrix_variant_meets_every_versions_rules(tmp_path_factory, precision, steps, backbone):
-    path = matrix_file(tmp_path_factory, precision, steps, backbone)
+def test_every_matrix_variant_meets_every_versions_rules(precision, steps, backbone):
+    path = matrix_file(precision, steps, backbone)
     versions = profile_tensorrt_versions()
     assert set(versions) >= {"8.6", "10.3", "10.16", "11.4"}  # the JetPack releases and pip's 10 and 11
     verdicts = check_file(path, versions)
@@ -124,21 +124,21 @@ def test_every_matrix_variant_meets_every_versions_rules(tmp_path_factory, preci
 
 
 @pytest.mark.parametrize("backbone", [None, "resnet18"], ids=["pixel", "fused-resnet18"])
-def test_fp16_everywhere_meets_every_versions_rules(tmp_path_factory, backbone):
-    path = fp16_everywhere(tmp_path_factory, 1, backbone)
+def test_fp16_everywhere_meets_every_versions_rules(backbone):
+    path = fp16_everywhere(1, backbone)
     for verdict in check_file(path, profile_tensorrt_versions()):
         assert verdict.ok, verdict.first_line(path.name)
 
 
-def test_frames_feed_a_cast_only(tmp_path_factory):
-    model = onnx.load(str(fp32_graph(tmp_path_factory, 1, None)))
+def test_frames_feed_a_cast_only():
+    model = onnx.load(str(fp32_graph(1, None)))
     readers = [n.op_type for n in model.graph.node if "frames" in n.input]
     assert readers == ["Cast"]
 
 
-def test_fp16_file_keeps_normalisation_parameters_float32(tmp_path_factory):
+def test_fp16_file_keeps_normalisation_parameters_float32():
     """TensorRT 8.6's InstanceNormalization plugin reads scale and bias as float32 whatever their type."""
-    model = onnx.load(str(fp16_everywhere(tmp_path_factory, 1, None)))
+    model = onnx.load(str(fp16_everywhere(1, None)))
     initializers = {t.name: t for t in model.graph.initializer}
     norms = [n for n in model.graph.node if n.op_type == "InstanceNormalization"]
     assert norms
@@ -149,10 +149,10 @@ def test_fp16_file_keeps_normalisation_parameters_float32(tmp_path_factory):
     assert any(t.data_type == TensorProto.FLOAT16 for t in model.graph.initializer)  # the rest is FP16
 
 
-def test_fp16_file_still_matches_fp32_on_onnxruntime(tmp_path_factory):
+def test_fp16_file_still_matches_fp32_on_onnxruntime():
     from ddad_edge.deploy.fidelity import run_onnx
 
     frames = np.random.default_rng(0).integers(0, 256, (2, SIZE, SIZE, 3), dtype=np.uint8)
-    maps32, scores32 = run_onnx(fp32_graph(tmp_path_factory, 1, None), frames)
-    maps16, scores16 = run_onnx(fp16_everywhere(tmp_path_factory, 1, None), frames)
+    maps32, scores32 = run_onnx(fp32_graph(1, None), frames)
+    maps16, scores16 = run_onnx(fp16_everywhere(1, None), frames)
     assert np.abs(maps16 - maps32).max() <= 0.05 * np.abs(maps32).max()
