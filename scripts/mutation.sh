@@ -16,7 +16,7 @@ PY="${PYTHON:-$REPO/.venv/bin/python}"
 # each module runs in its scratch folder: a relative PYTHON (.venv/bin/python) is taken from here, links kept
 if [[ "$PY" == */* && "$PY" != /* ]]; then PY="$PWD/$PY"; fi
 WORK="${MUTATION_WORK:-/tmp/ddad-mutation}"
-LIMIT_S="${MUTATION_TIMEOUT_S:-3600}"  # per module (bundle.py: about 20 minutes on two idle cores)
+LIMIT_S="${MUTATION_TIMEOUT_S:-3600}"  # per module (bundle.py took about 30 minutes on two cores shared with other work)
 # mutmut stops a mutant's tests after (their time + this) x 15 s and counts it killed; on a loaded machine a
 # forked child that first builds a network can pass 1 s (mutmut's default) without any loop in the mutant
 MUTANT_SLACK_S="${MUTATION_TIMEOUT_CONSTANT_S:-1.0}"
