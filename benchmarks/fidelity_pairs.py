@@ -15,12 +15,16 @@ from typing import Any
 import yaml
 
 
-def scores_of_test_split(report: Path) -> dict[str, list] | None:
-    """{"labels", "scores"} of a report.json's test split (list_test order), or None where it kept none."""
+def scores_of_test_split(report: Path, mode: str | None = None) -> dict[str, list] | None:
+    """{"labels", "scores"} of a report.json's test split (list_test order), or None where it kept none; with
+    `mode`, those of that execution mode (e.g. openvino-bf16) where the export ran it on the test split."""
     try:
-        test = json.loads(Path(report).read_text()).get("test_split") or {}
+        saved = json.loads(Path(report).read_text())
     except (OSError, json.JSONDecodeError):
         return None
+    if mode is not None:
+        saved = (saved.get("execution_modes") or {}).get(mode) or {}
+    test = saved.get("test_split") or {}
     if not test.get("scores") or len(test.get("labels") or []) != len(test["scores"]):
         return None
     return {"labels": test["labels"], "scores": test["scores"]}

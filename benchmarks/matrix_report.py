@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ddad_edge.bench.report import machine_lines, markdown_table, reference_row, row_on_cpu
+from ddad_edge.bench.report import image_auroc, machine_lines, markdown_table, reference_row, row_on_cpu
+from ddad_edge.bench.tradeoff_plot import AUROC_BUDGET, fastest_within_budget, fidelity_points, frontier, teacher_row
 from ddad_edge.bundle import atomic_write_bytes
 
 TARGET_SPEEDUP = 30.0
@@ -51,8 +52,60 @@ def edge_backend(rows: list[dict]) -> str:
 
 
 def edge_row(rows: list[dict], edge_key: Any) -> dict | None:
-    """The default edge variant's row (`--edge`: precision, steps, backbone) on `edge_backend`."""
+    """The default edge variant's row: with `--edge frontier` (edge_key None) the fastest row within the
+    fidelity budget (`budget_view`); else `--edge` precision, steps, backbone on `edge_backend`."""
+    if edge_key is None:
+        return budget_view(rows)["best_row"]
     return find_row(rows, edge_key.precision.value, edge_key.steps, edge_key.backbone, edge_backend(rows))
+
+
+def budget_view(rows: list[dict]) -> dict[str, Any]:
+    """The teacher row, every variant's Point (its drop against the teacher), the frontier, and the fastest
+    point within the budget with its row (tradeoff_plot: the same the plot draws)."""
+    teacher = teacher_row(rows)
+    points = fidelity_points(rows, teacher) if teacher else []
+    best = fastest_within_budget(points)
+    by_name = {r["variant"]["name"]: r for r in rows if not r.get("reference")}
+    return {"teacher": teacher, "points": points, "frontier": frontier(points), "best": best,
+            "best_row": by_name.get(best.name) if best else None}
+
+
+def budget_section(rows: list[dict]) -> list[str]:
+    """The speed/fidelity frontier as a table and the fastest variant within the fidelity budget, against the
+    target."""
+    view, ref = budget_view(rows), reference_row(rows)
+    lines = ["## The fastest variant within the fidelity budget", ""]
+    if view["teacher"] is None or ref is None:
+        return lines + ["Not measured in this run: no reference row, or no FP32 row with a fidelity report to be "
+                        "the teacher (give `--fidelity-bundles`).", "", ""]
+    t = view["teacher"]
+    lines += [f"Budget: image AUROC at most {100 * AUROC_BUDGET:g} point below the teacher's, on the same trained "
+              f"model and test split, in an execution mode its bundle offers. Teacher: **{t['variant']['name']}** "
+              f"(AUROC {image_auroc(t['fidelity']):.3f}; of the FP32 files with the most steps as ONNX Runtime runs "
+              "them, the scoring that scores best). The drop's interval is a paired 95 % bootstrap over the test "
+              "images (both scored on the same resamples).", "",
+              "The frontier (no variant both faster and smaller in drop), fastest last:", "",
+              "| variant | speed-up | image AUROC | drop [95 % interval] | within budget |", "|---|---|---|---|---|"]
+    for p in view["frontier"]:
+        ci = f" [{p.low:+.3f}, {p.high:+.3f}]" if p.low is not None else ""
+        why = "yes" if p.within_budget else (f"no: mode refused ({p.refused})" if p.refused else "no")
+        lines.append(f"| {p.name} | {p.speedup:.1f}x | {p.auroc:.3f} | {p.drop:+.3f}{ci} | {why} |")
+    best, row = view["best"], view["best_row"]
+    lines.append("")
+    if best is None:
+        return lines + ["**No variant is within the budget** in this run.", "", ""]
+    reached = _p50(ref) / _p50(row)
+    met = "target met" if reached >= TARGET_SPEEDUP else "target NOT met"
+    lines.append(f"**Fastest within budget: {best.name}**: whole-frame p50 {_p50(row):,.1f} ms vs reference "
+                 f"{_p50(ref):,.1f} ms → **{reached:.1f}x** ({met}: {TARGET_SPEEDUP:g}x), image AUROC "
+                 f"{best.auroc:.3f}, drop {best.drop:+.3f}"
+                 + (f" [{best.low:+.3f}, {best.high:+.3f}]" if best.low is not None else "") + ".")
+    graph = row.get("fidelity_graph") or {}
+    if "int8_quantized" in graph and graph["int8_quantized"] < graph["int8_candidates"]:
+        lines.append(f"Its trained bundle runs {graph['int8_quantized']} of {graph['int8_candidates']} candidate "
+                     "nodes in INT8 (the export's accuracy-guided fallback kept the rest in FP32); the timed file "
+                     "quantizes all of them, so the bundle that has this fidelity runs somewhat slower than this row.")
+    return lines + ["", ""]
 
 
 def fastest_distilled(rows: list[dict], backend: str, precision: str | None = None) -> dict | None:
@@ -168,16 +221,20 @@ def verdict(rows: list[dict], edge_key: Any, profile: dict | None, extra_profile
             cpu: dict | None = None) -> list[str]:
     ref = reference_row(rows)
     edge = edge_row(rows, edge_key)
-    backend = edge_backend(rows)
+    backend = edge["variant"]["backend"] if edge_key is None and edge else edge_backend(rows)
     lines = [f"## Target: the default edge variant at least {TARGET_SPEEDUP:g}x faster per frame than the "
              "reference", ""]
     if not ref or not edge:
-        return lines + [f"Not measured in this run (no reference row, or no {backend} row of the edge variant "
-                        f"{edge_key.precision.value} k{edge_key.steps} {edge_key.backbone or 'pixel-only'}).", ""]
+        what = ("the fastest variant within the fidelity budget" if edge_key is None else
+                f"the edge variant {edge_key.precision.value} k{edge_key.steps} {edge_key.backbone or 'pixel-only'}"
+                f" on {backend}")
+        return lines + [f"Not measured in this run (no reference row, or no row of {what}).", ""]
     where = "the CPU" if row_on_cpu(ref) else "the GPU"
     reached = _p50(ref) / _p50(edge)  # from the p50s, not the rounded speedup_vs_reference
+    chosen = ("`--edge frontier`: the fastest variant within the fidelity budget, above" if edge_key is None else
+              f"`--edge`, on {backend} as the reference ran on {where}")
     lines += [
-        f"- Default edge variant (`--edge`, on {backend} as the reference ran on {where}): "
+        f"- Default edge variant ({chosen}): "
         f"**{edge['variant']['name']}**: whole-frame p50 {_p50(edge):,.1f} ms vs reference {_p50(ref):,.1f} ms → "
         f"**{reached:.1f}x** ({'target met' if reached >= TARGET_SPEEDUP else 'target NOT met'}).",
     ]
@@ -206,6 +263,10 @@ def verdict(rows: list[dict], edge_key: Any, profile: dict | None, extra_profile
             f"- Per stage (p50 ms): decode {_p50(edge, 'decode'):.2f}, resize {_p50(edge, 'resize'):.2f}, inference "
             f"{_p50(edge, 'infer'):,.1f}, decision {_p50(edge, 'decide'):.3f}.",
         ]
+    if profile and profile["variant"] != edge["variant"]["name"]:
+        lines += ["", f"{edge['variant']['name']} runs in {backend}, which has no per-operator profile here; the "
+                  "profile below is of the same graph in ONNX Runtime, where the time of each part and operator "
+                  "is measured."]
     if profile:
         lines += ["", f"ONNX Runtime profile of {profile['variant']} ({profile['runs']} runs after a warm-up; "
                   f"{profile['run_ms']:,.1f} ms per run, {profile['kernels_ms']:,.1f} ms in kernels):", "",
@@ -221,7 +282,7 @@ def verdict(rows: list[dict], edge_key: Any, profile: dict | None, extra_profile
                   f"concatenation) {100 * s['rest']:.0f}%."]
         lines += ["", "Slowest nodes: " + "; ".join(f"`{n['node']}` ({n['op']}) {n['ms_per_run']:.1f} ms"
                                                     for n in profile["top_nodes"][:6]) + "."]
-    if backend == "onnxruntime":
+    if row_on_cpu(ref):
         lines += bound_section(rows, ref, [p for p in (profile, *extra_profiles) if p], cpu)
     elif profile:
         lines += ["", "The ONNX Runtime profile above is of the CPU row; the reference ran on the GPU, so no CPU "
@@ -304,16 +365,22 @@ def provenance(rows: list[dict], a: Any) -> list[str]:
 
 
 def int8_vs_fp32(rows: list[dict]) -> list[str]:
-    lines = ["## INT8 against FP32 on this CPU (ONNX Runtime, whole-frame p50)", "",
-             "| steps | backbone | FP32 ms | INT8 ms | INT8 / FP32 |", "|---|---|---|---|---|"]
+    """INT8 against FP32 per backend, and each OpenVINO row against ONNX Runtime's row of the same file."""
+    lines = ["## INT8 against FP32, and OpenVINO against ONNX Runtime, on this CPU (whole-frame p50)", "",
+             "| backend | steps | backbone | FP32 ms | INT8 ms | INT8 / FP32 | FP32 vs ONNX Runtime | "
+             "INT8 vs ONNX Runtime |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         v = r["variant"]
-        if r.get("reference") or v.get("precision") != "fp32" or v.get("backend") != "onnxruntime":
+        if r.get("reference") or v.get("precision") != "fp32" or v.get("backend") in (None, "torch"):
             continue
-        q = find_row(rows, "int8", v["steps"], v.get("backbone"), "onnxruntime")
-        if q:
-            lines.append(f"| {v['steps']} | {v.get('backbone') or 'pixel-only'} | {_p50(r):,.1f} | {_p50(q):,.1f} | "
-                         f"{_p50(q) / _p50(r):.2f} |")
+        q = find_row(rows, "int8", v["steps"], v.get("backbone"), v["backend"])
+        if not q:
+            continue
+        ort = [find_row(rows, p, v["steps"], v.get("backbone"), "onnxruntime") for p in ("fp32", "int8")]
+        against = [f"{_p50(o) / _p50(x):.2f}x faster" if o and v["backend"] != "onnxruntime" else "—"
+                   for o, x in zip(ort, (r, q))]
+        lines.append(f"| {v['backend']} | {v['steps']} | {v.get('backbone') or 'pixel-only'} | {_p50(r):,.1f} | "
+                     f"{_p50(q):,.1f} | {_p50(q) / _p50(r):.2f} | {against[0]} | {against[1]} |")
     return lines + ["", ""]
 
 
@@ -358,6 +425,7 @@ def write_markdown(path: Path, name: str, rows: list[dict], meta: dict, profile:
         *provenance(rows, a),
         "## Results (ms per frame; speed-up = reference whole-frame p50 / row whole-frame p50)", "",
         markdown_table(rows), "",
+        *budget_section(rows),
         *verdict(rows, edge_key, profile, extra_profiles, meta["machine"].get("cpu")),
         *int8_vs_fp32(rows),
         *overhead_section(overhead),

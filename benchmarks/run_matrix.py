@@ -25,7 +25,7 @@ sys.path.insert(0, str(HERE))
 
 from fidelity_bundles import csv, read_refused  # noqa: E402
 from fidelity_pairs import data_set_of, fidelity_note, scores_of_test_split  # noqa: E402
-from matrix_report import fastest_distilled, find_row, write_markdown  # noqa: E402
+from matrix_report import edge_row, fastest_distilled, find_row, write_markdown  # noqa: E402
 from speed_bundles import SPEED_MODEL, SpeedVariant, speed_bundle, student_grid  # noqa: E402
 
 from ddad_edge.bench.frames import file_source_factory, parse_frame_size, write_synthetic_frames  # noqa: E402
@@ -54,7 +54,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--work", type=Path, default=HERE / "work", help="speed-only bundles and frames (cached)")
     p.add_argument("--out", type=Path, default=HERE / "results", help="results folder")
     p.add_argument("--machine", default="", help="results file name (default: from the CPU / Jetson model)")
-    p.add_argument("--backends", default="onnxruntime", help="onnxruntime,torch,tensorrt")
+    p.add_argument("--backends", default="onnxruntime,openvino,openvino-bf16",
+                   help="onnxruntime,openvino,openvino-bf16,torch,tensorrt (openvino: its f32 mode; openvino-bf16: "
+                        "its bf16 mode, on CPUs with AVX512_BF16 or AMX; an INT8 file runs as INT8 in both)")
     p.add_argument("--precisions", default="fp32,int8", help="fp32,fp16,int8")
     p.add_argument("--steps", default="10,2,1")
     p.add_argument("--backbones", default="wide_resnet50_2,resnet18", help="backbones of the fused rows")
@@ -79,7 +81,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "as DDAD runs), cpu, cuda, cuda:N")
     p.add_argument("--reference-spec", default="ddad-s,256,wide_resnet101_2",
                    help="preset,size,backbone of the reference (DDAD-S as published; smaller only for smoke tests)")
-    p.add_argument("--edge", default="int8,2,wide_resnet50_2", help="default edge variant: precision,steps,backbone")
+    p.add_argument("--edge", default="frontier",
+                   help="default edge variant: frontier (the fastest within the fidelity budget: image AUROC at "
+                        "most 1 point below the teacher's) or precision,steps,backbone (backbone pixel: pixel-only)")
     p.add_argument("--profile-runs", type=int, default=2, help="ONNX Runtime profiler runs of the edge variant")
     p.add_argument("--overhead-frames", type=int, default=20,
                    help="frames of the loop-overhead measurement around the fastest real row (0: none)")
@@ -119,23 +123,30 @@ def shown(path: str | Path | None) -> str | None:
 
 
 def fidelity_index(paths: list[Path]) -> dict[tuple, tuple[dict, str, dict]]:
-    """(precision, steps, scoring, backbone) → (fidelity numbers, report path, the model they were measured
-    on: its run, preset and image size)."""
+    """(backend, precision, steps, scoring, backbone) → (fidelity numbers, report path, the model they were
+    measured on: its run, preset and image size, and for an execution mode its `mode_status`). Backend
+    onnxruntime: the file's own numbers; openvino-f32 / openvino-bf16: those the export measured for that
+    execution mode of the same file (offered or refused; unavailable modes have none)."""
     found = {}
     for root in paths:
         for manifest in sorted([root / "manifest.yaml"] + list(Path(root).glob("*/manifest.yaml"))):
             if not manifest.is_file():
                 continue
             bundle = read_bundle(manifest.parent)
-            numbers, source = read_fidelity(bundle)
-            if not numbers:
-                continue
             d = describe_variant(bundle)
             run = (bundle.manifest.get("source") or {}).get("run")
-            key = (bundle.precision.value, d["steps"], d["scoring"], d["backbone"])
-            model = {"run": shown(run), "preset": d["preset"], "image_size": d["image_size"]}
-            model.update(int8_share(Path(source)), data_set=data_set_of(bundle.manifest))
-            found[key] = (numbers, shown(source), model)
+            modes = bundle.manifest.get("execution_modes") or {}
+            for backend in ("onnxruntime", *modes):
+                numbers, source = read_fidelity(bundle, None if backend == "onnxruntime" else backend)
+                if not numbers:
+                    continue
+                key = (backend, bundle.precision.value, d["steps"], d["scoring"], d["backbone"])
+                model = {"run": shown(run), "preset": d["preset"], "image_size": d["image_size"]}
+                model.update(int8_share(Path(source)), data_set=data_set_of(bundle.manifest))
+                if backend != "onnxruntime":
+                    model["mode"] = backend
+                    model["mode_status"] = {k: modes[backend].get(k) for k in ("status", "reason")}
+                found[key] = (numbers, shown(source), model)
     return found
 
 
@@ -188,8 +199,11 @@ def saved_options(a: argparse.Namespace) -> dict:
     return json.loads(json.dumps({k: v for k, v in vars(a).items() if k not in LOCAL_OPTIONS}, default=str))
 
 
-def edge_variant(a: argparse.Namespace) -> SpeedVariant:
-    """The default edge variant of `--edge` (precision,steps,backbone; backbone pixel or none: pixel-only)."""
+def edge_variant(a: argparse.Namespace) -> SpeedVariant | None:
+    """The default edge variant of `--edge` (precision,steps,backbone; backbone pixel or none: pixel-only);
+    None for `frontier`: the fastest row within the fidelity budget, known once the rows are measured."""
+    if a.edge == "frontier":
+        return None
     prec, k, bb = csv(a.edge)
     return SpeedVariant(int(k), None if bb in ("pixel", "none") else bb, Precision(prec), a.image_size, a.preset)
 
@@ -239,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     bundles = {}
     for v in variants:
-        if {"onnxruntime", "tensorrt"} & set(backends):
+        if {"onnxruntime", "tensorrt", "openvino", "openvino-bf16"} & set(backends):
             bundles[v.key] = speed_bundle(v, a.work, calib_count=a.calibration_frames)
     print(f"{len(bundles)} bundles ready in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     if a.prepare_only:
@@ -295,16 +309,22 @@ def main(argv: list[str] | None = None) -> int:
                 if v.precision is Precision.FP32:
                     rows.append(torch_row(v, source, a, peak, torch_device))
                 continue
+            # a speed-only bundle's export measured no execution mode (its outputs mean nothing): OpenVINO is
+            # told in so many words; its row's fidelity is the mode's on the trained bundle of the variant
             row = bench_bundle(bundles[v.key], source, backend, 1, a.warmup, a.iters, a.threads, a.row_budget_s,
                                peak, SPEED_MODEL.format(backbone=v.backbone or "pixel-only scoring"),
-                               show_progress=not a.no_progress)
+                               show_progress=not a.no_progress, unmeasured_mode=backend.startswith("openvino"))
+            ran = row["variant"]["backend"]  # onnxruntime, openvino-f32 or openvino-bf16
             key = (v.precision.value, v.steps, v.scoring, v.backbone)
-            if key in fidelity:
-                numbers, src, model = fidelity[key]
+            if (ran, *key) in fidelity:
+                numbers, src, model = fidelity[(ran, *key)]
                 row.update(fidelity=numbers, fidelity_source=src, fidelity_graph=model,
                            fidelity_model=f"exported from run {model['run']} ({model['preset']} at "
                                           f"{model['image_size']} px)",
-                           fidelity_set=model["data_set"], fidelity_test=scores_of_test_split(Path(src)))
+                           fidelity_set=model["data_set"],
+                           fidelity_test=scores_of_test_split(Path(src), model.get("mode")))
+                if model.get("mode_status"):
+                    row["mode_status"] = model["mode_status"]
             elif key in refused:
                 row.update(fidelity_refused=refused[key])
             rows.append(row)
@@ -331,7 +351,11 @@ def main(argv: list[str] | None = None) -> int:
 
         frame = Preprocessor(a.image_size).prepare_batch([source(1).grab(1).frames[0].image])
         by_path = {str(b.path): b for b in bundles.values()}
-        wanted = [find_row(rows, edge.precision.value, edge.steps, edge.backbone, "onnxruntime"),
+        # the edge variant's graph as ONNX Runtime runs it (the one backend profiled per operator here)
+        chosen = edge_row(rows, edge)
+        wanted = [None if chosen is None else
+                  find_row(rows, chosen["variant"]["precision"], chosen["variant"]["steps"],
+                           chosen["variant"].get("backbone"), "onnxruntime"),
                   fastest_distilled(rows, "onnxruntime", "int8"), fastest_distilled(rows, "onnxruntime")]
         seen = set()
         for i, row in enumerate(wanted):

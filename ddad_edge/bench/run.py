@@ -61,7 +61,8 @@ def bundle_gflops(variant: dict[str, Any]) -> float | None:
 def read_fidelity(bundle: Bundle, mode: str | None = None) -> tuple[dict[str, float] | None, str | None]:
     """The fidelity numbers of the bundle's report.json and the file they came from (None, None without):
     the file's own (as ONNX Runtime runs it), or with `mode` those the export measured for that execution
-    mode (e.g. openvino-bf16), which are a different precision of the same file."""
+    mode (e.g. openvino-bf16), which are a different precision of the same file: on the fidelity frames, and
+    on the test split where the export ran the mode on it."""
     path = bundle.path / REPORT_NAME
     if not path.is_file():
         return None, None
@@ -72,7 +73,7 @@ def read_fidelity(bundle: Bundle, mode: str | None = None) -> tuple[dict[str, fl
     modes = report.pop("execution_modes", None) if isinstance(report, dict) else None
     if mode is not None:
         entry = (modes or {}).get(mode) or {}
-        report = {"fidelity": entry.get("fidelity")} if entry.get("fidelity") else {}
+        report = {k: entry[k] for k in ("fidelity", "test_split") if entry.get(k)} if entry.get("fidelity") else {}
     numbers = fidelity_of(report)
     return (numbers or None), str(path)
 

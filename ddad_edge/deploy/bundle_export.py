@@ -40,7 +40,7 @@ from ddad_edge.bundle import (
 from ddad_edge.config import ScoringMode
 from ddad_edge.data.folders import list_test, list_train, load_images, load_test_arrays
 from ddad_edge.deploy.bundle_folder import check_out, move_into_place
-from ddad_edge.deploy.execution_modes import measure_modes
+from ddad_edge.deploy.execution_modes import measure_modes, test_split_report
 from ddad_edge.deploy.fidelity import (
     FidelitySet,
     OutputError,
@@ -261,12 +261,8 @@ def _write_into(out: Path, prep: Prepared, options: ExportOptions, recipe, log: 
     if test is not None:
         test_maps, test_scores = run_onnx(out / MODEL_NAME, test[0])
         test_labels = test[1]
-        terr = output_error(test_maps, test_scores, prep.ref_test.maps, prep.ref_test.scores)
-        test_report = {"frames": int(len(test_labels)), "defective": int(test_labels.sum()), **terr.as_dict(),
-                       **compare_scores(test_scores, prep.ref_test.scores, test_labels),
-                       # per image, in list_test order: what pairs this bundle with another one of the same run
-                       # (the matrix's AUROC drop against the 10-step teacher, with a paired interval)
-                       "labels": [int(v) for v in test_labels], "scores": [float(v) for v in test_scores]}
+        test_report = test_split_report(test_maps, test_scores, test_labels, prep.ref_test.maps,
+                                        prep.ref_test.scores)
 
     nominal = fid.labels == 0
     thresholds = compute_thresholds(scores[nominal], maps[nominal], options.thresholds, test_labels, test_scores)
@@ -284,7 +280,8 @@ def _write_into(out: Path, prep: Prepared, options: ExportOptions, recipe, log: 
     tolerance = {"map_abs": float(recipe.tolerance.map_rel * np.max(np.abs(ref.maps))),
                  "score_rel": float(recipe.tolerance.score_rel), "map_rel": float(recipe.tolerance.map_rel)}
     _check_probe(out / MODEL_NAME, probe_frames, probe_maps, probe_scores, tolerance)
-    modes = measure_modes(out / MODEL_NAME, size, fid.frames, fid.labels, ref.maps, ref.scores, recipe, log)
+    modes = measure_modes(out / MODEL_NAME, size, fid.frames, fid.labels, ref.maps, ref.scores, recipe, log,
+                          test=None if test is None else (test[0], test[1], prep.ref_test.maps, prep.ref_test.scores))
     latency = measure_latency(out / MODEL_NAME, fid.frames[:1], runs=options.latency_runs,
                               int8=options.precision is Precision.INT8)
     fp32_latency = latency if options.precision is Precision.FP32 else \

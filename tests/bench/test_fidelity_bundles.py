@@ -57,8 +57,21 @@ def test_bundles_for_every_variant_and_a_rerun_makes_nothing(scripts, made, caps
     assert (derived / "backbone.pt").is_file() and (base / "backbone.pt").is_file()
 
     index = scripts.run_matrix.fidelity_index([out / "bundles"])
-    assert set(index) == {("fp32", 1, "fused", "resnet18"), ("fp32", 1, "fused", "resnet50"),
-                          ("fp32", 1, "pixel", None)}
+    variants = {("fp32", 1, "fused", "resnet18"), ("fp32", 1, "fused", "resnet50"), ("fp32", 1, "pixel", None)}
+    assert {k[1:] for k in index if k[0] == "onnxruntime"} == variants
+    # OpenVINO's f32 mode of each file, measured by the export, on the test split too (bf16 where the CPU has it)
+    assert {k[1:] for k in index if k[0] == "openvino-f32"} == variants
+    assert {k[0] for k in index} <= {"onnxruntime", "openvino-f32", "openvino-bf16"}
+    for key, (numbers, source, model) in index.items():
+        if key[0] == "onnxruntime":
+            assert "mode" not in model
+            continue
+        assert model["mode"] == key[0] and model["mode_status"]["status"] in ("offered", "refused")
+        test = scripts.run_matrix.scores_of_test_split(Path(source), key[0])
+        assert test["labels"] == [0] * 4 + [1] * 4 and len(test["scores"]) == 8
+        ort = scripts.run_matrix.scores_of_test_split(Path(source))
+        if key[0] == "openvino-f32":  # the file's arithmetic: the same scores as ONNX Runtime's, to rounding
+            assert test["scores"] == pytest.approx(ort["scores"], rel=1e-3, abs=1e-6)
     for numbers, source, model in index.values():
         assert 0.0 <= image_auroc(numbers) <= 1.0 and Path(source).is_file()
         assert (model["preset"], model["image_size"]) == ("tiny", 32)
@@ -99,6 +112,52 @@ def test_a_refused_export_is_recorded_and_the_rest_goes_on(scripts, made, tmp_pa
     assert scripts.fidelity_bundles.main(args) == 0
     again = capsys.readouterr().out
     assert "$ ddad-edge" not in again and "refused: int8-k1-pixel" in again
+
+
+def test_the_matrix_sets_each_backends_fidelity_beside_its_row(scripts, made, tmp_path):
+    """The matrix at toy scale over these real bundles, on ONNX Runtime and OpenVINO's f32 mode: each row's
+    fidelity is its backend's (the OpenVINO row's from the mode the export measured), the teacher is the FP32
+    file of the most steps in its best-scoring scoring as ONNX Runtime runs it, and the results name the
+    frontier and the fastest variant within one AUROC point of the teacher, which is the default edge variant."""
+    out, _, _ = made
+    results = tmp_path / "results"
+    args = ["--work", str(tmp_path / "work"), "--out", str(results), "--machine", "toy", "--preset", "tiny",
+            "--image-size", "32", "--steps", "1", "--precisions", "fp32", "--backbones", "resnet18",
+            "--scorings", "fused,pixel", "--backends", "onnxruntime,openvino", "--frame-size", "64x48",
+            "--warmup", "1", "--iters", "2", "--overhead-frames", "0", "--profile-runs", "1",
+            "--reference-spec", "tiny,32,resnet18", "--reference-threads", "1", "--reference-iters", "1",
+            "--no-reference-again", "--torch-device", "cpu", "--no-progress",
+            "--fidelity-bundles", str(out / "bundles")]
+    assert scripts.run_matrix.main(args) == 0
+    rows = [r for r in json.loads((results / "toy.json").read_text()) if not r.get("reference")]
+    assert sorted(r["variant"]["name"] for r in rows) == [
+        "onnxruntime fp32 k1 pixel-only", "onnxruntime fp32 k1 resnet18",
+        "openvino-f32 fp32 k1 pixel-only", "openvino-f32 fp32 k1 resnet18"]
+    reports = {r["variant"]["name"]: json.loads(Path(r["fidelity_source"]).read_text()) for r in rows}
+    for r in rows:
+        report = reports[r["variant"]["name"]]
+        if r["variant"]["backend"] == "onnxruntime":
+            own = report["test_split"]
+        else:
+            own = report["execution_modes"]["openvino-f32"]["test_split"]
+            assert r["mode_status"]["status"] == report["execution_modes"]["openvino-f32"]["status"]
+        assert image_auroc(r["fidelity"]) == pytest.approx(own["auroc"])
+        assert r["fidelity_test"]["scores"] == own["scores"]
+    import matrix_report  # beside run_matrix in benchmarks/
+
+    view = matrix_report.budget_view(json.loads((results / "toy.json").read_text()))
+    aurocs = {r["variant"]["scoring"]: own["test_split"]["auroc"] for r in rows
+              if r["variant"]["backend"] == "onnxruntime" for own in [reports[r["variant"]["name"]]]}
+    best_scoring = max(aurocs, key=lambda k: (aurocs[k], k == "fused"))
+    teacher = f"onnxruntime fp32 k1 {'resnet18' if best_scoring == 'fused' else 'pixel-only'}"
+    assert view["teacher"]["variant"]["name"] == teacher
+    md = (results / "toy.md").read_text()
+    assert "## The fastest variant within the fidelity budget" in md and "The frontier" in md
+    best = view["best"]  # the teacher itself is within budget (drop 0): there is always one here
+    assert best is not None and best.drop <= 0.01
+    assert f"**Fastest within budget: {best.name}**" in md
+    assert f"Default edge variant (`--edge frontier`: the fastest variant within the fidelity budget, above): " \
+           f"**{best.name}**" in md
 
 
 @pytest.mark.parametrize("option, value, named", [("--backbones", "resnet18,no_such_net", "no_such_net"),

@@ -26,7 +26,8 @@ def test_matrix_at_toy_scale(run_matrix, tmp_path, capsys):
             "--image-size", "32", "--steps", "1", "--precisions", "fp32,int8", "--scorings", "pixel",
             "--frame-size", "64x48", "--warmup", "1", "--iters", "3", "--overhead-frames", "4", "--null-frames", "20",
             "--profile-runs", "1",
-            "--edge", "fp32,1,pixel", "--reference-spec", "tiny,32,resnet18", "--reference-threads", "1",
+            "--edge", "fp32,1,pixel", "--backends", "onnxruntime", "--reference-spec", "tiny,32,resnet18",
+            "--reference-threads", "1",
             "--reference-iters", "2", "--torch-device", "cpu", "--no-progress",
             "--fidelity-bundles", str(tmp_path)]  # no report under it: every row stays speed-only
     assert run_matrix.main(args) == 0

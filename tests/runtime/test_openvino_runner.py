@@ -195,3 +195,43 @@ def test_the_export_measures_each_mode_and_refuses_one_beyond_its_budget(bundles
     assert modes["openvino-f32"]["reason"].startswith("map error 0.000999") and "> budget 0.0001" in lines[0]
     assert lines == [f"openvino-f32: refused, beyond its budget: {modes['openvino-f32']['reason']}; "
                      "the bundle will not offer it"]
+
+
+def test_each_measured_mode_is_run_on_the_test_split_too(bundles):
+    """With the run's labelled test split, measure_modes runs it in each mode that compiles: the mode's own
+    scores per image (what the matrix pairs with the teacher's), its AUROC with an interval, its error
+    against the FP32 references; the benchmark reads them back per mode. f32 scores the file as ONNX Runtime
+    does, so its AUROC is the file's."""
+    from ddad_edge.bench.report import image_auroc
+    from ddad_edge.bench.run import read_fidelity
+    from ddad_edge.deploy.execution_modes import measure_modes
+    from ddad_edge.deploy.recipes import recipe_for
+    from ddad_edge.metrics import image_auroc as auroc_of
+
+    bundle = bundles["fp32"]
+    with np.load(bundle.file("probe.npz")) as probe:
+        frames, maps, scores = probe["frames"], probe["maps"], probe["scores"]
+    labels = np.r_[np.zeros(len(frames) // 2, int), np.ones(len(frames) - len(frames) // 2, int)]
+    test_frames = _frames(8)
+    with open_runner(bundle.path, "onnxruntime") as ort_runner:
+        ref = ort_runner.infer(test_frames)
+    test_labels = np.array([0, 1] * 4)
+    modes = measure_modes(bundle.model_path, 32, frames, labels, maps, scores, recipe_for(bundle.precision),
+                          lambda _: None, ("f32",), test=(test_frames, test_labels, ref.maps, ref.scores))
+    test = modes["openvino-f32"]["test_split"]
+    assert test["labels"] == [0, 1] * 4 and test["frames"] == 8 and test["defective"] == 4
+    np.testing.assert_allclose(test["scores"], ref.scores, rtol=1e-4)
+    assert test["auroc"] == pytest.approx(auroc_of(test_labels, ref.scores))
+    assert test["map_max_rel"] <= 1e-4 and len(test["auroc_interval"]) == 2
+
+    # the benchmark's view of the mode: its test-split AUROC, not the file's painted-defect one
+    report = bundle.path / "report.json"
+    saved = report.read_text() if report.is_file() else None
+    try:
+        report.write_text(json.dumps({"fidelity": {"auroc": 0.123}, "execution_modes": modes}, default=float))
+        numbers, source = read_fidelity(bundle, "openvino-f32")
+        assert source == str(report) and image_auroc(numbers) == pytest.approx(test["auroc"])
+        assert image_auroc(read_fidelity(bundle)[0]) == 0.123
+        assert read_fidelity(bundle, "openvino-bf16") == (None, str(report))  # not measured: no numbers
+    finally:
+        report.write_text(saved) if saved is not None else report.unlink()
