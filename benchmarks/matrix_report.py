@@ -217,8 +217,21 @@ def bound_section(rows: list[dict], ref: dict, profiles: list[dict], cpu: dict |
     return lines + ["", " ".join(text)]
 
 
+def openvino_profile_lines(p: dict) -> list[str]:
+    """OpenVINO's per-layer profile of a row (bench/openvino_profile.py) as tables: parts, layer types, kernels."""
+    lines = ["", f"OpenVINO profile of {p['row']} (per-layer counters, {p['runs']} requests after a warm-up; "
+             f"{p['run_ms']:,.1f} ms per request, {p['kernels_ms']:,.1f} ms in layers; compiled precision "
+             f"{p['compiled_precision']}):", "", "| part of the graph | ms per request | share |", "|---|---|---|"]
+    lines += [f"| {x['name']} | {x['ms_per_run']:,.1f} | {100 * x['share']:.1f}% |" for x in p["by_part"]]
+    lines += ["", "| layer type | ms per request | share |", "|---|---|---|"]
+    lines += [f"| {x['name']} | {x['ms_per_run']:,.1f} | {100 * x['share']:.1f}% |" for x in p["by_op"][:12]]
+    lines += ["", "Kernels that did the work (OpenVINO's exec_type: instruction set and precision): "
+              + "; ".join(f"`{x['name']}` {100 * x['share']:.0f}%" for x in p["by_kernel"][:8]) + "."]
+    return lines
+
+
 def verdict(rows: list[dict], edge_key: Any, profile: dict | None, extra_profiles: list[dict] = (),
-            cpu: dict | None = None) -> list[str]:
+            cpu: dict | None = None, ov_profile: dict | None = None) -> list[str]:
     ref = reference_row(rows)
     edge = edge_row(rows, edge_key)
     backend = edge["variant"]["backend"] if edge_key is None and edge else edge_backend(rows)
@@ -263,10 +276,11 @@ def verdict(rows: list[dict], edge_key: Any, profile: dict | None, extra_profile
             f"- Per stage (p50 ms): decode {_p50(edge, 'decode'):.2f}, resize {_p50(edge, 'resize'):.2f}, inference "
             f"{_p50(edge, 'infer'):,.1f}, decision {_p50(edge, 'decide'):.3f}.",
         ]
+    if ov_profile and ov_profile.get("row") == edge["variant"]["name"]:
+        lines += openvino_profile_lines(ov_profile)
     if profile and profile["variant"] != edge["variant"]["name"]:
-        lines += ["", f"{edge['variant']['name']} runs in {backend}, which has no per-operator profile here; the "
-                  "profile below is of the same graph in ONNX Runtime, where the time of each part and operator "
-                  "is measured."]
+        lines += ["", f"For comparison, the same graph in ONNX Runtime ({profile['variant']}), whose bounds "
+                  "follow:"]
     if profile:
         lines += ["", f"ONNX Runtime profile of {profile['variant']} ({profile['runs']} runs after a warm-up; "
                   f"{profile['run_ms']:,.1f} ms per run, {profile['kernels_ms']:,.1f} ms in kernels):", "",
@@ -406,7 +420,7 @@ def overhead_section(overhead: dict) -> list[str]:
 
 
 def write_markdown(path: Path, name: str, rows: list[dict], meta: dict, profile: dict | None, overhead: dict,
-                   edge_key: Any, a: Any, extra_profiles: list[dict] = ()) -> Path:
+                   edge_key: Any, a: Any, extra_profiles: list[dict] = (), ov_profile: dict | None = None) -> Path:
     """Write the results document of a matrix run; returns `path`."""
     loads = [x for r in rows for x in r.get("load_average_1min", []) if x is not None]
     busy = [r["cores_busy"] for r in rows if r.get("cores_busy")]
@@ -426,7 +440,7 @@ def write_markdown(path: Path, name: str, rows: list[dict], meta: dict, profile:
         "## Results (ms per frame; speed-up = reference whole-frame p50 / row whole-frame p50)", "",
         markdown_table(rows), "",
         *budget_section(rows),
-        *verdict(rows, edge_key, profile, extra_profiles, meta["machine"].get("cpu")),
+        *verdict(rows, edge_key, profile, extra_profiles, meta["machine"].get("cpu"), ov_profile),
         *int8_vs_fp32(rows),
         *overhead_section(overhead),
         "## Reading the numbers", "",

@@ -199,6 +199,18 @@ def saved_options(a: argparse.Namespace) -> dict:
     return json.loads(json.dumps({k: v for k, v in vars(a).items() if k not in LOCAL_OPTIONS}, default=str))
 
 
+def bf16_unavailable() -> str | None:
+    """Why OpenVINO's bf16 mode cannot run on this CPU (no AVX512_BF16 or AMX, or no OpenVINO), or None."""
+    from ddad_edge.errors import DdadError
+    from ddad_edge.runtime.openvino_runner import InferencePrecision, check_precision, openvino
+
+    try:
+        check_precision(openvino("the matrix's OpenVINO rows").Core(), "CPU", InferencePrecision.BF16)
+    except DdadError as exc:
+        return str(exc)
+    return None
+
+
 def edge_variant(a: argparse.Namespace) -> SpeedVariant | None:
     """The default edge variant of `--edge` (precision,steps,backbone; backbone pixel or none: pixel-only);
     None for `frontier`: the fastest row within the fidelity budget, known once the rows are measured."""
@@ -230,7 +242,8 @@ def rewrite_report(a: argparse.Namespace) -> int:
     edge = edge_variant(made)
     extra = saved.get("ort_profiles_more") or [p for p in (saved.get("ort_profile_fastest_int8"),) if p]
     path = write_markdown(a.out / f"{name}.md", name, rows, meta, saved.get("ort_profile"),
-                          saved.get("loop_overhead") or {}, edge, made, extra_profiles=extra)
+                          saved.get("loop_overhead") or {}, edge, made, extra_profiles=extra,
+                          ov_profile=saved.get("openvino_profile"))
     plot(rows, a.out, name, made.image_size)
     print(f"rewrote {path} from {results.name} and {details.name} (made by: {meta['command']})", file=sys.stderr)
     return 0
@@ -276,6 +289,11 @@ def main(argv: list[str] | None = None) -> int:
             for v in variants:
                 build_if_possible(bundles[v.key].path, "tensorrt")
                 bundles[v.key] = read_bundle(bundles[v.key].path)
+    if "openvino-bf16" in backends:
+        reason = bf16_unavailable()
+        if reason is not None:
+            notes.append(f"openvino-bf16 rows skipped: {reason}")
+            backends.remove("openvino-bf16")
     t_run = time.perf_counter()
     from ddad_edge.bench.reference import ReferenceSpec
 
@@ -370,6 +388,18 @@ def main(argv: list[str] | None = None) -> int:
                 profile = p
             else:
                 more_profiles.append(p)
+    # the edge variant's own profile where it runs in OpenVINO: which layers and which kernels (AMX, VNNI) took it
+    ov_profile = None
+    chosen = edge_row(rows, edge)
+    if a.profile_runs and chosen is not None and chosen["variant"]["backend"].startswith("openvino-"):
+        from ddad_edge.bench.openvino_profile import profile_openvino
+        from ddad_edge.inspect.preprocess import Preprocessor
+
+        frame = Preprocessor(a.image_size).prepare_batch([source(1).grab(1).frames[0].image])
+        bundle = read_bundle(Path(chosen["variant"]["bundle"]))
+        ov_profile = profile_openvino(bundle.model_path, frame, chosen["variant"]["backend"].split("-")[1],
+                                      runs=a.profile_runs, threads=a.threads)
+        ov_profile.update(row=chosen["variant"]["name"], bundle=bundle.path.name)
 
     # The loop's own overhead at the model's size, around a near-zero-cost graph (line rate) and around the
     # fastest real row (about a frame a second here, where the event log syncs to disk on every frame).
@@ -406,8 +436,10 @@ def main(argv: list[str] | None = None) -> int:
     write_json(a.out / f"{name}.json", rows)
     plot(rows, a.out, name, a.image_size)
     write_json(a.out / f"{name}.details.json", {"meta": meta, "ort_profile": profile,
-                                                "ort_profiles_more": more_profiles, "loop_overhead": overhead})
-    write_markdown(a.out / f"{name}.md", name, rows, meta, profile, overhead, edge, a, extra_profiles=more_profiles)
+                                                "ort_profiles_more": more_profiles, "openvino_profile": ov_profile,
+                                                "loop_overhead": overhead})
+    write_markdown(a.out / f"{name}.md", name, rows, meta, profile, overhead, edge, a, extra_profiles=more_profiles,
+                   ov_profile=ov_profile)
     print(f"wrote {a.out / name}.{{md,json,png}} in {run_s:.0f} s", file=sys.stderr)
     return 0
 

@@ -86,7 +86,7 @@ class CompiledGraph:
 
     def __init__(self, model_path: Path, image_size: int, device: str = "CPU",
                  precision: InferencePrecision | str = "f32", threads: int = 0,
-                 cache_dir: Path | str | None = None) -> None:
+                 cache_dir: Path | str | None = None, perf_counters: bool = False) -> None:
         ov = openvino()
         precision = parse_precision(precision)
         device = device.upper()
@@ -108,6 +108,8 @@ class CompiledGraph:
             config["INFERENCE_PRECISION_HINT"] = precision.value
         if threads and device == "CPU":
             config["INFERENCE_NUM_THREADS"] = int(threads)
+        if perf_counters:  # per-layer times of each request (bench/openvino_profile.py)
+            config["PERF_COUNT"] = True
         if str(cache_dir):
             Path(cache_dir).mkdir(parents=True, exist_ok=True)
             config["CACHE_DIR"] = str(cache_dir)
@@ -149,6 +151,11 @@ class CompiledGraph:
         maps = results[self._compiled.output(OUTPUT_NAMES[0])]
         scores = results[self._compiled.output(OUTPUT_NAMES[1])]
         return Inspection(maps=np.array(maps, dtype=np.float32), scores=np.array(scores, dtype=np.float32))
+
+    def profiling_info(self) -> list:
+        """OpenVINO's per-layer record of the last request (node name and type, the kernel it ran, its
+        time); compiled with `perf_counters` only."""
+        return list(self._request.get_profiling_info())
 
     def close(self) -> None:
         self._request = None
