@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from ddad_edge.bench.report import image_auroc, machine_lines, markdown_table, reference_row, row_on_cpu
-from ddad_edge.bench.tradeoff_plot import AUROC_BUDGET, fastest_within_budget, fidelity_points, frontier, teacher_row
+from ddad_edge.bench.tradeoff_plot import fastest_within_budget, fidelity_points, frontier, teacher_row
 from ddad_edge.bundle import atomic_write_bytes
+from ddad_edge.metrics import AUROC_BUDGET
 
 TARGET_SPEEDUP = 30.0
 OVERHEAD_TARGET_MS = 5.0

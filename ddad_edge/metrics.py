@@ -30,6 +30,12 @@ from ddad_edge.lazy_import import import_cv2
 DDAD_CROP_FRACTION = 224 / 256
 
 
+# The edge's fidelity budget: a variant (fewer steps, another precision or backend) is within budget when its
+# image AUROC is at most this far below its 10-step FP32 teacher's on the same model and test split. The
+# benchmark matrix's frontier (bench/tradeoff_plot.py) and the export's default sampler (deploy/edge_default.py)
+# both use it.
+AUROC_BUDGET = 0.01
+
 def central_window(size: int, crop: int) -> slice:
     """The rows (or columns) of the central `crop` pixels of a side of `size`; 0 or `size`: all of them.
 

@@ -21,12 +21,11 @@ from typing import Any
 import numpy as np
 
 from ddad_edge.bench.report import image_auroc, save_figure
-from ddad_edge.metrics import auroc_drop_interval
+from ddad_edge.metrics import AUROC_BUDGET, auroc_drop_interval
 
 _COLOURS = {"fp32": "tab:blue", "fp16": "tab:green", "int8": "tab:orange"}
 _MARKERS = {10: "o", 8: "o", 4: "D", 2: "s", 1: "^"}
 _FILL = {"onnxruntime": "full", "openvino-f32": "none", "openvino-bf16": "left"}
-AUROC_BUDGET = 0.01  # the fidelity budget of "within budget": image AUROC at most one point below the teacher's
 
 
 @dataclass(frozen=True)

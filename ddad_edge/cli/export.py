@@ -15,7 +15,8 @@ from ddad_edge.config import ScoringMode
 def export_command(
     run: Optional[Path] = typer.Option(None, "--run", help="Run folder (default: the latest under ./runs)."),
     steps: Optional[int] = typer.Option(
-        None, "--steps", help="Sampler steps K (default: the fewest-step distilled student, else the teacher)."),
+        None, "--steps", help="Sampler steps K (default: the fewest-step distilled student whose image AUROC is "
+                              "within 1 point of the teacher's, else the teacher)."),
     naive: bool = typer.Option(False, "--naive", help="With --steps: the teacher itself on a K-step grid."),
     precision: Optional[str] = typer.Option(None, "--precision",
                                             help="fp32, fp16 or int8 (default: the recipe's, else fp32)."),

@@ -40,6 +40,7 @@ from ddad_edge.bundle import (
 from ddad_edge.config import ScoringMode
 from ddad_edge.data.folders import list_test, list_train, load_images, load_test_arrays
 from ddad_edge.deploy.bundle_folder import check_out, move_into_place
+from ddad_edge.deploy.edge_default import default_steps
 from ddad_edge.deploy.execution_modes import measure_modes, test_split_report
 from ddad_edge.deploy.fidelity import (
     FidelitySet,
@@ -85,7 +86,7 @@ class ExportOptions:
     precision: Precision
     recipe: str | Path | None = None
     out: Path | None = None
-    steps: int | None = None  # None: the fewest-step distilled student, else the teacher's grid
+    steps: int | None = None  # None: the fewest-step student within the edge's budget (deploy/edge_default.py)
     naive: bool = False  # with steps: the teacher itself on a K-step grid
     scoring: ScoringMode | None = None  # None: the run's
     thresholds: ThresholdRule = ThresholdRule()
@@ -173,9 +174,8 @@ def prepare_export(options: ExportOptions, log: Callable[[str], None] = print) -
                         "need them; train with val_fraction > 0")
     scoring = options.scoring or run.cfg.scoring.mode
     steps = options.steps
-    if steps is None and run.students():  # the edge default: the fewest-step distilled sampler
-        steps = min(run.students())
-        log(f"using the distilled {steps}-step sampler of {run.path} (--steps to choose another)")
+    if steps is None and run.students():  # the edge default: the fewest steps within the fidelity budget
+        steps = default_steps(run.path, run.students(), log)
     pipeline = build_pipeline(run, steps=steps, eta=0.0, mode=scoring, naive=options.naive)
     steps, size = len(pipeline.timesteps), pipeline.unet.cfg.image_size
     val = load_images([Path(p) for p in run.val_files[:MAX_FIDELITY_NOMINAL]], size)

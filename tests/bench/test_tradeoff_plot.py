@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 from ddad_edge.bench.tradeoff_plot import (
-    AUROC_BUDGET,
     Point,
     fastest_within_budget,
     fidelity_points,
@@ -14,6 +13,7 @@ from ddad_edge.bench.tradeoff_plot import (
     plot_speedup_vs_fidelity,
     teacher_row,
 )
+from ddad_edge.metrics import AUROC_BUDGET
 
 
 def row(name, precision, steps, speedup, auroc, scores=None, labels=None, reference=False, gflops=1.0,
