@@ -382,8 +382,8 @@ def provenance(rows: list[dict], a: Any) -> list[str]:
 def int8_vs_fp32(rows: list[dict]) -> list[str]:
     """INT8 against FP32 per backend, and each OpenVINO row against ONNX Runtime's row of the same file."""
     lines = ["## INT8 against FP32, and OpenVINO against ONNX Runtime, on this CPU (whole-frame p50)", "",
-             "| backend | steps | backbone | FP32 ms | INT8 ms | INT8 / FP32 | FP32 vs ONNX Runtime | "
-             "INT8 vs ONNX Runtime |", "|---|---|---|---|---|---|---|---|"]
+             "| backend | steps | backbone | FP32 ms | INT8 ms | INT8 / FP32 | FP32: ONNX Runtime ms / this | "
+             "INT8: ONNX Runtime ms / this |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         v = r["variant"]
         if r.get("reference") or v.get("precision") != "fp32" or v.get("backend") in (None, "torch"):
@@ -392,7 +392,7 @@ def int8_vs_fp32(rows: list[dict]) -> list[str]:
         if not q:
             continue
         ort = [find_row(rows, p, v["steps"], v.get("backbone"), "onnxruntime") for p in ("fp32", "int8")]
-        against = [f"{_p50(o) / _p50(x):.2f}x faster" if o and v["backend"] != "onnxruntime" else "—"
+        against = [f"{_p50(o) / _p50(x):.2f}" if o and v["backend"] != "onnxruntime" else "—"
                    for o, x in zip(ort, (r, q))]
         lines.append(f"| {v['backend']} | {v['steps']} | {v.get('backbone') or 'pixel-only'} | {_p50(r):,.1f} | "
                      f"{_p50(q):,.1f} | {_p50(q) / _p50(r):.2f} | {against[0]} | {against[1]} |")

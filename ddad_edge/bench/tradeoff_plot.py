@@ -211,8 +211,8 @@ def plot_speedup_vs_fidelity(rows: list[dict[str, Any]], path: Path, title: str 
         lines.append(f"* fastest within budget (drop <= {AUROC_BUDGET:g}): {best.name}, {best.speedup:.1f}x")
     if any(p.refused for p in points):
         lines.append("refused: an execution mode the export measured beyond its recipe's budget (pale)")
-    speed_only = [r["variant"]["name"] for r in rows
-                  if image_auroc(r.get("fidelity")) is None and not r.get("reference")]
+    speed_only = [r["variant"]["name"] for r in rows if image_auroc(r.get("fidelity")) is None
+                  and not r.get("reference") and not r.get("reference_alternative")]
     if speed_only:
         lines.append(f"speed only (no fidelity report), not plotted: {len(speed_only)}")
         lines += [f"    {n[:60]}" for n in speed_only]
