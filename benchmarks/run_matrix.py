@@ -332,10 +332,13 @@ def main(argv: list[str] | None = None) -> int:
             row = bench_bundle(bundles[v.key], source, backend, 1, a.warmup, a.iters, a.threads, a.row_budget_s,
                                peak, SPEED_MODEL.format(backbone=v.backbone or "pixel-only scoring"),
                                show_progress=not a.no_progress, unmeasured_mode=backend.startswith("openvino"))
-            ran = row["variant"]["backend"]  # onnxruntime, openvino-f32 or openvino-bf16
+            # OpenVINO's modes have fidelity of their own; other backends (TensorRT) are given the file's, as
+            # ONNX Runtime runs it: the only measure of that file this machine has
+            ran = row["variant"]["backend"]  # onnxruntime, openvino-f32, openvino-bf16 or tensorrt
+            measured = ran if ran.startswith("openvino-") else "onnxruntime"
             key = (v.precision.value, v.steps, v.scoring, v.backbone)
-            if (ran, *key) in fidelity:
-                numbers, src, model = fidelity[(ran, *key)]
+            if (measured, *key) in fidelity:
+                numbers, src, model = fidelity[(measured, *key)]
                 row.update(fidelity=numbers, fidelity_source=src, fidelity_graph=model,
                            fidelity_model=f"exported from run {model['run']} ({model['preset']} at "
                                           f"{model['image_size']} px)",
