@@ -32,6 +32,20 @@ class SourceUnavailable(DdadError):
     exit_code = EXIT_TEMPFAIL
 
 
+def raise_if_interrupted(exc: BaseException) -> None:
+    """Raise KeyboardInterrupt where `exc` (an ImportError) came from a Ctrl-C during the import, not from a
+    missing package: a C extension's initialisation (pybind11's, as onnxruntime's) turns any exception it meets,
+    a KeyboardInterrupt included, into "ImportError: initialization failed" with the interrupt as its cause.
+    Reported as "not installed", a Ctrl-C in a command's first second read as a broken installation."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            raise KeyboardInterrupt from None
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+
+
 def missing_package(package: str, purpose: str, install: str | None = None) -> DdadError:
     """The error for an optional package that is not installed.
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ddad_edge.bundle import Bundle, read_bundle
-from ddad_edge.errors import DdadError, choose
+from ddad_edge.errors import DdadError, choose, raise_if_interrupted
 from ddad_edge.runtime.base import Runner
 
 
@@ -86,6 +86,7 @@ def runner_class(entry: RunnerEntry) -> Any:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
+        raise_if_interrupted(exc)
         if not entry.missing:
             raise
         raise DdadError(entry.missing.format(exc=exc)) from None

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ddad_edge.bundle import Bundle
-from ddad_edge.errors import DdadError, choose, missing_package
+from ddad_edge.errors import DdadError, choose, missing_package, raise_if_interrupted
 from ddad_edge.runtime.base import INPUT_NAME, OUTPUT_NAMES, Inspection, RunnerBase
 
 OPENVINO_INSTALL = "pip install openvino (or ddad-edge[openvino])"
@@ -40,7 +40,8 @@ def openvino(purpose: str = "the OpenVINO backend"):
     """The openvino module, or the one-line error that says how to install it."""
     try:
         import openvino as ov
-    except ImportError:
+    except ImportError as exc:
+        raise_if_interrupted(exc)
         raise missing_package("openvino", purpose, OPENVINO_INSTALL) from None
     return ov
 

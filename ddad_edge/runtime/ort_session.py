@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ddad_edge.errors import DdadError, missing_package
+from ddad_edge.errors import DdadError, missing_package, raise_if_interrupted
 
 OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
 INT8_CPU_DISABLED = ("NhwcTransformer",)
@@ -25,7 +25,8 @@ def onnxruntime(purpose: str):
     """The onnxruntime module, or the one-line error that says how to install it."""
     try:
         import onnxruntime as ort
-    except ImportError:
+    except ImportError as exc:
+        raise_if_interrupted(exc)
         raise missing_package("onnxruntime", purpose, "pip install onnxruntime (or onnxruntime-gpu)") from None
     return ort
 

@@ -65,3 +65,55 @@ def test_an_unknown_backend_is_one_line_naming_the_choices(tmp_path):
     message = assert_one_line(pytest.raises(DdadError, open_runner, bundle, "cuda").value, "unknown backend 'cuda'")
     for backend in Backend:
         assert backend.value in message
+
+
+_INTERRUPTED_INIT = '''
+try:
+    raise KeyboardInterrupt  # a Ctrl-C while the extension initialises
+except KeyboardInterrupt as exc:
+    raise ImportError("initialization failed") from exc  # what pybind11 makes of it
+'''
+
+
+def test_a_ctrl_c_during_a_runners_import_is_an_interrupt_not_a_missing_package(tmp_path, monkeypatch):
+    """A C extension's initialisation (pybind11's, as onnxruntime's) turns a Ctrl-C it meets into
+    "ImportError: initialization failed": a real module written here does the same. The runner's import then
+    raises KeyboardInterrupt, which `run` reports as interrupted; a module that is really missing is still the
+    entry's one line."""
+    from ddad_edge.errors import raise_if_interrupted
+    from ddad_edge.runtime.backends import RunnerEntry, runner_class
+
+    (tmp_path / "interrupted_ext.py").write_text(_INTERRUPTED_INIT)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(KeyboardInterrupt):
+        runner_class(RunnerEntry("interrupted_ext:Runner", missing="needs the package: {exc}"))
+    with pytest.raises(DdadError) as exc:
+        runner_class(RunnerEntry("no_such_runner_module:Runner", missing="needs the package: {exc}"))
+    assert_one_line(str(exc.value))
+    assert str(exc.value) == "needs the package: No module named 'no_such_runner_module'"
+    try:  # the interrupt found as the cause's context too, and a plain ImportError left alone
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise ImportError("initialization failed")  # context, not cause
+    except ImportError as err:
+        with pytest.raises(KeyboardInterrupt):
+            raise_if_interrupted(err)
+    raise_if_interrupted(ImportError("No module named 'x'"))
+
+
+def test_the_onnx_runtime_import_reports_an_interrupt_as_one(monkeypatch):
+    import builtins
+
+    from ddad_edge.runtime.ort_session import onnxruntime
+
+    real_import = builtins.__import__
+
+    def interrupted(name, *args, **kwargs):
+        if name == "onnxruntime":
+            exec(_INTERRUPTED_INIT, {})
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        onnxruntime("the ONNX Runtime backend")
