@@ -365,15 +365,18 @@ def main(argv: list[str] | None = None) -> int:
     # and of the fastest distilled INT8 row and the fastest distilled row of any precision where those are other
     # rows (the variants nearest the target: their bounds are the best cases).
     edge = edge_variant(a)
+    chosen = edge_row(rows, edge)
     profile, more_profiles = None, []
-    if a.profile_runs and "onnxruntime" in backends:
-        from ddad_edge.bench.ort_profile import profile_onnx
+    frame = None
+    if a.profile_runs:
         from ddad_edge.inspect.preprocess import Preprocessor
 
         frame = Preprocessor(a.image_size).prepare_batch([source(1).grab(1).frames[0].image])
+    if frame is not None and "onnxruntime" in backends:
+        from ddad_edge.bench.ort_profile import profile_onnx
+
         by_path = {str(b.path): b for b in bundles.values()}
         # the edge variant's graph as ONNX Runtime runs it (the one backend profiled per operator here)
-        chosen = edge_row(rows, edge)
         wanted = [None if chosen is None else
                   find_row(rows, chosen["variant"]["precision"], chosen["variant"]["steps"],
                            chosen["variant"].get("backbone"), "onnxruntime"),
@@ -393,12 +396,9 @@ def main(argv: list[str] | None = None) -> int:
                 more_profiles.append(p)
     # the edge variant's own profile where it runs in OpenVINO: which layers and which kernels (AMX, VNNI) took it
     ov_profile = None
-    chosen = edge_row(rows, edge)
-    if a.profile_runs and chosen is not None and chosen["variant"]["backend"].startswith("openvino-"):
+    if frame is not None and chosen is not None and chosen["variant"]["backend"].startswith("openvino-"):
         from ddad_edge.bench.openvino_profile import profile_openvino
-        from ddad_edge.inspect.preprocess import Preprocessor
 
-        frame = Preprocessor(a.image_size).prepare_batch([source(1).grab(1).frames[0].image])
         bundle = read_bundle(Path(chosen["variant"]["bundle"]))
         ov_profile = profile_openvino(bundle.model_path, frame, chosen["variant"]["backend"].split("-")[1],
                                       runs=a.profile_runs, threads=a.threads)

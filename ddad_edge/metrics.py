@@ -36,6 +36,11 @@ DDAD_CROP_FRACTION = 224 / 256
 # both use it.
 AUROC_BUDGET = 0.01
 
+
+def within_auroc_budget(drop: float) -> bool:
+    """Whether an image AUROC drop against the teacher is within AUROC_BUDGET (exactly one point is within)."""
+    return drop <= AUROC_BUDGET + 1e-12
+
 def central_window(size: int, crop: int) -> slice:
     """The rows (or columns) of the central `crop` pixels of a side of `size`; 0 or `size`: all of them.
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ddad_edge.bench.ort_profile import part_of
+from ddad_edge.bench.ort_profile import part_of, per_run_table
 
 
 def summarise_layers(requests: list[list[tuple[str, str, str, float]]], top: int = 15) -> dict[str, Any]:
@@ -37,8 +37,7 @@ def summarise_layers(requests: list[list[tuple[str, str, str, float]]], top: int
     kernels_ms = sum(by_op.values()) / n
 
     def table(d: dict) -> list[dict[str, Any]]:
-        return [{"name": k, "ms_per_run": round(v / n, 3), "share": round(v / n / kernels_ms, 4) if kernels_ms else 0}
-                for k, v in sorted(d.items(), key=lambda kv: -kv[1])]
+        return per_run_table(d, n, kernels_ms)
 
     nodes = sorted(by_node.items(), key=lambda kv: -kv[1])[:top]
     return {"runs": n, "kernels_ms": round(kernels_ms, 3), "by_part": table(by_part), "by_op": table(by_op),

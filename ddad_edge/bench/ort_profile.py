@@ -36,6 +36,14 @@ def part_of(node_name: str) -> str:
     return "sampler"
 
 
+def per_run_table(totals: dict[Any, float], runs: int, kernels_ms: float) -> list[dict[str, Any]]:
+    """Rows {name, ms_per_run, share of kernel time} of summed times over `runs` runs, slowest first (this
+    profile's and OpenVINO's, bench/openvino_profile.py)."""
+    return [{"name": k, "ms_per_run": round(v / runs, 3),
+             "share": round(v / runs / kernels_ms, 4) if kernels_ms else 0}
+            for k, v in sorted(totals.items(), key=lambda kv: -kv[1])]
+
+
 def summarise_events(events: list[dict[str, Any]], skip_runs: int = 1, top: int = 15) -> dict[str, Any]:
     """Aggregate ORT profiler events: per-run ms by operator type, by part, and the `top` slowest nodes.
 
@@ -65,8 +73,7 @@ def summarise_events(events: list[dict[str, Any]], skip_runs: int = 1, top: int 
     kernels_ms = sum(by_op.values()) / n
 
     def table(d: dict) -> list[dict[str, Any]]:
-        return [{"name": k, "ms_per_run": round(v / n, 3), "share": round(v / n / kernels_ms, 4) if kernels_ms else 0}
-                for k, v in sorted(d.items(), key=lambda kv: -kv[1])]
+        return per_run_table(d, n, kernels_ms)
 
     nodes = sorted(by_node.items(), key=lambda kv: -kv[1])[:top]
     return {"runs": n, "run_ms": round(run_ms, 3), "kernels_ms": round(kernels_ms, 3),

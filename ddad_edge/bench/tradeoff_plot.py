@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ddad_edge.bench.report import image_auroc, save_figure
-from ddad_edge.metrics import AUROC_BUDGET, auroc_drop_interval
+from ddad_edge.metrics import AUROC_BUDGET, auroc_drop_interval, within_auroc_budget
 
 _COLOURS = {"fp32": "tab:blue", "fp16": "tab:green", "int8": "tab:orange"}
 _MARKERS = {10: "o", 8: "o", 4: "D", 2: "s", 1: "^"}
@@ -46,7 +46,7 @@ class Point:
     @property
     def within_budget(self) -> bool:
         """Image AUROC at most AUROC_BUDGET below the teacher's, in an execution mode the bundle offers."""
-        return self.drop <= AUROC_BUDGET + 1e-12 and not self.refused
+        return within_auroc_budget(self.drop) and not self.refused
 
 
 def teacher_row(rows: list[dict[str, Any]]) -> dict[str, Any] | None:

@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Callable
 
-from ddad_edge.metrics import AUROC_BUDGET
+from ddad_edge.metrics import AUROC_BUDGET, within_auroc_budget
 
 
 def measured_aurocs(run_path: Path, steps: int) -> tuple[float | None, float | None, str]:
@@ -48,7 +48,7 @@ def default_steps(run_path: Path, students: list[int], log: Callable[[str], None
                 "(no image AUROC in its distillation report: a run without a labelled test split) (--steps to "
                 "choose another)")
             return k
-        if auroc >= teacher - AUROC_BUDGET - 1e-12:
+        if within_auroc_budget(teacher - auroc):
             log(f"using the distilled {k}-step sampler of {run_path}: the fewest steps within the edge's budget "
                 f"(image AUROC {auroc:.3f} against the teacher's {teacher:.3f}, at most {100 * AUROC_BUDGET:g} "
                 f"point below; {report}) (--steps to choose another)")
