@@ -15,6 +15,7 @@ from ddad_edge.cli.app import app
 from ddad_edge.errors import DdadError
 
 EXIT_FAULT_STOP = 3  # the loop stopped itself on a fault (--on-fault stop)
+EXIT_OUTPUT_FAILED = 4  # a reject or READY line failed while running (a restart reopens it, or says why not)
 
 
 SIM_LOG = "gpio-sim.jsonl"  # level changes of simulated lines, in the output folder
@@ -298,3 +299,5 @@ def _inspect(spec, bundle, backend, config, outputs: _Outputs, info: dict, unmea
     typer.echo(f"events: {sinks[-1].log.path}")
     if summary.stop_reason is StopReason.FAULT:
         sys.exit(EXIT_FAULT_STOP)
+    if summary.stop_reason is StopReason.OUTPUT_ERROR:
+        sys.exit(EXIT_OUTPUT_FAILED)

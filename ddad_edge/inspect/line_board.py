@@ -95,7 +95,7 @@ class LineBoard:
             c["frames"] += 1
             c[verdict] += 1
             c["reject_pulses"] += result.reject.start is not None
-            c["missed_rejects"] += bool(result.reject.late)
+            c["missed_rejects"] += bool(result.reject.missed)
             self._last, self._last_t = result, now
             self._healthy = result.verdict is not Verdict.FAULT
             if not self._healthy:

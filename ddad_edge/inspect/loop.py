@@ -221,8 +221,8 @@ class _Loop:
             return RejectTicket(None, "verdict OK")
         if r.verdict is Verdict.NG:
             ticket = self.reject.reject(r.frame)
-            if ticket.late:
-                # The part has passed the ejector: nothing can be done for it, and the line must know.
+            if ticket.missed:
+                # The part has passed the ejector or no pulse can reach it: the line must know.
                 self.summary.missed_rejects += 1
                 r.verdict, r.reason = Verdict.FAULT, f"NG (score {r.score:.4g}) but reject {ticket.note}"
             return ticket
@@ -314,6 +314,9 @@ class _Loop:
                 if self.fault_stop:
                     self.summary.stop_reason = StopReason.FAULT
                     break
+                if self.output_failed():
+                    self.summary.stop_reason = StopReason.OUTPUT_ERROR
+                    break
                 if grab.ended:
                     self.summary.stop_reason = StopReason.END
                     break
@@ -337,7 +340,20 @@ class _Loop:
                 try:
                     self.reject.close(hurry=self.hurry)
                 finally:
+                    self.output_failed()  # said even when it first showed at the last reset
                     self.write_summary(t_start)
+
+    def output_failed(self) -> bool:
+        """Whether a reject or READY line has failed; said (log, sinks) when it first shows or grows."""
+        failure = self.reject.failure
+        if failure and failure != self.summary.output_failure:  # new, or grown (the last reset failed too)
+            self.summary.output_failure = failure
+            message = (f"reject output failed: {failure}; stopping: no part can be rejected and READY cannot be "
+                       "trusted until the line is fixed (wiring, GPIO chip, driver)")
+            log.error("%s", message)
+            with self._note_lock:
+                self.call_sinks(self.sinks, "on_note", message)
+        return failure is not None
 
     def write_summary(self, t_start: float) -> None:
         """The run's counts and percentiles into the summary and every sink, then the sinks closed."""
@@ -355,11 +371,14 @@ class _Loop:
         self.call_sinks(self.sinks, "close")
 
     def report_cancelled(self, seqs: list[int]) -> None:
-        """Name the parts that went unrejected because the run stopped before their pulse was due."""
+        """Name the parts that went unrejected: the run stopped before their pulse was due, or the output
+        failed before it."""
         shown = ", ".join(map(str, seqs[:20])) + (f", ... ({len(seqs) - 20} more)" if len(seqs) > 20 else "")
         pulses = "reject pulse" if len(seqs) == 1 else "reject pulses"
-        message = (f"{len(seqs)} {pulses} cancelled at shutdown (due too far ahead to wait for): those parts "
-                   f"passed the ejector unrejected; pull the parts of frames (seq) {shown}")
+        why = ("after the reject output failed, or at shutdown" if self.summary.output_failure
+               else "at shutdown (due too far ahead to wait for)")
+        message = (f"{len(seqs)} {pulses} cancelled {why}: those parts passed the ejector unrejected; pull the "
+                   f"parts of frames (seq) {shown}")
         log.warning("%s", message)
         with self._note_lock:
             for sink in self.sinks:  # a sink written before this record existed gets it as a note

@@ -7,7 +7,7 @@ Bound to 127.0.0.1 unless `--metrics-host` says otherwise. What a scrape of `htt
   ddad_dropped_frames_total             frames grabbed but never inspected (the loop was busy)
   ddad_reject_pulses_total              reject pulses planned (NG, and FAULT under --on-fault reject),
                                         before overlapping pulses merge on the line
-  ddad_missed_rejects_total             NG verdicts that came too late for the ejector (counted as FAULT)
+  ddad_missed_rejects_total             NG verdicts too late for the ejector, or after the output failed
   ddad_stage_seconds{stage}             histogram per stage: decode, preprocess, infer, decide, reject, sinks,
                                         and loop (their sum); batch stages are divided by the batch size,
                                         as in the run summary
@@ -64,8 +64,8 @@ class MetricsServer(Sink):
         self.dropped = prom.Counter("ddad_dropped_frames", "Frames grabbed but never inspected", registry=r)
         self.reject_pulses = prom.Counter("ddad_reject_pulses", "Reject pulses planned (before merging)",
                                           registry=r)
-        self.missed_rejects = prom.Counter("ddad_missed_rejects", "NG verdicts too late for the ejector",
-                                           registry=r)
+        self.missed_rejects = prom.Counter(
+            "ddad_missed_rejects", "NG verdicts too late for the ejector or after the output failed", registry=r)
         self.stage = prom.Histogram("ddad_stage_seconds", "Time per frame of each loop stage", ["stage"],
                                     buckets=BUCKETS_S, registry=r)
         for stage in (*STAGES, "loop"):
@@ -88,7 +88,7 @@ class MetricsServer(Sink):
         self.verdicts.labels(result.verdict.value).inc()
         if result.reject.start is not None:
             self.reject_pulses.inc()
-        if result.reject.late:
+        if result.reject.missed:
             self.missed_rejects.inc()
         batch = max(result.batch_size, 1)
         for stage in (*STAGES, "loop"):

@@ -11,6 +11,10 @@ watches and tells the PLC it is healthy). Both lines return to their inactive (s
 
 On close, pulses still more than the drain window ahead are cancelled: those parts pass the ejector
 unrejected. `cancelled_seqs` names their frames, so the loop can report them.
+
+A line whose driver fails (a write raises, or hangs past the scheduler's timeout) is `failure`, one line;
+the loop stops on it, since no part can be rejected or READY be trusted any more. Requests after it fire
+nothing: their tickets say why, and their frames are among `cancelled_seqs`.
 """
 
 from __future__ import annotations
@@ -46,8 +50,19 @@ class RejectTicket:
     def late(self) -> bool:
         return self.start is None and self.note.startswith("late")
 
+    @property
+    def lost(self) -> bool:
+        """The reject output has failed: this pulse will never fire."""
+        return self.start is None and self.note.startswith(LOST)
+
+    @property
+    def missed(self) -> bool:
+        """An NG part the ejector will not reject: too late, or lost to a failed output."""
+        return self.late or self.lost
+
 
 NO_REJECT = "no reject output (--gpio none)"
+LOST = "not fired: "
 
 
 class RejectOutput(Protocol):
@@ -89,6 +104,11 @@ class RejectOutput(Protocol):
         """Whether a READY line is driven at all."""
         ...
 
+    @property
+    def failure(self) -> str | None:
+        """None while every line works; else one line naming the line that failed and how."""
+        ...
+
 
 class NoReject:
     """`--gpio none` without a READY line: verdicts are logged, nothing is driven."""
@@ -97,6 +117,7 @@ class NoReject:
     pulses_fired = 0
     pulses_merged = 0
     has_ready_line = False
+    failure = None
 
     @property
     def cancelled_seqs(self) -> list[int]:
@@ -128,23 +149,30 @@ class GpioReject:
         self._scheduler = PulseScheduler(reject_line, active_high) if reject_line is not None else None
         self._ready: bool | None = None
         self._ready_lock = threading.Lock()
+        self._ready_error: str | None = None
         self.set_ready(False)
 
     def reject(self, frame: Frame) -> RejectTicket:
         if self._scheduler is None:
             return RejectTicket(None, NO_REJECT)
+        failure = self._scheduler.failure
         now = time.monotonic()
         start = frame.t_capture + self.timing.delay_s if self.timing.delay_s > 0 else now
         if start < now - self.timing.max_late_s:
             return RejectTicket(None, f"late by {(now - start) * 1e3:.1f} ms: the part has passed the ejector")
         start = max(start, now)
-        self._scheduler.schedule(start, start + self.timing.pulse_s, tag=frame.seq)
+        self._scheduler.schedule(start, start + self.timing.pulse_s, tag=frame.seq)  # counted, named if lost
+        if failure is not None:
+            return RejectTicket(None, LOST + failure)
         return RejectTicket(start)
 
     def set_ready(self, ready: bool) -> None:
         with self._ready_lock:
-            if self.ready_line is not None and ready != self._ready:
-                self.ready_line.write(ready == self.active_high)
+            if self.ready_line is not None and ready != self._ready and self._ready_error is None:
+                try:
+                    self.ready_line.write(ready == self.active_high)
+                except Exception as exc:  # noqa: BLE001 - said by `failure`; the loop stops on it
+                    self._ready_error = f"{self.ready_line.name} line: {type(exc).__name__}: {exc}"
             self._ready = ready
 
     @property
@@ -167,14 +195,20 @@ class GpioReject:
     def cancelled_seqs(self) -> list[int]:
         return list(self._scheduler.cancelled_tags) if self._scheduler else []
 
+    @property
+    def failure(self) -> str | None:
+        reject = self._scheduler.failure if self._scheduler is not None else None
+        return "; ".join(f for f in (reject, self._ready_error) if f) or None
+
     def close(self, hurry: threading.Event | None = None) -> None:
         try:
             self.set_ready(False)
             if self._scheduler is not None:
                 self._scheduler.close(self._drain_s, hurry)
         finally:  # the lines are released at their safe level however the drain ends
+            hung = self._scheduler is not None and self._scheduler.hung
             for line in (self.reject_line, self.ready_line):
-                if line is not None:
+                if line is not None and not (hung and line is self.reject_line):  # a hung driver would hang here
                     line.close()
 
 

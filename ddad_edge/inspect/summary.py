@@ -18,6 +18,7 @@ class StopReason(str, Enum):
     FAULT = "fault with --on-fault stop"
     MAX_FRAMES = "max frames reached"
     SOURCE_ERROR = "source error"
+    OUTPUT_ERROR = "reject output failed"
 
 
 class LatencyStats:
@@ -59,7 +60,8 @@ class RunSummary:
     pulses_fired: int = 0  # pulses driven on the line
     pulses_merged: int = 0  # requests that overlapped another and lengthened it instead of firing alone
     pulses_cancelled: int = 0  # requests still too far ahead at shutdown: those parts passed unrejected
-    missed_rejects: int = 0  # NG verdicts that came too late for the ejector
+    missed_rejects: int = 0  # NG verdicts too late for the ejector, or after the reject output failed
+    output_failure: str | None = None  # a reject or READY line whose driver failed (the loop stopped on it)
     sink_errors: int = 0
     stop_reason: StopReason = StopReason.END
     duration_s: float = 0.0
@@ -88,11 +90,15 @@ class RunSummary:
         def ms(d: dict[str, float | None]) -> str:
             return " / ".join("-" if d.get(k) is None else f"{d[k]:.1f}" for k in ("p50", "p99"))
 
-        cancelled = f"{self.pulses_cancelled} cancelled at shutdown"
+        when = "after the output failed or at shutdown" if self.output_failure else "at shutdown"
+        cancelled = f"{self.pulses_cancelled} cancelled {when}"
+        missed = "too late for the ejector or after the output failed" if self.output_failure else \
+            "too late for the ejector"
         if self.pulses_cancelled:
             cancelled += ": those parts passed the ejector unrejected (frames listed in the event log)"
         return (f"frames {self.frames}: OK {self.ok}, NG {self.ng}, FAULT {self.fault}, dropped {self.dropped}; "
                 f"reject pulses {self.reject_pulses}: {self.pulses_fired} fired, {self.pulses_merged} merged "
-                f"into another, {cancelled}; {self.missed_rejects} NG too late for the ejector\n"
+                f"into another, {cancelled}; {self.missed_rejects} NG {missed}\n"
                 f"latency capture→verdict p50/p99 {ms(self.latency_ms)} ms; loop work per frame p50/p99 "
-                f"{ms(self.loop_ms)} ms; {self.duration_s:.1f} s; stopped: {self.stop_reason.value}")
+                f"{ms(self.loop_ms)} ms; {self.duration_s:.1f} s; stopped: {self.stop_reason.value}"
+                + (f"\nreject output failed: {self.output_failure}" if self.output_failure else ""))
