@@ -15,7 +15,9 @@ it takes from here, so it is never read as the accuracy of the 256-px DDAD-S.
   2. `ddad-edge train --preset tiny --max-steps N --backbone B --backbone-weights none`: one UNet, trained
      for a fixed number of optimiser steps. No download: the extractor starts from random weights, as in
      the demo, and `adapt` adapts it to the parts.
-  3. `ddad-edge distill --to-steps K --iterations N` for every K below the teacher's own steps.
+  3. `ddad-edge distill --to-steps K --iterations N` for every K below the teacher's own steps, with the
+     options `--student K:OPTIONS` gives that K (another grid or target, say). A student made with other
+     options than asked is made again, and the bundles and refusals of its K with it.
   4. For every further backbone: a run folder of its own holding the same UNet and students (copied), its
      config's scoring backbone set to that backbone; `ddad-edge adapt` in every run folder.
   5. `ddad-edge export --steps K --precision P --scoring S --target onnx` for every variant; pixel-only
@@ -46,6 +48,15 @@ from ddad_edge.errors import DdadError  # noqa: E402
 CATEGORY = "widget"
 REFUSED = "refused.json"  # exports that failed (INT8 beyond its accuracy budget, say): what they said
 TRAIN_FILES = ("config.yaml", "split.yaml", "checkpoints", "students", "distill")  # what a derived run copies
+# Per-K `distill` options by default: none, every student gets the shared ones. What else was tried for the
+# 1-step student on the hard set, and why none of it is the default: docs/distillation.md, "One step on the
+# hard set".
+DEFAULT_STUDENTS: tuple[str, ...] = ()
+EXAMPLE_STUDENT = "1: --t-prime 124 --teacher-steps 4 --defect-target repaired --iterations 160"
+# `distill` options a --student may set, and the key each one has in the distillation report's config
+STUDENT_OPTIONS = {"--t-prime": "t_prime", "--teacher-steps": "teacher_steps", "--defect-target": "defect_target",
+                   "--iterations": "iterations", "--lr": "lr", "--method": "method", "--batch-size": "batch_size",
+                   "--synthetic-defects": "synthetic_defects", "--defect-weight": "defect_weight"}
 
 
 def csv(text: str) -> list[str]:
@@ -73,6 +84,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--defect-target", default="teacher",
                    help="distill's target on a synthetic defect: teacher (follows the teacher from the first "
                         "iterations, for short budgets, as the demo) or repaired (needs ~200 iterations)")
+    p.add_argument("--student", action="append", default=None, metavar="K:OPTIONS",
+                   help="`ddad-edge distill` options of the K-step student, over --distill-iterations and "
+                        f"--defect-target (repeatable; e.g. '{EXAMPLE_STUDENT}'). A student made with other "
+                        "options than asked is made again, and the bundles made from it too")
     p.add_argument("--int8-recipe", default="", help="`ddad-edge export --recipe` of the INT8 bundles "
                    "(calibration/NAME.yaml or a path; default: the export's own, calibration/int8.yaml)")
     p.add_argument("--seed", type=int, default=0)
@@ -140,6 +155,47 @@ def bundle_name(precision: str, steps: int, scoring: str, backbone: str) -> str:
     return f"{precision}-k{steps}-{'pixel' if scoring == 'pixel' else backbone}"
 
 
+def student_options(a: argparse.Namespace) -> dict[int, dict[str, str]]:
+    """The `distill` options of each K named by --student, or a DdadError naming the bad one."""
+    import shlex
+
+    students: dict[int, dict[str, str]] = {}
+    for text in DEFAULT_STUDENTS if a.student is None else a.student:
+        k_text, sep, rest = text.partition(":")
+        words = shlex.split(rest) if sep else []
+        if not sep or not k_text.strip().isdigit() or int(k_text) < 1 or len(words) % 2:
+            raise DdadError(f"--student {text!r}: give K: and distill options with their values, such as "
+                            f"'{EXAMPLE_STUDENT}'")
+        options = dict(zip(words[::2], words[1::2]))
+        unknown = [o for o in options if o not in STUDENT_OPTIONS]
+        if unknown:
+            raise DdadError(f"--student {text!r}: {unknown[0]} is not one of {', '.join(STUDENT_OPTIONS)}")
+        students[int(k_text)] = options
+    return students
+
+
+def distill_options(a: argparse.Namespace, k: int) -> dict[str, str]:
+    """`distill` options of the K-step student: the shared ones, then what --student says for K."""
+    shared = {"--iterations": str(a.distill_iterations), "--defect-target": a.defect_target}
+    return {**shared, **student_options(a).get(k, {})}
+
+
+def student_is_current(run: Path, k: int, options: dict[str, str]) -> bool:
+    """Whether run's K-step student was made with `options` (its distillation report's config says)."""
+    student, report = run / "students" / f"steps_{k}.pt", run / "distill" / f"report_steps_{k}.json"
+    if not (student.is_file() and report.is_file()):
+        return False
+    config = json.loads(report.read_text()).get("config") or {}
+    for option, value in options.items():
+        made = config.get(STUDENT_OPTIONS[option])
+        if isinstance(made, (int, float)) and not isinstance(made, bool):
+            if float(value) != float(made):
+                return False
+        elif str(made) != value:
+            return False
+    return True
+
+
 def check_options(a: argparse.Namespace) -> tuple[list[str], list[int], list[str], list[str]]:
     """The variant lists of the options, or a DdadError naming the option and the choices, before any work."""
     from ddad_edge.bundle import Precision
@@ -158,6 +214,7 @@ def check_options(a: argparse.Namespace) -> tuple[list[str], list[int], list[str
         steps = []
     if not steps or min(steps) < 1:
         raise DdadError(f"--steps {a.steps} is not a list of step counts such as 10,2,1")
+    student_options(a)
     return lists["--backbones"], steps, lists["--precisions"], lists["--scorings"]
 
 
@@ -179,16 +236,20 @@ def make(a: argparse.Namespace, backbones: list[str], steps: list[int], precisio
              str(a.image_size), "--out", str(base), "--max-steps", str(a.train_steps), "--seed", str(a.seed),
              "--backbone", backbones[0], "--backbone-weights", "none"])
     native = teacher_steps(base)
-    for k in sorted({k for k in steps if k < native}, reverse=True):
-        if not (base / "students" / f"steps_{k}.pt").is_file():
-            cli(["distill", "--run", str(base), "--to-steps", str(k), "--iterations", str(a.distill_iterations),
-                 "--max-minutes", "0", "--defect-target", a.defect_target, "--seed", str(a.seed),
-                 "--scoring", "pixel"])
+    distilled = sorted({k for k in steps if k < native}, reverse=True)
+    for k in distilled:
+        options = distill_options(a, k)
+        if not student_is_current(base, k, options):
+            replace = ["--replace"] if (base / "students" / f"steps_{k}.pt").is_file() else []
+            cli(["distill", "--run", str(base), "--to-steps", str(k), *(w for o in options.items() for w in o),
+                 "--max-minutes", "0", "--seed", str(a.seed), "--scoring", "pixel", *replace])
     made, refused = [], read_refused(bundles)  # a refused export is refused again on a rerun: not retried
     for i, backbone in enumerate(backbones):
         run = runs / backbone
         if not run.is_dir():
             derive_run(base, run, backbone)
+        elif run != base:
+            refresh_students(base, run, distilled)
         if not (run / "backbone.pt").is_file():
             cli(["adapt", "--run", str(run), "--max-steps", str(a.adapt_steps)])
         for k in steps:
@@ -198,6 +259,11 @@ def make(a: argparse.Namespace, backbones: list[str], steps: list[int], precisio
                         continue  # no extractor in a pixel-only graph: one bundle serves every backbone
                     name = bundle_name(precision, k, scoring, backbone)
                     bundle = bundles / name
+                    if k in distilled and made_before_student(bundle, name, run, k, refused):
+                        print(f"{name}: made from an earlier {k}-step student; exported again", flush=True)
+                        shutil.rmtree(bundle, ignore_errors=True)
+                        refused.pop(name, None)
+                        write_refused(bundles, refused)
                     if (bundle / "manifest.yaml").is_file():
                         made.append(bundle)
                         continue
@@ -212,9 +278,34 @@ def make(a: argparse.Namespace, backbones: list[str], steps: list[int], precisio
                         refused[name] = {"precision": precision, "steps": k, "scoring": scoring,
                                          "backbone": None if scoring == "pixel" else backbone,
                                          "run": str(run), "preset": a.preset, "image_size": a.image_size,
-                                         "why": exc.said or str(exc)}
+                                         "why": exc.said or str(exc), "when": time.time()}
                         write_refused(bundles, refused)
     return made, refused
+
+
+def refresh_students(base: Path, run: Path, steps: list[int]) -> None:
+    """A derived run's copy of each K-step student and its report, where base's was made again since."""
+    for k in steps:
+        for name in (f"students/steps_{k}.pt", f"distill/report_steps_{k}.json"):
+            src, dst = base / name, run / name
+            if src.is_file() and (not dst.is_file() or dst.read_bytes() != src.read_bytes()):
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, dst)
+
+
+def made_before_student(bundle: Path, name: str, run: Path, k: int, refused: dict[str, dict]) -> bool:
+    """Whether the bundle (or the refusal) of a K-step variant is older than run's K-step student."""
+    student = run / "students" / f"steps_{k}.pt"
+    if not student.is_file():
+        return False
+    made = student.stat().st_mtime
+    if (bundle / "manifest.yaml").is_file():
+        return (bundle / "manifest.yaml").stat().st_mtime < made
+    if name not in refused:
+        return False
+    file = bundle.parent / REFUSED  # a refusal kept from before refusals were stamped: as old as the file
+    when = refused[name].get("when", file.stat().st_mtime if file.is_file() else 0.0)
+    return when < made
 
 
 def check_difficulty(root: Path, difficulty: str) -> None:

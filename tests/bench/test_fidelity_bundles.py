@@ -7,6 +7,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
+import shutil
 import types
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from ddad_edge.bench.report import image_auroc
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 TOY = ["--backbones", "resnet18,resnet50", "--steps", "1", "--image-size", "32", "--n-train", "12",
        "--train-steps", "2", "--adapt-steps", "1", "--distill-iterations", "1", "--n-test-good", "4",
-       "--n-test-defect", "4"]
+       "--n-test-defect", "4", "--student", "1: --t-prime 124 --teacher-steps 4 --iterations 1"]
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +165,10 @@ def test_the_matrix_sets_each_backends_fidelity_beside_its_row(scripts, made, tm
 @pytest.mark.parametrize("option, value, named", [("--backbones", "resnet18,no_such_net", "no_such_net"),
                                                  ("--precisions", "fp32,int4", "int4"),
                                                  ("--scorings", "fused,features", "features"),
-                                                 ("--steps", "2,x", "x")])
+                                                 ("--steps", "2,x", "x"),
+                                                 ("--student", "1: --epochs 3", "--epochs"),
+                                                 ("--student", "one: --iterations 3", "one"),
+                                                 ("--student", "1: --iterations", "--iterations")])
 def test_a_bad_option_is_one_line_before_any_work(scripts, tmp_path, capsys, option, value, named):
     out = tmp_path / "f"
     assert scripts.fidelity_bundles.main(["--out", str(out), option, value]) == 2
@@ -195,3 +200,48 @@ def test_a_hard_set_of_another_strength_is_refused_before_it_is_used(scripts, tm
                        "folders (runs/ stays valid: the training images are the same at every strength) or give "
                        "another --out")
     assert not (tmp_path / "f" / "runs").exists()
+
+
+def test_a_student_asked_with_other_options_is_made_again_with_its_bundles(scripts, made, tmp_path, capsys):
+    """The distillation report says how each student was made; asked otherwise (here the 1-step student from
+    a 2-step grid instead of 4), the script distills it again, copies it into the derived run, and exports
+    again the bundles made from the old one. Asked the same way again, it makes nothing."""
+    out = tmp_path / "f"
+    shutil.copytree(made[0], out)
+    base, derived = out / "runs" / "resnet18", out / "runs" / "resnet50"
+    before = json.loads((base / "distill" / "report_steps_1.json").read_text())["config"]
+    assert (before["t_prime"], before["teacher_steps"]) == (124, 4)
+    args = ["--out", str(out), *TOY, "--student", "1: --t-prime 124 --teacher-steps 2 --iterations 1",
+            "--precisions", "fp32", "--scorings", "pixel"]
+    assert scripts.fidelity_bundles.main(args) == 0
+    said = capsys.readouterr().out
+    assert said.count("$ ddad-edge distill ") == 1 and "--teacher-steps 2" in said and "--replace" in said
+    assert "fp32-k1-pixel: made from an earlier 1-step student; exported again" in said
+    assert said.count("$ ddad-edge export ") == 1
+    after = json.loads((base / "distill" / "report_steps_1.json").read_text())["config"]
+    assert (after["t_prime"], after["teacher_steps"]) == (124, 2)
+    assert (derived / "students" / "steps_1.pt").read_bytes() == (base / "students" / "steps_1.pt").read_bytes()
+    manifest = yaml.safe_load((out / "bundles" / "fp32-k1-pixel" / "manifest.yaml").read_text())
+    assert manifest["graph"]["timesteps"] == [62]  # the 1-step student of the 2-step grid from 124
+    assert scripts.fidelity_bundles.main(args) == 0
+    assert "$ ddad-edge" not in capsys.readouterr().out
+
+
+def test_a_refusal_older_than_its_student_is_tried_again(scripts, tmp_path):
+    """A refusal (INT8 beyond budget, say) was the old student's result; a new student may pass. Refusals
+    kept from before they were stamped count as old as refused.json."""
+    fb = scripts.fidelity_bundles
+    run, bundles = tmp_path / "run", tmp_path / "bundles"
+    (run / "students").mkdir(parents=True)
+    student = run / "students" / "steps_1.pt"
+    student.write_bytes(b"student")
+    os.utime(student, (2000.0, 2000.0))
+    refused = {"int8-k1-pixel": {"why": "budget", "when": 1000.0}, "int8-k2-pixel": {"why": "budget", "when": 3000.0},
+               "int8-k1-resnet18": {"why": "budget"}}
+    fb.write_refused(bundles, refused)
+    os.utime(bundles / fb.REFUSED, (2500.0, 2500.0))
+    stale = {name: fb.made_before_student(bundles / name, name, run, 1, refused) for name in refused}
+    assert stale == {"int8-k1-pixel": True, "int8-k2-pixel": False, "int8-k1-resnet18": False}
+    os.utime(bundles / fb.REFUSED, (1500.0, 1500.0))
+    assert fb.made_before_student(bundles / "int8-k1-resnet18", "int8-k1-resnet18", run, 1, refused)
+    assert not fb.made_before_student(bundles / "fp32-k1-pixel", "fp32-k1-pixel", run, 1, refused)  # neither
