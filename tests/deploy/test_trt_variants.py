@@ -8,8 +8,9 @@ benchmarks/speed_bundles.py `speed_bundle`: `export_onnx`, `convert_fp16` with t
 cheap they use the tiny UNet preset at 32 px (the smallest size the blur's reflection padding takes) with
 random weights: the rules read op types, tensor types and Q/DQ form, which depend neither on trained
 values nor on calibration quality. One FP32 export per (steps, scoring) serves its FP16 and INT8 files.
-The 10-step graphs are marked slow (a minute of CPU each for INT8, nearly all in ONNX Runtime's quantizer,
-whose graph edits grow with the square of the node count): CI runs them, a quick local run can leave them out
+The 10-step graphs are marked slow (about 35 s of CPU each for INT8, nearly all in ONNX Runtime's quantizer,
+whose graph edits grow with the square of the node count; its calibration did too, and is replaced by
+`minmax_ranges`, which halved it): CI runs them, a quick local run can leave them out
 with -m "not slow". The files of the selected tests are made before the first test by two processes (the
 quantizer is single-threaded Python: two cores make them in about half the time), each (steps, backbone) in
 one process, FP32 first, since its FP16 and INT8 files are made from it; the tests then find them made.
