@@ -26,6 +26,10 @@ from ddad_edge.inspect.gpio_lines import GpioLine
 
 _Planned = tuple[float, float, list[object]]  # (start, end, tags of the requests it holds)
 WRITE_TIMEOUT_S = 1.0  # a GPIO write takes microseconds; one not back after a second is hung
+# Pulses this close count as touching. Planned times are sums of monotonic seconds (about 1e5 after a day
+# up, where a double's step is 1.5e-11): `start + 0.07` and `start + 0.06 + 0.01` differ by a step about
+# a third of the time, which split a pulse that should merge into two with a gap of nothing between.
+TOUCH_S = 1e-6
 
 
 class PulseScheduler:
@@ -35,7 +39,7 @@ class PulseScheduler:
                  write_timeout_s: float = WRITE_TIMEOUT_S) -> None:
         self._line = line
         self._on = active_high
-        self._gap = merge_gap_s
+        self._gap = merge_gap_s + TOUCH_S
         self._write_timeout_s = write_timeout_s
         self._queue: list[_Planned] = []  # pulses not yet begun; sorted, disjoint
         self._active_end: float | None = None  # end of the pulse being driven now

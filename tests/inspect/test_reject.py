@@ -142,6 +142,19 @@ def test_merge_gap_joins_pulses_closer_than_it_and_no_others():
     assert first[1] >= t0 + 0.02 and second[0] >= t0 + 0.05 and second[1] >= t0 + 0.08
 
 
+def test_pulses_that_touch_to_a_rounding_step_merge_and_a_real_gap_does_not():
+    """Planned times are sums of monotonic seconds: `t + 0.07` and `t + 0.06 + 0.01` may differ by a double's
+    step. Within a microsecond (TOUCH_S) counts as touching: one pulse, never a gap of nothing."""
+    line = SimLine("reject")
+    scheduler = PulseScheduler(line, merge_gap_s=0.01)
+    t0 = time.monotonic() + 0.05
+    scheduler.schedule(t0, t0 + 0.01)
+    scheduler.schedule(t0 + 0.02 + 1e-9, t0 + 0.03)  # the gap plus a rounding step: joins
+    scheduler.schedule(t0 + 0.04 + 1e-3, t0 + 0.05)  # the gap plus a millisecond: a pulse of its own
+    scheduler.close(drain_s=5.0)
+    assert len(rising_edges(line)) == 2 and (scheduler.fired, scheduler.merged) == (2, 1)
+
+
 def test_touching_pulses_merge_without_a_gap_and_one_within_the_gap_joins_the_active_pulse():
     line = SimLine("reject")
     scheduler = PulseScheduler(line)
