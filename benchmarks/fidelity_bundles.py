@@ -48,10 +48,8 @@ from ddad_edge.errors import DdadError  # noqa: E402
 CATEGORY = "widget"
 REFUSED = "refused.json"  # exports that failed (INT8 beyond its accuracy budget, say): what they said
 TRAIN_FILES = ("config.yaml", "split.yaml", "checkpoints", "students", "distill")  # what a derived run copies
-# Per-K `distill` options by default: none, every student gets the shared ones. What else was tried for the
-# 1-step student on the hard set, and why none of it is the default: docs/distillation.md, "One step on the
-# hard set".
-DEFAULT_STUDENTS: tuple[str, ...] = ()
+# Without --student every student gets the shared options. What else was tried for the 1-step student on the
+# hard set, and why none of it is the default: docs/distillation.md, "One step on the hard set".
 EXAMPLE_STUDENT = "1: --t-prime 124 --teacher-steps 4 --defect-target repaired --iterations 160"
 # `distill` options a --student may set, and the key each one has in the distillation report's config
 STUDENT_OPTIONS = {"--t-prime": "t_prime", "--teacher-steps": "teacher_steps", "--defect-target": "defect_target",
@@ -160,7 +158,7 @@ def student_options(a: argparse.Namespace) -> dict[int, dict[str, str]]:
     import shlex
 
     students: dict[int, dict[str, str]] = {}
-    for text in DEFAULT_STUDENTS if a.student is None else a.student:
+    for text in a.student or ():
         k_text, sep, rest = text.partition(":")
         words = shlex.split(rest) if sep else []
         if not sep or not k_text.strip().isdigit() or int(k_text) < 1 or len(words) % 2:

@@ -94,18 +94,23 @@ class PulseScheduler:
         with self._cond:
             if self._error is not None:
                 return self._error
-            began = self._write_began
-        if began is not None and time.monotonic() - began > self._write_timeout_s:
-            return (f"{self._line.name} line: its driver has not returned from a write for "
-                    f"{time.monotonic() - began:.1f} s")
+            hung_s = self._hung_s()
+        if hung_s is not None:
+            return f"{self._line.name} line: its driver has not returned from a write for {hung_s:.1f} s"
         return None
 
     @property
     def hung(self) -> bool:
         """Whether a driver call has been running past `write_timeout_s` (it may never return)."""
         with self._cond:
-            began, stuck = self._write_began, self._stuck
-        return stuck or (began is not None and time.monotonic() - began > self._write_timeout_s)
+            return self._stuck or self._hung_s() is not None
+
+    def _hung_s(self) -> float | None:
+        """Under the lock: how long the driver call in progress has run, where past `write_timeout_s`."""
+        if self._write_began is None:
+            return None
+        elapsed = time.monotonic() - self._write_began
+        return elapsed if elapsed > self._write_timeout_s else None
 
     def _run(self) -> None:
         while True:
@@ -121,9 +126,7 @@ class PulseScheduler:
                 self._write_began = None
                 if not ok:
                     if level is _ACTIVE:  # the pulse never began: its requests are lost, not fired
-                        self.fired -= 1
-                        self.cancelled += len(self._starting)
-                        self.cancelled_tags.extend(self._starting)
+                        self._unfire()
                     self._active_end = None
                     self._cancel(self._queue)
                     return
@@ -165,9 +168,7 @@ class PulseScheduler:
         with self._io:
             if active and self._abort:
                 with self._cond:  # cut off by close: its requests are cancelled, not fired
-                    self.fired -= 1
-                    self.cancelled += len(self._starting)
-                    self.cancelled_tags.extend(self._starting)
+                    self._unfire()
                 return True
             try:
                 self._line.write(self._on if active else not self._on)
@@ -228,6 +229,12 @@ class PulseScheduler:
                 self._error = f"{self._error}; {reset}" if self._error else f"{self._line.name} line: {reset}"
         finally:
             self._io.release()
+
+    def _unfire(self) -> None:
+        """Under the lock: the pulse counted as fired when it was taken off the queue did not begin."""
+        self.fired -= 1
+        self.cancelled += len(self._starting)
+        self.cancelled_tags.extend(self._starting)
 
     def _cancel(self, pulses: list[_Planned]) -> None:
         for pulse in list(pulses):

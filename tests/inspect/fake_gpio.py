@@ -135,46 +135,54 @@ def make_fake_gpiod_v1(refuse: int | None = None):
     return gpiod
 
 
-class FakeBrokenLine:
-    """Stands in for a GPIO driver whose chip fails mid-run (a cable pulled, a chip reset): from write
-    `fail_from` on (counting from 1) every write raises OSError EIO, as libgpiod and Jetson.GPIO's cdev
-    backend raise a failed ioctl. Writes before it are recorded in `writes`."""
+class _FakeFailingDriver:
+    """A GPIO line whose driver misbehaves from write `from_write` on (counting from 1): `attempts` counts
+    every write, `writes` holds the levels of those that completed, `closed` whether close was called."""
 
-    def __init__(self, name: str, fail_from: int):
-        self.name, self.fail_from = name, fail_from
+    def __init__(self, name: str, from_write: int):
+        self.name, self.from_write = name, from_write
         self.writes: list[bool] = []
         self.attempts = 0
         self.closed = False
 
     def write(self, high: bool) -> None:
         self.attempts += 1
-        if self.attempts >= self.fail_from:
-            raise OSError(5, "Input/output error")
+        if self.attempts >= self.from_write:
+            self.misbehave()
         self.writes.append(high)
+
+    def misbehave(self) -> None:
+        raise NotImplementedError
 
     def close(self) -> None:
         self.closed = True
 
 
-class FakeHungLine:
+class FakeBrokenLine(_FakeFailingDriver):
+    """Stands in for a GPIO driver whose chip fails mid-run (a cable pulled, a chip reset): from write
+    `fail_from` on every write raises OSError EIO, as libgpiod and Jetson.GPIO's cdev backend raise a
+    failed ioctl."""
+
+    def __init__(self, name: str, fail_from: int):
+        super().__init__(name, fail_from)
+
+    def misbehave(self) -> None:
+        raise OSError(5, "Input/output error")
+
+
+class FakeHungLine(_FakeFailingDriver):
     """Stands in for a GPIO driver stuck in a call that never returns (a wedged ioctl): write `hang_from`
-    on (counting from 1) blocks until `release` is set; `close` would block the same way."""
+    on blocks until `release` is set; `close` would block the same way."""
 
     def __init__(self, name: str, hang_from: int):
         import threading
 
-        self.name, self.hang_from = name, hang_from
+        super().__init__(name, hang_from)
         self.release = threading.Event()
-        self.writes: list[bool] = []
-        self.attempts = 0
-        self.close_called = False
 
-    def write(self, high: bool) -> None:
-        self.attempts += 1
-        if self.attempts >= self.hang_from:
-            self.release.wait()
-        self.writes.append(high)
+    def misbehave(self) -> None:
+        self.release.wait()
 
     def close(self) -> None:
-        self.close_called = True
+        super().close()
         self.release.wait()

@@ -147,7 +147,7 @@ def test_a_hung_reject_line_is_not_closed_the_ready_line_is():
         closed = in_thread(output.close)
         closed.join(timeout=10)
         assert not closed.is_alive(), "close hung on the reject line's driver"
-        assert not reject_line.close_called and ready_line.level is False
+        assert not reject_line.closed and ready_line.level is False
         assert "its level is unknown" in output.failure
     finally:
         reject_line.release.set()
