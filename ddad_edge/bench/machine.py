@@ -180,12 +180,21 @@ def describe_machine() -> dict[str, Any]:
     return out
 
 
+def vector_tier(features: list[str] | set[str]) -> str:
+    """The widest x86 vector arithmetic the CPU's features announce ("" for none known): under a hypervisor
+    the model name is often only the family ("AMD EPYC"), and AVX2-only and AVX-512 BF16 parts share it."""
+    for tier, flag in (("amx", "amx_bf16"), ("avx512-bf16", "avx512_bf16"), ("avx512", "avx512f"), ("avx2", "avx2")):
+        if flag in features:
+            return tier
+    return ""
+
+
 def machine_slug(info: dict[str, Any]) -> str:
-    """A file name for a machine's results: jetson model, or `<arch>-<cores>core-<cpu words>`."""
+    """A file name for a machine's results: jetson model, or `<arch>-<cores>core-<cpu words>-<vector tier>`."""
     if "jetson" in info:
         name = info["jetson"]["model"]
     else:
         cpu = info["cpu"]
         words = re.sub(r"\(.*?\)|CPU|Processor|@.*", " ", cpu["model"]).split()[:3]
-        name = f"{cpu['machine']}-{cpu['cores']}core-{'-'.join(words)}"
+        name = "-".join([cpu["machine"], f"{cpu['cores']}core", *words, vector_tier(cpu.get("features", ()))])
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")

@@ -45,3 +45,16 @@ def test_this_machine_and_its_slug():
     assert slug and slug == slug.lower() and "/" not in slug and " " not in slug
     assert machine_slug({"jetson": {"model": "NVIDIA Jetson AGX Orin Developer Kit"}}) == \
         "nvidia-jetson-agx-orin-developer-kit"
+
+
+def test_the_slug_tells_cpus_of_one_family_apart_by_their_vector_units():
+    """Two virtualised CPUs may both call themselves "AMD EPYC"; their results must not share a file."""
+    def slug(features):
+        return machine_slug({"cpu": {"model": "AMD EPYC", "machine": "x86_64", "cores": 2, "features": features}})
+    assert slug(["avx2", "fma"]) == "x86-64-2core-amd-epyc-avx2"
+    assert slug(["avx2", "avx512f", "avx512_vnni"]) == "x86-64-2core-amd-epyc-avx512"
+    assert slug(["avx2", "avx512f", "avx512_bf16"]) == "x86-64-2core-amd-epyc-avx512-bf16"
+    assert slug(["avx512f", "avx512_bf16", "amx_bf16", "amx_int8"]) == "x86-64-2core-amd-epyc-amx"
+    assert slug([]) == "x86-64-2core-amd-epyc"
+    assert machine_slug({"cpu": {"model": "Neoverse-N1", "machine": "aarch64", "cores": 4,
+                                 "features": ["asimd"]}}) == "aarch64-4core-neoverse-n1"
