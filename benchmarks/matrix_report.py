@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ddad_edge.bench.machine import arithmetic_peak, peak_label
 from ddad_edge.bench.report import image_auroc, machine_lines, markdown_table, reference_row, row_on_cpu
 from ddad_edge.bench.tradeoff_plot import fastest_within_budget, fidelity_points, frontier, teacher_row
 from ddad_edge.bundle import atomic_write_bytes
@@ -152,10 +153,6 @@ def free_compute_bound(row: dict, profile: dict, peak: float | None = None) -> d
             "free_products_qdq_ms": kept + kernels * s["rest"], "products_at_peak_ms": at_peak}
 
 
-def peak_of(cpu: dict | None, precision: str) -> float | None:
-    """The CPU's estimated peak for a row's products: INT8 GOP/s for INT8 rows (VNNI), FP32 GFLOP/s for FP32."""
-    cpu = cpu or {}
-    return {"int8": cpu.get("int8_peak_gops"), "fp32": cpu.get("fp32_peak_gflops")}.get(precision)
 
 
 def bound_section(rows: list[dict], ref: dict, profiles: list[dict], cpu: dict | None = None) -> list[str]:
@@ -174,14 +171,16 @@ def bound_section(rows: list[dict], ref: dict, profiles: list[dict], cpu: dict |
              "kernel time applied to the row's own inference p50, with ONNX Runtime's time outside kernels, decode, "
              "resize and decision as measured; products include the layout changes that feed them. The last "
              "columns run all the row's FLOPs at this CPU's estimated peak instead (INT8 rows: the VNNI estimate, "
-             "float products included, AMX units not counted; never slower than measured), with Q/DQ and the rest "
+             "float products included; OpenVINO's bf16 mode: the AVX512_BF16 estimate; AMX units not counted; never "
+             "slower than measured), with Q/DQ and the rest "
              "as profiled: an upper bound too, at those rates.", "",
              "| variant | frame p50 ms | products | Q/DQ | rest | products 0 ms: frame ms | speed-up | "
              "also Q/DQ 0 ms | speed-up | products at peak: frame ms | speed-up |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     bounds = []
     for profile, row in found:
-        b = free_compute_bound(row, profile, peak_of(cpu, row["variant"].get("precision")))
+        b = free_compute_bound(row, profile, arithmetic_peak(cpu, row["variant"].get("precision") or "",
+                                                             row["variant"].get("backend") or ""))
         bounds.append((row["variant"]["name"], b))
         lines.append(f"| {row['variant']['name']} | {b['frame_ms']:,.1f} | {100 * b['products_share']:.0f}% | "
                      f"{100 * b['qdq_share']:.0f}% | {100 * (1 - b['products_share'] - b['qdq_share']):.0f}% | "
@@ -263,8 +262,9 @@ def verdict(rows: list[dict], edge_key: Any, profile: dict | None, extra_profile
         need_ms = _p50(ref) / TARGET_SPEEDUP
         infer_budget = need_ms - (_p50(edge) - _p50(edge, "infer"))
         need_rate = edge["gflops_per_frame"] / (infer_budget / 1e3) if infer_budget > 0 else float("inf")
-        peak = (f" (estimated FP32 peak of this CPU: {edge['achieved_gflops'] / edge['peak_fraction']:,.0f} "
-                "GFLOP/s)" if edge.get("peak_fraction") else "")
+        label = peak_label(cpu, edge["variant"].get("precision") or "", backend)
+        peak = (f" (estimated {label} peak of this CPU: {edge['achieved_gflops'] / edge['peak_fraction']:,.0f} "
+                f"{'GOP' if label.startswith('INT8') else 'GFLOP'}/s)" if edge.get("peak_fraction") else "")
         lines += [
             "", "Where the time goes:", "",
             f"- Compute: the reference does {ref['gflops_per_frame']:,.0f} GFLOP per frame, the edge variant "
@@ -447,7 +447,9 @@ def write_markdown(path: Path, name: str, rows: list[dict], meta: dict, profile:
         "## Reading the numbers", "",
         "- `frame` is decode + resize + inference + decision for one frame; `fps` is frames over the measured wall "
         "time. GFLOP counts multiply-adds as 2 and leave element-wise work out (torch's FlopCounterMode on the same "
-        "modules); GFLOP/s is GFLOP per frame over the inference p50; the CPU peak is an estimate.",
+        "modules); GFLOP/s is GFLOP per frame over the inference p50, and its share is of the CPU's estimated peak in "
+        "the arithmetic the row runs in (INT8 files: the VNNI rate; OpenVINO's bf16 mode: the BF16 rate; else FP32; "
+        "results made before that distinction set every row against FP32); the CPU peak is an estimate.",
         "- Peak RSS is the process's peak during each row's measured part (the kernel's mark is reset per row).",
         "",
     ]

@@ -87,7 +87,32 @@ def cpu_peak(cpuinfo: str | None = None, machine: str | None = None, cores: int 
     if mhz and ("avx512_vnni" in flags or "avx_vnni" in flags):
         # VNNI: one instruction does 4 int8 multiply-adds per 32-bit lane, 4x the FP32 rate
         out["int8_peak_gops"] = round(4 * out["fp32_peak_gflops"], 1)
+    if mhz and "avx512_bf16" in flags:
+        # AVX512_BF16 (VDPBF16PS): 2 bf16 multiply-adds per 32-bit lane, 2x the FP32 rate (AMX tiles not counted)
+        out["bf16_peak_gflops"] = round(2 * out["fp32_peak_gflops"], 1)
     return out
+
+
+def arithmetic_peak(cpu: dict[str, Any] | None, precision: str, backend: str = "") -> float | None:
+    """The CPU's estimated peak in the arithmetic a row's products run in: INT8 files at the VNNI rate (GOP/s;
+    None without VNNI: older integer instructions have no estimate here), float files in OpenVINO's bf16 mode at
+    the BF16 rate, the rest at FP32."""
+    cpu = cpu or {}
+    if precision == "int8":
+        return cpu.get("int8_peak_gops")
+    if backend == "openvino-bf16" and cpu.get("bf16_peak_gflops"):
+        return cpu["bf16_peak_gflops"]
+    return cpu.get("fp32_peak_gflops")
+
+
+def peak_label(cpu: dict[str, Any] | None, precision: str, backend: str = "") -> str:
+    """Which of `arithmetic_peak`'s rates applies: "INT8 VNNI", "BF16" or "FP32"."""
+    cpu = cpu or {}
+    if precision == "int8" and cpu.get("int8_peak_gops"):
+        return "INT8 VNNI"
+    if backend == "openvino-bf16" and cpu.get("bf16_peak_gflops"):
+        return "BF16"
+    return "FP32"
 
 
 def total_memory_mb() -> float | None:

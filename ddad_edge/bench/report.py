@@ -243,7 +243,9 @@ def machine_lines(machine: dict[str, Any]) -> list[str]:
     lines = [f"- CPU: {cpu['model']} ({cpu['machine']}), {cpu['cores']} cores usable"
              f"{', virtualised' if machine.get('virtualised') else ''}; {peak}",
              f"- CPU features: {', '.join(cpu['features']) or 'none of note'}"
-             + (f"; INT8 VNNI peak estimate {cpu['int8_peak_gops']:g} GOP/s" if cpu.get("int8_peak_gops") else ""),
+             + (f"; INT8 VNNI peak estimate {cpu['int8_peak_gops']:g} GOP/s" if cpu.get("int8_peak_gops") else "")
+             + (f"; BF16 peak estimate {cpu['bf16_peak_gflops']:g} GFLOP/s (AVX512_BF16, AMX not counted)"
+                if cpu.get("bf16_peak_gflops") else ""),
              f"- memory: {machine.get('memory_mb')} MiB; OS {machine.get('os')}",
              "- versions: " + ", ".join(f"{k} {v}" for k, v in machine.get("versions", {}).items())]
     if machine.get("jetson"):

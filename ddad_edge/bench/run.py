@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from ddad_edge.bench.machine import gpu_memory_used_mb
+from ddad_edge.bench.machine import arithmetic_peak, gpu_memory_used_mb
 from ddad_edge.bench.report import fidelity_of, is_cpu, make_row
 from ddad_edge.bench.tegrastats import TegrastatsSampler
 from ddad_edge.bench.timing import SourceFactory, measure_runner
@@ -97,13 +97,14 @@ def bench_bundle(bundle: Path | Bundle, source_factory: SourceFactory, backend: 
                  batch: int = 1, warmup: int = 3, iters: int = 30, threads: int = 0, budget_s: float | None = None,
                  peak_gflops: float | None = None, model: str = "", show_progress: bool = True,
                  samples: bool = True, count_flops: bool = True, torch_device: str = "cpu",
-                 unmeasured_mode: bool = False) -> dict[str, Any]:
+                 unmeasured_mode: bool = False, cpu: dict[str, Any] | None = None) -> dict[str, Any]:
     """Benchmark a bundle on a backend through the inspection loop; returns its row (see report.py).
 
     `model` says what weights the bundle holds, for the row (e.g. "speed-only: random weights").
     `torch_device`: where the torch backend runs (auto: the GPU where torch sees one). `unmeasured_mode`: time an
     OpenVINO execution mode the export did not measure (its row then has no fidelity). `peak_gflops` is the
-    CPU's: it is compared only with rows that run on the CPU.
+    CPU's: it is compared only with rows that run on the CPU. `cpu` (machine.cpu_peak's description), where
+    given, replaces it with the CPU's estimated peak in the arithmetic the row runs in (machine.arithmetic_peak).
     """
     if not isinstance(bundle, Bundle):
         bundle = read_bundle(Path(bundle))
@@ -127,6 +128,8 @@ def bench_bundle(bundle: Path | Bundle, source_factory: SourceFactory, backend: 
                "model": model or f"bundle {bundle.path}", "bundle": str(bundle.path)}
     fidelity, source = read_fidelity(bundle, getattr(runner, "mode", None))
     on_cpu = runs_on_cpu(runner)
+    if cpu is not None:
+        peak_gflops = arithmetic_peak(cpu, bundle.precision.value, backend_name)
     variant["device"] = "cpu" if on_cpu else str(getattr(runner, "device", None) or "gpu")
     return bench_runner(runner, variant, source_factory, batch, warmup, iters, budget_s,
                         bundle_gflops(desc) if count_flops else None, peak_gflops if on_cpu else None,

@@ -119,7 +119,7 @@ def bench_command(
             for n in (reference_threads if device.type == "cpu" else [0]):
                 rows.append(bench_reference(source, reference_warmup, reference_iters, peak, progress,
                                             threads=n or None, device=str(device)))
-        rows.append(bench_bundle(target, source, backend, batch, warmup, iters, threads, peak_gflops=peak,
+        rows.append(bench_bundle(target, source, backend, batch, warmup, iters, threads, cpu=machine["cpu"],
                                  show_progress=progress, torch_device=torch_device,
                                  unmeasured_mode=unmeasured_mode))
         if ort_profile:

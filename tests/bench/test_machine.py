@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from ddad_edge.bench.machine import cpu_peak, describe_machine, machine_slug, parse_nvpmodel
+from ddad_edge.bench.machine import (
+    arithmetic_peak,
+    cpu_peak,
+    describe_machine,
+    machine_slug,
+    parse_nvpmodel,
+    peak_label,
+)
 
 XEON = """processor\t: 0
 model name\t: Intel(R) Xeon(R) Processor
@@ -24,6 +31,33 @@ def test_peak_avx512(monkeypatch):
     assert p["fp32_peak_gflops"] == pytest.approx(2 * 2.1 * 64)
     assert p["int8_peak_gops"] == pytest.approx(4 * p["fp32_peak_gflops"])
     assert p["estimate"] is True and "avx512_vnni" in p["features"]
+
+
+ZEN5 = """model name\t: AMD EPYC
+cpu MHz\t\t: 2500.000
+flags\t\t: fpu sse sse2 avx avx2 fma avx512f avx512_vnni avx512_bf16 hypervisor
+"""
+
+
+def test_each_row_is_set_against_the_peak_of_the_arithmetic_it_runs_in(monkeypatch):
+    monkeypatch.setattr("ddad_edge.bench.machine._read", lambda path: "")
+    zen5 = cpu_peak(ZEN5, "x86_64", cores=2)
+    assert zen5["fp32_peak_gflops"] == pytest.approx(2 * 2.5 * 64)
+    assert zen5["bf16_peak_gflops"] == pytest.approx(2 * zen5["fp32_peak_gflops"])
+    assert arithmetic_peak(zen5, "fp32", "onnxruntime") == zen5["fp32_peak_gflops"]
+    assert arithmetic_peak(zen5, "fp32", "openvino-f32") == zen5["fp32_peak_gflops"]
+    assert arithmetic_peak(zen5, "fp32", "openvino-bf16") == zen5["bf16_peak_gflops"]
+    assert arithmetic_peak(zen5, "int8", "openvino-bf16") == zen5["int8_peak_gops"]
+    assert arithmetic_peak(zen5, "int8", "onnxruntime") == zen5["int8_peak_gops"]
+    assert [peak_label(zen5, p, b) for p, b in (("fp32", "onnxruntime"), ("fp32", "openvino-bf16"),
+                                                ("int8", "onnxruntime"))] == ["FP32", "BF16", "INT8 VNNI"]
+    xeon = cpu_peak(XEON, "x86_64", cores=2)  # AVX-512 VNNI but no BF16 instructions
+    assert "bf16_peak_gflops" not in xeon
+    assert arithmetic_peak(xeon, "fp32", "openvino-bf16") == xeon["fp32_peak_gflops"]
+    assert peak_label(xeon, "fp32", "openvino-bf16") == "FP32"
+    avx2 = cpu_peak(OLD.replace("sse2", "sse2 avx avx2 fma"), "x86_64", cores=2)  # no VNNI: no INT8 estimate
+    assert arithmetic_peak(avx2, "int8", "onnxruntime") is None
+    assert arithmetic_peak(avx2, "fp32", "onnxruntime") == pytest.approx(2 * 3.0 * 32)
 
 
 def test_peak_without_vector_units(monkeypatch):
