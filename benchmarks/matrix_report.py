@@ -29,10 +29,12 @@ def _p50(row: dict, stage: str = "frame") -> float:
 # remove; counting the layout with it makes the bounds below more generous, not less.
 INT8_PRODUCT_OPS = ("QLinearConv", "ConvInteger", "QGemm", "MatMulInteger", "MatMulIntegerToFloat", "QLinearMatMul",
                     "DynamicQuantizeMatMul")
-FLOAT_PRODUCT_OPS = ("Conv", "FusedConv", "NhwcFusedConv", "Gemm", "MatMul", "FusedMatMul", "Einsum")
-LAYOUT_OPS = ("ReorderInput", "ReorderOutput", "Transpose")
+# ONNX Runtime's operator names, then OpenVINO's layer types (its convolutions are one type whatever their precision)
+FLOAT_PRODUCT_OPS = ("Conv", "FusedConv", "NhwcFusedConv", "Gemm", "MatMul", "FusedMatMul", "Einsum",
+                     "Convolution", "GroupConvolution", "FullyConnected")
+LAYOUT_OPS = ("ReorderInput", "ReorderOutput", "Transpose", "Reorder")
 PRODUCT_OPS = INT8_PRODUCT_OPS + FLOAT_PRODUCT_OPS + LAYOUT_OPS
-QDQ_OPS = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear")
+QDQ_OPS = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "FakeQuantize")
 REST = ("GroupNorm as InstanceNormalization, SiLU, residual adds, concatenation, softmax, the sampler's "
         "arithmetic")
 
@@ -134,7 +136,7 @@ def free_compute_bound(row: dict, profile: dict, peak: float | None = None) -> d
     they ran at the CPU's estimated `peak` (GFLOP/s or GOP/s of the row's precision) instead.
 
     The profile's kernel time, as a fraction of its run time, is taken from the row's own inference p50, and
-    each op type's share of kernel time from that; ONNX Runtime's time outside kernels, decode, resize and
+    each op type's share of kernel time from that; the runtime's time outside kernels, decode, resize and
     decision stay as measured. `free_products_ms`: the frame with the products free; `free_products_qdq_ms`:
     with Quantize/DequantizeLinear free as well; `products_at_peak_ms`: with all the row's FLOPs (float ones
     too) at `peak`, but never slower than the products as measured, Q/DQ and the rest as profiled: an upper
@@ -168,12 +170,12 @@ def bound_section(rows: list[dict], ref: dict, profiles: list[dict], cpu: dict |
         return "—" if ms is None else f"{ref_ms / ms:.1f}x"
 
     lines = ["", "How far faster kernels could take each profiled variant. Amdahl's bound: the profile's shares of "
-             "kernel time applied to the row's own inference p50, with ONNX Runtime's time outside kernels, decode, "
-             "resize and decision as measured; products include the layout changes that feed them. The last "
-             "columns run all the row's FLOPs at this CPU's estimated peak instead (INT8 rows: the VNNI estimate, "
-             "float products included; OpenVINO's bf16 mode: the AVX512_BF16 estimate; AMX units not counted; never "
-             "slower than measured), with Q/DQ and the rest "
-             "as profiled: an upper bound too, at those rates.", "",
+             "kernel (or OpenVINO layer) time applied to the row's own inference p50, with the runtime's time "
+             "outside them, decode, resize and decision as measured; products include the layout changes that feed "
+             "them. The last columns run all the row's FLOPs at this CPU's estimated peak instead (INT8 rows: the "
+             "VNNI estimate, float products included; OpenVINO's bf16 mode: the AVX512_BF16 estimate; AMX units not "
+             "counted; never slower than measured), with Q/DQ and the rest as profiled: an upper bound too, at those "
+             "rates.", "",
              "| variant | frame p50 ms | products | Q/DQ | rest | products 0 ms: frame ms | speed-up | "
              "also Q/DQ 0 ms | speed-up | products at peak: frame ms | speed-up |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -298,7 +300,7 @@ def verdict(rows: list[dict], edge_key: Any, profile: dict | None, extra_profile
         lines += ["", "Slowest nodes: " + "; ".join(f"`{n['node']}` ({n['op']}) {n['ms_per_run']:.1f} ms"
                                                     for n in profile["top_nodes"][:6]) + "."]
     if row_on_cpu(ref):
-        lines += bound_section(rows, ref, [p for p in (profile, *extra_profiles) if p], cpu)
+        lines += bound_section(rows, ref, [p for p in (ov_profile, profile, *extra_profiles) if p], cpu)
     elif profile:
         lines += ["", "The ONNX Runtime profile above is of the CPU row; the reference ran on the GPU, so no CPU "
                   "bound is set against it."]

@@ -96,10 +96,12 @@ def cpu_peak(cpuinfo: str | None = None, machine: str | None = None, cores: int 
 def arithmetic_peak(cpu: dict[str, Any] | None, precision: str, backend: str = "") -> float | None:
     """The CPU's estimated peak in the arithmetic a row's products run in: INT8 files at the VNNI rate (GOP/s;
     None without VNNI: older integer instructions have no estimate here), float files in OpenVINO's bf16 mode at
-    the BF16 rate, the rest at FP32."""
+    the BF16 rate, FP32 files at FP32; FP16 files none (CPUs with FP16 arithmetic could exceed the FP32 rate)."""
     cpu = cpu or {}
     if precision == "int8":
         return cpu.get("int8_peak_gops")
+    if precision != "fp32":
+        return None
     if backend == "openvino-bf16" and cpu.get("bf16_peak_gflops"):
         return cpu["bf16_peak_gflops"]
     return cpu.get("fp32_peak_gflops")

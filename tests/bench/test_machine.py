@@ -49,6 +49,7 @@ def test_each_row_is_set_against_the_peak_of_the_arithmetic_it_runs_in(monkeypat
     assert arithmetic_peak(zen5, "fp32", "openvino-bf16") == zen5["bf16_peak_gflops"]
     assert arithmetic_peak(zen5, "int8", "openvino-bf16") == zen5["int8_peak_gops"]
     assert arithmetic_peak(zen5, "int8", "onnxruntime") == zen5["int8_peak_gops"]
+    assert arithmetic_peak(zen5, "fp16", "onnxruntime") is None
     assert [peak_label(zen5, p, b) for p, b in (("fp32", "onnxruntime"), ("fp32", "openvino-bf16"),
                                                 ("int8", "onnxruntime"))] == ["FP32", "BF16", "INT8 VNNI"]
     xeon = cpu_peak(XEON, "x86_64", cores=2)  # AVX-512 VNNI but no BF16 instructions

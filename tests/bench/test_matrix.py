@@ -135,6 +135,27 @@ def test_free_compute_bound_applies_kernel_shares_to_the_rows_inference(run_matr
     assert "cannot reach the target at these estimated peak rates, for v (no peak estimate for the others)." in t
 
 
+def test_an_openvino_profile_is_bounded_with_its_own_layer_types(run_matrix):
+    """OpenVINO names its layers by type (Convolution, FullyConnected, Reorder, FakeQuantize): the edge
+    variant's OpenVINO profile gets its row in the bound table, against the BF16 peak in bf16 mode."""
+    import matrix_report
+
+    row = {"variant": {"name": "ov", "precision": "fp32", "backend": "openvino-bf16"}, "gflops_per_frame": 2.0,
+           "stages_ms": {"frame": {"p50": 100.0}, "infer": {"p50": 90.0}}}
+    profile = {"run_ms": 90.0, "kernels_ms": 95.0,  # OpenVINO's layer times may sum past the wall time
+               "by_op": [{"name": "Convolution", "share": 0.4}, {"name": "FullyConnected", "share": 0.05},
+                         {"name": "Reorder", "share": 0.1}, {"name": "FakeQuantize", "share": 0.05},
+                         {"name": "Add", "share": 0.4}], "row": "ov"}
+    s = matrix_report.kernel_shares(profile)
+    assert s["products"] == pytest.approx(0.55) and s["qdq"] == pytest.approx(0.05) and s["rest"] == pytest.approx(0.4)
+    ref = {"reference": True, "variant": {"name": "ref"}, "stages_ms": {"frame": {"p50": 1000.0}}}
+    cpu = {"fp32_peak_gflops": 50.0, "bf16_peak_gflops": 100.0}
+    t = "\n".join(matrix_report.bound_section([ref, row], ref, [profile], cpu))
+    # all 90 ms of inference is layer time; products free: 10 + 90 x 0.45 = 50.5 ms; Q/DQ free too: 46 ms;
+    # products at the BF16 peak: 2 GFLOP at 100 GFLOP/s = 20 ms instead of 49.5 ms, so 70.5 ms
+    assert "| ov | 100.0 | 55% | 5% | 40% | 50.5 | 19.8x | 46.0 | 21.7x | 70.5 | 14.2x |" in t
+
+
 def test_no_cpu_bound_against_a_gpu_reference(run_matrix):
     """With the reference on a GPU the verdict takes the TensorRT row and sets no CPU bound against the GPU."""
     import matrix_report
