@@ -264,7 +264,8 @@ def verdict(rows: list[dict], edge_key: Any, profile: dict | None, extra_profile
         need_ms = _p50(ref) / TARGET_SPEEDUP
         infer_budget = need_ms - (_p50(edge) - _p50(edge, "infer"))
         need_rate = edge["gflops_per_frame"] / (infer_budget / 1e3) if infer_budget > 0 else float("inf")
-        label = peak_label(cpu, edge["variant"].get("precision") or "", backend)
+        # an FP16 edge has no rate of its own; results made before each row had its own rate used FP32's for all
+        label = peak_label(cpu, edge["variant"].get("precision") or "", backend) or "FP32"
         peak = (f" (estimated {label} peak of this CPU: {edge['achieved_gflops'] / edge['peak_fraction']:,.0f} "
                 f"{'GOP' if label.startswith('INT8') else 'GFLOP'}/s)" if edge.get("peak_fraction") else "")
         lines += [

@@ -93,28 +93,25 @@ def cpu_peak(cpuinfo: str | None = None, machine: str | None = None, cores: int 
     return out
 
 
-def arithmetic_peak(cpu: dict[str, Any] | None, precision: str, backend: str = "") -> float | None:
-    """The CPU's estimated peak in the arithmetic a row's products run in: INT8 files at the VNNI rate (GOP/s;
-    None without VNNI: older integer instructions have no estimate here), float files in OpenVINO's bf16 mode at
-    the BF16 rate, FP32 files at FP32; FP16 files none (CPUs with FP16 arithmetic could exceed the FP32 rate)."""
-    cpu = cpu or {}
+PEAK_KEYS = {"INT8 VNNI": "int8_peak_gops", "BF16": "bf16_peak_gflops", "FP32": "fp32_peak_gflops"}
+
+
+def peak_label(cpu: dict[str, Any] | None, precision: str, backend: str = "") -> str | None:
+    """Which estimated rate a row's products run at: "INT8 VNNI" for INT8 files, "BF16" for FP32 files in
+    OpenVINO's bf16 mode where the CPU has AVX512_BF16, "FP32" for the other FP32 rows; None for FP16 files
+    (CPUs with FP16 arithmetic could exceed the FP32 rate, and no FP16 rate is estimated here)."""
     if precision == "int8":
-        return cpu.get("int8_peak_gops")
+        return "INT8 VNNI"
     if precision != "fp32":
         return None
-    if backend == "openvino-bf16" and cpu.get("bf16_peak_gflops"):
-        return cpu["bf16_peak_gflops"]
-    return cpu.get("fp32_peak_gflops")
+    return "BF16" if backend == "openvino-bf16" and (cpu or {}).get("bf16_peak_gflops") else "FP32"
 
 
-def peak_label(cpu: dict[str, Any] | None, precision: str, backend: str = "") -> str:
-    """Which of `arithmetic_peak`'s rates applies: "INT8 VNNI", "BF16" or "FP32"."""
-    cpu = cpu or {}
-    if precision == "int8" and cpu.get("int8_peak_gops"):
-        return "INT8 VNNI"
-    if backend == "openvino-bf16" and cpu.get("bf16_peak_gflops"):
-        return "BF16"
-    return "FP32"
+def arithmetic_peak(cpu: dict[str, Any] | None, precision: str, backend: str = "") -> float | None:
+    """The CPU's estimated peak at `peak_label`'s rate (GOP/s for INT8, else GFLOP/s); None where there is no
+    estimate (INT8 without VNNI: older integer instructions have none here; FP16)."""
+    label = peak_label(cpu, precision, backend)
+    return (cpu or {}).get(PEAK_KEYS[label]) if label else None
 
 
 def total_memory_mb() -> float | None:
