@@ -155,8 +155,6 @@ def free_compute_bound(row: dict, profile: dict, peak: float | None = None) -> d
             "free_products_qdq_ms": kept + kernels * s["rest"], "products_at_peak_ms": at_peak}
 
 
-
-
 def bound_section(rows: list[dict], ref: dict, profiles: list[dict], cpu: dict | None = None) -> list[str]:
     """The bounds of each profiled variant against the reference, as a table and a verdict drawn from it."""
     by_name = {r["variant"]["name"]: r for r in rows if not r.get("reference")}
