@@ -330,9 +330,8 @@ def main(argv: list[str] | None = None) -> int:
             # a speed-only bundle's export measured no execution mode (its outputs mean nothing): OpenVINO is
             # told in so many words; its row's fidelity is the mode's on the trained bundle of the variant
             row = bench_bundle(bundles[v.key], source, backend, 1, a.warmup, a.iters, a.threads, a.row_budget_s,
-                               peak, SPEED_MODEL.format(backbone=v.backbone or "pixel-only scoring"),
-                               show_progress=not a.no_progress, unmeasured_mode=backend.startswith("openvino"),
-                               cpu=machine["cpu"])
+                               machine["cpu"], SPEED_MODEL.format(backbone=v.backbone or "pixel-only scoring"),
+                               show_progress=not a.no_progress, unmeasured_mode=backend.startswith("openvino"))
             # OpenVINO's modes have fidelity of their own; other backends (TensorRT) are given the file's, as
             # ONNX Runtime runs it: the only measure of that file this machine has
             ran = row["variant"]["backend"]  # onnxruntime, openvino-f32, openvino-bf16 or tensorrt

@@ -95,16 +95,16 @@ def bench_runner(runner, variant: dict[str, Any], source_factory: SourceFactory,
 
 def bench_bundle(bundle: Path | Bundle, source_factory: SourceFactory, backend: Backend | str = Backend.AUTO,
                  batch: int = 1, warmup: int = 3, iters: int = 30, threads: int = 0, budget_s: float | None = None,
-                 peak_gflops: float | None = None, model: str = "", show_progress: bool = True,
+                 cpu: dict[str, Any] | None = None, model: str = "", show_progress: bool = True,
                  samples: bool = True, count_flops: bool = True, torch_device: str = "cpu",
-                 unmeasured_mode: bool = False, cpu: dict[str, Any] | None = None) -> dict[str, Any]:
+                 unmeasured_mode: bool = False) -> dict[str, Any]:
     """Benchmark a bundle on a backend through the inspection loop; returns its row (see report.py).
 
     `model` says what weights the bundle holds, for the row (e.g. "speed-only: random weights").
     `torch_device`: where the torch backend runs (auto: the GPU where torch sees one). `unmeasured_mode`: time an
-    OpenVINO execution mode the export did not measure (its row then has no fidelity). `peak_gflops` is the
-    CPU's: it is compared only with rows that run on the CPU. `cpu` (machine.cpu_peak's description), where
-    given, replaces it with the CPU's estimated peak in the arithmetic the row runs in (machine.arithmetic_peak).
+    OpenVINO execution mode the export did not measure (its row then has no fidelity). `cpu` (machine.cpu_peak's
+    description): the row's GFLOP/s is set against its estimated peak in the arithmetic the row runs in
+    (machine.arithmetic_peak), only where the row runs on the CPU.
     """
     if not isinstance(bundle, Bundle):
         bundle = read_bundle(Path(bundle))
@@ -128,11 +128,10 @@ def bench_bundle(bundle: Path | Bundle, source_factory: SourceFactory, backend: 
                "model": model or f"bundle {bundle.path}", "bundle": str(bundle.path)}
     fidelity, source = read_fidelity(bundle, getattr(runner, "mode", None))
     on_cpu = runs_on_cpu(runner)
-    if cpu is not None:
-        peak_gflops = arithmetic_peak(cpu, bundle.precision.value, backend_name)
+    peak_gflops = arithmetic_peak(cpu, bundle.precision.value, backend_name) if on_cpu else None
     variant["device"] = "cpu" if on_cpu else str(getattr(runner, "device", None) or "gpu")
     return bench_runner(runner, variant, source_factory, batch, warmup, iters, budget_s,
-                        bundle_gflops(desc) if count_flops else None, peak_gflops if on_cpu else None,
+                        bundle_gflops(desc) if count_flops else None, peak_gflops,
                         fidelity, source, show_progress=show_progress, samples=samples)
 
 

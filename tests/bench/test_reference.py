@@ -45,7 +45,7 @@ def test_flops_of_a_variant_match_the_pipeline():
     assert variant_gflops("tiny", 32, 2, None) < expected
 
 
-def test_reference_row_and_speedups(toy_bundle, frame_files):
+def test_reference_row_and_speedups(toy_bundle, frame_files, monkeypatch):
     source = file_source_factory(frame_files)
     spec = ReferenceSpec(preset="tiny", image_size=32, backbone="resnet18")  # small, same code path
     threads = torch.get_num_threads()
@@ -55,7 +55,13 @@ def test_reference_row_and_speedups(toy_bundle, frame_files):
     assert ref["variant"]["threads"] == 1 and "1 torch threads" in ref["variant"]["model"]
     assert ref["reference"] and ref["variant"]["steps"] == 10 and ref["variant"]["eta"] == 1.0
     assert ref["calls"] == 2 and ref["gflops_per_frame"] > 0
-    row = bench_bundle(toy_bundle, source, "onnxruntime", warmup=1, iters=3, threads=1, show_progress=False)
+    # the CPU's description: the row is set against the peak of its file's arithmetic (toy_bundle: FP32). The
+    # toy bundle's description names no preset to count FLOPs from, so its count is given here.
+    monkeypatch.setattr("ddad_edge.bench.run.bundle_gflops", lambda variant: 2.0)
+    cpu = {"fp32_peak_gflops": 100.0, "bf16_peak_gflops": 200.0, "int8_peak_gops": 400.0}
+    row = bench_bundle(toy_bundle, source, "onnxruntime", warmup=1, iters=3, threads=1, show_progress=False, cpu=cpu)
+    assert row["variant"]["precision"] == "fp32"
+    assert row["gflops_per_frame"] == 2.0 and row["peak_fraction"] == round(row["achieved_gflops"] / 100.0, 3)
     add_speedups([ref, row])
     expected = ref["stages_ms"]["frame"]["p50"] / row["stages_ms"]["frame"]["p50"]
     assert abs(row["speedup_vs_reference"] - expected) <= 0.01 * expected + 0.01
