@@ -48,7 +48,8 @@ class Manifest(Mapping):
     model_file: str | None = None  # the graph file in the bundle folder; absent: model.onnx
     precision: str | None = None  # bundle.Precision's value: fp32, fp16 or int8
     recipe: dict | None = None  # name, description of the precision recipe
-    # image_size (S), opset, steps, timesteps, t_prime, w, eta, naive, scoring, backbone (None: pixel-only),
+    # image_size (S), opset, steps, timesteps, t_prime, w, eta, naive, start_level (a naive grid's own start,
+    # where given), scoring, backbone (None: pixel-only),
     # inputs, outputs, batch, unet_calls, nodes, crop (scoring.crop, where the score is not the whole map's max)
     graph: dict | None = None
     preprocessing: dict | None = None  # input (RGB uint8 (N, S, S, 3)), normalisation (inside the graph)

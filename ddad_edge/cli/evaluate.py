@@ -22,6 +22,9 @@ def evaluate(
     category: Optional[str] = typer.Option(None),
     steps: Optional[int] = typer.Option(None, help="Sampler steps: a distilled student's K (default: teacher)."),
     naive: bool = typer.Option(False, help="With --steps: the teacher itself on a K-step grid."),
+    start_level: Optional[int] = typer.Option(
+        None, "--start-level", help="With --naive: start from this noise level L instead of the run's T', on "
+                                    "DDIM's grid L, L-L/K, ..., L/K (one step: a whole denoising step at L)."),
     scoring: Optional[ScoringMode] = typer.Option(None, help="fused, pixel or feature."),
     ratio: Optional[RatioMode] = typer.Option(None, help="per_image or fixed pixel/feature ratio."),
     eta: Optional[float] = typer.Option(None, help="DDIM eta (DDAD: 1; deployment: 0)."),
@@ -45,7 +48,8 @@ def evaluate(
     check_protocol(protocol)
     _check_evaluation_outputs(json_path, out, (*bundle_files(bundle), ("the dataset", data)))
     if bundle is not None:
-        _refuse_run_options(run, steps=steps, naive=naive, scoring=scoring, ratio=ratio, eta=eta, w=w)
+        _refuse_run_options(run, steps=steps, naive=naive, start_level=start_level, scoring=scoring, ratio=ratio,
+                            eta=eta, w=w)
         from ddad_edge.bundle import read_bundle
         from ddad_edge.runtime.backends import open_runner
 
@@ -62,7 +66,8 @@ def evaluate(
         from ddad_edge.model.checkpoint import latest_run, open_run
         from ddad_edge.model.torch_runner import TorchRunner
 
-        check_sampler(steps, naive)  # the options alone, before the run is opened; build_pipeline checks the run
+        # the options alone, before the run is opened; build_pipeline checks the run
+        check_sampler(steps, naive, start_level=start_level)
         for option, key, value in (("--w", "sampler.w", w), ("--eta", "sampler.eta", eta)):
             if value is not None:
                 check_option_range(option, key, value)
@@ -75,16 +80,18 @@ def evaluate(
             from ddad_edge.model.fixed_ratio import pipeline_fixed_ratio
             from ddad_edge.train.diffusion import load_val_images
 
-            fused = build_pipeline(r, steps=steps, eta=eta, w=w, naive=naive, mode=ScoringMode.FUSED)
+            fused = build_pipeline(r, steps=steps, eta=eta, w=w, naive=naive, mode=ScoringMode.FUSED,
+                                   start_level=start_level)
             fixed = pipeline_fixed_ratio(fused, load_val_images(r.cfg, r.val_files))
         pipe = build_pipeline(r, steps=steps, eta=eta, mode=scoring, w=w, naive=naive, ratio=ratio,
-                              fixed_ratio=fixed)
+                              fixed_ratio=fixed, start_level=start_level)
         runner = TorchRunner(pipe)
         extra = {"run": str(r.path), "steps": len(pipe.timesteps), "timesteps": pipe.timesteps, "w": pipe.w,
                  "eta": pipe.eta, "scoring": pipe.scorer.cfg.mode.value, "ratio": pipe.scorer.cfg.ratio.value,
-                 "naive": naive}
+                 "naive": naive, "t_prime": pipe.t_prime}
         own_crop = pipe.scorer.cfg.crop
-        out = out or r.path / "eval" / f"steps{len(pipe.timesteps)}{'-naive' if naive else ''}"
+        naming = ("-naive" if naive else "") + (f"-from{start_level}" if start_level is not None else "")
+        out = out or r.path / "eval" / f"steps{len(pipe.timesteps)}{naming}"
     # again with the run's dataset (known now): overlays written into it would be read as test images
     _check_evaluation_outputs(json_path, out, (("the dataset", root),))
     with runner:
@@ -113,7 +120,8 @@ def _refuse_run_options(run: Optional[Path], **given) -> None:
         raise DdadError(f"--run {run} and --bundle both given: evaluate one of them (a run's pipeline in torch, "
                         f"or a bundle through its runner)")
     named = []
-    for k, v in given.items():
+    for key, v in given.items():
+        k = key.replace("_", "-")
         if v is True:
             named.append(f"--{k}")
         elif v is not None and v is not False:

@@ -18,6 +18,9 @@ def export_command(
         None, "--steps", help="Sampler steps K (default: the fewest-step distilled student whose image AUROC is "
                               "within 1 point of the teacher's, else the teacher)."),
     naive: bool = typer.Option(False, "--naive", help="With --steps: the teacher itself on a K-step grid."),
+    start_level: Optional[int] = typer.Option(
+        None, "--start-level", help="With --naive: start from this noise level L instead of the run's T', on "
+                                    "DDIM's grid L, L-L/K, ..., L/K (one step: a whole denoising step at L)."),
     precision: Optional[str] = typer.Option(None, "--precision",
                                             help="fp32, fp16 or int8 (default: the recipe's, else fp32)."),
     recipe: Optional[str] = typer.Option(None, "--recipe",
@@ -66,7 +69,8 @@ def export_command(
     if scoring is ScoringMode.FEATURE:
         raise DdadError("--scoring feature is for evaluation only; export fused or pixel")
     options = ExportOptions(run=run or latest_run(), precision=chosen, recipe=recipe, out=out, steps=steps,
-                            naive=naive, scoring=scoring, thresholds=ThresholdRule(quantile=quantile, margin=margin),
+                            naive=naive, start_level=start_level, scoring=scoring,
+                            thresholds=ThresholdRule(quantile=quantile, margin=margin),
                             labelled=test_split, overwrite=overwrite,
                             tensorrt=profile_tensorrt_versions(build_profile))
     bundle = export_bundle(options, log=typer.echo)

@@ -33,7 +33,7 @@ _RANGES: dict[str, Range | str] = {
     # training and its stop limits (train, train-all, model-info)
     "--image-size": "model.image_size", "--max-steps": "train.max_steps", "--max-minutes": "train.max_minutes",
     "--epochs": "train.epochs", "--batch-size": "train.batch_size", "--seed": "train.seed", "--w": "sampler.w",
-    "--eta": "sampler.eta", "--t-prime": "sampler.t_prime",
+    "--eta": "sampler.eta", "--t-prime": "sampler.t_prime", "--start-level": "sampler.t_prime",
     # sampler steps (evaluate, export, model-info)
     "--steps": (1, 100_000),
     # thresholds at export and on the line

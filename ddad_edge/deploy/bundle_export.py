@@ -88,6 +88,7 @@ class ExportOptions:
     out: Path | None = None
     steps: int | None = None  # None: the fewest-step student within the edge's budget (deploy/edge_default.py)
     naive: bool = False  # with steps: the teacher itself on a K-step grid
+    start_level: int | None = None  # with naive: the grid starts at this noise level (schedule.level_grid)
     scoring: ScoringMode | None = None  # None: the run's
     thresholds: ThresholdRule = ThresholdRule()
     probe_frames: int = 4
@@ -176,7 +177,8 @@ def prepare_export(options: ExportOptions, log: Callable[[str], None] = print) -
     steps = options.steps
     if steps is None and run.students():  # the edge default: the fewest steps within the fidelity budget
         steps = default_steps(run.path, run.students(), log)
-    pipeline = build_pipeline(run, steps=steps, eta=0.0, mode=scoring, naive=options.naive)
+    pipeline = build_pipeline(run, steps=steps, eta=0.0, mode=scoring, naive=options.naive,
+                              start_level=options.start_level)
     steps, size = len(pipeline.timesteps), pipeline.unet.cfg.image_size
     val = load_images([Path(p) for p in run.val_files[:MAX_FIDELITY_NOMINAL]], size)
     fid = fidelity_set(val, seed=run.cfg.sampler.noise_seed)
@@ -202,7 +204,7 @@ def export_bundle(options: ExportOptions, log: Callable[[str], None] = print) ->
     # A wrong recipe, sampler or --out fails in one line here, before the FP32 graph is made.
     recipe_for(options.precision, options.recipe)
     run = open_run(options.run)
-    check_sampler(options.steps, options.naive, run, choices_last=" or ")  # before any work
+    check_sampler(options.steps, options.naive, run, choices_last=" or ", start_level=options.start_level)  # first
     if options.out is not None:
         check_out(Path(options.out), options.overwrite, run)
     with prepare_export(options, log) as prep:
@@ -215,7 +217,7 @@ def write_bundle(prep: Prepared, options: ExportOptions, log: Callable[[str], No
     `options` may differ from the prepared ones only in precision, recipe, out, thresholds, probe and
     calibration frames, latency runs and overwrite.
     """
-    source = ("run", "steps", "naive", "scoring", "labelled")
+    source = ("run", "steps", "naive", "start_level", "scoring", "labelled")
     if any(getattr(options, k) != getattr(prep.options, k) for k in source):
         raise ValueError(f"write_bundle: {source} must match the prepared export")
     recipe = recipe_for(options.precision, options.recipe)
@@ -310,6 +312,8 @@ def _write_into(out: Path, prep: Prepared, options: ExportOptions, recipe, log: 
         recipe={"name": recipe.name, "description": recipe.description},
         graph={"image_size": size, "opset": OPSET, "steps": prep.steps, "timesteps": list(pipeline.timesteps),
                "t_prime": pipeline.t_prime, "w": pipeline.w, "eta": 0.0, "naive": bool(options.naive),
+               # a naive grid from its own start level (DDIM's grid from t_prime), where one was given
+               **({"start_level": options.start_level} if options.start_level is not None else {}),
                "scoring": scoring.value, "backbone": None if scoring is ScoringMode.PIXEL else run.cfg.scoring.backbone,
                "inputs": [INPUT_NAME], "outputs": list(OUTPUT_NAMES), "batch": "dynamic",
                "unet_calls": prep.summary.unet_calls, "nodes": prep.summary.nodes,

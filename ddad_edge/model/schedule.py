@@ -33,6 +33,18 @@ def ddim_timesteps(t_prime: int, skip: int) -> list[int]:
     return list(range(t_prime - skip, -1, -skip))
 
 
+def level_grid(level: int, steps: int) -> list[int]:
+    """DDIM's own K-step grid from noise level L, descending: L, L−L/K, …, L/K (L=100, K=2 → 100, 50).
+
+    Unlike `ddim_timesteps` (DDAD's grid, whose first network call is one skip below the level the image was
+    noised to), the first call is at the level itself, so one step is a whole denoising step: x̂0 =
+    (x_L − √(1−ᾱ_L)·ε_θ(x_L, L)) / √ᾱ_L. On DDAD's grid one step would be the call at t = 0.
+    """
+    if steps <= 0 or level <= 0 or level % steps:
+        raise ValueError(f"level {level} must be a positive multiple of steps={steps}")
+    return list(range(level, 0, -(level // steps)))
+
+
 def halve_grid(timesteps: list[int]) -> list[int]:
     """The step grid of a distilled student: every second timestep of its teacher's grid.
 

@@ -294,3 +294,24 @@ def test_bundle_table_lists_each_bundle_with_its_fidelity_and_latency(project, c
         assert cells[0] == bundle.precision.value and cells[2] == str(STEPS)
         assert cells[3] == f"{report['test_split']['auroc']:.4f}"
         assert cells[7] == f"{report['latency']['this_file']['p50_ms']:.1f}"
+
+
+def test_a_naive_sampler_from_a_start_level_is_recorded_and_rebuilt(project, tmp_path, capsys):
+    """`export --steps 1 --naive --start-level 20`: the manifest names the grid it runs (20 → 20), and the torch
+    backend rebuilds that sampler from the manifest, not the run's own T' (pixel scoring, FP32)."""
+    from ddad_edge.model.build import pipeline_of_bundle
+
+    out = tmp_path / "from20"
+    code = main(["export", "--run", str(project / "runs" / "widget"), "--steps", "1", "--naive", "--start-level",
+                 "20", "--scoring", "pixel", "--precision", "fp32", "--target", "onnx", "--no-test-split",
+                 "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    graph = read_bundle(out).manifest["graph"]
+    assert (graph["steps"], graph["timesteps"], graph["t_prime"], graph["naive"], graph["start_level"]) == (
+        1, [20], 20, True, 20)
+    rebuilt = pipeline_of_bundle(read_bundle(out))
+    assert (rebuilt.timesteps, rebuilt.t_prime) == ([20], 20)
+    frames = np.load(out / "probe.npz")["frames"]
+    with open_runner(read_bundle(out), "torch") as torch_runner, open_runner(read_bundle(out), "onnxruntime") as ort:
+        ours, theirs = torch_runner.infer(frames), ort.infer(frames)
+    np.testing.assert_allclose(ours.scores, theirs.scores, rtol=1e-4)
