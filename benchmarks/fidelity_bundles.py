@@ -17,7 +17,9 @@ it takes from here, so it is never read as the accuracy of the 256-px DDAD-S.
      the demo, and `adapt` adapts it to the parts.
   3. `ddad-edge distill --to-steps K --iterations N` for every K below the teacher's own steps, with the
      options `--student K:OPTIONS` gives that K (another grid or target, say). A student made with other
-     options than asked is made again, and the bundles and refusals of its K with it.
+     options than asked is made again, and the bundles and refusals of its K with it. A K named by
+     `--naive K:LEVEL` is not distilled: its bundles run the teacher itself, K steps from noise level LEVEL
+     (`export --steps K --naive --start-level LEVEL`); a bundle or refusal of another sampler is made again.
   4. For every further backbone: a run folder of its own holding the same UNet and students (copied), its
      config's scoring backbone set to that backbone; `ddad-edge adapt` in every run folder.
   5. `ddad-edge export --steps K --precision P --scoring S --target onnx` for every variant; pixel-only
@@ -51,6 +53,9 @@ TRAIN_FILES = ("config.yaml", "split.yaml", "checkpoints", "students", "distill"
 # Without --student every student gets the shared options. What else was tried for the 1-step student on the
 # hard set, and why none of it is the default: docs/distillation.md, "One step on the hard set".
 EXAMPLE_STUDENT = "1: --t-prime 124 --teacher-steps 4 --defect-target repaired --iterations 160"
+# The 1-step variant of the committed matrices: the teacher from level 5, the best of 5-200 on a validation set
+# drawn apart from the test split (docs/distillation.md, "One step from a low noise level").
+EXAMPLE_NAIVE = "1:5"
 # `distill` options a --student may set, and the key each one has in the distillation report's config
 STUDENT_OPTIONS = {"--t-prime": "t_prime", "--teacher-steps": "teacher_steps", "--defect-target": "defect_target",
                    "--iterations": "iterations", "--lr": "lr", "--method": "method", "--batch-size": "batch_size",
@@ -86,6 +91,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="`ddad-edge distill` options of the K-step student, over --distill-iterations and "
                         f"--defect-target (repeatable; e.g. '{EXAMPLE_STUDENT}'). A student made with other "
                         "options than asked is made again, and the bundles made from it too")
+    p.add_argument("--naive", action="append", default=None, metavar="K:LEVEL",
+                   help="the K-step variant is the teacher itself, K steps from noise level LEVEL (`export "
+                        f"--naive --start-level`), not a distilled student (repeatable; e.g. '{EXAMPLE_NAIVE}')")
     p.add_argument("--int8-recipe", default="", help="`ddad-edge export --recipe` of the INT8 bundles "
                    "(calibration/NAME.yaml or a path; default: the export's own, calibration/int8.yaml)")
     p.add_argument("--seed", type=int, default=0)
@@ -172,6 +180,42 @@ def student_options(a: argparse.Namespace) -> dict[int, dict[str, str]]:
     return students
 
 
+def naive_levels(a: argparse.Namespace, steps: list[int] | None = None) -> dict[int, int]:
+    """K → start level of each K named by --naive, or a DdadError naming the bad one (a level must be a positive
+    multiple of K, and K one of `steps` with no --student options, where given)."""
+    levels: dict[int, int] = {}
+    for text in a.naive or ():
+        k_text, sep, level_text = (t.strip() for t in text.partition(":"))
+        if not (sep and k_text.isdigit() and level_text.isdigit() and int(k_text) >= 1 and int(level_text) >= 1
+                and int(level_text) % int(k_text) == 0):
+            raise DdadError(f"--naive {text!r}: give K:LEVEL, K steps from noise level LEVEL (a multiple of K), "
+                            f"such as '{EXAMPLE_NAIVE}'")
+        k = int(k_text)
+        if steps is not None and k not in steps:
+            raise DdadError(f"--naive {text!r}: {k} is not one of --steps {','.join(map(str, steps))}")
+        if k in student_options(a):
+            raise DdadError(f"--naive {text!r} and --student for K={k}: a K-step variant is either the teacher "
+                            "from a level or a distilled student; drop one")
+        levels[k] = int(level_text)
+    return levels
+
+
+def sampler_label(k: int, native: int, levels: dict[int, int]) -> str:
+    """What runs a K-step variant: 'teacher', 'naive from L' or 'student' (as a bundle's manifest or a refusal
+    records it: `made_sampler`)."""
+    if k in levels:
+        return f"naive from {levels[k]}"
+    return "teacher" if k == native else "student"
+
+
+def made_sampler(graph: dict, native: int) -> str:
+    """The sampler a bundle's manifest graph ran, in `sampler_label`'s words (a naive grid without a start
+    level is DDAD's grid from the run's T': 'naive'); `native`: the teacher's number of steps."""
+    if graph.get("naive"):
+        return f"naive from {graph['start_level']}" if graph.get("start_level") is not None else "naive"
+    return "teacher" if graph.get("steps") == native else "student"
+
+
 def distill_options(a: argparse.Namespace, k: int) -> dict[str, str]:
     """`distill` options of the K-step student: the shared ones, then what --student says for K."""
     shared = {"--iterations": str(a.distill_iterations), "--defect-target": a.defect_target}
@@ -213,6 +257,7 @@ def check_options(a: argparse.Namespace) -> tuple[list[str], list[int], list[str
     if not steps or min(steps) < 1:
         raise DdadError(f"--steps {a.steps} is not a list of step counts such as 10,2,1")
     student_options(a)
+    naive_levels(a, steps)
     return lists["--backbones"], steps, lists["--precisions"], lists["--scorings"]
 
 
@@ -234,7 +279,8 @@ def make(a: argparse.Namespace, backbones: list[str], steps: list[int], precisio
              str(a.image_size), "--out", str(base), "--max-steps", str(a.train_steps), "--seed", str(a.seed),
              "--backbone", backbones[0], "--backbone-weights", "none"])
     native = teacher_steps(base)
-    distilled = sorted({k for k in steps if k < native}, reverse=True)
+    levels = naive_levels(a)
+    distilled = sorted({k for k in steps if k < native and k not in levels}, reverse=True)
     for k in distilled:
         options = distill_options(a, k)
         if not student_is_current(base, k, options):
@@ -257,8 +303,15 @@ def make(a: argparse.Namespace, backbones: list[str], steps: list[int], precisio
                         continue  # no extractor in a pixel-only graph: one bundle serves every backbone
                     name = bundle_name(precision, k, scoring, backbone)
                     bundle = bundles / name
+                    sampler = sampler_label(k, native, levels)
                     if k in distilled and made_before_student(bundle, name, run, k, refused):
                         print(f"{name}: made from an earlier {k}-step student; exported again", flush=True)
+                        shutil.rmtree(bundle, ignore_errors=True)
+                        refused.pop(name, None)
+                        write_refused(bundles, refused)
+                    elif (was := sampler_made(bundle, refused.get(name), k, native)) not in (None, sampler):
+                        print(f"{name}: made with the {was} sampler, asked for the {sampler} one; exported "
+                              "again", flush=True)
                         shutil.rmtree(bundle, ignore_errors=True)
                         refused.pop(name, None)
                         write_refused(bundles, refused)
@@ -269,11 +322,12 @@ def make(a: argparse.Namespace, backbones: list[str], steps: list[int], precisio
                         continue
                     try:
                         recipe = ["--recipe", a.int8_recipe] if precision == "int8" and a.int8_recipe else []
-                        cli(["export", "--run", str(run), "--steps", str(k), "--precision", precision,
+                        naive = ["--naive", "--start-level", str(levels[k])] if k in levels else []
+                        cli(["export", "--run", str(run), "--steps", str(k), *naive, "--precision", precision,
                              "--scoring", scoring, "--target", "onnx", "--out", str(bundle), "--overwrite", *recipe])
                         made.append(bundle)
                     except CommandFailed as exc:  # e.g. INT8 beyond the recipe's accuracy budget: a result
-                        refused[name] = {"precision": precision, "steps": k, "scoring": scoring,
+                        refused[name] = {"precision": precision, "steps": k, "scoring": scoring, "sampler": sampler,
                                          "backbone": None if scoring == "pixel" else backbone,
                                          "run": str(run), "preset": a.preset, "image_size": a.image_size,
                                          "why": exc.said or str(exc), "when": time.time()}
@@ -289,6 +343,17 @@ def refresh_students(base: Path, run: Path, steps: list[int]) -> None:
             if src.is_file() and (not dst.is_file() or dst.read_bytes() != src.read_bytes()):
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(src, dst)
+
+
+def sampler_made(bundle: Path, refusal: dict | None, k: int, native: int) -> str | None:
+    """The sampler the bundle (or else the refusal) of a K-step variant was made with; None when there is
+    neither. A refusal kept from before refusals named their sampler was of the teacher or a student: the
+    script made nothing else then."""
+    if (bundle / "manifest.yaml").is_file():
+        return made_sampler(yaml.safe_load((bundle / "manifest.yaml").read_text()).get("graph") or {}, native)
+    if refusal is None:
+        return None
+    return refusal.get("sampler") or sampler_label(k, native, {})
 
 
 def made_before_student(bundle: Path, name: str, run: Path, k: int, refused: dict[str, dict]) -> bool:

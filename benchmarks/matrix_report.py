@@ -105,6 +105,8 @@ def budget_section(rows: list[dict]) -> list[str]:
                  f"{best.auroc:.3f}, drop {best.drop:+.3f}"
                  + (f" [{best.low:+.3f}, {best.high:+.3f}]" if best.low is not None else "") + ".")
     graph = row.get("fidelity_graph") or {}
+    if graph.get("sampler"):
+        lines.append(f"Its sampler on the trained model: {graph['sampler']}.")
     if "int8_quantized" in graph and graph["int8_quantized"] < graph["int8_candidates"]:
         lines.append(f"Its trained bundle runs {graph['int8_quantized']} of {graph['int8_candidates']} candidate "
                      "nodes in INT8 (the export's accuracy-guided fallback kept the rest in FP32); the timed file "
@@ -254,7 +256,7 @@ def verdict(rows: list[dict], edge_key: Any, profile: dict | None, extra_profile
     best = fastest_distilled(rows, backend, "int8")
     if best is not None:
         fastest = _p50(ref) / _p50(best)
-        lines.append(f"- Fastest distilled (1-2 steps) INT8 {backend} variant: **{best['variant']['name']}**: "
+        lines.append(f"- Fastest 1- or 2-step INT8 {backend} variant: **{best['variant']['name']}**: "
                      f"{_p50(best):,.1f} ms → **{fastest:.1f}x** "
                      f"({'met' if fastest >= TARGET_SPEEDUP else 'NOT met'}).")
     if ref.get("gflops_per_frame") and edge.get("gflops_per_frame"):
@@ -316,6 +318,12 @@ def fidelity_provenance(with_fid: list[dict], a: Any) -> list[str]:
     for model, rs in by_model.items():
         lines.append(f"  - {model}: {', '.join(r['variant']['name'] for r in rs)} (each row's report.json: "
                      "`fidelity_source` in the JSON file)")
+    samplers = {(r["variant"].get("steps"), g["sampler"]) for r in with_fid
+                if (g := r.get("fidelity_graph")) and g.get("sampler")}
+    if samplers:
+        lines.append("  - What reconstructs in the bundles the fidelity comes from, by steps: "
+                     + "; ".join(f"k{k}: {words}" for k, words in sorted(samplers, key=lambda s: -(s[0] or 0)))
+                     + ". The timed rows of the same K run the same UNet K times.")
     mixed = [(r["variant"]["name"], g["int8_quantized"], g["int8_candidates"]) for r in with_fid
              if (g := r.get("fidelity_graph")) and "int8_quantized" in g]
     if mixed:
@@ -346,8 +354,9 @@ def provenance(rows: list[dict], a: Any) -> list[str]:
         "- **Speed rows** (all rows but the reference): speed-only bundles made by `benchmarks/speed_bundles.py` "
         f"with the export stage's own functions: a {a.preset} UNet at {a.image_size} px with **random weights** "
         "(a K-step graph "
-        "costs the same whatever its weights; steps 1 and 2 stand for distilled students, whose graphs are the "
-        "same UNet called K times), a randomly initialised backbone, FP32 by `deploy.onnx_export.export_onnx`, "
+        "costs the same whatever its weights and grid; steps 1 and 2 stand for the 1- and 2-step samplers of the "
+        "trained model, a distilled student or the teacher on a K-step grid, whose graphs are the same UNet "
+        "called K times), a randomly initialised backbone, FP32 by `deploy.onnx_export.export_onnx`, "
         "INT8 by `deploy.int8_fallback.quantize_first_try`, the export's first try with the default recipe "
         "(calibration/int8.yaml: Q/DQ on Conv/Gemm/MatMul inputs and convolution outputs, symmetric S8S8, "
         "per-channel weights, the blur and the time embedding kept FP32), activation ranges from "

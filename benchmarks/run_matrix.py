@@ -142,12 +142,31 @@ def fidelity_index(paths: list[Path]) -> dict[tuple, tuple[dict, str, dict]]:
                     continue
                 key = (backend, bundle.precision.value, d["steps"], d["scoring"], d["backbone"])
                 model = {"run": shown(run), "preset": d["preset"], "image_size": d["image_size"]}
-                model.update(int8_share(Path(source)), data_set=data_set_of(bundle.manifest))
+                model.update(int8_share(Path(source)), data_set=data_set_of(bundle.manifest),
+                             sampler=sampler_words(bundle.manifest))
                 if backend != "onnxruntime":
                     model["mode"] = backend
                     model["mode_status"] = {k: modes[backend].get(k) for k in ("status", "reason")}
                 found[key] = (numbers, shown(source), model)
     return found
+
+
+def sampler_words(manifest: dict) -> str:
+    """What reconstructs in a bundle, in words: the teacher, a distilled student, or the teacher itself on a
+    naive grid (DDAD's from the run's T', or DDIM's from a start level), with its grid."""
+    graph = manifest.get("graph") or {}
+    sampler = ((manifest.get("config") or {}).get("sampler")) or {}
+    steps, grid, t_prime = graph.get("steps"), graph.get("timesteps") or [], graph.get("t_prime")
+    where = f"{t_prime} → {', '.join(map(str, grid))}"
+    plural = "" if steps == 1 else "s"
+    if graph.get("naive") and graph.get("start_level") is not None:
+        return (f"the teacher itself, {steps} step{plural} from noise level {graph['start_level']} ({where}; "
+                f"`export --steps {steps} --naive --start-level {graph['start_level']}`)")
+    if graph.get("naive"):
+        return f"the teacher itself on DDAD's {steps}-step grid ({where}; `export --steps {steps} --naive`)"
+    if sampler.get("skip") and sampler.get("t_prime") and steps == sampler["t_prime"] // sampler["skip"]:
+        return f"the teacher, {steps} steps ({where})"
+    return f"the {steps}-step distilled student ({where})"
 
 
 def int8_share(report: Path) -> dict[str, int]:

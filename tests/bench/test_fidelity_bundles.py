@@ -168,12 +168,23 @@ def test_the_matrix_sets_each_backends_fidelity_beside_its_row(scripts, made, tm
                                                  ("--steps", "2,x", "x"),
                                                  ("--student", "1: --epochs 3", "--epochs"),
                                                  ("--student", "one: --iterations 3", "one"),
-                                                 ("--student", "1: --iterations", "--iterations")])
+                                                 ("--student", "1: --iterations", "--iterations"),
+                                                 ("--naive", "1", "'1'"),
+                                                 ("--naive", "2:5", "'2:5'"),  # no whole 2-step grid from 5
+                                                 ("--naive", "3:6", "not one of --steps 10,2,1")])
 def test_a_bad_option_is_one_line_before_any_work(scripts, tmp_path, capsys, option, value, named):
     out = tmp_path / "f"
     assert scripts.fidelity_bundles.main(["--out", str(out), option, value]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and named in err[0] and option in err[0]
+    assert not out.exists()
+
+
+def test_a_k_named_both_naive_and_student_is_one_line(scripts, tmp_path, capsys):
+    out = tmp_path / "f"
+    assert scripts.fidelity_bundles.main(["--out", str(out), "--naive", "1:5", "--student", "1: --iterations 3"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "either the teacher from a level or a distilled student" in err[0]
     assert not out.exists()
 
 
@@ -245,3 +256,37 @@ def test_a_refusal_older_than_its_student_is_tried_again(scripts, tmp_path):
     os.utime(bundles / fb.REFUSED, (1500.0, 1500.0))
     assert fb.made_before_student(bundles / "int8-k1-resnet18", "int8-k1-resnet18", run, 1, refused)
     assert not fb.made_before_student(bundles / "fp32-k1-pixel", "fp32-k1-pixel", run, 1, refused)  # neither
+
+
+def test_a_k_asked_as_the_teacher_from_a_level_replaces_its_student_bundles(scripts, made, tmp_path, capsys):
+    """--naive 1:20: the 1-step variant becomes the teacher itself from level 20. Nothing is distilled, the
+    bundle made from the student is exported again with `--naive --start-level 20`, and the matrix's index
+    says which sampler its fidelity comes from. Asked the same way again, it makes nothing."""
+    out = tmp_path / "f"
+    shutil.copytree(made[0], out)
+    args = ["--out", str(out), *TOY[:TOY.index("--student")], "--naive", "1:20", "--precisions", "fp32",
+            "--scorings", "pixel"]
+    assert scripts.fidelity_bundles.main(args) == 0
+    said = capsys.readouterr().out
+    assert "$ ddad-edge distill " not in said
+    assert "fp32-k1-pixel: made with the student sampler, asked for the naive from 20 one; exported again" in said
+    assert said.count("$ ddad-edge export ") == 1 and "--naive --start-level 20" in said
+    graph = yaml.safe_load((out / "bundles" / "fp32-k1-pixel" / "manifest.yaml").read_text())["graph"]
+    assert (graph["timesteps"], graph["t_prime"], graph["start_level"]) == ([20], 20, 20)
+    index = scripts.run_matrix.fidelity_index([out / "bundles"])
+    assert index[("onnxruntime", "fp32", 1, "pixel", None)][2]["sampler"].startswith(
+        "the teacher itself, 1 step from noise level 20 (20 → 20;")
+    assert scripts.fidelity_bundles.main(args) == 0
+    assert "$ ddad-edge" not in capsys.readouterr().out
+
+
+def test_a_refusal_of_another_sampler_is_tried_again(scripts, tmp_path):
+    """A refusal names the sampler it was made with; one kept from before refusals did was of the teacher or
+    a student, so a K now asked as the teacher from a level tries it again."""
+    fb = scripts.fidelity_bundles
+    missing = tmp_path / "no-bundle"
+    assert fb.sampler_made(missing, None, 1, 10) is None
+    assert fb.sampler_made(missing, {"why": "budget"}, 1, 10) == "student"
+    assert fb.sampler_made(missing, {"why": "budget"}, 10, 10) == "teacher"
+    assert fb.sampler_made(missing, {"why": "budget", "sampler": "naive from 5"}, 1, 10) == "naive from 5"
+    assert fb.sampler_label(1, 10, {1: 5}) == "naive from 5" != fb.sampler_made(missing, {"why": "b"}, 1, 10)

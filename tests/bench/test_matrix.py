@@ -269,6 +269,37 @@ def test_int8_fidelity_bundles_say_how_much_of_them_is_int8(run_matrix, tmp_path
     assert len(matrix_report.fidelity_provenance([row("fp32 k2", graph)], timed)) == 1
 
 
+def test_each_steps_sampler_is_named_where_its_fidelity_is_listed(run_matrix):
+    """A K-step row's fidelity may come from a distilled student or from the teacher on a K-step grid: the
+    manifest says which (`sampler_words`), and the provenance lists it once per K."""
+    import argparse
+
+    import matrix_report
+
+    config = {"sampler": {"t_prime": 250, "skip": 25}}
+    words = run_matrix.sampler_words
+    assert words({"graph": {"steps": 10, "timesteps": list(range(225, -1, -25)), "t_prime": 250,
+                            "naive": False}, "config": config}).startswith("the teacher, 10 steps (250 → 225, 200")
+    assert words({"graph": {"steps": 2, "timesteps": [217, 93], "t_prime": 248, "naive": False},
+                  "config": config}) == "the 2-step distilled student (248 → 217, 93)"
+    assert words({"graph": {"steps": 1, "timesteps": [5], "t_prime": 5, "naive": True, "start_level": 5},
+                  "config": config}) == ("the teacher itself, 1 step from noise level 5 (5 → 5; `export --steps 1 "
+                                         "--naive --start-level 5`)")
+    assert words({"graph": {"steps": 2, "timesteps": [125, 0], "t_prime": 250, "naive": True},
+                  "config": config}).startswith("the teacher itself on DDAD's 2-step grid (250 → 125, 0;")
+
+    def row(name, steps, sampler):
+        return {"variant": {"name": name, "steps": steps}, "fidelity": {"test_split.auroc": 0.9},
+                "fidelity_source": "/b/r", "fidelity_model": "exported from run /runs/a (tiny at 64 px)",
+                "fidelity_graph": {"run": "/runs/a", "preset": "tiny", "image_size": 64, "sampler": sampler}}
+
+    timed = argparse.Namespace(preset="tiny", image_size=64)
+    lines = matrix_report.fidelity_provenance(
+        [row("int8 k1", 1, "one from 5"), row("fp32 k1", 1, "one from 5"), row("fp32 k2", 2, "two")], timed)
+    named = [line for line in lines if "What reconstructs" in line]
+    assert len(named) == 1 and "k2: two; k1: one from 5." in named[0]
+
+
 def test_paths_in_results_are_relative_where_they_can_be(run_matrix, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert run_matrix.shown(tmp_path / "work" / "fidelity" / "runs" / "a") == "work/fidelity/runs/a"
