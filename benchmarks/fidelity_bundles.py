@@ -184,6 +184,7 @@ def naive_levels(a: argparse.Namespace, steps: list[int] | None = None) -> dict[
     """K → start level of each K named by --naive, or a DdadError naming the bad one (a level must be a positive
     multiple of K, and K one of `steps` with no --student options, where given)."""
     levels: dict[int, int] = {}
+    students = student_options(a)
     for text in a.naive or ():
         k_text, sep, level_text = (t.strip() for t in text.partition(":"))
         if not (sep and k_text.isdigit() and level_text.isdigit() and int(k_text) >= 1 and int(level_text) >= 1
@@ -193,7 +194,7 @@ def naive_levels(a: argparse.Namespace, steps: list[int] | None = None) -> dict[
         k = int(k_text)
         if steps is not None and k not in steps:
             raise DdadError(f"--naive {text!r}: {k} is not one of --steps {','.join(map(str, steps))}")
-        if k in student_options(a):
+        if k in students:
             raise DdadError(f"--naive {text!r} and --student for K={k}: a K-step variant is either the teacher "
                             "from a level or a distilled student; drop one")
         levels[k] = int(level_text)
@@ -201,19 +202,11 @@ def naive_levels(a: argparse.Namespace, steps: list[int] | None = None) -> dict[
 
 
 def sampler_label(k: int, native: int, levels: dict[int, int]) -> str:
-    """What runs a K-step variant: 'teacher', 'naive from L' or 'student' (as a bundle's manifest or a refusal
-    records it: `made_sampler`)."""
+    """What runs a K-step variant: 'teacher', 'naive from L' or 'student', in the words of
+    `ddad_edge.bench.run.sampler_kind`, which reads them back from a bundle's manifest."""
     if k in levels:
         return f"naive from {levels[k]}"
     return "teacher" if k == native else "student"
-
-
-def made_sampler(graph: dict, native: int) -> str:
-    """The sampler a bundle's manifest graph ran, in `sampler_label`'s words (a naive grid without a start
-    level is DDAD's grid from the run's T': 'naive'); `native`: the teacher's number of steps."""
-    if graph.get("naive"):
-        return f"naive from {graph['start_level']}" if graph.get("start_level") is not None else "naive"
-    return "teacher" if graph.get("steps") == native else "student"
 
 
 def distill_options(a: argparse.Namespace, k: int) -> dict[str, str]:
@@ -304,14 +297,13 @@ def make(a: argparse.Namespace, backbones: list[str], steps: list[int], precisio
                     name = bundle_name(precision, k, scoring, backbone)
                     bundle = bundles / name
                     sampler = sampler_label(k, native, levels)
+                    stale = None  # why the bundle or refusal kept from before is not this variant's any more
                     if k in distilled and made_before_student(bundle, name, run, k, refused):
-                        print(f"{name}: made from an earlier {k}-step student; exported again", flush=True)
-                        shutil.rmtree(bundle, ignore_errors=True)
-                        refused.pop(name, None)
-                        write_refused(bundles, refused)
+                        stale = f"made from an earlier {k}-step student"
                     elif (was := sampler_made(bundle, refused.get(name), k, native)) not in (None, sampler):
-                        print(f"{name}: made with the {was} sampler, asked for the {sampler} one; exported "
-                              "again", flush=True)
+                        stale = f"made with the {was} sampler, asked for the {sampler} one"
+                    if stale:
+                        print(f"{name}: {stale}; exported again", flush=True)
                         shutil.rmtree(bundle, ignore_errors=True)
                         refused.pop(name, None)
                         write_refused(bundles, refused)
@@ -349,8 +341,10 @@ def sampler_made(bundle: Path, refusal: dict | None, k: int, native: int) -> str
     """The sampler the bundle (or else the refusal) of a K-step variant was made with; None when there is
     neither. A refusal kept from before refusals named their sampler was of the teacher or a student: the
     script made nothing else then."""
+    from ddad_edge.bench.run import sampler_kind
+
     if (bundle / "manifest.yaml").is_file():
-        return made_sampler(yaml.safe_load((bundle / "manifest.yaml").read_text()).get("graph") or {}, native)
+        return sampler_kind(yaml.safe_load((bundle / "manifest.yaml").read_text()))
     if refusal is None:
         return None
     return refusal.get("sampler") or sampler_label(k, native, {})

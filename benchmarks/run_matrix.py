@@ -38,6 +38,7 @@ from ddad_edge.bench.run import (  # noqa: E402
     describe_variant,
     loop_overhead,
     read_fidelity,
+    sampler_kind,
     variant_name,
 )
 from ddad_edge.bench.tradeoff_plot import plot_speedup_vs_fidelity  # noqa: E402
@@ -155,16 +156,16 @@ def sampler_words(manifest: dict) -> str:
     """What reconstructs in a bundle, in words: the teacher, a distilled student, or the teacher itself on a
     naive grid (DDAD's from the run's T', or DDIM's from a start level), with its grid."""
     graph = manifest.get("graph") or {}
-    sampler = ((manifest.get("config") or {}).get("sampler")) or {}
     steps, grid, t_prime = graph.get("steps"), graph.get("timesteps") or [], graph.get("t_prime")
     where = f"{t_prime} → {', '.join(map(str, grid))}"
-    plural = "" if steps == 1 else "s"
-    if graph.get("naive") and graph.get("start_level") is not None:
-        return (f"the teacher itself, {steps} step{plural} from noise level {graph['start_level']} ({where}; "
-                f"`export --steps {steps} --naive --start-level {graph['start_level']}`)")
-    if graph.get("naive"):
+    kind = sampler_kind(manifest)
+    if kind.startswith("naive from "):
+        level = graph["start_level"]
+        return (f"the teacher itself, {steps} step{'' if steps == 1 else 's'} from noise level {level} ({where}; "
+                f"`export --steps {steps} --naive --start-level {level}`)")
+    if kind == "naive":
         return f"the teacher itself on DDAD's {steps}-step grid ({where}; `export --steps {steps} --naive`)"
-    if sampler.get("skip") and sampler.get("t_prime") and steps == sampler["t_prime"] // sampler["skip"]:
+    if kind == "teacher":
         return f"the teacher, {steps} steps ({where})"
     return f"the {steps}-step distilled student ({where})"
 

@@ -20,6 +20,19 @@ from ddad_edge.runtime.backends import Backend, open_runner
 from ddad_edge.yaml_strict import load_yaml
 
 
+def sampler_kind(manifest: Any) -> str:
+    """What reconstructs in a bundle, from its manifest (a mapping): 'teacher' (the run's own grid), 'student'
+    (a distilled one), 'naive' (the teacher on DDAD's K-step grid from the run's T') or 'naive from L' (the
+    teacher on DDIM's grid from start level L)."""
+    graph = manifest.get("graph") or {}
+    if graph.get("naive"):
+        level = graph.get("start_level")
+        return "naive" if level is None else f"naive from {level}"
+    sampler = (manifest.get("config") or {}).get("sampler") or {}
+    teacher = sampler["t_prime"] // sampler["skip"] if sampler.get("t_prime") and sampler.get("skip") else None
+    return "teacher" if graph.get("steps") == teacher else "student"
+
+
 def describe_variant(bundle: Bundle) -> dict[str, Any]:
     """preset, image_size, steps, backbone (None: pixel-only), scoring of a bundle, from its manifest
     (`graph`, an embedded run `config`) or, failing that, its source run's config.yaml; None where unknown."""

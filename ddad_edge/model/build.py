@@ -56,8 +56,6 @@ def check_sampler(steps: int | None, naive: bool, run: Run | None = None, *, cho
                         f"{start_level}, {start_level} − {start_level}/{steps}, … needs whole levels)")
     if run is None:
         return
-    t_prime = run.cfg.sampler.t_prime
-    teacher = len(teacher_grid(run))
     if start_level is not None:
         # the levels the UNet was trained on: below train.t_max where the run set one, else all of them
         t_max = run.cfg.train.t_max or run.cfg.diffusion.num_timesteps
@@ -65,6 +63,8 @@ def check_sampler(steps: int | None, naive: bool, run: Run | None = None, *, cho
             raise DdadError(f"--start-level {start_level}: the run's UNet was trained on noise levels 0 to "
                             f"{t_max - 1} (train.t_max {t_max}); give a level below that")
         return
+    t_prime = run.cfg.sampler.t_prime
+    teacher = len(teacher_grid(run))
     if naive:
         if t_prime % steps:
             raise DdadError(f"a naive {steps}-step grid needs T'={t_prime} divisible by {steps}")
@@ -96,7 +96,7 @@ def build_pipeline(run: Run, steps: int | None = None, eta: float | None = None,
     t_prime = cfg.sampler.t_prime
     grid = teacher_grid(run)
     w_used = cfg.sampler.w if w is None else w
-    if naive and steps is not None and start_level is not None:
+    if start_level is not None and steps is not None:  # check_sampler: a start level only with --naive
         unet = load_run_unet(run)
         t_prime, grid = start_level, level_grid(start_level, steps)
     elif steps is None or (steps == len(grid) and not run.student_path(steps).is_file()):
